@@ -1,0 +1,159 @@
+"""The database: one async engine per process, and units of work that commit once or not at all.
+
+SQLite is the embedded default: WAL, foreign keys on, a busy timeout, `synchronous=FULL` (the ledger must not
+lose an acknowledged transfer), and write transactions that begin with `BEGIN IMMEDIATE` so that two writers
+queue for the lock instead of failing half way. PostgreSQL is production: balance rows are changed with
+conditional updates in sorted key order, and a whole unit of work is retried on serialization failures and
+deadlocks (SQLSTATE 40001 / 40P01) with bounded jittered backoff; when retries run out the caller gets 503 with
+Retry-After. A lost connection also answers 503: the transaction never committed, so nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.errors import ServiceUnavailable
+
+T = TypeVar("T")
+
+# Read-only units of work on SQLite begin with a deferred BEGIN so that readers do not queue behind writers.
+_sqlite_begin: contextvars.ContextVar[str] = contextvars.ContextVar("_sqlite_begin", default="BEGIN IMMEDIATE")
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+def async_url(url: str) -> str:
+    """Normalise a database URL to the async driver we ship (aiosqlite or psycopg 3)."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def sync_url(url: str) -> str:
+    """The same database for synchronous tools (Alembic): psycopg 3 serves both; SQLite uses the stdlib."""
+    url = async_url(url)
+    if url.startswith("sqlite+aiosqlite:///"):
+        return "sqlite:///" + url[len("sqlite+aiosqlite:///") :]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself, so that we choose IMMEDIATE for writers.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(_sqlite_begin.get())
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if not isinstance(exc, DBAPIError):
+        return False
+    if _sqlstate(exc) in RETRYABLE_SQLSTATES:
+        return True
+    # SQLite reports lock contention that outlived busy_timeout this way.
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def is_connection_loss(exc: BaseException) -> bool:
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc) or ""
+    return state.startswith("08") or state in {"57P01", "57P02", "57P03"}
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction. Services write through `session`; audit events are appended last, just before commit,
+    so that the audit chain's head row is the last lock a transaction takes (no lock-order deadlocks)."""
+
+    session: AsyncSession
+    audit_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def audit(self, actor: str, action: str, entity: str, entity_id: str, data: dict[str, Any]) -> None:
+        self.audit_events.append(
+            {"actor": actor, "action": action, "entity": entity, "entity_id": entity_id, "data": data}
+        )
+
+
+AuditFlusher = Callable[[UnitOfWork], Awaitable[None]]
+
+
+class Database:
+    def __init__(self, url: str, *, retries_max: int = 5, busy_timeout_ms: int = 10_000, echo: bool = False) -> None:
+        self.url = async_url(url)
+        self.sqlite = is_sqlite(self.url)
+        self.retries_max = retries_max
+        kwargs: dict[str, Any] = {"echo": echo}
+        if not self.sqlite:
+            kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.sqlite:
+            _install_sqlite_pragmas(self.engine.sync_engine, busy_timeout_ms)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.audit_flusher: AuditFlusher | None = None
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
+        """Run `fn(uow, *args, **kwargs)` as one transaction, retrying the whole of it on transient conflicts."""
+        attempt = 0
+        while True:
+            token = _sqlite_begin.set("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            try:
+                async with self.sessions() as session:
+                    async with session.begin():
+                        uow = UnitOfWork(session)
+                        result = await fn(uow, *args, **kwargs)
+                        if uow.audit_events and self.audit_flusher is not None:
+                            await self.audit_flusher(uow)
+                return result
+            except DBAPIError as exc:
+                if is_retryable(exc) and attempt < self.retries_max:
+                    attempt += 1
+                    # Full jitter keeps colliding writers from colliding again in step.
+                    await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
+                    continue
+                if is_retryable(exc):
+                    raise ServiceUnavailable("The database is busy; retry shortly.", retry_after_s=1) from exc
+                if is_connection_loss(exc):
+                    raise ServiceUnavailable("The database connection was lost; nothing was changed.") from exc
+                raise
+            finally:
+                _sqlite_begin.reset(token)
+
+    async def read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        return await self.run(fn, *args, readonly=True, **kwargs)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

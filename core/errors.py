@@ -1,0 +1,131 @@
+"""Errors that carry their HTTP meaning, rendered as RFC 9457 ``application/problem+json``.
+
+Every refusal has a stable ``type`` (a slug from the catalogue below, published at ``/problems/<slug>``) and a
+numbered check code after the UK ETS registry's catalogue, so that clients can branch on it and staff can look
+it up. A message says how to fix the input. Raising one inside a unit of work rolls the whole unit back, so a
+refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PROBLEM_BASE = "/problems/"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    slug: str
+    status: int
+    title: str
+    code: str
+
+
+_CATALOGUE: tuple[ProblemType, ...] = (
+    # 1xxx: request form
+    ProblemType("invalid-input", 422, "The request has an invalid field", "1000"),
+    ProblemType("malformed-body", 400, "The request body is not well-formed JSON", "1001"),
+    ProblemType("unsupported-media-type", 415, "This route takes application/json", "1002"),
+    ProblemType("body-too-large", 413, "The request body is over the size limit", "1003"),
+    ProblemType("idempotency-key-missing", 400, "This request moves value and needs an Idempotency-Key", "1010"),
+    ProblemType("idempotency-key-reused", 422, "This Idempotency-Key was used with another request body", "1011"),
+    ProblemType("idempotency-key-in-flight", 409, "A request with this Idempotency-Key is still being processed", "1012"),
+    # 2xxx: access
+    ProblemType("unauthenticated", 401, "Authentication is required", "2001"),
+    ProblemType("forbidden", 403, "Your role may not do this", "2003"),
+    ProblemType("four-eyes-required", 403, "A second person must approve this", "2004"),
+    ProblemType("not-found", 404, "No such resource", "2404"),
+    # 3xxx: registry checks (domain.md section 3)
+    ProblemType("unknown-account", 404, "Unknown account", "3001"),
+    ProblemType("account-closed", 409, "The account is closed", "3002"),
+    ProblemType("account-blocked", 409, "The account is blocked", "3003"),
+    ProblemType("quantity-invalid", 422, "The quantity is not a positive whole number of base units", "3004"),
+    ProblemType("insufficient-available", 409, "The quantity is above the available balance", "3005"),
+    ProblemType("accounts-must-differ", 422, "The two accounts must differ", "3006"),
+    ProblemType("assets-must-match", 422, "The two sides must hold the same unit class", "3007"),
+    ProblemType("account-may-not-hold", 422, "The acquiring account may not hold this kind of unit", "3008"),
+    ProblemType("untrusted-counterparty", 409, "The acquiring account is not on the trusted list", "3009"),
+    ProblemType("issuance-cap-exceeded", 409, "The issuance is above the cap left", "3010"),
+    ProblemType("period-closed", 409, "The period is closed", "3011"),
+    ProblemType("vintage-not-eligible", 422, "The vintage is not eligible for this surrender", "3012"),
+    ProblemType("offset-cap-exceeded", 422, "Offsets above the cap for this obligation", "3013"),
+    ProblemType("certificate-expired", 409, "The certificate has expired", "3014"),
+    ProblemType("untrusted-transfer-cap", 422, "The quantity is above the cap for a transfer to an untrusted account", "3015"),
+    ProblemType("not-tradable", 409, "These certificates are not tradable", "3016"),
+    ProblemType("invalid-state", 409, "The resource is not in a state that allows this", "3017"),
+    ProblemType("duplicate", 409, "This already exists", "3018"),
+    # 4xxx: ledger
+    ProblemType("transfer-exists-different", 409, "A transfer with this id exists with other fields", "4001"),
+    ProblemType("pending-already-resolved", 409, "The hold was already posted or voided", "4002"),
+    ProblemType("amount-overflow", 422, "The amount would overflow a 64-bit balance", "4003"),
+    # 5xxx: infrastructure
+    ProblemType("service-unavailable", 503, "The service is busy; retry after the given delay", "5003"),
+    ProblemType("internal-error", 500, "Internal error", "5000"),
+)
+
+CATALOGUE: dict[str, ProblemType] = {p.slug: p for p in _CATALOGUE}
+
+
+class AppError(Exception):
+    """A refusal that maps to one problem type. `field` names the offending input where there is one."""
+
+    def __init__(
+        self,
+        slug: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if slug not in CATALOGUE:
+            raise KeyError(f"unknown problem type {slug!r}")
+        super().__init__(detail)
+        self.problem = CATALOGUE[slug]
+        self.detail = detail
+        self.field = field
+        self.status = status or self.problem.status
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.problem.slug,
+            "title": self.problem.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.problem.code,
+        }
+        if self.field is not None:
+            body["field"] = self.field
+        if instance is not None:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(AppError):
+    def __init__(self, field: str, detail: str, **kw: Any) -> None:
+        super().__init__("invalid-input", detail, field=field, **kw)
+
+
+class NotFound(AppError):
+    def __init__(self, what: str, field: str | None = None) -> None:
+        super().__init__("not-found", f"No {what} with this id is visible to you.", field=field)
+
+
+class Forbidden(AppError):
+    def __init__(self, detail: str = "Your role does not allow this operation.") -> None:
+        super().__init__("forbidden", detail)
+
+
+class Conflict(AppError):
+    def __init__(self, slug: str, detail: str, field: str | None = None, **kw: Any) -> None:
+        super().__init__(slug, detail, field=field, **kw)
+
+
+class ServiceUnavailable(AppError):
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__("service-unavailable", detail, headers={"Retry-After": str(retry_after_s)})

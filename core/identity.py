@@ -1,0 +1,154 @@
+"""Identity and access: organisations, staff users, machine clients, roles and guards.
+
+Staff users log in with argon2id-hashed passwords and get short HS256 JWTs; machine clients use API keys
+(`gr_<prefix>_<secret>`, 256 random bits), shown once and stored as a SHA-256 hash beside a lookup prefix (a
+random 256-bit secret needs no slow hash). Both arrive as `Authorization: Bearer ...`. Deny by default: every
+route names the roles it allows, and every query is scoped to the caller's organisation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import AppError, InvalidInput
+from core.models import Organisation, Principal
+
+
+class Role(StrEnum):
+    REGULATOR = "regulator"
+    ENERGY_AUTHORITY = "energy_authority"
+    GEC_ISSUER = "gec_issuer"
+    VERIFIER = "verifier"
+    EMITTER = "emitter"
+    MEMBER = "member"
+    FINANCE_REVIEWER = "finance_reviewer"
+    FINANCE_APPROVER = "finance_approver"
+    BANK = "bank"
+    AUDITOR = "auditor"
+
+
+AUTHORITY_ROLES = frozenset({Role.REGULATOR, Role.ENERGY_AUTHORITY, Role.GEC_ISSUER})
+# Roles that read across organisations (the schemes' operators and oversight).
+READ_ALL_ROLES = frozenset({Role.REGULATOR, Role.ENERGY_AUTHORITY, Role.GEC_ISSUER, Role.AUDITOR})
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: a principal acting for one organisation in one role."""
+
+    principal_id: int
+    organisation_id: int
+    role: Role
+    label: str
+
+    @property
+    def actor(self) -> str:
+        return f"principal:{self.principal_id}"
+
+    def reads_all(self) -> bool:
+        return self.role in READ_ALL_ROLES
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except VerificationError:
+        return False
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """(full key shown once, lookup prefix, stored hash)."""
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = f"gr_{prefix}_{secret}"
+    return key, prefix, hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_organisation(session: AsyncSession, name: str, kind: str, now: dt.datetime) -> Organisation:
+    org = Organisation(name=name, kind=kind, created_at=now)
+    session.add(org)
+    await session.flush()
+    return org
+
+
+async def create_api_key(
+    session: AsyncSession, *, organisation_id: int, role: Role, label: str, now: dt.datetime
+) -> tuple[Principal, str]:
+    key, prefix, digest = new_api_key()
+    p = Principal(organisation_id=organisation_id, role=role.value, kind="apikey", label=label,
+                  key_prefix=prefix, key_hash=digest, created_at=now)
+    session.add(p)
+    await session.flush()
+    return p, key
+
+
+async def create_user(
+    session: AsyncSession, *, organisation_id: int, role: Role, username: str, password: str, now: dt.datetime
+) -> Principal:
+    if len(password) < 12:
+        raise InvalidInput("password", "Use a password of at least 12 characters.")
+    p = Principal(organisation_id=organisation_id, role=role.value, kind="user", label=username,
+                  username=username, password_hash=hash_password(password), created_at=now)
+    session.add(p)
+    await session.flush()
+    return p
+
+
+def _identity(p: Principal) -> Identity:
+    assert p.id is not None
+    return Identity(principal_id=p.id, organisation_id=p.organisation_id, role=Role(p.role), label=p.label)
+
+
+async def authenticate_api_key(session: AsyncSession, key: str) -> Identity | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "gr":
+        return None
+    p = (await session.execute(select(Principal).where(Principal.key_prefix == parts[1]))).scalar_one_or_none()
+    if p is None or p.key_hash is None or p.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(p.key_hash, hashlib.sha256(key.encode()).hexdigest()):
+        return None
+    return _identity(p)
+
+
+def issue_jwt(p: Principal, secret: str, now: dt.datetime, ttl_s: int) -> str:
+    claims = {"sub": str(p.id), "org": p.organisation_id, "role": p.role, "iat": int(now.timestamp()),
+              "exp": int(now.timestamp()) + ttl_s}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+async def authenticate_jwt(session: AsyncSession, token: str, secret: str) -> Identity | None:
+    try:
+        # Only HS256: `alg=none` and algorithm confusion are refused by naming the one we accept.
+        claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError:
+        return None
+    p = (await session.execute(select(Principal).where(Principal.id == int(claims["sub"])))).scalar_one_or_none()
+    if p is None or p.revoked_at is not None or p.kind != "user":
+        return None
+    return _identity(p)
+
+
+async def login(session: AsyncSession, username: str, password: str) -> Principal:
+    p = (await session.execute(select(Principal).where(Principal.username == username))).scalar_one_or_none()
+    if p is None or p.password_hash is None or p.revoked_at is not None or not verify_password(p.password_hash, password):
+        raise AppError("unauthenticated", "Unknown user or wrong password.")
+    return p

@@ -1,0 +1,413 @@
+"""The one double-entry ledger, with TigerBeetle's semantics on SQL.
+
+A transfer moves `amount` base units of one asset from a debit account to a credit account. Holder accounts
+carry "debits must not exceed credits", so their available balance (credits posted − debits posted − debits
+pending) never goes below zero; issuance accounts carry no flag and are the only sources. Balances change by
+conditional UPDATEs (`... WHERE debits_posted + debits_pending <= credits_posted - :amount`), never by
+read-modify-write in Python, and the two rows of a transfer are touched in ascending id order so that crossed
+transfers on PostgreSQL queue instead of deadlocking. A database CHECK repeats the balance rule as a last line.
+
+Pending transfers are holds (frozen units, open orders, transfers awaiting approval). A hold is posted (in full
+or in part, the remainder released) or voided by a second transfer whose `resolves_id` is unique: exactly once.
+
+Serialised assets (registry units) also move serial blocks: issuance creates a block from the asset's serial
+counter; any other posting moves whole blocks oldest first and splits at most one, the sender keeping the low part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import AppError, Conflict, InvalidInput
+from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
+from core.quantity import INT64_MAX
+
+POSTED = "posted"
+PENDING = "pending"
+POST_PENDING = "post_pending"
+VOID_PENDING = "void_pending"
+
+ROLE_ISSUANCE = "issuance"
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    transfer: LedgerTransfer
+    created: bool
+
+
+async def ensure_asset(session: AsyncSession, code: str, *, scale: int, serialised: bool) -> LedgerAsset:
+    asset = (await session.execute(select(LedgerAsset).where(LedgerAsset.code == code))).scalar_one_or_none()
+    if asset is None:
+        asset = LedgerAsset(code=code, scale=scale, serialised=serialised)
+        session.add(asset)
+        await session.flush()
+    return asset
+
+
+async def ensure_account(
+    session: AsyncSession, *, asset_id: int, owner_kind: str, owner_id: int, role: str
+) -> LedgerAccount:
+    """The ledger account of `owner` for `asset`, created on first use. Only issuance accounts may go negative."""
+    stmt = select(LedgerAccount).where(
+        LedgerAccount.owner_kind == owner_kind,
+        LedgerAccount.owner_id == owner_id,
+        LedgerAccount.asset_id == asset_id,
+    )
+    account = (await session.execute(stmt)).scalar_one_or_none()
+    if account is None:
+        account = LedgerAccount(
+            asset_id=asset_id,
+            owner_kind=owner_kind,
+            owner_id=owner_id,
+            role=role,
+            debits_must_not_exceed_credits=role != ROLE_ISSUANCE,
+        )
+        session.add(account)
+        await session.flush()
+    return account
+
+
+def available(account: LedgerAccount) -> int:
+    return account.credits_posted - account.debits_posted - account.debits_pending
+
+
+async def _debit(session: AsyncSession, account_id: int, amount: int, *, pending: bool) -> bool:
+    col_name = "debits_pending" if pending else "debits_posted"
+    col = getattr(LedgerAccount, col_name)
+    stmt = (
+        update(LedgerAccount)
+        .where(
+            LedgerAccount.id == account_id,
+            or_(
+                LedgerAccount.debits_must_not_exceed_credits == False,  # noqa: E712
+                LedgerAccount.debits_posted + LedgerAccount.debits_pending <= LedgerAccount.credits_posted - amount,
+            ),
+            col <= INT64_MAX - amount,
+        )
+        .values({col_name: col + amount})
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+async def _credit(session: AsyncSession, account_id: int, amount: int, *, pending: bool) -> bool:
+    col_name = "credits_pending" if pending else "credits_posted"
+    col = getattr(LedgerAccount, col_name)
+    stmt = (
+        update(LedgerAccount)
+        .where(
+            LedgerAccount.id == account_id,
+            or_(
+                LedgerAccount.credits_must_not_exceed_debits == False,  # noqa: E712
+                LedgerAccount.credits_posted + LedgerAccount.credits_pending <= LedgerAccount.debits_posted - amount,
+            ),
+            col <= INT64_MAX - amount,
+        )
+        .values({col_name: col + amount})
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+async def _refuse(session: AsyncSession, account_id: int, amount: int, field: str) -> AppError:
+    row = (
+        await session.execute(
+            select(LedgerAccount).where(LedgerAccount.id == account_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    if row.debits_posted > INT64_MAX - amount or row.credits_posted > INT64_MAX - amount:
+        return AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field)
+    return Conflict(
+        "insufficient-available",
+        f"Only {available(row)} base units are available; {amount} were asked for.",
+        field=field,
+        extra={"available": available(row), "requested": amount},
+    )
+
+
+async def _existing(session: AsyncSession, client_id: str) -> LedgerTransfer | None:
+    stmt = select(LedgerTransfer).where(LedgerTransfer.client_id == client_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def _same(t: LedgerTransfer, **fields: Any) -> bool:
+    return all(getattr(t, k) == v for k, v in fields.items())
+
+
+async def create_transfer(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    asset_id: int,
+    amount: int,
+    code: str,
+    now: dt.datetime,
+    pending: bool = False,
+    ref: str | None = None,
+    field: str = "quantity",
+) -> TransferResult:
+    """Post (or hold, when `pending`) one transfer. Several calls in one unit of work are linked: a refusal
+    raises, and the unit of work rolls all of them back together."""
+    if amount <= 0 or amount > INT64_MAX:
+        raise InvalidInput(field, "The amount must be a positive whole number of base units.")
+    if debit_account_id == credit_account_id:
+        raise AppError("accounts-must-differ", "The debit and credit accounts must differ.", field="to_account_id")
+    kind = PENDING if pending else POSTED
+    fields = dict(
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        asset_id=asset_id,
+        amount=amount,
+        code=code,
+        kind=kind,
+    )
+    prior = await _existing(session, client_id)
+    if prior is not None:
+        if _same(prior, **fields):
+            return TransferResult(prior, created=False)
+        raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
+    accounts = (
+        (await session.execute(select(LedgerAccount).where(LedgerAccount.id.in_([debit_account_id, credit_account_id]))))  # type: ignore[union-attr]
+        .scalars()
+        .all()
+    )
+    if len(accounts) != 2 or any(a.asset_id != asset_id for a in accounts):
+        raise AppError("assets-must-match", "Both accounts must hold the transfer's asset.", field="instrument_id")
+    # Ascending id order: two crossed transfers lock the same rows in the same order.
+    steps = sorted([(debit_account_id, "debit"), (credit_account_id, "credit")])
+    for account_id, side in steps:
+        ok = (
+            await _debit(session, account_id, amount, pending=pending)
+            if side == "debit"
+            else await _credit(session, account_id, amount, pending=pending)
+        )
+        if not ok:
+            raise await _refuse(session, account_id, amount, field)
+    transfer = LedgerTransfer(client_id=client_id, created_at=now, ref=ref, **fields)  # type: ignore[arg-type]
+    session.add(transfer)
+    await session.flush()
+    if not pending:
+        await _move_serials(session, asset_id, debit_account_id, credit_account_id, amount)
+    return TransferResult(transfer, created=True)
+
+
+async def resolve_pending(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    pending_id: int,
+    now: dt.datetime,
+    post: bool,
+    amount: int | None = None,
+    code: str | None = None,
+) -> TransferResult:
+    """Post (all or `amount` of it, the rest released) or void a hold. A second resolution is refused."""
+    prior = await _existing(session, client_id)
+    if prior is not None:
+        if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
+            return TransferResult(prior, created=False)
+        raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
+    hold = (await session.execute(select(LedgerTransfer).where(LedgerTransfer.id == pending_id))).scalar_one_or_none()
+    if hold is None or hold.kind != PENDING:
+        raise Conflict("invalid-state", "There is no hold with this id.")
+    resolved = (
+        await session.execute(select(LedgerTransfer.id).where(LedgerTransfer.resolves_id == pending_id))
+    ).scalar_one_or_none()
+    if resolved is not None:
+        raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
+    posted_amount = (hold.amount if amount is None else amount) if post else 0
+    if post and not 0 < posted_amount <= hold.amount:
+        raise InvalidInput("quantity", f"Post between 1 and {hold.amount} base units of this hold.")
+    for account_id, pend_col, post_col in sorted(
+        [
+            (hold.debit_account_id, LedgerAccount.debits_pending, "debits_posted"),
+            (hold.credit_account_id, LedgerAccount.credits_pending, "credits_posted"),
+        ],
+        key=lambda s: s[0],
+    ):
+        values: dict[str, Any] = {pend_col.key: pend_col - hold.amount}
+        if posted_amount:
+            values[post_col] = getattr(LedgerAccount, post_col) + posted_amount
+        await session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == account_id)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+    transfer = LedgerTransfer(
+        client_id=client_id,
+        debit_account_id=hold.debit_account_id,
+        credit_account_id=hold.credit_account_id,
+        asset_id=hold.asset_id,
+        amount=posted_amount,
+        code=code or hold.code,
+        kind=POST_PENDING if post else VOID_PENDING,
+        resolves_id=hold.id,
+        ref=hold.ref,
+        created_at=now,
+    )
+    session.add(transfer)
+    await session.flush()
+    if posted_amount:
+        await _move_serials(session, hold.asset_id, hold.debit_account_id, hold.credit_account_id, posted_amount)
+    return TransferResult(transfer, created=True)
+
+
+async def _move_serials(session: AsyncSession, asset_id: int, debit_id: int, credit_id: int, amount: int) -> None:
+    asset = (await session.execute(select(LedgerAsset).where(LedgerAsset.id == asset_id))).scalar_one()
+    if not asset.serialised:
+        return
+    debit = (await session.execute(select(LedgerAccount.role).where(LedgerAccount.id == debit_id))).scalar_one()
+    if debit == ROLE_ISSUANCE:
+        # The counter advances by a conditional update, so concurrent issuances get disjoint ranges.
+        end = (
+            await session.execute(
+                update(LedgerAsset)
+                .where(LedgerAsset.id == asset_id)
+                .values(next_serial=LedgerAsset.next_serial + amount)
+                .returning(LedgerAsset.next_serial)
+            )
+        ).scalar_one()
+        await _add_block(session, asset_id, credit_id, end - amount, end)
+        return
+    blocks = (
+        (
+            await session.execute(
+                select(SerialBlock)
+                .where(SerialBlock.ledger_account_id == debit_id)
+                .order_by(SerialBlock.serial_start)
+                .execution_options(populate_existing=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    left = amount
+    for block in blocks:
+        if left == 0:
+            break
+        if block.quantity <= left:
+            left -= block.quantity
+            start, end = block.serial_start, block.serial_end
+            await session.delete(block)
+            await session.flush()
+            await _add_block(session, asset_id, credit_id, start, end)
+        else:
+            # Split the one block: the sender keeps the low part, the receiver gets the top `left` serials.
+            cut = block.serial_end - left
+            moved_end = block.serial_end
+            block.serial_end = cut
+            block.quantity = cut - block.serial_start
+            await session.flush()
+            await _add_block(session, asset_id, credit_id, cut, moved_end)
+            left = 0
+    if left:
+        raise AssertionError(f"serial blocks of ledger account {debit_id} do not cover its balance")
+
+
+async def _add_block(session: AsyncSession, asset_id: int, account_id: int, start: int, end: int) -> None:
+    """Add [start, end) to an account, merging with a neighbour that touches it, so holdings stay compact."""
+    neighbours = (
+        (
+            await session.execute(
+                select(SerialBlock)
+                .where(
+                    SerialBlock.ledger_account_id == account_id,
+                    or_(SerialBlock.serial_end == start, SerialBlock.serial_start == end),
+                )
+                .execution_options(populate_existing=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for n in neighbours:
+        start, end = min(start, n.serial_start), max(end, n.serial_end)
+        await session.delete(n)
+    await session.flush()
+    session.add(
+        SerialBlock(
+            ledger_account_id=account_id, asset_id=asset_id, serial_start=start, serial_end=end, quantity=end - start
+        )
+    )
+    await session.flush()
+
+
+async def check_invariants(session: AsyncSession) -> list[str]:
+    """Every promise of the ledger as a query; an empty list means all hold. Used by tests and reconciliation."""
+    problems: list[str] = []
+    sums = await session.execute(
+        select(
+            LedgerAccount.asset_id,
+            func.sum(LedgerAccount.debits_posted),
+            func.sum(LedgerAccount.credits_posted),
+            func.sum(LedgerAccount.debits_pending),
+            func.sum(LedgerAccount.credits_pending),
+        ).group_by(LedgerAccount.asset_id)
+    )
+    for asset_id, dp, cp, dpe, cpe in sums:
+        if dp != cp or dpe != cpe:
+            problems.append(f"asset {asset_id}: debits {dp}/{dpe} != credits {cp}/{cpe}")
+    negative = await session.execute(
+        select(LedgerAccount.id).where(
+            LedgerAccount.debits_must_not_exceed_credits == True,  # noqa: E712
+            LedgerAccount.debits_posted + LedgerAccount.debits_pending > LedgerAccount.credits_posted,
+        )
+    )
+    problems += [f"account {row[0]}: available below zero" for row in negative]
+    # Balances equal the sum of their transfers.
+    posted_kinds = [POSTED, POST_PENDING]
+    flows: dict[int, list[int]] = {}
+    rows = await session.execute(
+        select(LedgerTransfer.debit_account_id, LedgerTransfer.credit_account_id, LedgerTransfer.amount,
+               LedgerTransfer.kind, LedgerTransfer.resolves_id)
+    )
+    pending_amounts = dict(
+        (await session.execute(select(LedgerTransfer.id, LedgerTransfer.amount).where(LedgerTransfer.kind == PENDING))).all()
+    )
+    for debit, credit, amount, kind, resolves in rows:
+        d = flows.setdefault(debit, [0, 0, 0, 0])
+        c = flows.setdefault(credit, [0, 0, 0, 0])
+        if kind in posted_kinds:
+            d[0] += amount
+            c[1] += amount
+        if kind == PENDING:
+            d[2] += amount
+            c[3] += amount
+        if kind in (POST_PENDING, VOID_PENDING):
+            d[2] -= pending_amounts[resolves]
+            c[3] -= pending_amounts[resolves]
+    for acc in (await session.execute(select(LedgerAccount))).scalars():
+        want = flows.get(acc.id or 0, [0, 0, 0, 0])
+        have = [acc.debits_posted, acc.credits_posted, acc.debits_pending, acc.credits_pending]
+        if want != have:
+            problems.append(f"account {acc.id}: balances {have} != sum of transfers {want}")
+    # Serial blocks: disjoint per asset and summing to each holder's posted balance.
+    serialised = set((await session.execute(select(LedgerAsset.id).where(LedgerAsset.serialised == True))).scalars())  # noqa: E712
+    block_rows = (
+        await session.execute(
+            select(SerialBlock.asset_id, SerialBlock.serial_start, SerialBlock.serial_end, SerialBlock.ledger_account_id)
+            .order_by(SerialBlock.asset_id, SerialBlock.serial_start)
+        )
+    ).all()
+    per_account: dict[int, int] = {}
+    last: tuple[int, int] | None = None
+    for asset_id, start, end, account_id in block_rows:
+        if last is not None and last[0] == asset_id and start < last[1]:
+            problems.append(f"asset {asset_id}: serial blocks overlap at {start}")
+        last = (asset_id, end)
+        per_account[account_id] = per_account.get(account_id, 0) + (end - start)
+    for acc in (await session.execute(select(LedgerAccount).where(and_(LedgerAccount.role != ROLE_ISSUANCE)))).scalars():
+        if acc.asset_id in serialised:
+            balance = acc.credits_posted - acc.debits_posted
+            if per_account.get(acc.id or 0, 0) != balance:
+                problems.append(f"account {acc.id}: serial blocks {per_account.get(acc.id or 0, 0)} != balance {balance}")
+    return problems

@@ -1,0 +1,154 @@
+"""Tables of the shared kernel: the ledger, identity, idempotency and the audit chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class LedgerAsset(SQLModel, table=True):
+    """What is counted: a unit class or CNY. `scale` is how many decimals its display unit has over the base unit."""
+
+    __tablename__ = "ledger_asset"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=120, unique=True)
+    scale: int = Field(default=0)
+    serialised: bool = Field(default=False)
+    # The next free serial number; only issuance advances it, by a conditional UPDATE.
+    next_serial: int = Field(default=0, sa_type=BigInteger)
+
+
+class LedgerAccount(SQLModel, table=True):
+    """One asset held by one owner. Balances change only by transfers, through conditional updates."""
+
+    __tablename__ = "ledger_account"
+    __table_args__ = (
+        UniqueConstraint("owner_kind", "owner_id", "asset_id", name="uq_ledger_account_owner_asset"),
+        CheckConstraint(
+            "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
+            name="ck_ledger_account_nonneg",
+        ),
+        CheckConstraint(
+            "NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted",
+            name="ck_ledger_account_dmnec",
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    asset_id: int = Field(foreign_key="ledger_asset.id", index=True)
+    owner_kind: str = Field(max_length=24)
+    owner_id: int = Field(sa_type=BigInteger)
+    role: str = Field(max_length=24)
+    debits_must_not_exceed_credits: bool = Field(default=True)
+    credits_must_not_exceed_debits: bool = Field(default=False)
+    debits_pending: int = Field(default=0, sa_type=BigInteger)
+    debits_posted: int = Field(default=0, sa_type=BigInteger)
+    credits_pending: int = Field(default=0, sa_type=BigInteger)
+    credits_posted: int = Field(default=0, sa_type=BigInteger)
+
+
+class LedgerTransfer(SQLModel, table=True):
+    """An immutable movement. `kind` is posted, pending, post_pending or void_pending; `resolves_id` is unique so
+    that a hold is posted or voided exactly once, enforced by the database."""
+
+    __tablename__ = "ledger_transfer"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="ck_ledger_transfer_amount"),
+        CheckConstraint("debit_account_id <> credit_account_id", name="ck_ledger_transfer_distinct"),
+        Index("ix_ledger_transfer_debit", "debit_account_id", "id"),
+        Index("ix_ledger_transfer_credit", "credit_account_id", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=100, unique=True)
+    debit_account_id: int = Field(foreign_key="ledger_account.id")
+    credit_account_id: int = Field(foreign_key="ledger_account.id")
+    asset_id: int = Field(foreign_key="ledger_asset.id")
+    amount: int = Field(sa_type=BigInteger)
+    code: str = Field(max_length=32)
+    kind: str = Field(max_length=16)
+    resolves_id: int | None = Field(default=None, foreign_key="ledger_transfer.id", unique=True)
+    ref: str | None = Field(default=None, max_length=64, index=True)
+    created_at: dt.datetime = Field(sa_type=DateTimeUTC)
+
+
+class SerialBlock(SQLModel, table=True):
+    """A half-open range [serial_start, serial_end) of unit serial numbers held by one ledger account."""
+
+    __tablename__ = "serial_block"
+    __table_args__ = (
+        CheckConstraint("quantity = serial_end - serial_start", name="ck_serial_block_quantity"),
+        CheckConstraint("serial_start >= 0 AND serial_end > serial_start", name="ck_serial_block_range"),
+        Index("ix_serial_block_account_start", "ledger_account_id", "serial_start"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    ledger_account_id: int = Field(foreign_key="ledger_account.id")
+    asset_id: int = Field(foreign_key="ledger_asset.id")
+    serial_start: int = Field(sa_type=BigInteger)
+    serial_end: int = Field(sa_type=BigInteger)
+    quantity: int = Field(sa_type=BigInteger)
+
+
+class Organisation(SQLModel, table=True):
+    """A legal person that principals act for: an authority, an enterprise, a bank, a verifier, a member."""
+
+    __tablename__ = "organisation"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=24)
+    created_at: dt.datetime = Field(sa_type=DateTimeUTC)
+
+
+class Principal(SQLModel, table=True):
+    """A staff user (username + argon2id password) or a machine client (API key, stored as a hash)."""
+
+    __tablename__ = "principal"
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    role: str = Field(max_length=24)
+    kind: str = Field(max_length=8)
+    label: str = Field(default="", max_length=200)
+    username: str | None = Field(default=None, max_length=100, unique=True)
+    password_hash: str | None = Field(default=None, max_length=200)
+    key_prefix: str | None = Field(default=None, max_length=16, unique=True)
+    key_hash: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(sa_type=DateTimeUTC)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("principal_id", "key", name="uq_idempotency_principal_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    principal_id: int = Field(sa_type=BigInteger)
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)
+    state: str = Field(max_length=12)
+    response_status: int | None = Field(default=None)
+    response_body: str | None = Field(default=None, sa_type=Text)
+    response_type: str | None = Field(default=None, max_length=100)
+    created_at: dt.datetime = Field(sa_type=DateTimeUTC)
+    lease_until: dt.datetime = Field(sa_type=DateTimeUTC)
+
+
+class AuditHead(SQLModel, table=True):
+    """One row: the chain's length and last hash. Updating it serialises appends, so the chain never forks."""
+
+    __tablename__ = "audit_head"
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0, sa_type=BigInteger)
+    hash: str = Field(default="0" * 64, max_length=64)
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_entry"
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    at: dt.datetime = Field(sa_type=DateTimeUTC)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=64)
+    entity: str = Field(max_length=64)
+    entity_id: str = Field(max_length=64, index=True)
+    data: str = Field(sa_type=Text)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,34 @@
+"""Process settings, read once from ``GREENRIGHTS_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What an operator can change without touching code. Business rules live in dated parameters instead."""
+
+    model_config = SettingsConfigDict(env_prefix="GREENRIGHTS_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./var/greenrights.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Secret for staff JWTs (HS256). The default is only for the embedded demo; production sets its own.
+    jwt_secret: str = "dev-only-change-me-dev-only-change-me"
+    jwt_ttl_s: int = 900
+    # The scheduler runs inside `greenrights serve` for the single-machine default.
+    scheduler_embedded: bool = True
+    pdf_font_path: str | None = None
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    # Unit-of-work retries on serialization failures and deadlocks before answering 503.
+    db_retries_max: int = 5
+    sqlite_busy_timeout_ms: int = 10_000
+    log_json: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

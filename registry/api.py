@@ -1,0 +1,135 @@
+"""HTTP controllers of the registry: thin, guarded, each route with its operation id, tags and problems."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, JSONBody, Parameter
+
+from core.http import allow, problem_responses
+from core.identity import Identity, Role
+from registry import schemas as s
+from registry.service import RegistryService
+
+R = Role
+ALL_READERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER, R.AUDITOR, R.EMITTER, R.MEMBER)
+ISSUERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER)
+HOLDERS = (R.EMITTER, R.MEMBER)
+IDEMPOTENT = {"idempotent": True}
+READ_PROBLEMS = problem_responses(401, 403, 404, 422)
+WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+
+
+def svc(request: Request[Any, Any, Any]) -> RegistryService:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+def request_key(request: Request[Any, Any, Any]) -> str | None:
+    return request.scope.get("state", {}).get("idempotency_key")  # type: ignore[no-any-return]
+
+
+class EnterpriseController(Controller):
+    path = "/api/v1/enterprises"
+    tags = ["registry"]
+
+    @post("/", operation_id="createEnterprise", guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS,
+          summary="Register an enterprise by its unified social credit code")
+    async def create(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateEnterprise]) -> s.EnterpriseOut:
+        return await svc(request).create_enterprise(request.user, data)
+
+    @get("/{enterprise_id:int}", operation_id="getEnterprise", responses=READ_PROBLEMS,
+         guards=[allow(*ALL_READERS, R.BANK, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)])
+    async def get_one(self, request: Request[Identity, Any, Any], enterprise_id: FromPath[int]) -> s.EnterpriseOut:
+        return await svc(request).get_enterprise(request.user, enterprise_id)
+
+
+class AccountController(Controller):
+    path = "/api/v1/accounts"
+    tags = ["registry"]
+
+    @post("/", operation_id="openAccount", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def open(self, request: Request[Identity, Any, Any], data: JSONBody[s.OpenAccount]) -> s.AccountOut:
+        return await svc(request).open_account(request.user, data)
+
+    @get("/{account_id:int}", operation_id="getAccount", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    async def get_one(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> s.AccountOut:
+        return await svc(request).get_account(request.user, account_id)
+
+    @get("/{account_id:int}/holdings", operation_id="listHoldings", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    async def holdings(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> list[s.HoldingOut]:
+        return await svc(request).list_holdings(request.user, account_id)
+
+    @get("/{account_id:int}/transactions", operation_id="listAccountTransactions", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    async def transactions(
+        self,
+        request: Request[Identity, Any, Any],
+        account_id: FromPath[int],
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        before_id: Annotated[int | None, Parameter(ge=1)] = None,
+    ) -> s.Page:
+        return await svc(request).list_account_transactions(request.user, account_id, limit=limit, before_id=before_id)
+
+    @get("/{account_id:int}/statement.pdf", operation_id="downloadAccountStatement", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)],
+         media_type="application/pdf")
+    async def statement(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> Response[bytes]:
+        from registry.pdf import render_statement
+
+        data = await svc(request).statement_data(request.user, account_id)
+        pdf = render_statement(data, generated_at=request.app.state.clock.now())
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="statement-{account_id}.pdf"'})
+
+    @post("/{account_id:int}/trusted", operation_id="addTrustedAccount", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def trust(self, request: Request[Identity, Any, Any], account_id: FromPath[int], data: JSONBody[s.TrustAccount]) -> dict[str, Any]:
+        return await svc(request).add_trusted(request.user, account_id, data)
+
+
+class UnitsController(Controller):
+    path = "/api/v1"
+    tags = ["registry"]
+
+    @get("/instruments", operation_id="listInstruments", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    async def instruments(self, request: Request[Identity, Any, Any]) -> list[s.InstrumentOut]:
+        return await svc(request).list_instruments()
+
+    @post("/issuances", operation_id="issueUnits", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def issue(self, request: Request[Identity, Any, Any], data: JSONBody[s.IssueUnits]) -> s.TransactionOut:
+        return await svc(request).issue_units(request.user, data, request_key(request))
+
+    @post("/allocations", operation_id="allocateUnits", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def allocate(self, request: Request[Identity, Any, Any], data: JSONBody[s.AllocateUnits]) -> s.TransactionOut:
+        return await svc(request).allocate_units(request.user, data, request_key(request))
+
+    @post("/transfers", operation_id="createTransfer", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def transfer(self, request: Request[Identity, Any, Any], data: JSONBody[s.MoveUnits]) -> s.TransactionOut:
+        return await svc(request).create_transfer(request.user, data, request_key(request))
+
+    @post("/transactions/{transaction_id:int}/approval", operation_id="approveTransfer",
+          guards=[allow(*ISSUERS, *HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS, status_code=200)
+    async def approve(self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Decision]) -> s.TransactionOut:
+        return await svc(request).approve_transfer(request.user, transaction_id, data)
+
+    @post("/freezes", operation_id="freezeUnits", guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def freeze(self, request: Request[Identity, Any, Any], data: JSONBody[s.FreezeUnits]) -> s.TransactionOut:
+        return await svc(request).freeze_units(request.user, data, request_key(request))
+
+    @post("/freezes/{transaction_id:int}/release", operation_id="unfreezeUnits",
+          guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS, status_code=200)
+    async def unfreeze(self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Unfreeze]) -> s.TransactionOut:
+        return await svc(request).unfreeze_units(request.user, transaction_id, data)
+
+    @post("/surrenders", operation_id="surrenderUnits", guards=[allow(R.EMITTER, R.REGULATOR)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def surrender(self, request: Request[Identity, Any, Any], data: JSONBody[s.SurrenderUnits]) -> s.TransactionOut:
+        return await svc(request).surrender_units(request.user, data, request_key(request))
+
+    @post("/retirements", operation_id="retireUnits", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    async def retire(self, request: Request[Identity, Any, Any], data: JSONBody[s.RetireUnits]) -> s.TransactionOut:
+        return await svc(request).retire_units(request.user, data, request_key(request))
+
+    @get("/transactions/{transaction_id:int}", operation_id="getTransaction", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    async def get_tx(self, request: Request[Identity, Any, Any], transaction_id: FromPath[int]) -> s.TransactionOut:
+        return await svc(request).get_transaction(request.user, transaction_id)
+
+
+CONTROLLERS = [EnterpriseController, AccountController, UnitsController]

@@ -1,0 +1,115 @@
+"""Build the application: database, clock, services, middleware, routes and OpenAPI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, get, post
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, JSONBody
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from core.audit import make_flusher
+from core.clock import Clock, SystemClock
+from core.db import Database, UnitOfWork
+from core.errors import CATALOGUE, AppError
+from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
+from core.identity import issue_jwt, login
+from core.settings import Settings, get_settings
+from registry.api import CONTROLLERS as REGISTRY_CONTROLLERS
+from registry.service import RegistryService
+
+API_VERSION = "0.1.0"
+PUBLIC_PATHS = ["^/health", "^/ready", "^/schema", "^/problems", "^/api/v1/auth/token", "^/verify", "^/$"]
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    username: str
+    password: str
+
+
+class TokenOut(msgspec.Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+@get("/health", operation_id="health", tags=["ops"], include_in_schema=True)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", operation_id="ready", tags=["ops"])
+async def ready(request: Request[Any, Any, Any]) -> dict[str, str]:
+    async def ping(uow: UnitOfWork) -> None:
+        await uow.session.connection()
+
+    await request.app.state.db.read(ping)
+    return {"status": "ready"}
+
+
+@get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404))
+async def problem_type(slug: FromPath[str]) -> dict[str, Any]:
+    p = CATALOGUE.get(slug)
+    if p is None:
+        raise AppError("not-found", "No such problem type.")
+    return {"type": f"/problems/{p.slug}", "title": p.title, "status": p.status, "code": p.code}
+
+
+@post("/api/v1/auth/token", operation_id="createToken", tags=["auth"], status_code=200,
+      responses=problem_responses(400, 401, 422))
+async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> TokenOut:
+    state = request.app.state
+    settings: Settings = state.settings
+
+    async def work(uow: UnitOfWork) -> str:
+        p = await login(uow.session, data.username, data.password)
+        return issue_jwt(p, settings.jwt_secret, state.clock.now(), settings.jwt_ttl_s)
+
+    token = await state.db.read(work)
+    return TokenOut(access_token=token, token_type="Bearer", expires_in=settings.jwt_ttl_s)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None, *, embed_scheduler: bool | None = None) -> Litestar:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+    db = Database(settings.database_url, retries_max=settings.db_retries_max,
+                  busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db.audit_flusher = make_flusher(clock)
+    state = State({"settings": settings, "clock": clock, "db": db,
+                   "registry": RegistryService(db, clock)})
+
+    def get_db() -> Database:
+        return db
+
+    async def on_shutdown(app: Litestar) -> None:
+        await db.dispose()
+
+    middleware = [
+        DefineMiddleware(BearerAuth, db_getter=get_db, secret_getter=lambda: settings.jwt_secret, exclude=PUBLIC_PATHS),
+        DefineMiddleware(EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock),
+    ]
+    return Litestar(
+        route_handlers=[health, ready, problem_type, create_token, *REGISTRY_CONTROLLERS],
+        state=state,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        on_shutdown=[on_shutdown],
+        request_max_body_size=settings.max_body_bytes,
+        response_cache_config=ResponseCacheConfig(),
+        openapi_config=OpenAPIConfig(
+            title="greenrights API", version=API_VERSION, path="/schema",
+            description="Registry, market and incentive engine for environmental rights (Jiangxi).",
+            render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

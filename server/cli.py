@@ -1,0 +1,181 @@
+"""The `greenrights` command: serve, db upgrade, apikey create, user create, audit verify, demo, scheduler."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from core.audit import make_flusher, verify_chain
+from core.clock import SystemClock
+from core.db import Database, UnitOfWork
+from core.identity import Role, create_api_key, create_organisation, create_user
+from core.models import Organisation
+from core.settings import get_settings
+from registry.models import Enterprise
+
+AUTHORITY_NAMES = {
+    Role.REGULATOR: "江西省生态环境厅",
+    Role.ENERGY_AUTHORITY: "江西省发展和改革委员会（省能源局）",
+    Role.GEC_ISSUER: "国家可再生能源信息管理中心",
+    Role.VERIFIER: "江西省碳排放核查机构（示例）",
+    Role.FINANCE_REVIEWER: "江西省财政厅",
+    Role.FINANCE_APPROVER: "江西省财政厅",
+    Role.BANK: "示例银行江西省分行",
+    Role.AUDITOR: "江西省审计厅",
+    Role.MEMBER: "示例交易会员机构",
+}
+ENTERPRISE_ROLES = {Role.EMITTER}
+
+
+def _db() -> Database:
+    s = get_settings()
+    db = Database(s.database_url, retries_max=s.db_retries_max, busy_timeout_ms=s.sqlite_busy_timeout_ms)
+    db.audit_flusher = make_flusher(SystemClock())
+    return db
+
+
+async def org_for(uow: UnitOfWork, role: Role, enterprise_uscc: str | None) -> int:
+    """The organisation a new principal acts for: its enterprise, or the authority of its role."""
+    ses = uow.session
+    if role in ENTERPRISE_ROLES or enterprise_uscc:
+        if not enterprise_uscc:
+            raise SystemExit(f"--enterprise USCC is required for role {role.value}")
+        ent = (await ses.execute(select(Enterprise).where(Enterprise.uscc == enterprise_uscc))).scalar_one_or_none()
+        if ent is None:
+            raise SystemExit(f"no enterprise with code {enterprise_uscc}")
+        return ent.organisation_id
+    kind = "finance" if role in (Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER) else role.value
+    org = (await ses.execute(select(Organisation).where(Organisation.kind == kind).order_by(Organisation.id))).scalars().first()
+    if org is None:
+        org = await create_organisation(ses, AUTHORITY_NAMES[role], kind, SystemClock().now())
+    assert org.id is not None
+    return org.id
+
+
+async def _apikey(role: Role, enterprise: str | None, label: str) -> str:
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> str:
+        org_id = await org_for(uow, role, enterprise)
+        p, key = await create_api_key(uow.session, organisation_id=org_id, role=role, label=label, now=SystemClock().now())
+        uow.audit("cli", "apikey.create", "principal", str(p.id), {"role": role.value, "label": label})
+        return key
+
+    try:
+        return await db.run(work)
+    finally:
+        await db.dispose()
+
+
+async def _user(username: str, role: Role, enterprise: str | None, password: str) -> int:
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> int:
+        org_id = await org_for(uow, role, enterprise)
+        p = await create_user(uow.session, organisation_id=org_id, role=role, username=username, password=password,
+                              now=SystemClock().now())
+        uow.audit("cli", "user.create", "principal", str(p.id), {"role": role.value, "username": username})
+        return p.id or 0
+
+    try:
+        return await db.run(work)
+    finally:
+        await db.dispose()
+
+
+async def _audit_verify() -> tuple[bool, int, str]:
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> tuple[bool, int, str]:
+        return await verify_chain(uow.session)
+
+    try:
+        return await db.read(work)
+    finally:
+        await db.dispose()
+
+
+def db_upgrade() -> None:
+    from registry.service import RegistryService
+    from server.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+
+    async def boot() -> None:
+        db = _db()
+        try:
+            await RegistryService(db, SystemClock()).bootstrap()
+        finally:
+            await db.dispose()
+
+    asyncio.run(boot())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="greenrights", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_serve = sub.add_parser("serve", help="serve the API (embeds the scheduler unless GREENRIGHTS_SCHEDULER_EMBEDDED=false)")
+    p_serve.add_argument("--host", default=None)
+    p_serve.add_argument("--port", type=int, default=None)
+    p_db = sub.add_parser("db", help="database maintenance")
+    p_db.add_argument("action", choices=["upgrade"])
+    p_key = sub.add_parser("apikey", help="API keys for machine clients")
+    p_key.add_argument("action", choices=["create"])
+    p_key.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p_key.add_argument("--enterprise", default=None, metavar="USCC")
+    p_key.add_argument("--label", default="")
+    p_user = sub.add_parser("user", help="staff users (password from GREENRIGHTS_NEW_PASSWORD or a prompt)")
+    p_user.add_argument("action", choices=["create"])
+    p_user.add_argument("--username", required=True)
+    p_user.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p_user.add_argument("--enterprise", default=None, metavar="USCC")
+    p_audit = sub.add_parser("audit", help="audit log")
+    p_audit.add_argument("action", choices=["verify"])
+    sub.add_parser("demo", help="seed a small Jiangxi demo when the database is empty")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "serve":
+        import uvicorn
+
+        from server.app import create_app
+
+        s = get_settings()
+        print(f"greenrights: API docs at http://{args.host or s.host}:{args.port or s.port}/schema/swagger", flush=True)
+        uvicorn.run(create_app(), host=args.host or s.host, port=args.port or s.port, log_level="info")
+        return 0
+    if args.cmd == "db":
+        db_upgrade()
+        print("database upgraded")
+        return 0
+    if args.cmd == "apikey":
+        key = asyncio.run(_apikey(Role(args.role), args.enterprise, args.label))
+        print(f"API key for role {args.role} (shown once; store it now):")
+        print(key)
+        return 0
+    if args.cmd == "user":
+        password = os.environ.get("GREENRIGHTS_NEW_PASSWORD") or getpass.getpass("password: ")
+        uid = asyncio.run(_user(args.username, Role(args.role), args.enterprise, password))
+        print(f"user {args.username} created with id {uid}")
+        return 0
+    if args.cmd == "audit":
+        ok, count, message = asyncio.run(_audit_verify())
+        print(f"{message}: {count} entries checked")
+        return 0 if ok else 1
+    if args.cmd == "demo":
+        from server.demo import seed_demo
+
+        for line in asyncio.run(seed_demo()):
+            print(line)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

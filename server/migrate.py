@@ -1,0 +1,33 @@
+"""Run Alembic programmatically: `greenrights db upgrade` and the test fixtures use this."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+
+from core.db import sync_url
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    if sync_url(url).startswith("sqlite:///"):
+        path = Path(sync_url(url)[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(sync_url(url))
+    with engine.begin() as conn:
+        # The audit chain's head row exists from the start, so appends only ever UPDATE it.
+        if conn.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 0:
+            conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+    engine.dispose()

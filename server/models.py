@@ -1,0 +1,6 @@
+"""Import every context's tables so that SQLModel.metadata knows them all (for Alembic and tests)."""
+
+from __future__ import annotations
+
+import core.models  # noqa: F401
+import registry.models  # noqa: F401

@@ -24,10 +24,19 @@ def canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def entry_hash(seq: int, at: dt.datetime, actor: str, action: str, entity: str, entity_id: str, data: str, prev: str) -> str:
+def entry_hash(
+    seq: int, at: dt.datetime, actor: str, action: str, entity: str, entity_id: str, data: str, prev: str
+) -> str:
     row = canonical(
-        {"seq": seq, "at": at.isoformat(), "actor": actor, "action": action, "entity": entity,
-         "entity_id": entity_id, "data": data}
+        {
+            "seq": seq,
+            "at": at.isoformat(),
+            "actor": actor,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "data": data,
+        }
     )
     return hashlib.sha256((row + prev).encode()).hexdigest()
 
@@ -59,8 +68,17 @@ async def append(session: AsyncSession, events: list[dict[str, Any]], at: dt.dat
         data = canonical(ev["data"])
         h = entry_hash(seq, at, ev["actor"], ev["action"], ev["entity"], ev["entity_id"], data, prev)
         session.add(
-            AuditEntry(seq=seq, at=at, actor=ev["actor"], action=ev["action"], entity=ev["entity"],
-                       entity_id=ev["entity_id"], data=data, prev_hash=prev, hash=h)
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=ev["actor"],
+                action=ev["action"],
+                entity=ev["entity"],
+                entity_id=ev["entity_id"],
+                data=data,
+                prev_hash=prev,
+                hash=h,
+            )
         )
         prev = h
     await session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev))

@@ -131,18 +131,17 @@ class Database:
         while True:
             token = _sqlite_begin.set("BEGIN" if readonly else "BEGIN IMMEDIATE")
             try:
-                async with self.sessions() as session:
-                    async with session.begin():
-                        uow = UnitOfWork(session)
-                        result = await fn(uow, *args, **kwargs)
-                        if uow.audit_events and self.audit_flusher is not None:
-                            await self.audit_flusher(uow)
+                async with self.sessions() as session, session.begin():
+                    uow = UnitOfWork(session)
+                    result = await fn(uow, *args, **kwargs)
+                    if uow.audit_events and self.audit_flusher is not None:
+                        await self.audit_flusher(uow)
                 return result
             except DBAPIError as exc:
                 if is_retryable(exc) and attempt < self.retries_max:
                     attempt += 1
                     # Full jitter keeps colliding writers from colliding again in step.
-                    await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
+                    await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
                     continue
                 if is_retryable(exc):
                     raise ServiceUnavailable("The database is busy; retry shortly.", retry_after_s=1) from exc

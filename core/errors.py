@@ -30,7 +30,9 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType("body-too-large", 413, "The request body is over the size limit", "1003"),
     ProblemType("idempotency-key-missing", 400, "This request moves value and needs an Idempotency-Key", "1010"),
     ProblemType("idempotency-key-reused", 422, "This Idempotency-Key was used with another request body", "1011"),
-    ProblemType("idempotency-key-in-flight", 409, "A request with this Idempotency-Key is still being processed", "1012"),
+    ProblemType(
+        "idempotency-key-in-flight", 409, "A request with this Idempotency-Key is still being processed", "1012"
+    ),
     # 2xxx: access
     ProblemType("unauthenticated", 401, "Authentication is required", "2001"),
     ProblemType("forbidden", 403, "Your role may not do this", "2003"),
@@ -51,7 +53,9 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType("vintage-not-eligible", 422, "The vintage is not eligible for this surrender", "3012"),
     ProblemType("offset-cap-exceeded", 422, "Offsets above the cap for this obligation", "3013"),
     ProblemType("certificate-expired", 409, "The certificate has expired", "3014"),
-    ProblemType("untrusted-transfer-cap", 422, "The quantity is above the cap for a transfer to an untrusted account", "3015"),
+    ProblemType(
+        "untrusted-transfer-cap", 422, "The quantity is above the cap for a transfer to an untrusted account", "3015"
+    ),
     ProblemType("not-tradable", 409, "These certificates are not tradable", "3016"),
     ProblemType("invalid-state", 409, "The resource is not in a state that allows this", "3017"),
     ProblemType("duplicate", 409, "This already exists", "3018"),

@@ -18,19 +18,17 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
     ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -58,10 +56,13 @@ class Problem(msgspec.Struct, kw_only=True):
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the problems a route can answer with."""
     return {
-        st: ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=f"Problem ({st})",
-                         generate_examples=False)
+        st: ResponseSpec(
+            data_container=Problem, media_type=PROBLEM_JSON, description=f"Problem ({st})", generate_examples=False
+        )
         for st in statuses
     }
+
+
 IDEMPOTENCY_LEASE_S = 60
 
 
@@ -77,6 +78,12 @@ def problem_response(err: AppError, instance: str | None = None) -> Response[Any
 def _raw_problem(status: int, slug: str, detail: str, field: str | None = None) -> tuple[int, bytes]:
     err = AppError(slug, detail, field=field, status=status)
     return status, json.dumps(err.to_problem(), ensure_ascii=False).encode()
+
+
+def _refusal(status: int, slug: str, detail: str, field: str | None = None) -> tuple[int, bytes, None]:
+    """A problem answer from the idempotency claim (no stored content type: not a replay)."""
+    code, body = _raw_problem(status, slug, detail, field)
+    return code, body, None
 
 
 # ---------------------------------------------------------------- exception handlers
@@ -108,8 +115,13 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
 
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
-    slug = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 413: "body-too-large",
-            415: "unsupported-media-type"}.get(status, "invalid-input" if status < 500 else "internal-error")
+    slug = {
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not-found",
+        413: "body-too-large",
+        415: "unsupported-media-type",
+    }.get(status, "invalid-input" if status < 500 else "internal-error")
     if status == 400:
         slug = "malformed-body"
     detail = exc.detail if status < 500 else "Internal error."
@@ -166,7 +178,7 @@ def allow(*roles: Role) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRou
         if not isinstance(ident, Identity) or ident.role not in allowed:
             raise AppError("forbidden", "Your role may not do this.")
 
-    guard.allowed_roles = allowed  # type: ignore[attr-defined]
+    guard.allowed_roles = allowed
     return guard
 
 
@@ -230,8 +242,13 @@ def check_json(body: bytes, max_depth: int) -> tuple[str, str] | None:
 class EdgeMiddleware:
     """Size, media type and JSON form of request bodies, then Idempotency-Key handling for value-moving routes."""
 
-    def __init__(self, app: ASGIApp, db_getter: Callable[[], Database], settings_getter: Callable[[], Any],
-                 clock_getter: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        db_getter: Callable[[], Database],
+        settings_getter: Callable[[], Any],
+        clock_getter: Callable[[], Any],
+    ) -> None:
         self.app = app
         self.db_getter = db_getter
         self.settings_getter = settings_getter
@@ -260,7 +277,7 @@ class EdgeMiddleware:
                 await _send_raw(send, *_raw_problem(413, "body-too-large", f"Send at most {limit} bytes."))
                 return
             chunks.append(chunk)
-            more = msg.get("more_body", False)
+            more = bool(msg.get("more_body", False))
         body = b"".join(chunks)
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         handler = scope.get("route_handler")
@@ -277,11 +294,11 @@ class EdgeMiddleware:
 
         sent = False
 
-        async def replay_receive() -> Message:
+        async def replay_receive() -> ReceiveMessage:
             nonlocal sent
             if not sent:
                 sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
+                return HTTPRequestEvent(type="http.request", body=body, more_body=False)
             return await receive()
 
         ident = scope.get("user")
@@ -290,11 +307,19 @@ class EdgeMiddleware:
             return
         key = headers.get("idempotency-key", "").strip()
         if not key or len(key) > 200 or not key.isascii() or not key.isprintable():
-            await _send_raw(send, *_raw_problem(400, "idempotency-key-missing",
-                                                "Send an Idempotency-Key header of 1 to 200 printable ASCII characters.",
-                                                "Idempotency-Key"))
+            await _send_raw(
+                send,
+                *_raw_problem(
+                    400,
+                    "idempotency-key-missing",
+                    "Send an Idempotency-Key header of 1 to 200 printable ASCII characters.",
+                    "Idempotency-Key",
+                ),
+            )
             return
-        request_hash = hashlib.sha256(scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body).hexdigest()
+        request_hash = hashlib.sha256(
+            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
+        ).hexdigest()
         db = self.db_getter()
         now = self.clock_getter().now()
         outcome = await _claim(db, ident.principal_id, key, request_hash, now)
@@ -321,34 +346,48 @@ class EdgeMiddleware:
             await _finish(db, record_id, captured)
 
 
-async def _claim(db: Database, principal_id: int, key: str, request_hash: str,
-                 now: dt.datetime) -> int | tuple[int, bytes, str | None]:
+async def _claim(
+    db: Database, principal_id: int, key: str, request_hash: str, now: dt.datetime
+) -> int | tuple[int, bytes, str | None]:
     async def claim(uow: UnitOfWork) -> int | tuple[int, bytes, str | None]:
         s = uow.session
         rec = (
             await s.execute(
-                select(IdempotencyRecord).where(IdempotencyRecord.principal_id == principal_id,
-                                                IdempotencyRecord.key == key)
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.key == key
+                )
             )
         ).scalar_one_or_none()
         lease = now + dt.timedelta(seconds=IDEMPOTENCY_LEASE_S)
         if rec is None:
-            rec = IdempotencyRecord(principal_id=principal_id, key=key, request_hash=request_hash,
-                                    state="in_flight", created_at=now, lease_until=lease)
+            rec = IdempotencyRecord(
+                principal_id=principal_id,
+                key=key,
+                request_hash=request_hash,
+                state="in_flight",
+                created_at=now,
+                lease_until=lease,
+            )
             s.add(rec)
             await s.flush()
             assert rec.id is not None
             return rec.id
         if rec.request_hash != request_hash:
-            return _raw_problem(422, "idempotency-key-reused",
-                                "This Idempotency-Key was used with another request; use a new key.",
-                                "Idempotency-Key") + (None,)
+            return _refusal(
+                422,
+                "idempotency-key-reused",
+                "This Idempotency-Key was used with another request; use a new key.",
+                "Idempotency-Key",
+            )
         if rec.state == "done":
             return (rec.response_status or 200, (rec.response_body or "").encode(), rec.response_type)
         if rec.lease_until > now:
-            return _raw_problem(409, "idempotency-key-in-flight",
-                                "A request with this key is still in progress; retry shortly.",
-                                "Idempotency-Key") + (None,)
+            return _refusal(
+                409,
+                "idempotency-key-in-flight",
+                "A request with this key is still in progress; retry shortly.",
+                "Idempotency-Key",
+            )
         # The first attempt died without an answer; its effects (if any) are keyed by the same request key,
         # so running again is safe. Take the lease over conditionally.
         taken = await s.execute(
@@ -356,8 +395,8 @@ async def _claim(db: Database, principal_id: int, key: str, request_hash: str,
             .where(IdempotencyRecord.id == rec.id, IdempotencyRecord.lease_until == rec.lease_until)
             .values(lease_until=lease)
         )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            return _raw_problem(409, "idempotency-key-in-flight", "Retry shortly.", "Idempotency-Key") + (None,)
+        if taken.rowcount != 1:
+            return _refusal(409, "idempotency-key-in-flight", "Retry shortly.", "Idempotency-Key")
         assert rec.id is not None
         return rec.id
 
@@ -365,7 +404,7 @@ async def _claim(db: Database, principal_id: int, key: str, request_hash: str,
         return await db.run(claim)
     except IntegrityError:
         # Another request with the same key inserted first.
-        return _raw_problem(409, "idempotency-key-in-flight", "Retry shortly.", "Idempotency-Key") + (None,)
+        return _refusal(409, "idempotency-key-in-flight", "Retry shortly.", "Idempotency-Key")
 
 
 async def _finish(db: Database, record_id: int, captured: dict[str, Any]) -> None:
@@ -378,9 +417,12 @@ async def _finish(db: Database, record_id: int, captured: dict[str, Any]) -> Non
         await uow.session.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.id == record_id)
-            .values(state="done", response_status=status,
-                    response_body=b"".join(captured["body"]).decode("utf-8", "replace"),
-                    response_type=captured["ctype"])
+            .values(
+                state="done",
+                response_status=status,
+                response_body=b"".join(captured["body"]).decode("utf-8", "replace"),
+                response_type=captured["ctype"],
+            )
         )
 
     await db.run(finish)

@@ -93,8 +93,15 @@ async def create_api_key(
     session: AsyncSession, *, organisation_id: int, role: Role, label: str, now: dt.datetime
 ) -> tuple[Principal, str]:
     key, prefix, digest = new_api_key()
-    p = Principal(organisation_id=organisation_id, role=role.value, kind="apikey", label=label,
-                  key_prefix=prefix, key_hash=digest, created_at=now)
+    p = Principal(
+        organisation_id=organisation_id,
+        role=role.value,
+        kind="apikey",
+        label=label,
+        key_prefix=prefix,
+        key_hash=digest,
+        created_at=now,
+    )
     session.add(p)
     await session.flush()
     return p, key
@@ -105,8 +112,15 @@ async def create_user(
 ) -> Principal:
     if len(password) < 12:
         raise InvalidInput("password", "Use a password of at least 12 characters.")
-    p = Principal(organisation_id=organisation_id, role=role.value, kind="user", label=username,
-                  username=username, password_hash=hash_password(password), created_at=now)
+    p = Principal(
+        organisation_id=organisation_id,
+        role=role.value,
+        kind="user",
+        label=username,
+        username=username,
+        password_hash=hash_password(password),
+        created_at=now,
+    )
     session.add(p)
     await session.flush()
     return p
@@ -130,8 +144,13 @@ async def authenticate_api_key(session: AsyncSession, key: str) -> Identity | No
 
 
 def issue_jwt(p: Principal, secret: str, now: dt.datetime, ttl_s: int) -> str:
-    claims = {"sub": str(p.id), "org": p.organisation_id, "role": p.role, "iat": int(now.timestamp()),
-              "exp": int(now.timestamp()) + ttl_s}
+    claims = {
+        "sub": str(p.id),
+        "org": p.organisation_id,
+        "role": p.role,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + ttl_s,
+    }
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -149,6 +168,11 @@ async def authenticate_jwt(session: AsyncSession, token: str, secret: str) -> Id
 
 async def login(session: AsyncSession, username: str, password: str) -> Principal:
     p = (await session.execute(select(Principal).where(Principal.username == username))).scalar_one_or_none()
-    if p is None or p.password_hash is None or p.revoked_at is not None or not verify_password(p.password_hash, password):
+    if (
+        p is None
+        or p.password_hash is None
+        or p.revoked_at is not None
+        or not verify_password(p.password_hash, password)
+    ):
         raise AppError("unauthenticated", "Unknown user or wrong password.")
     return p

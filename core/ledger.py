@@ -93,7 +93,7 @@ async def _debit(session: AsyncSession, account_id: int, amount: int, *, pending
         .values({col_name: col + amount})
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return bool((await session.execute(stmt)).rowcount == 1)
 
 
 async def _credit(session: AsyncSession, account_id: int, amount: int, *, pending: bool) -> bool:
@@ -112,7 +112,7 @@ async def _credit(session: AsyncSession, account_id: int, amount: int, *, pendin
         .values({col_name: col + amount})
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return bool((await session.execute(stmt)).rowcount == 1)
 
 
 async def _refuse(session: AsyncSession, account_id: int, amount: int, field: str) -> AppError:
@@ -175,7 +175,11 @@ async def create_transfer(
             return TransferResult(prior, created=False)
         raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
     accounts = (
-        (await session.execute(select(LedgerAccount).where(LedgerAccount.id.in_([debit_account_id, credit_account_id]))))  # type: ignore[union-attr]
+        (
+            await session.execute(
+                select(LedgerAccount).where(LedgerAccount.id.in_([debit_account_id, credit_account_id]))
+            )
+        )
         .scalars()
         .all()
     )
@@ -191,7 +195,7 @@ async def create_transfer(
         )
         if not ok:
             raise await _refuse(session, account_id, amount, field)
-    transfer = LedgerTransfer(client_id=client_id, created_at=now, ref=ref, **fields)  # type: ignore[arg-type]
+    transfer = LedgerTransfer(client_id=client_id, created_at=now, ref=ref, **fields)
     session.add(transfer)
     await session.flush()
     if not pending:
@@ -367,11 +371,20 @@ async def check_invariants(session: AsyncSession) -> list[str]:
     posted_kinds = [POSTED, POST_PENDING]
     flows: dict[int, list[int]] = {}
     rows = await session.execute(
-        select(LedgerTransfer.debit_account_id, LedgerTransfer.credit_account_id, LedgerTransfer.amount,
-               LedgerTransfer.kind, LedgerTransfer.resolves_id)
+        select(
+            LedgerTransfer.debit_account_id,
+            LedgerTransfer.credit_account_id,
+            LedgerTransfer.amount,
+            LedgerTransfer.kind,
+            LedgerTransfer.resolves_id,
+        )
     )
-    pending_amounts = dict(
-        (await session.execute(select(LedgerTransfer.id, LedgerTransfer.amount).where(LedgerTransfer.kind == PENDING))).all()
+    pending_amounts: dict[int, int] = dict(
+        (
+            await session.execute(
+                select(LedgerTransfer.id, LedgerTransfer.amount).where(LedgerTransfer.kind == PENDING)
+            )
+        ).all()
     )
     for debit, credit, amount, kind, resolves in rows:
         d = flows.setdefault(debit, [0, 0, 0, 0])
@@ -394,8 +407,9 @@ async def check_invariants(session: AsyncSession) -> list[str]:
     serialised = set((await session.execute(select(LedgerAsset.id).where(LedgerAsset.serialised == True))).scalars())  # noqa: E712
     block_rows = (
         await session.execute(
-            select(SerialBlock.asset_id, SerialBlock.serial_start, SerialBlock.serial_end, SerialBlock.ledger_account_id)
-            .order_by(SerialBlock.asset_id, SerialBlock.serial_start)
+            select(
+                SerialBlock.asset_id, SerialBlock.serial_start, SerialBlock.serial_end, SerialBlock.ledger_account_id
+            ).order_by(SerialBlock.asset_id, SerialBlock.serial_start)
         )
     ).all()
     per_account: dict[int, int] = {}
@@ -405,9 +419,13 @@ async def check_invariants(session: AsyncSession) -> list[str]:
             problems.append(f"asset {asset_id}: serial blocks overlap at {start}")
         last = (asset_id, end)
         per_account[account_id] = per_account.get(account_id, 0) + (end - start)
-    for acc in (await session.execute(select(LedgerAccount).where(and_(LedgerAccount.role != ROLE_ISSUANCE)))).scalars():
+    for acc in (
+        await session.execute(select(LedgerAccount).where(and_(LedgerAccount.role != ROLE_ISSUANCE)))
+    ).scalars():
         if acc.asset_id in serialised:
             balance = acc.credits_posted - acc.debits_posted
             if per_account.get(acc.id or 0, 0) != balance:
-                problems.append(f"account {acc.id}: serial blocks {per_account.get(acc.id or 0, 0)} != balance {balance}")
+                problems.append(
+                    f"account {acc.id}: serial blocks {per_account.get(acc.id or 0, 0)} != balance {balance}"
+                )
     return problems

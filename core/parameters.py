@@ -8,6 +8,7 @@ bitemporal set (it also needs "as known on").
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ class DatedParameters:
             self.entries.setdefault(e.name, []).append(e)
         for name, values in self.entries.items():
             values.sort(key=lambda v: v.valid_from)
-            for a, b in zip(values, values[1:], strict=False):
+            for a, b in itertools.pairwise(values):
                 if a.valid_to is None or a.valid_to > b.valid_from:
                     raise ValueError(f"parameter {name}: {a.valid_from} and {b.valid_from} overlap")
 
@@ -42,8 +43,14 @@ class DatedParameters:
     def load(cls, path: Path) -> DatedParameters:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         entries = [
-            DatedValue(name=name, value=e["value"], valid_from=e["valid_from"], valid_to=e.get("valid_to"),
-                       citation=str(e.get("citation") or ""), note=str(e.get("note") or ""))
+            DatedValue(
+                name=name,
+                value=e["value"],
+                valid_from=e["valid_from"],
+                valid_to=e.get("valid_to"),
+                citation=str(e.get("citation") or ""),
+                note=str(e.get("note") or ""),
+            )
             for name, history in raw.items()
             for e in history
         ]

@@ -93,6 +93,7 @@ class PdfFontError(RuntimeError):
 
 
 _font_lock = threading.Lock()
+_render_lock = threading.Lock()
 _registered_fonts: dict[Path, str] = {}
 
 
@@ -107,9 +108,7 @@ def _packaged_font_path() -> Path | None:
         if preferred.is_file():
             return preferred
         # A later release may move or rename the file; any TrueType collection or font inside will do.
-        candidates = sorted(
-            p for p in folder.rglob("*") if p.suffix.lower() in {".ttc", ".ttf"} and p.is_file()
-        )
+        candidates = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".ttc", ".ttf"} and p.is_file())
         if candidates:
             return candidates[0]
     return None
@@ -201,9 +200,7 @@ def _check_canonical(value: object, where: str) -> None:
         return
     if isinstance(value, float):
         # Amounts are integers of a base unit; a float here is a bug, and its text differs between languages.
-        raise TypeError(
-            f"{where}: floats have no canonical form here; use an integer of a base unit or a string"
-        )
+        raise TypeError(f"{where}: floats have no canonical form here; use an integer of a base unit or a string")
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -280,9 +277,7 @@ def _styles(font: str) -> _Styles:
     )
     cell = ParagraphStyle("gr-cell", parent=body, fontSize=9, leading=12, spaceAfter=0)
     return _Styles(
-        title=ParagraphStyle(
-            "gr-title", parent=body, fontSize=16, leading=24, alignment=TA_CENTER, spaceAfter=2
-        ),
+        title=ParagraphStyle("gr-title", parent=body, fontSize=16, leading=24, alignment=TA_CENTER, spaceAfter=2),
         subtitle=ParagraphStyle(
             "gr-subtitle",
             parent=body,
@@ -292,9 +287,7 @@ def _styles(font: str) -> _Styles:
             textColor=_MUTED,
             spaceAfter=6,
         ),
-        heading=ParagraphStyle(
-            "gr-heading", parent=body, fontSize=12.5, leading=18, spaceBefore=10, spaceAfter=4
-        ),
+        heading=ParagraphStyle("gr-heading", parent=body, fontSize=12.5, leading=18, spaceBefore=10, spaceAfter=4),
         body=body,
         label=ParagraphStyle("gr-label", parent=body, textColor=_MUTED, spaceAfter=0),
         cell=cell,
@@ -479,12 +472,8 @@ class Document:
         if page > 1:
             # Later pages repeat the title so that a loose page still says what it belongs to.
             canvas.setFont(font, 8.5)
-            canvas.drawString(
-                _MARGIN_X, _PAGE_HEIGHT - 14 * mm, self._fit(font, 8.5, self.title, _FRAME_WIDTH)
-            )
-            canvas.line(
-                _MARGIN_X, _PAGE_HEIGHT - 15.5 * mm, _PAGE_WIDTH - _MARGIN_X, _PAGE_HEIGHT - 15.5 * mm
-            )
+            canvas.drawString(_MARGIN_X, _PAGE_HEIGHT - 14 * mm, self._fit(font, 8.5, self.title, _FRAME_WIDTH))
+            canvas.line(_MARGIN_X, _PAGE_HEIGHT - 15.5 * mm, _PAGE_WIDTH - _MARGIN_X, _PAGE_HEIGHT - 15.5 * mm)
         footer_y = 14 * mm
         canvas.line(_MARGIN_X, footer_y + 9, _PAGE_WIDTH - _MARGIN_X, footer_y + 9)
         canvas.setFont(font, 8.5)
@@ -528,18 +517,14 @@ class Document:
     def _table(self, font: str, styles: _Styles, block: _Table) -> Table:
         data: list[list[Paragraph]] = [
             [
-                Paragraph(
-                    escape_markup(h), styles.header_right if i in block.align_right else styles.header_cell
-                )
+                Paragraph(escape_markup(h), styles.header_right if i in block.align_right else styles.header_cell)
                 for i, h in enumerate(block.header)
             ]
         ]
         for row in block.rows:
             data.append(
                 [
-                    Paragraph(
-                        escape_markup(cell), styles.cell_right if i in block.align_right else styles.cell
-                    )
+                    Paragraph(escape_markup(cell), styles.cell_right if i in block.align_right else styles.cell)
                     for i, cell in enumerate(row)
                 ]
             )
@@ -621,7 +606,7 @@ class Document:
             lang="zh-CN",
             # Without this the canvas starts in Helvetica and the PDF names a font no page uses.
             initialFontName=font,
-            invariant=0,
+            invariant=1,
         )
         utc = self.generated_at.astimezone(dt.UTC)
         canvas_maker = functools.partial(
@@ -629,5 +614,8 @@ class Document:
             decorate=functools.partial(self._decorate_page, font),
             pdf_date=f"D:{utc:%Y%m%d%H%M%S}+00'00'",
         )
-        template.build(self._story(font, styles), canvasmaker=canvas_maker)
+        # reportlab keeps per-document font subsets and some settings in shared objects; one build at a time
+        # per process keeps renders from threads (e.g. Litestar's sync_to_thread) from mixing them.
+        with _render_lock:
+            template.build(self._story(font, styles), canvasmaker=canvas_maker)
         return buffer.getvalue()

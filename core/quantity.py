@@ -9,7 +9,6 @@ blanks, more decimals than the unit has, and anything that would not fit a signe
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 from core.errors import InvalidInput
 
@@ -24,11 +23,11 @@ def parse_amount(value: object, *, scale: int, field: str, allow_zero: bool = Fa
     Accepts a JSON integer (display units) or a plain decimal string such as "12" or "1.234".
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidInput(field, "Give the amount as a decimal string such as \"12.50\" or a whole JSON number.")
+        raise InvalidInput(field, 'Give the amount as a decimal string such as "12.50" or a whole JSON number.')
     if isinstance(value, int):
         if value > INT64_MAX or value < -INT64_MAX:
             raise InvalidInput(field, "The amount is too large.")
-        base = value * 10**scale
+        base: int = int(value) * pow(10, scale)
         text = str(value)
     else:
         if len(value) > 40:
@@ -47,7 +46,9 @@ def parse_amount(value: object, *, scale: int, field: str, allow_zero: bool = Fa
                 f"The amount has {len(decimals)} decimal places; this unit allows at most {scale}. "
                 "It is never rounded.",
             )
-        base = int(Decimal(value).scaleb(scale))
+        # Integer arithmetic on the digits: exact at any length, no decimal context to round.
+        whole = value.split(".", 1)[0]
+        base = int(whole) * pow(10, scale) + (int(decimals.ljust(scale, "0")) if scale else 0)
         text = value
     if base > INT64_MAX:
         raise InvalidInput(field, "The amount is too large for a 64-bit balance.")

@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     # Secret for staff JWTs (HS256). The default is only for the embedded demo; production sets its own.
-    jwt_secret: str = "dev-only-change-me-dev-only-change-me"
+    jwt_secret: str = "dev-only-change-me-dev-only-change-me"  # noqa: S105
     jwt_ttl_s: int = 900
     # The scheduler runs inside `greenrights serve` for the single-machine default.
     scheduler_embedded: bool = True

@@ -33,13 +33,23 @@ class EnterpriseController(Controller):
     path = "/api/v1/enterprises"
     tags = ["registry"]
 
-    @post("/", operation_id="createEnterprise", guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS,
-          summary="Register an enterprise by its unified social credit code")
+    @post(
+        "/",
+        operation_id="createEnterprise",
+        guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        summary="Register an enterprise by its unified social credit code",
+    )
     async def create(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateEnterprise]) -> s.EnterpriseOut:
         return await svc(request).create_enterprise(request.user, data)
 
-    @get("/{enterprise_id:int}", operation_id="getEnterprise", responses=READ_PROBLEMS,
-         guards=[allow(*ALL_READERS, R.BANK, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)])
+    @get(
+        "/{enterprise_id:int}",
+        operation_id="getEnterprise",
+        responses=READ_PROBLEMS,
+        guards=[allow(*ALL_READERS, R.BANK, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
+    )
     async def get_one(self, request: Request[Identity, Any, Any], enterprise_id: FromPath[int]) -> s.EnterpriseOut:
         return await svc(request).get_enterprise(request.user, enterprise_id)
 
@@ -56,11 +66,18 @@ class AccountController(Controller):
     async def get_one(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> s.AccountOut:
         return await svc(request).get_account(request.user, account_id)
 
-    @get("/{account_id:int}/holdings", operation_id="listHoldings", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    @get(
+        "/{account_id:int}/holdings", operation_id="listHoldings", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)]
+    )
     async def holdings(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> list[s.HoldingOut]:
         return await svc(request).list_holdings(request.user, account_id)
 
-    @get("/{account_id:int}/transactions", operation_id="listAccountTransactions", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    @get(
+        "/{account_id:int}/transactions",
+        operation_id="listAccountTransactions",
+        responses=READ_PROBLEMS,
+        guards=[allow(*ALL_READERS)],
+    )
     async def transactions(
         self,
         request: Request[Identity, Any, Any],
@@ -70,18 +87,34 @@ class AccountController(Controller):
     ) -> s.Page:
         return await svc(request).list_account_transactions(request.user, account_id, limit=limit, before_id=before_id)
 
-    @get("/{account_id:int}/statement.pdf", operation_id="downloadAccountStatement", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)],
-         media_type="application/pdf")
+    @get(
+        "/{account_id:int}/statement.pdf",
+        operation_id="downloadAccountStatement",
+        responses=READ_PROBLEMS,
+        guards=[allow(*ALL_READERS)],
+        media_type="application/pdf",
+    )
     async def statement(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> Response[bytes]:
         from registry.pdf import render_statement
 
         data = await svc(request).statement_data(request.user, account_id)
         pdf = render_statement(data, generated_at=request.app.state.clock.now())
-        return Response(pdf, media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="statement-{account_id}.pdf"'})
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="statement-{account_id}.pdf"'},
+        )
 
-    @post("/{account_id:int}/trusted", operation_id="addTrustedAccount", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
-    async def trust(self, request: Request[Identity, Any, Any], account_id: FromPath[int], data: JSONBody[s.TrustAccount]) -> dict[str, Any]:
+    @post(
+        "/{account_id:int}/trusted",
+        operation_id="addTrustedAccount",
+        guards=[allow(*HOLDERS)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+    )
+    async def trust(
+        self, request: Request[Identity, Any, Any], account_id: FromPath[int], data: JSONBody[s.TrustAccount]
+    ) -> dict[str, Any]:
         return await svc(request).add_trusted(request.user, account_id, data)
 
 
@@ -97,37 +130,78 @@ class UnitsController(Controller):
     async def issue(self, request: Request[Identity, Any, Any], data: JSONBody[s.IssueUnits]) -> s.TransactionOut:
         return await svc(request).issue_units(request.user, data, request_key(request))
 
-    @post("/allocations", operation_id="allocateUnits", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    @post(
+        "/allocations", operation_id="allocateUnits", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS
+    )
     async def allocate(self, request: Request[Identity, Any, Any], data: JSONBody[s.AllocateUnits]) -> s.TransactionOut:
         return await svc(request).allocate_units(request.user, data, request_key(request))
 
-    @post("/transfers", operation_id="createTransfer", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    @post(
+        "/transfers", operation_id="createTransfer", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS
+    )
     async def transfer(self, request: Request[Identity, Any, Any], data: JSONBody[s.MoveUnits]) -> s.TransactionOut:
         return await svc(request).create_transfer(request.user, data, request_key(request))
 
-    @post("/transactions/{transaction_id:int}/approval", operation_id="approveTransfer",
-          guards=[allow(*ISSUERS, *HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS, status_code=200)
-    async def approve(self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Decision]) -> s.TransactionOut:
+    @post(
+        "/transactions/{transaction_id:int}/approval",
+        operation_id="approveTransfer",
+        guards=[allow(*ISSUERS, *HOLDERS)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+    )
+    async def approve(
+        self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Decision]
+    ) -> s.TransactionOut:
         return await svc(request).approve_transfer(request.user, transaction_id, data)
 
-    @post("/freezes", operation_id="freezeUnits", guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    @post(
+        "/freezes",
+        operation_id="freezeUnits",
+        guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+    )
     async def freeze(self, request: Request[Identity, Any, Any], data: JSONBody[s.FreezeUnits]) -> s.TransactionOut:
         return await svc(request).freeze_units(request.user, data, request_key(request))
 
-    @post("/freezes/{transaction_id:int}/release", operation_id="unfreezeUnits",
-          guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS, status_code=200)
-    async def unfreeze(self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Unfreeze]) -> s.TransactionOut:
+    @post(
+        "/freezes/{transaction_id:int}/release",
+        operation_id="unfreezeUnits",
+        guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+    )
+    async def unfreeze(
+        self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Unfreeze]
+    ) -> s.TransactionOut:
         return await svc(request).unfreeze_units(request.user, transaction_id, data)
 
-    @post("/surrenders", operation_id="surrenderUnits", guards=[allow(R.EMITTER, R.REGULATOR)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
-    async def surrender(self, request: Request[Identity, Any, Any], data: JSONBody[s.SurrenderUnits]) -> s.TransactionOut:
+    @post(
+        "/surrenders",
+        operation_id="surrenderUnits",
+        guards=[allow(R.EMITTER, R.REGULATOR)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+    )
+    async def surrender(
+        self, request: Request[Identity, Any, Any], data: JSONBody[s.SurrenderUnits]
+    ) -> s.TransactionOut:
         return await svc(request).surrender_units(request.user, data, request_key(request))
 
-    @post("/retirements", operation_id="retireUnits", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
+    @post(
+        "/retirements", operation_id="retireUnits", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS
+    )
     async def retire(self, request: Request[Identity, Any, Any], data: JSONBody[s.RetireUnits]) -> s.TransactionOut:
         return await svc(request).retire_units(request.user, data, request_key(request))
 
-    @get("/transactions/{transaction_id:int}", operation_id="getTransaction", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
+    @get(
+        "/transactions/{transaction_id:int}",
+        operation_id="getTransaction",
+        responses=READ_PROBLEMS,
+        guards=[allow(*ALL_READERS)],
+    )
     async def get_tx(self, request: Request[Identity, Any, Any], transaction_id: FromPath[int]) -> s.TransactionOut:
         return await svc(request).get_transaction(request.user, transaction_id)
 

@@ -43,7 +43,9 @@ OWNER = "registry"
 def _raise_first(failures: list[checks.Failure]) -> None:
     if failures:
         slug, field, msg = failures[0]
-        extra = {"errors": [{"type": f, "field": fl, "detail": m} for f, fl, m in failures]} if len(failures) > 1 else None
+        extra = (
+            {"errors": [{"type": f, "field": fl, "detail": m} for f, fl, m in failures]} if len(failures) > 1 else None
+        )
         raise AppError(slug, msg, field=field, extra=extra)
 
 
@@ -71,10 +73,14 @@ class RegistryService:
         org = (await ses.execute(select(Organisation).where(Organisation.kind == "system"))).scalar_one_or_none()
         if org is None:
             org = await create_organisation(ses, SYSTEM_ORG, "system", self.clock.now())
-        have = set((await ses.execute(select(RegistryAccount.type).where(RegistryAccount.organisation_id == org.id))).scalars())
+        have = set(
+            (await ses.execute(select(RegistryAccount.type).where(RegistryAccount.organisation_id == org.id))).scalars()
+        )
         for t in checks.SYSTEM_ACCOUNT_TYPES:
             if t not in have:
-                ses.add(RegistryAccount(organisation_id=org.id, type=t, status="open", label=t, created_at=self.clock.now()))
+                ses.add(
+                    RegistryAccount(organisation_id=org.id, type=t, status="open", label=t, created_at=self.clock.now())
+                )
         await ses.flush()
 
     # ------------------------------------------------------------------ enterprises and accounts
@@ -84,7 +90,9 @@ class RegistryService:
         if req.city not in JIANGXI_CITIES:
             raise InvalidInput("city", f"Give one of Jiangxi's cities: {' '.join(JIANGXI_CITIES)}.")
         if not re.fullmatch(r"[A-T](?:[0-9]{2,4})?", req.industry_code, re.ASCII):
-            raise InvalidInput("industry_code", "Give a GB/T 4754-2017 code: a section letter and 2 to 4 digits, e.g. C3011.")
+            raise InvalidInput(
+                "industry_code", "Give a GB/T 4754-2017 code: a section letter and 2 to 4 digits, e.g. C3011."
+            )
 
         async def work(uow: UnitOfWork) -> s.EnterpriseOut:
             ses = uow.session
@@ -92,9 +100,17 @@ class RegistryService:
                 raise Conflict("duplicate", f"An enterprise with code {code} exists.", field="uscc")
             now = self.clock.now()
             org = await create_organisation(ses, name, "enterprise", now)
-            ent = Enterprise(organisation_id=org.id, uscc=code, name=name, city=req.city, industry_code=req.industry_code,
-                             is_key_emitter=req.is_key_emitter, is_sme=req.is_sme, is_high_tech=req.is_high_tech,
-                             created_at=now)
+            ent = Enterprise(
+                organisation_id=org.id,
+                uscc=code,
+                name=name,
+                city=req.city,
+                industry_code=req.industry_code,
+                is_key_emitter=req.is_key_emitter,
+                is_sme=req.is_sme,
+                is_high_tech=req.is_high_tech,
+                created_at=now,
+            )
             ses.add(ent)
             await ses.flush()
             uow.audit(who.actor, "enterprise.create", "enterprise", str(ent.id), {"uscc": code, "name": name})
@@ -105,8 +121,11 @@ class RegistryService:
     async def get_enterprise(self, who: Identity, enterprise_id: int) -> s.EnterpriseOut:
         async def work(uow: UnitOfWork) -> s.EnterpriseOut:
             ent = await uow.session.get(Enterprise, enterprise_id)
-            if ent is None or not (who.reads_all() or who.role in (Role.BANK, Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER)
-                                   or ent.organisation_id == who.organisation_id):
+            if ent is None or not (
+                who.reads_all()
+                or who.role in (Role.BANK, Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER)
+                or ent.organisation_id == who.organisation_id
+            ):
                 raise NotFound("enterprise")
             return _enterprise_out(ent)
 
@@ -134,8 +153,9 @@ class RegistryService:
                 if ent is None:
                     raise NotFound("enterprise", field="enterprise_id")
                 org_id = ent.organisation_id
-            acc = RegistryAccount(organisation_id=org_id, type=req.type, status="open", label=label,
-                                  created_at=self.clock.now())
+            acc = RegistryAccount(
+                organisation_id=org_id, type=req.type, status="open", label=label, created_at=self.clock.now()
+            )
             ses.add(acc)
             await ses.flush()
             uow.audit(who.actor, "account.open", "account", str(acc.id), {"type": req.type, "organisation": org_id})
@@ -161,15 +181,29 @@ class RegistryService:
             now = self.clock.now()
             delay = int(PARAMS.value("trusted_list_delay_working_days", business_date(now)))
             effective = shanghai_time(add_working_days(business_date(now), delay))
-            exists = (await ses.execute(select(TrustedAccount).where(TrustedAccount.account_id == acc.id,
-                                                                     TrustedAccount.trusted_account_id == other.id))).scalar_one_or_none()
+            exists = (
+                await ses.execute(
+                    select(TrustedAccount).where(
+                        TrustedAccount.account_id == acc.id, TrustedAccount.trusted_account_id == other.id
+                    )
+                )
+            ).scalar_one_or_none()
             if exists is None:
-                exists = TrustedAccount(account_id=acc.id or 0, trusted_account_id=other.id or 0, effective_from=effective,
-                                        added_by=who.principal_id)
+                exists = TrustedAccount(
+                    account_id=acc.id or 0,
+                    trusted_account_id=other.id or 0,
+                    effective_from=effective,
+                    added_by=who.principal_id,
+                )
                 ses.add(exists)
                 await ses.flush()
-                uow.audit(who.actor, "account.trust", "account", str(acc.id),
-                          {"trusted": other.id, "effective_from": effective.isoformat()})
+                uow.audit(
+                    who.actor,
+                    "account.trust",
+                    "account",
+                    str(acc.id),
+                    {"trusted": other.id, "effective_from": effective.isoformat()},
+                )
             return {"account_id": acc.id, "trusted_account_id": other.id, "effective_from": exists.effective_from}
 
         return await self.db.run(work)
@@ -180,9 +214,18 @@ class RegistryService:
         rule = KIND_RULES[kind]
         if who.role.value != rule.issuer_role:
             raise Forbidden(f"Only the {rule.issuer_role} issues {kind.value}.")
-        uc = UnitClass(kind=kind, scheme=req.scheme, vintage=req.vintage, project_id=req.project_id, region=req.region,
-                       pollutant=req.pollutant, technology=req.technology, production_month=req.production_month,
-                       generator=req.generator, tradable=req.tradable)
+        uc = UnitClass(
+            kind=kind,
+            scheme=req.scheme,
+            vintage=req.vintage,
+            project_id=req.project_id,
+            region=req.region,
+            pollutant=req.pollutant,
+            technology=req.technology,
+            production_month=req.production_month,
+            generator=req.generator,
+            tradable=req.tradable,
+        )
         errors = validate_unit_class(uc)
         if errors:
             field, msg = next(iter(errors.items()))
@@ -203,16 +246,29 @@ class RegistryService:
                     raise AppError("unknown-account", "No such account.", field="to_account_id")
             _raise_first(checks.check_status(_facts(dest), "to_account_id", acquiring=True))
             source = await self._system_account(ses, "issuance")
-            tx = RegistryTransaction(code="issuance", status="awaiting_approval", instrument_id=inst.id or 0,
-                                     from_account_id=source.id, to_account_id=dest.id, quantity=quantity,
-                                     initiated_by=who.principal_id, initiator_organisation_id=who.organisation_id,
-                                     request_key=request_key, created_at=now)
+            tx = RegistryTransaction(
+                code="issuance",
+                status="awaiting_approval",
+                instrument_id=inst.id or 0,
+                from_account_id=source.id,
+                to_account_id=dest.id,
+                quantity=quantity,
+                initiated_by=who.principal_id,
+                initiator_organisation_id=who.organisation_id,
+                request_key=request_key,
+                created_at=now,
+            )
             ses.add(tx)
             await ses.flush()
             # The hold reserves nothing real (issuance accounts are sources) but makes the approval a ledger fact.
             tx.hold_transfer_id = await self._move(ses, tx, inst, source, dest, quantity, now, pending=True)
-            uow.audit(who.actor, "units.issue.propose", "transaction", str(tx.id),
-                      {"instrument": inst.code, "quantity": quantity, "to": dest.id})
+            uow.audit(
+                who.actor,
+                "units.issue.propose",
+                "transaction",
+                str(tx.id),
+                {"instrument": inst.code, "quantity": quantity, "to": dest.id},
+            )
             return await self._tx_out(ses, tx)
 
         return await self.db.run(work)
@@ -232,17 +288,39 @@ class RegistryService:
                 source = await self._own_account(ses, who, req.from_account_id, "from_account_id")
             dest = await self._any_user_account(ses, req.to_account_id, "to_account_id")
             now = self.clock.now()
-            _raise_first(checks.check_transfer(_facts(source), _facts(dest), Kind(inst.kind), tradable=True,
-                                               expires_on=inst.valid_until, today=business_date(now)))
-            tx = RegistryTransaction(code="allocation", status="completed", instrument_id=inst.id or 0,
-                                     from_account_id=source.id, to_account_id=dest.id, quantity=quantity,
-                                     initiated_by=who.principal_id, initiator_organisation_id=who.organisation_id,
-                                     request_key=request_key, created_at=now, completed_at=now)
+            _raise_first(
+                checks.check_transfer(
+                    _facts(source),
+                    _facts(dest),
+                    Kind(inst.kind),
+                    tradable=True,
+                    expires_on=inst.valid_until,
+                    today=business_date(now),
+                )
+            )
+            tx = RegistryTransaction(
+                code="allocation",
+                status="completed",
+                instrument_id=inst.id or 0,
+                from_account_id=source.id,
+                to_account_id=dest.id,
+                quantity=quantity,
+                initiated_by=who.principal_id,
+                initiator_organisation_id=who.organisation_id,
+                request_key=request_key,
+                created_at=now,
+                completed_at=now,
+            )
             ses.add(tx)
             await ses.flush()
             await self._move(ses, tx, inst, source, dest, quantity, now)
-            uow.audit(who.actor, "units.allocate", "transaction", str(tx.id),
-                      {"instrument": inst.code, "quantity": quantity, "from": source.id, "to": dest.id})
+            uow.audit(
+                who.actor,
+                "units.allocate",
+                "transaction",
+                str(tx.id),
+                {"instrument": inst.code, "quantity": quantity, "from": source.id, "to": dest.id},
+            )
             return await self._tx_out(ses, tx)
 
         return await self.db.run(work)
@@ -259,28 +337,56 @@ class RegistryService:
             dest = await self._any_user_account(ses, req.to_account_id, "to_account_id")
             now = self.clock.now()
             today = business_date(now)
-            _raise_first(checks.check_transfer(_facts(source), _facts(dest), Kind(inst.kind), tradable=inst.tradable,
-                                               expires_on=inst.valid_until, today=today))
-            trusted = dest.organisation_id == source.organisation_id or (
-                await ses.execute(select(TrustedAccount.id).where(
-                    TrustedAccount.account_id == source.id, TrustedAccount.trusted_account_id == dest.id,
-                    TrustedAccount.effective_from <= now))
-            ).first() is not None
+            _raise_first(
+                checks.check_transfer(
+                    _facts(source),
+                    _facts(dest),
+                    Kind(inst.kind),
+                    tradable=inst.tradable,
+                    expires_on=inst.valid_until,
+                    today=today,
+                )
+            )
+            trusted = (
+                dest.organisation_id == source.organisation_id
+                or (
+                    await ses.execute(
+                        select(TrustedAccount.id).where(
+                            TrustedAccount.account_id == source.id,
+                            TrustedAccount.trusted_account_id == dest.id,
+                            TrustedAccount.effective_from <= now,
+                        )
+                    )
+                ).first()
+                is not None
+            )
             if not trusted:
                 _raise_first(checks.check_untrusted_cap(quantity, int(PARAMS.value("untrusted_transfer_cap", today))))
-            tx = RegistryTransaction(code="transfer", status="completed" if trusted else "awaiting_approval",
-                                     instrument_id=inst.id or 0, from_account_id=source.id, to_account_id=dest.id,
-                                     quantity=quantity, initiated_by=who.principal_id,
-                                     initiator_organisation_id=who.organisation_id, request_key=request_key,
-                                     created_at=now, completed_at=now if trusted else None)
+            tx = RegistryTransaction(
+                code="transfer",
+                status="completed" if trusted else "awaiting_approval",
+                instrument_id=inst.id or 0,
+                from_account_id=source.id,
+                to_account_id=dest.id,
+                quantity=quantity,
+                initiated_by=who.principal_id,
+                initiator_organisation_id=who.organisation_id,
+                request_key=request_key,
+                created_at=now,
+                completed_at=now if trusted else None,
+            )
             ses.add(tx)
             await ses.flush()
             held = await self._move(ses, tx, inst, source, dest, quantity, now, pending=not trusted)
             if not trusted:
                 tx.hold_transfer_id = held
-            uow.audit(who.actor, "units.transfer", "transaction", str(tx.id),
-                      {"instrument": inst.code, "quantity": quantity, "from": source.id, "to": dest.id,
-                       "trusted": trusted})
+            uow.audit(
+                who.actor,
+                "units.transfer",
+                "transaction",
+                str(tx.id),
+                {"instrument": inst.code, "quantity": quantity, "from": source.id, "to": dest.id, "trusted": trusted},
+            )
             return await self._tx_out(ses, tx)
 
         return await self.db.run(work)
@@ -294,12 +400,19 @@ class RegistryService:
             if tx.status != "awaiting_approval":
                 if tx.approved_by == who.principal_id or (tx.status == "rejected" and req.decision == "reject"):
                     return await self._tx_out(ses, tx)
-                raise Conflict("invalid-state", f"Transaction {tx.id} is {tx.status}; only one awaiting approval can be decided.")
+                raise Conflict(
+                    "invalid-state", f"Transaction {tx.id} is {tx.status}; only one awaiting approval can be decided."
+                )
             if tx.initiator_organisation_id != who.organisation_id:
                 raise NotFound("transaction")
             if tx.initiated_by == who.principal_id:
-                raise AppError("four-eyes-required", "The initiator may not approve its own request; ask a second person.")
-            if tx.code == "issuance" and who.role.value != KIND_RULES[Kind((await self._instrument(ses, tx.instrument_id)).kind)].issuer_role:
+                raise AppError(
+                    "four-eyes-required", "The initiator may not approve its own request; ask a second person."
+                )
+            if (
+                tx.code == "issuance"
+                and who.role.value != KIND_RULES[Kind((await self._instrument(ses, tx.instrument_id)).kind)].issuer_role
+            ):
                 raise Forbidden()
             now = self.clock.now()
             tx.approved_by = who.principal_id
@@ -308,12 +421,14 @@ class RegistryService:
                 tx.status = "rejected"
                 details["rejection_reason"] = reason
                 tx.details = json.dumps(details, ensure_ascii=False)
-                await ledger.resolve_pending(ses, client_id=f"rtx:{tx.id}:void", pending_id=tx.hold_transfer_id or 0,
-                                             now=now, post=False)
+                await ledger.resolve_pending(
+                    ses, client_id=f"rtx:{tx.id}:void", pending_id=tx.hold_transfer_id or 0, now=now, post=False
+                )
                 tx.completed_at = now
             elif tx.code == "issuance":
-                await ledger.resolve_pending(ses, client_id=f"rtx:{tx.id}:post", pending_id=tx.hold_transfer_id or 0,
-                                             now=now, post=True)
+                await ledger.resolve_pending(
+                    ses, client_id=f"rtx:{tx.id}:post", pending_id=tx.hold_transfer_id or 0, now=now, post=True
+                )
                 tx.status = "completed"
                 tx.completed_at = now
             else:
@@ -333,19 +448,29 @@ class RegistryService:
         async def work(uow: UnitOfWork) -> int:
             ses = uow.session
             now = self.clock.now()
-            due = (await ses.execute(
-                select(RegistryTransaction).where(RegistryTransaction.status == "approved",
-                                                  RegistryTransaction.execute_after <= now)
-                .order_by(RegistryTransaction.id).limit(limit))).scalars().all()
+            due = (
+                (
+                    await ses.execute(
+                        select(RegistryTransaction)
+                        .where(RegistryTransaction.status == "approved", RegistryTransaction.execute_after <= now)
+                        .order_by(RegistryTransaction.id)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             for tx in due:
                 inst = await self._instrument(ses, tx.instrument_id)
                 if inst.valid_until is not None and business_date(now) > inst.valid_until:
-                    await ledger.resolve_pending(ses, client_id=f"rtx:{tx.id}:void", pending_id=tx.hold_transfer_id or 0,
-                                                 now=now, post=False)
+                    await ledger.resolve_pending(
+                        ses, client_id=f"rtx:{tx.id}:void", pending_id=tx.hold_transfer_id or 0, now=now, post=False
+                    )
                     tx.status = "cancelled"
                 else:
-                    await ledger.resolve_pending(ses, client_id=f"rtx:{tx.id}:post", pending_id=tx.hold_transfer_id or 0,
-                                                 now=now, post=True)
+                    await ledger.resolve_pending(
+                        ses, client_id=f"rtx:{tx.id}:post", pending_id=tx.hold_transfer_id or 0, now=now, post=True
+                    )
                     tx.status = "completed"
                 tx.completed_at = now
                 uow.audit("system:scheduler", "transaction.execute", "transaction", str(tx.id), {"status": tx.status})
@@ -367,17 +492,31 @@ class RegistryService:
             quantity = parse_quantity(req.quantity, scale=KIND_RULES[Kind(inst.kind)].scale)
             now = self.clock.now()
             target = await self._system_account(ses, "freeze")
-            tx = RegistryTransaction(code="freeze", status="active", instrument_id=inst.id or 0, from_account_id=acc.id,
-                                     to_account_id=target.id, quantity=quantity, initiated_by=who.principal_id,
-                                     initiator_organisation_id=who.organisation_id, request_key=request_key,
-                                     details=json.dumps({"legal_basis": req.legal_basis, "authority": authority,
-                                                         "reference": reference}, ensure_ascii=False),
-                                     created_at=now)
+            tx = RegistryTransaction(
+                code="freeze",
+                status="active",
+                instrument_id=inst.id or 0,
+                from_account_id=acc.id,
+                to_account_id=target.id,
+                quantity=quantity,
+                initiated_by=who.principal_id,
+                initiator_organisation_id=who.organisation_id,
+                request_key=request_key,
+                details=json.dumps(
+                    {"legal_basis": req.legal_basis, "authority": authority, "reference": reference}, ensure_ascii=False
+                ),
+                created_at=now,
+            )
             ses.add(tx)
             await ses.flush()
             tx.hold_transfer_id = await self._move(ses, tx, inst, acc, target, quantity, now, pending=True)
-            uow.audit(who.actor, "units.freeze", "transaction", str(tx.id),
-                      {"account": acc.id, "instrument": inst.code, "quantity": quantity, "legal_basis": req.legal_basis})
+            uow.audit(
+                who.actor,
+                "units.freeze",
+                "transaction",
+                str(tx.id),
+                {"account": acc.id, "instrument": inst.code, "quantity": quantity, "legal_basis": req.legal_basis},
+            )
             return await self._tx_out(ses, tx)
 
         return await self.db.run(work)
@@ -393,8 +532,14 @@ class RegistryService:
             if tx.status == "released":
                 return await self._tx_out(ses, tx)
             now = self.clock.now()
-            await ledger.resolve_pending(ses, client_id=f"rtx:{tx.id}:void", pending_id=tx.hold_transfer_id or 0,
-                                         now=now, post=False, code="unfreeze")
+            await ledger.resolve_pending(
+                ses,
+                client_id=f"rtx:{tx.id}:void",
+                pending_id=tx.hold_transfer_id or 0,
+                now=now,
+                post=False,
+                code="unfreeze",
+            )
             tx.status = "released"
             tx.completed_at = now
             details = json.loads(tx.details)
@@ -407,17 +552,36 @@ class RegistryService:
 
     async def surrender_units(self, who: Identity, req: s.SurrenderUnits, request_key: str | None) -> s.TransactionOut:
         period = clean_text(req.period, "period", max_len=16)
-        return await self._to_system(who, "surrender", req.account_id, req.instrument_id, req.quantity, request_key,
-                                     period=period, details={})
+        return await self._to_system(
+            who, "surrender", req.account_id, req.instrument_id, req.quantity, request_key, period=period, details={}
+        )
 
     async def retire_units(self, who: Identity, req: s.RetireUnits, request_key: str | None) -> s.TransactionOut:
         beneficiary = clean_text(req.beneficiary, "beneficiary", max_len=200)
         purpose = clean_text(req.purpose, "purpose", max_len=500, required=False)
-        return await self._to_system(who, "retirement", req.account_id, req.instrument_id, req.quantity, request_key,
-                                     period=None, details={"beneficiary": beneficiary, "purpose": purpose})
+        return await self._to_system(
+            who,
+            "retirement",
+            req.account_id,
+            req.instrument_id,
+            req.quantity,
+            request_key,
+            period=None,
+            details={"beneficiary": beneficiary, "purpose": purpose},
+        )
 
-    async def _to_system(self, who: Identity, code: str, account_id: int, instrument_id: int, raw_quantity: object,
-                         request_key: str | None, *, period: str | None, details: dict[str, str]) -> s.TransactionOut:
+    async def _to_system(
+        self,
+        who: Identity,
+        code: str,
+        account_id: int,
+        instrument_id: int,
+        raw_quantity: object,
+        request_key: str | None,
+        *,
+        period: str | None,
+        details: dict[str, str],
+    ) -> s.TransactionOut:
         async def work(uow: UnitOfWork) -> s.TransactionOut:
             ses = uow.session
             if (prior := await self._by_request_key(ses, request_key)) is not None:
@@ -430,21 +594,38 @@ class RegistryService:
             kind = Kind(inst.kind)
             quantity = parse_quantity(raw_quantity, scale=KIND_RULES[kind].scale)
             now = self.clock.now()
-            _raise_first(checks.check_status(_facts(acc), "account_id", acquiring=False)
-                         + checks.check_not_expired(inst.valid_until, business_date(now)))
+            _raise_first(
+                checks.check_status(_facts(acc), "account_id", acquiring=False)
+                + checks.check_not_expired(inst.valid_until, business_date(now))
+            )
             if code == "surrender" and not KIND_RULES[kind].surrenderable:
                 raise InvalidInput("instrument_id", "Green certificates are retired (claimed), not surrendered.")
             target = await self._system_account(ses, code)
-            tx = RegistryTransaction(code=code, status="completed", instrument_id=inst.id or 0, from_account_id=acc.id,
-                                     to_account_id=target.id, quantity=quantity, initiated_by=who.principal_id,
-                                     initiator_organisation_id=who.organisation_id, request_key=request_key,
-                                     period=period, details=json.dumps(details, ensure_ascii=False), created_at=now,
-                                     completed_at=now)
+            tx = RegistryTransaction(
+                code=code,
+                status="completed",
+                instrument_id=inst.id or 0,
+                from_account_id=acc.id,
+                to_account_id=target.id,
+                quantity=quantity,
+                initiated_by=who.principal_id,
+                initiator_organisation_id=who.organisation_id,
+                request_key=request_key,
+                period=period,
+                details=json.dumps(details, ensure_ascii=False),
+                created_at=now,
+                completed_at=now,
+            )
             ses.add(tx)
             await ses.flush()
             await self._move(ses, tx, inst, acc, target, quantity, now)
-            uow.audit(who.actor, f"units.{code}", "transaction", str(tx.id),
-                      {"account": acc.id, "instrument": inst.code, "quantity": quantity, "period": period, **details})
+            uow.audit(
+                who.actor,
+                f"units.{code}",
+                "transaction",
+                str(tx.id),
+                {"account": acc.id, "instrument": inst.code, "quantity": quantity, "period": period, **details},
+            )
             return await self._tx_out(ses, tx)
 
         return await self.db.run(work)
@@ -460,23 +641,43 @@ class RegistryService:
             count = 0
             target = await self._system_account(ses, "expiry")
             for inst in expired:
-                rows = (await ses.execute(
-                    select(LedgerAccount, RegistryAccount).join(RegistryAccount, RegistryAccount.id == LedgerAccount.owner_id)
-                    .where(LedgerAccount.owner_kind == OWNER, LedgerAccount.asset_id == inst.asset_id,
-                           RegistryAccount.type.in_(checks.USER_ACCOUNT_TYPES),  # type: ignore[attr-defined]
-                           LedgerAccount.credits_posted > LedgerAccount.debits_posted + LedgerAccount.debits_pending)
-                    .order_by(LedgerAccount.id))).all()
+                rows = (
+                    await ses.execute(
+                        select(LedgerAccount, RegistryAccount)
+                        .join(RegistryAccount, RegistryAccount.id == LedgerAccount.owner_id)
+                        .where(
+                            LedgerAccount.owner_kind == OWNER,
+                            LedgerAccount.asset_id == inst.asset_id,
+                            RegistryAccount.type.in_(checks.USER_ACCOUNT_TYPES),  # type: ignore[attr-defined]
+                            LedgerAccount.credits_posted > LedgerAccount.debits_posted + LedgerAccount.debits_pending,
+                        )
+                        .order_by(LedgerAccount.id)
+                    )
+                ).all()
                 for la, acc in rows:
                     qty = ledger.available(la)
-                    tx = RegistryTransaction(code="expiry", status="completed", instrument_id=inst.id or 0,
-                                             from_account_id=acc.id, to_account_id=target.id, quantity=qty,
-                                             initiated_by=0, initiator_organisation_id=acc.organisation_id,
-                                             created_at=now, completed_at=now)
+                    tx = RegistryTransaction(
+                        code="expiry",
+                        status="completed",
+                        instrument_id=inst.id or 0,
+                        from_account_id=acc.id,
+                        to_account_id=target.id,
+                        quantity=qty,
+                        initiated_by=0,
+                        initiator_organisation_id=acc.organisation_id,
+                        created_at=now,
+                        completed_at=now,
+                    )
                     ses.add(tx)
                     await ses.flush()
                     await self._move(ses, tx, inst, acc, target, qty, now)
-                    uow.audit("system:scheduler", "units.expire", "transaction", str(tx.id),
-                              {"account": acc.id, "instrument": inst.code, "quantity": qty})
+                    uow.audit(
+                        "system:scheduler",
+                        "units.expire",
+                        "transaction",
+                        str(tx.id),
+                        {"account": acc.id, "instrument": inst.code, "quantity": qty},
+                    )
                     count += 1
             return count
 
@@ -487,34 +688,61 @@ class RegistryService:
         async def work(uow: UnitOfWork) -> list[s.HoldingOut]:
             ses = uow.session
             acc = await self._visible_account(ses, who, account_id)
-            rows = (await ses.execute(
-                select(LedgerAccount, Instrument).join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
-                .where(LedgerAccount.owner_kind == OWNER, LedgerAccount.owner_id == acc.id)
-                .order_by(Instrument.code))).all()
+            rows = (
+                await ses.execute(
+                    select(LedgerAccount, Instrument)
+                    .join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
+                    .where(LedgerAccount.owner_kind == OWNER, LedgerAccount.owner_id == acc.id)
+                    .order_by(Instrument.code)
+                )
+            ).all()
             out = []
             for la, inst in rows:
-                blocks = (await ses.execute(select(SerialBlock).where(SerialBlock.ledger_account_id == la.id)
-                                            .order_by(SerialBlock.serial_start).limit(100))).scalars().all()
+                blocks = (
+                    (
+                        await ses.execute(
+                            select(SerialBlock)
+                            .where(SerialBlock.ledger_account_id == la.id)
+                            .order_by(SerialBlock.serial_start)
+                            .limit(100)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
                 scale = KIND_RULES[Kind(inst.kind)].scale
                 balance = la.credits_posted - la.debits_posted
-                out.append(s.HoldingOut(
-                    instrument=_instrument_out(inst), balance=format_amount(balance, scale),
-                    available=format_amount(ledger.available(la), scale), held=format_amount(la.debits_pending, scale),
-                    balance_base=balance, available_base=ledger.available(la),
-                    serial_blocks=[s.SerialRange(first=unit_identifier(inst.code, b.serial_start),
-                                                 last=unit_identifier(inst.code, b.serial_end - 1), quantity=b.quantity)
-                                   for b in blocks]))
+                out.append(
+                    s.HoldingOut(
+                        instrument=_instrument_out(inst),
+                        balance=format_amount(balance, scale),
+                        available=format_amount(ledger.available(la), scale),
+                        held=format_amount(la.debits_pending, scale),
+                        balance_base=balance,
+                        available_base=ledger.available(la),
+                        serial_blocks=[
+                            s.SerialRange(
+                                first=unit_identifier(inst.code, b.serial_start),
+                                last=unit_identifier(inst.code, b.serial_end - 1),
+                                quantity=b.quantity,
+                            )
+                            for b in blocks
+                        ],
+                    )
+                )
             return out
 
         return await self.db.read(work)
 
-    async def list_account_transactions(self, who: Identity, account_id: int, *, limit: int,
-                                        before_id: int | None) -> s.Page:
+    async def list_account_transactions(
+        self, who: Identity, account_id: int, *, limit: int, before_id: int | None
+    ) -> s.Page:
         async def work(uow: UnitOfWork) -> s.Page:
             ses = uow.session
             acc = await self._visible_account(ses, who, account_id)
-            q = select(RegistryTransaction).where(or_(RegistryTransaction.from_account_id == acc.id,
-                                                      RegistryTransaction.to_account_id == acc.id))
+            q = select(RegistryTransaction).where(
+                or_(RegistryTransaction.from_account_id == acc.id, RegistryTransaction.to_account_id == acc.id)
+            )
             if before_id is not None:
                 q = q.where(RegistryTransaction.id < before_id)
             rows = (await ses.execute(q.order_by(RegistryTransaction.id.desc()).limit(limit + 1))).scalars().all()  # type: ignore[union-attr]
@@ -536,7 +764,9 @@ class RegistryService:
             ses = uow.session
             acc = await self._visible_account(ses, who, account_id)
             org = await ses.get(Organisation, acc.organisation_id)
-            ent = (await ses.execute(select(Enterprise).where(Enterprise.organisation_id == acc.organisation_id))).scalar_one_or_none()
+            ent = (
+                await ses.execute(select(Enterprise).where(Enterprise.organisation_id == acc.organisation_id))
+            ).scalar_one_or_none()
             return {"account": acc, "organisation": org, "enterprise": ent}
 
         data = await self.db.read(work)
@@ -555,12 +785,17 @@ class RegistryService:
     async def _by_request_key(self, ses: AsyncSession, key: str | None) -> RegistryTransaction | None:
         if key is None:
             return None
-        return (await ses.execute(select(RegistryTransaction).where(RegistryTransaction.request_key == key))).scalar_one_or_none()
+        return (
+            await ses.execute(select(RegistryTransaction).where(RegistryTransaction.request_key == key))
+        ).scalar_one_or_none()
 
     async def _visible_account(self, ses: AsyncSession, who: Identity, account_id: int) -> RegistryAccount:
         acc = await ses.get(RegistryAccount, account_id)
-        if acc is None or acc.type not in checks.USER_ACCOUNT_TYPES or not (
-                who.reads_all() or acc.organisation_id == who.organisation_id):
+        if (
+            acc is None
+            or acc.type not in checks.USER_ACCOUNT_TYPES
+            or not (who.reads_all() or acc.organisation_id == who.organisation_id)
+        ):
             raise AppError("unknown-account", "No account with this id is visible to you.", field="account_id")
         return acc
 
@@ -597,57 +832,123 @@ class RegistryService:
         return inst
 
     async def _system_account(self, ses: AsyncSession, type_: str) -> RegistryAccount:
-        acc = (await ses.execute(select(RegistryAccount).join(Organisation, Organisation.id == RegistryAccount.organisation_id)
-                                 .where(Organisation.kind == "system", RegistryAccount.type == type_))).scalar_one_or_none()
+        acc = (
+            await ses.execute(
+                select(RegistryAccount)
+                .join(Organisation, Organisation.id == RegistryAccount.organisation_id)
+                .where(Organisation.kind == "system", RegistryAccount.type == type_)
+            )
+        ).scalar_one_or_none()
         if acc is None:
             raise AssertionError("registry not bootstrapped: run `greenrights db upgrade`")
         return acc
 
     async def _allocation_account(self, ses: AsyncSession, who: Identity) -> RegistryAccount:
-        acc = (await ses.execute(select(RegistryAccount).where(
-            RegistryAccount.organisation_id == who.organisation_id, RegistryAccount.type == checks.ALLOCATION)
-            .order_by(RegistryAccount.id))).scalars().first()
+        acc = (
+            (
+                await ses.execute(
+                    select(RegistryAccount)
+                    .where(
+                        RegistryAccount.organisation_id == who.organisation_id,
+                        RegistryAccount.type == checks.ALLOCATION,
+                    )
+                    .order_by(RegistryAccount.id)
+                )
+            )
+            .scalars()
+            .first()
+        )
         if acc is None:
-            raise AppError("unknown-account", "Open an allocation account first (openAccount with type 'allocation').",
-                           field="from_account_id")
+            raise AppError(
+                "unknown-account",
+                "Open an allocation account first (openAccount with type 'allocation').",
+                field="from_account_id",
+            )
         return acc
 
-    async def _ensure_instrument(self, ses: AsyncSession, uc: UnitClass, issuer_org: int, now: dt.datetime) -> Instrument:
+    async def _ensure_instrument(
+        self, ses: AsyncSession, uc: UnitClass, issuer_org: int, now: dt.datetime
+    ) -> Instrument:
         code = uc.code()
         inst = (await ses.execute(select(Instrument).where(Instrument.code == code))).scalar_one_or_none()
         if inst is not None:
             return inst
         rule = KIND_RULES[uc.kind]
         asset = await ledger.ensure_asset(ses, code, scale=rule.scale, serialised=True)
-        inst = Instrument(code=code, asset_id=asset.id or 0, kind=uc.kind.value, scheme=uc.scheme, vintage=uc.vintage,
-                          project_id=uc.project_id, region=uc.region, pollutant=uc.pollutant, technology=uc.technology,
-                          production_month=uc.production_month, generator=uc.generator, tradable=uc.tradable,
-                          valid_until=valid_until(uc), issuer_organisation_id=issuer_org, created_at=now)
+        inst = Instrument(
+            code=code,
+            asset_id=asset.id or 0,
+            kind=uc.kind.value,
+            scheme=uc.scheme,
+            vintage=uc.vintage,
+            project_id=uc.project_id,
+            region=uc.region,
+            pollutant=uc.pollutant,
+            technology=uc.technology,
+            production_month=uc.production_month,
+            generator=uc.generator,
+            tradable=uc.tradable,
+            valid_until=valid_until(uc),
+            issuer_organisation_id=issuer_org,
+            created_at=now,
+        )
         ses.add(inst)
         await ses.flush()
         return inst
 
     async def ledger_account(self, ses: AsyncSession, acc: RegistryAccount, inst: Instrument) -> LedgerAccount:
-        return await ledger.ensure_account(ses, asset_id=inst.asset_id, owner_kind=OWNER, owner_id=acc.id or 0, role=acc.type)
+        return await ledger.ensure_account(
+            ses, asset_id=inst.asset_id, owner_kind=OWNER, owner_id=acc.id or 0, role=acc.type
+        )
 
-    async def _move(self, ses: AsyncSession, tx: RegistryTransaction, inst: Instrument, source: RegistryAccount,
-                    dest: RegistryAccount, quantity: int, now: dt.datetime, *, pending: bool = False) -> int:
+    async def _move(
+        self,
+        ses: AsyncSession,
+        tx: RegistryTransaction,
+        inst: Instrument,
+        source: RegistryAccount,
+        dest: RegistryAccount,
+        quantity: int,
+        now: dt.datetime,
+        *,
+        pending: bool = False,
+    ) -> int:
         debit = await self.ledger_account(ses, source, inst)
         credit = await self.ledger_account(ses, dest, inst)
         result = await ledger.create_transfer(
-            ses, client_id=f"rtx:{tx.id}", debit_account_id=debit.id or 0, credit_account_id=credit.id or 0,
-            asset_id=inst.asset_id, amount=quantity, code=tx.code, now=now, pending=pending, ref=f"rtx:{tx.id}")
+            ses,
+            client_id=f"rtx:{tx.id}",
+            debit_account_id=debit.id or 0,
+            credit_account_id=credit.id or 0,
+            asset_id=inst.asset_id,
+            amount=quantity,
+            code=tx.code,
+            now=now,
+            pending=pending,
+            ref=f"rtx:{tx.id}",
+        )
         return result.transfer.id or 0
 
     async def _tx_out(self, ses: AsyncSession, tx: RegistryTransaction) -> s.TransactionOut:
         inst = await self._instrument(ses, tx.instrument_id)
         return s.TransactionOut(
-            id=tx.id or 0, code=tx.code, status=tx.status, instrument_id=inst.id or 0, instrument_code=inst.code,
-            from_account_id=tx.from_account_id, to_account_id=tx.to_account_id,
-            quantity=format_amount(tx.quantity, KIND_RULES[Kind(inst.kind)].scale), quantity_base=tx.quantity,
-            initiated_by=tx.initiated_by, approved_by=tx.approved_by, execute_after=tx.execute_after, period=tx.period,
-            details={k: str(v) for k, v in json.loads(tx.details).items()}, created_at=tx.created_at,
-            completed_at=tx.completed_at)
+            id=tx.id or 0,
+            code=tx.code,
+            status=tx.status,
+            instrument_id=inst.id or 0,
+            instrument_code=inst.code,
+            from_account_id=tx.from_account_id,
+            to_account_id=tx.to_account_id,
+            quantity=format_amount(tx.quantity, KIND_RULES[Kind(inst.kind)].scale),
+            quantity_base=tx.quantity,
+            initiated_by=tx.initiated_by,
+            approved_by=tx.approved_by,
+            execute_after=tx.execute_after,
+            period=tx.period,
+            details={k: str(v) for k, v in json.loads(tx.details).items()},
+            created_at=tx.created_at,
+            completed_at=tx.completed_at,
+        )
 
 
 def _facts(acc: RegistryAccount) -> checks.AccountFacts:
@@ -655,22 +956,51 @@ def _facts(acc: RegistryAccount) -> checks.AccountFacts:
 
 
 def _enterprise_out(e: Enterprise) -> s.EnterpriseOut:
-    return s.EnterpriseOut(id=e.id or 0, organisation_id=e.organisation_id, uscc=e.uscc, name=e.name, city=e.city,
-                           industry_code=e.industry_code, is_key_emitter=e.is_key_emitter, is_sme=e.is_sme,
-                           is_high_tech=e.is_high_tech, created_at=e.created_at)
+    return s.EnterpriseOut(
+        id=e.id or 0,
+        organisation_id=e.organisation_id,
+        uscc=e.uscc,
+        name=e.name,
+        city=e.city,
+        industry_code=e.industry_code,
+        is_key_emitter=e.is_key_emitter,
+        is_sme=e.is_sme,
+        is_high_tech=e.is_high_tech,
+        created_at=e.created_at,
+    )
 
 
 def _account_out(a: RegistryAccount) -> s.AccountOut:
-    return s.AccountOut(id=a.id or 0, organisation_id=a.organisation_id, type=a.type, status=a.status, label=a.label,
-                        created_at=a.created_at)
+    return s.AccountOut(
+        id=a.id or 0,
+        organisation_id=a.organisation_id,
+        type=a.type,
+        status=a.status,
+        label=a.label,
+        created_at=a.created_at,
+    )
 
 
 def _instrument_out(i: Instrument) -> s.InstrumentOut:
     rule = KIND_RULES[Kind(i.kind)]
-    return s.InstrumentOut(id=i.id or 0, code=i.code, kind=i.kind, label_zh=rule.label_zh, display_unit=rule.display_unit,
-                           scale=rule.scale, scheme=i.scheme, vintage=i.vintage, project_id=i.project_id, region=i.region,
-                           pollutant=i.pollutant, technology=i.technology, production_month=i.production_month,
-                           generator=i.generator, tradable=i.tradable, valid_until=i.valid_until)
+    return s.InstrumentOut(
+        id=i.id or 0,
+        code=i.code,
+        kind=i.kind,
+        label_zh=rule.label_zh,
+        display_unit=rule.display_unit,
+        scale=rule.scale,
+        scheme=i.scheme,
+        vintage=i.vintage,
+        project_id=i.project_id,
+        region=i.region,
+        pollutant=i.pollutant,
+        technology=i.technology,
+        production_month=i.production_month,
+        generator=i.generator,
+        tradable=i.tradable,
+        valid_until=i.valid_until,
+    )
 
 
 __all__ = ["JIANGXI_CITIES", "LedgerAsset", "RegistryService", "validate_uscc"]

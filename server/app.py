@@ -11,8 +11,8 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, JSONBody
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.params import FromPath, JSONBody
 
 from core.audit import make_flusher
 from core.clock import Clock, SystemClock
@@ -61,8 +61,13 @@ async def problem_type(slug: FromPath[str]) -> dict[str, Any]:
     return {"type": f"/problems/{p.slug}", "title": p.title, "status": p.status, "code": p.code}
 
 
-@post("/api/v1/auth/token", operation_id="createToken", tags=["auth"], status_code=200,
-      responses=problem_responses(400, 401, 422))
+@post(
+    "/api/v1/auth/token",
+    operation_id="createToken",
+    tags=["auth"],
+    status_code=200,
+    responses=problem_responses(400, 401, 422),
+)
 async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> TokenOut:
     state = request.app.state
     settings: Settings = state.settings
@@ -72,17 +77,19 @@ async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequ
         return issue_jwt(p, settings.jwt_secret, state.clock.now(), settings.jwt_ttl_s)
 
     token = await state.db.read(work)
-    return TokenOut(access_token=token, token_type="Bearer", expires_in=settings.jwt_ttl_s)
+    return TokenOut(access_token=token, token_type="Bearer", expires_in=settings.jwt_ttl_s)  # noqa: S106
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None, *, embed_scheduler: bool | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, *, embed_scheduler: bool | None = None
+) -> Litestar:
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    db = Database(settings.database_url, retries_max=settings.db_retries_max,
-                  busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db = Database(
+        settings.database_url, retries_max=settings.db_retries_max, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
     db.audit_flusher = make_flusher(clock)
-    state = State({"settings": settings, "clock": clock, "db": db,
-                   "registry": RegistryService(db, clock)})
+    state = State({"settings": settings, "clock": clock, "db": db, "registry": RegistryService(db, clock)})
 
     def get_db() -> Database:
         return db
@@ -92,7 +99,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, *, 
 
     middleware = [
         DefineMiddleware(BearerAuth, db_getter=get_db, secret_getter=lambda: settings.jwt_secret, exclude=PUBLIC_PATHS),
-        DefineMiddleware(EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock),
+        DefineMiddleware(
+            EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
+        ),
     ]
     return Litestar(
         route_handlers=[health, ready, problem_type, create_token, *REGISTRY_CONTROLLERS],
@@ -103,7 +112,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, *, 
         request_max_body_size=settings.max_body_bytes,
         response_cache_config=ResponseCacheConfig(),
         openapi_config=OpenAPIConfig(
-            title="greenrights API", version=API_VERSION, path="/schema",
+            title="greenrights API",
+            version=API_VERSION,
+            path="/schema",
             description="Registry, market and incentive engine for environmental rights (Jiangxi).",
             render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
         ),

@@ -51,7 +51,11 @@ async def org_for(uow: UnitOfWork, role: Role, enterprise_uscc: str | None) -> i
             raise SystemExit(f"no enterprise with code {enterprise_uscc}")
         return ent.organisation_id
     kind = "finance" if role in (Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER) else role.value
-    org = (await ses.execute(select(Organisation).where(Organisation.kind == kind).order_by(Organisation.id))).scalars().first()
+    org = (
+        (await ses.execute(select(Organisation).where(Organisation.kind == kind).order_by(Organisation.id)))
+        .scalars()
+        .first()
+    )
     if org is None:
         org = await create_organisation(ses, AUTHORITY_NAMES[role], kind, SystemClock().now())
     assert org.id is not None
@@ -63,7 +67,9 @@ async def _apikey(role: Role, enterprise: str | None, label: str) -> str:
 
     async def work(uow: UnitOfWork) -> str:
         org_id = await org_for(uow, role, enterprise)
-        p, key = await create_api_key(uow.session, organisation_id=org_id, role=role, label=label, now=SystemClock().now())
+        p, key = await create_api_key(
+            uow.session, organisation_id=org_id, role=role, label=label, now=SystemClock().now()
+        )
         uow.audit("cli", "apikey.create", "principal", str(p.id), {"role": role.value, "label": label})
         return key
 
@@ -78,8 +84,14 @@ async def _user(username: str, role: Role, enterprise: str | None, password: str
 
     async def work(uow: UnitOfWork) -> int:
         org_id = await org_for(uow, role, enterprise)
-        p = await create_user(uow.session, organisation_id=org_id, role=role, username=username, password=password,
-                              now=SystemClock().now())
+        p = await create_user(
+            uow.session,
+            organisation_id=org_id,
+            role=role,
+            username=username,
+            password=password,
+            now=SystemClock().now(),
+        )
         uow.audit("cli", "user.create", "principal", str(p.id), {"role": role.value, "username": username})
         return p.id or 0
 
@@ -121,7 +133,9 @@ def db_upgrade() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="greenrights", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p_serve = sub.add_parser("serve", help="serve the API (embeds the scheduler unless GREENRIGHTS_SCHEDULER_EMBEDDED=false)")
+    p_serve = sub.add_parser(
+        "serve", help="serve the API (embeds the scheduler unless GREENRIGHTS_SCHEDULER_EMBEDDED=false)"
+    )
     p_serve.add_argument("--host", default=None)
     p_serve.add_argument("--port", type=int, default=None)
     p_db = sub.add_parser("db", help="database maintenance")

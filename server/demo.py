@@ -32,6 +32,7 @@ async def seed_demo() -> list[str]:
     db.audit_flusher = make_flusher(clock)
     reg = RegistryService(db, clock)
     try:
+
         async def empty(uow: UnitOfWork) -> bool:
             return (await uow.session.execute(select(Enterprise.id).limit(1))).first() is None
 
@@ -45,11 +46,13 @@ async def seed_demo() -> list[str]:
             org = await create_organisation(uow.session, "江西省生态环境厅", "regulator", now)
             out = {}
             for name in ("regulator", "regulator-2"):
-                p, key = await create_api_key(uow.session, organisation_id=org.id or 0, role=Role.REGULATOR,
-                                              label=f"demo {name}", now=now)
+                p, key = await create_api_key(
+                    uow.session, organisation_id=org.id or 0, role=Role.REGULATOR, label=f"demo {name}", now=now
+                )
                 out[name] = (p.id or 0, org.id or 0, key)
-            ap, akey = await create_api_key(uow.session, organisation_id=org.id or 0, role=Role.AUDITOR,
-                                            label="demo auditor", now=now)
+            ap, akey = await create_api_key(
+                uow.session, organisation_id=org.id or 0, role=Role.AUDITOR, label="demo auditor", now=now
+            )
             out["auditor"] = (ap.id or 0, org.id or 0, akey)
             return out
 
@@ -57,32 +60,54 @@ async def seed_demo() -> list[str]:
         r1 = Identity(keys["regulator"][0], keys["regulator"][1], Role.REGULATOR, "demo regulator")
         r2 = Identity(keys["regulator-2"][0], keys["regulator-2"][1], Role.REGULATOR, "demo regulator 2")
         alloc = await reg.open_account(r1, s.OpenAccount(type="allocation", label="省级配额分配账户"))
-        tx = await reg.issue_units(r1, s.IssueUnits(kind="cea", scheme="national", vintage=2025, quantity="100000"), None)
+        tx = await reg.issue_units(
+            r1, s.IssueUnits(kind="cea", scheme="national", vintage=2025, quantity="100000"), None
+        )
         await reg.approve_transfer(r2, tx.id, s.Decision())
         accounts = []
         for uscc, name, city, industry in (POWER, CEMENT):
-            ent = await reg.create_enterprise(r1, s.CreateEnterprise(uscc=uscc, name=name, city=city,
-                                                                     industry_code=industry, is_key_emitter=True))
-            acc = await reg.open_account(r1, s.OpenAccount(type="holding", enterprise_id=ent.id, label=f"{name} 持有账户"))
+            ent = await reg.create_enterprise(
+                r1, s.CreateEnterprise(uscc=uscc, name=name, city=city, industry_code=industry, is_key_emitter=True)
+            )
+            acc = await reg.open_account(
+                r1, s.OpenAccount(type="holding", enterprise_id=ent.id, label=f"{name} 持有账户")
+            )
 
             async def emitter_key(uow: UnitOfWork, org_id: int = ent.organisation_id, label: str = name) -> str:
-                _, key = await create_api_key(uow.session, organisation_id=org_id, role=Role.EMITTER,
-                                              label=f"demo {label}", now=now)
+                _, key = await create_api_key(
+                    uow.session, organisation_id=org_id, role=Role.EMITTER, label=f"demo {label}", now=now
+                )
                 return key
 
             keys[uscc] = (0, ent.organisation_id, await db.run(emitter_key))
             accounts.append((uscc, name, acc.id))
-        await reg.allocate_units(r1, s.AllocateUnits(to_account_id=accounts[0][2], instrument_id=tx.instrument_id,
-                                                     quantity="60000", from_account_id=alloc.id), None)
-        await reg.allocate_units(r1, s.AllocateUnits(to_account_id=accounts[1][2], instrument_id=tx.instrument_id,
-                                                     quantity="30000", from_account_id=alloc.id), None)
+        await reg.allocate_units(
+            r1,
+            s.AllocateUnits(
+                to_account_id=accounts[0][2], instrument_id=tx.instrument_id, quantity="60000", from_account_id=alloc.id
+            ),
+            None,
+        )
+        await reg.allocate_units(
+            r1,
+            s.AllocateUnits(
+                to_account_id=accounts[1][2], instrument_id=tx.instrument_id, quantity="30000", from_account_id=alloc.id
+            ),
+            None,
+        )
 
         async def trust(uow: UnitOfWork) -> None:
             # Demo data: the mutual trust is seeded as already in force, skipping the four-working-day wait.
             (_, _, a), (_, _, b) = accounts
             for x, y in ((a, b), (b, a)):
-                uow.session.add(TrustedAccount(account_id=x, trusted_account_id=y, added_by=r1.principal_id,
-                                               effective_from=now - dt.timedelta(days=7)))
+                uow.session.add(
+                    TrustedAccount(
+                        account_id=x,
+                        trusted_account_id=y,
+                        added_by=r1.principal_id,
+                        effective_from=now - dt.timedelta(days=7),
+                    )
+                )
             uow.audit(r1.actor, "demo.trust", "account", str(a), {"pair": [a, b]})
 
         await db.run(trust)

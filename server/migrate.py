@@ -22,7 +22,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     if sync_url(url).startswith("sqlite:///"):
-        path = Path(sync_url(url)[len("sqlite:///"):])
+        path = Path(sync_url(url)[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), "head")
     engine = create_engine(sync_url(url))

@@ -70,8 +70,9 @@ class Env:
             if org_id is None:
                 org = await create_organisation(uow.session, name or role.value, role.value, self.clock.now())
                 org_id = org.id
-            _, k = await create_api_key(uow.session, organisation_id=org_id or 0, role=role, label="test",
-                                        now=self.clock.now())
+            _, k = await create_api_key(
+                uow.session, organisation_id=org_id or 0, role=role, label="test", now=self.clock.now()
+            )
             return k
 
         return await self.db.run(work)

@@ -32,8 +32,11 @@ class World:
 
 
 async def enterprise(env: Any, regulator: str, name: str = "测试企业") -> dict[str, Any]:
-    r = await env.post("/api/v1/enterprises", regulator, {"uscc": make_uscc(), "name": name, "city": "南昌",
-                                                          "industry_code": "D4411", "is_key_emitter": True})
+    r = await env.post(
+        "/api/v1/enterprises",
+        regulator,
+        {"uscc": make_uscc(), "name": name, "city": "南昌", "industry_code": "D4411", "is_key_emitter": True},
+    )
     assert r.status_code == 201, r.text
     ent = r.json()
     r = await env.post("/api/v1/accounts", regulator, {"type": "holding", "enterprise_id": ent["id"]})
@@ -59,8 +62,9 @@ async def world(env: Any, n_enterprises: int = 2, issue: int = 1000, vintage: in
     r = await env.post("/api/v1/accounts", reg, {"type": "allocation"})
     assert r.status_code == 201, r.text
     alloc = r.json()["id"]
-    r = await env.post("/api/v1/issuances", reg, {"kind": "cea", "scheme": "national", "vintage": vintage,
-                                                  "quantity": str(issue)})
+    r = await env.post(
+        "/api/v1/issuances", reg, {"kind": "cea", "scheme": "national", "vintage": vintage, "quantity": str(issue)}
+    )
     assert r.status_code == 201, r.text
     tx = r.json()
     r = await env.post(f"/api/v1/transactions/{tx['id']}/approval", reg2, {"decision": "approve"})
@@ -70,8 +74,11 @@ async def world(env: Any, n_enterprises: int = 2, issue: int = 1000, vintage: in
 
 
 async def allocate(env: Any, w: World, account_id: int, quantity: int) -> dict[str, Any]:
-    r = await env.post("/api/v1/allocations", w.regulator, {"to_account_id": account_id,
-                                                           "instrument_id": w.instrument_id, "quantity": str(quantity)})
+    r = await env.post(
+        "/api/v1/allocations",
+        w.regulator,
+        {"to_account_id": account_id, "instrument_id": w.instrument_id, "quantity": str(quantity)},
+    )
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
 

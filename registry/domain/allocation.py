@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
@@ -175,4 +174,5 @@ def deduct_from_allocation(allocation: int, owed: int) -> Deduction:
 
 def ratio_text(ratio_bps: int) -> str:
     """Show a basis-point ratio as a percentage for explanations (7000 -> '70%')."""
-    return f"{Decimal(ratio_bps) / 100:f}".rstrip("0").rstrip(".") + "%"
+    whole, part = divmod(ratio_bps, 100)
+    return f"{whole}%" if part == 0 else f"{whole}.{part:02d}".rstrip("0") + "%"

@@ -68,8 +68,9 @@ def check_transfer(
     if dest.type in MAY_HOLD and kind not in MAY_HOLD[dest.type]:
         failures.append(("account-may-not-hold", "to_account_id", f"A {dest.type} account may not hold {kind.value}."))
     if not tradable:
-        failures.append(("not-tradable", "instrument_id",
-                         "These certificates may only be claimed (retired), not transferred."))
+        failures.append(
+            ("not-tradable", "instrument_id", "These certificates may only be claimed (retired), not transferred.")
+        )
     failures += check_not_expired(expires_on, today)
     return failures
 
@@ -82,6 +83,11 @@ def check_not_expired(expires_on: dt.date | None, today: dt.date) -> list[Failur
 
 def check_untrusted_cap(quantity: int, cap: int) -> list[Failure]:
     if quantity > cap:
-        return [("untrusted-transfer-cap", "quantity",
-                 f"A transfer to an untrusted account may move at most {cap} base units; split it or trust the account.")]
+        return [
+            (
+                "untrusted-transfer-cap",
+                "quantity",
+                f"A transfer to an untrusted account may move at most {cap} base units; split it or trust the account.",
+            )
+        ]
     return []

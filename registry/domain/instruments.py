@@ -36,16 +36,40 @@ class KindRule:
 
 
 KIND_RULES: dict[Kind, KindRule] = {
-    Kind.CEA: KindRule(Kind.CEA, "碳排放配额", "tCO2e", "tCO2e", 0, "regulator", True,
-                       "碳排放权交易管理暂行条例（国务院令第775号）"),
-    Kind.CCER: KindRule(Kind.CCER, "国家核证自愿减排量", "tCO2e", "tCO2e", 0, "regulator", True,
-                        "碳排放权交易管理办法（试行）第二十九条"),
-    Kind.ENERGY_USE: KindRule(Kind.ENERGY_USE, "用能权", "kgce", "tce", 3, "energy_authority", True,
-                              "用能权有偿使用和交易制度试点方案（发改环资〔2016〕1659号）"),
-    Kind.GEC: KindRule(Kind.GEC, "绿色电力证书", "MWh", "MWh", 0, "gec_issuer", False,
-                       "国能发新能规〔2024〕67号；发改能源〔2023〕1044号"),
-    Kind.DISCHARGE: KindRule(Kind.DISCHARGE, "排污权", "kg", "kg", 0, "regulator", True,
-                             "国办发〔2014〕38号"),
+    Kind.CEA: KindRule(
+        Kind.CEA, "碳排放配额", "tCO2e", "tCO2e", 0, "regulator", True, "碳排放权交易管理暂行条例（国务院令第775号）"
+    ),
+    Kind.CCER: KindRule(
+        Kind.CCER,
+        "国家核证自愿减排量",
+        "tCO2e",
+        "tCO2e",
+        0,
+        "regulator",
+        True,
+        "碳排放权交易管理办法（试行）第二十九条",
+    ),
+    Kind.ENERGY_USE: KindRule(
+        Kind.ENERGY_USE,
+        "用能权",
+        "kgce",
+        "tce",
+        3,
+        "energy_authority",
+        True,
+        "用能权有偿使用和交易制度试点方案（发改环资〔2016〕1659号）",
+    ),
+    Kind.GEC: KindRule(
+        Kind.GEC,
+        "绿色电力证书",
+        "MWh",
+        "MWh",
+        0,
+        "gec_issuer",
+        False,
+        "国能发新能规〔2024〕67号；发改能源〔2023〕1044号",
+    ),
+    Kind.DISCHARGE: KindRule(Kind.DISCHARGE, "排污权", "kg", "kg", 0, "regulator", True, "国办发〔2014〕38号"),
 }
 
 GEC_TECHNOLOGIES = ("wind", "solar", "biomass", "geothermal", "ocean", "hydro")
@@ -83,7 +107,8 @@ class UnitClass:
         if k is Kind.DISCHARGE:
             return f"EDP-{self.pollutant}-{self.region}-{self.vintage}"
         flag = "T" if self.tradable else "N"
-        return f"GEC-{(self.technology or '').upper()}-{(self.production_month or '').replace('-', '')}-{self.generator}-{flag}"
+        month = (self.production_month or "").replace("-", "")
+        return f"GEC-{(self.technology or '').upper()}-{month}-{self.generator}-{flag}"
 
 
 def validate_unit_class(u: UnitClass) -> dict[str, str]:

@@ -11,9 +11,16 @@ async def test_issue_allocate_transfer_moves_units_and_serials(env) -> None:
     a, b = w.enterprises
     await allocate(env, w, a["account_id"], 300)
     # b's account is another enterprise's: untrusted, so the transfer waits for a second representative.
-    r = await env.post("/api/v1/transfers", a["key"], {"from_account_id": a["account_id"],
-                                                       "to_account_id": b["account_id"],
-                                                       "instrument_id": w.instrument_id, "quantity": "120"})
+    r = await env.post(
+        "/api/v1/transfers",
+        a["key"],
+        {
+            "from_account_id": a["account_id"],
+            "to_account_id": b["account_id"],
+            "instrument_id": w.instrument_id,
+            "quantity": "120",
+        },
+    )
     assert r.status_code == 201, r.text
     tx = r.json()
     assert tx["status"] == "awaiting_approval"

@@ -1,0 +1,101 @@
+"""Claiming, renewing and completing job runs (the database side of exactly-once scheduling)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.clock import Clock
+from core.db import Database, UnitOfWork
+from scheduler.models import JobRun
+
+LEASE_S = 600
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: str
+    period_key: str
+    ran: bool
+    status: str
+    result: dict[str, Any]
+    reason: str = ""
+
+
+class JobRuns:
+    def __init__(self, db: Database, clock: Clock, owner: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.owner = owner
+
+    async def claim(self, job: str, period_key: str, trigger: str) -> tuple[bool, str]:
+        """(claimed, reason). Claims a new (job, period), or takes over one whose lease expired or that failed."""
+        now = self.clock.now()
+        lease = now + dt.timedelta(seconds=LEASE_S)
+
+        async def work(uow: UnitOfWork) -> tuple[bool, str]:
+            ses = uow.session
+            run = (await ses.execute(select(JobRun).where(JobRun.job == job, JobRun.period_key == period_key))).scalar_one_or_none()
+            if run is None:
+                ses.add(JobRun(job=job, period_key=period_key, status="running", owner=self.owner, lease_until=lease,
+                               started_at=now, trigger=trigger))
+                await ses.flush()
+                return True, "claimed"
+            if run.status == "done":
+                return False, "already done"
+            if run.status == "running" and run.lease_until > now:
+                return False, f"running elsewhere ({run.owner}) until {run.lease_until.isoformat()}"
+            # Take over a dead or failed run. The condition on the old lease makes two takers race safely.
+            taken = await ses.execute(
+                update(JobRun)
+                .where(JobRun.id == run.id, JobRun.lease_until == run.lease_until, JobRun.status == run.status)
+                .values(status="running", owner=self.owner, lease_until=lease, attempts=JobRun.attempts + 1,
+                        trigger=trigger)
+            )
+            return (taken.rowcount == 1), "taken over" if taken.rowcount == 1 else "lost the take-over race"
+
+        try:
+            return await self.db.run(work)
+        except IntegrityError:
+            return False, "claimed concurrently by another scheduler"
+
+    async def finish(self, job: str, period_key: str, status: str, result: dict[str, Any]) -> None:
+        now = self.clock.now()
+
+        async def work(uow: UnitOfWork) -> None:
+            await uow.session.execute(
+                update(JobRun)
+                .where(JobRun.job == job, JobRun.period_key == period_key, JobRun.owner == self.owner)
+                .values(status=status, finished_at=now, lease_until=now, result=json.dumps(result, ensure_ascii=False,
+                                                                                          default=str))
+            )
+
+        await self.db.run(work)
+
+    async def run(self, job: str, period_key: str, fn: Callable[[], Awaitable[dict[str, Any]]],
+                  trigger: str = "schedule") -> Outcome:
+        claimed, reason = await self.claim(job, period_key, trigger)
+        if not claimed:
+            return Outcome(job, period_key, ran=False, status="skipped", result={}, reason=reason)
+        try:
+            result = await fn()
+        except Exception as exc:
+            await self.finish(job, period_key, "failed", {"error": type(exc).__name__, "detail": str(exc)[:500]})
+            raise
+        await self.finish(job, period_key, "done", result)
+        return Outcome(job, period_key, ran=True, status="done", result=result, reason=reason)
+
+    async def list(self, job: str | None = None, limit: int = 100) -> list[JobRun]:
+        async def work(uow: UnitOfWork) -> list[JobRun]:
+            q = select(JobRun)
+            if job:
+                q = q.where(JobRun.job == job)
+            return list((await uow.session.execute(q.order_by(JobRun.id.desc()).limit(limit))).scalars().all())
+
+        return await self.db.read(work)

@@ -116,7 +116,7 @@ def test_every_page_says_n_of_m_and_the_generated_at_time_in_beijing() -> None:
 def test_the_pdf_dates_are_the_callers_generated_at_not_the_clock() -> None:
     info = PdfReader(io.BytesIO(_statement().render())).metadata
     assert info is not None
-    assert info["/CreationDate"] == "D:20250630023000+00'00'"
+    assert str(info["/CreationDate"]) == "D:20250630023000+00'00'"
     assert info.title == "碳排放配额 账户对账单"
 
 
@@ -370,7 +370,7 @@ def test_the_font_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch
     copy = tmp_path / "copy.ttc"
     copy.write_bytes(default_font_path().read_bytes())  # a path this process has not registered yet
     loads: list[str] = []
-    real_ttfont = pdf.TTFont
+    from reportlab.pdfbase.ttfonts import TTFont as real_ttfont
 
     def counting_ttfont(name: str, path: str, subfontIndex: int) -> object:
         loads.append(path)

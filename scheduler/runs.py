@@ -41,10 +41,21 @@ class JobRuns:
 
         async def work(uow: UnitOfWork) -> tuple[bool, str]:
             ses = uow.session
-            run = (await ses.execute(select(JobRun).where(JobRun.job == job, JobRun.period_key == period_key))).scalar_one_or_none()
+            run = (
+                await ses.execute(select(JobRun).where(JobRun.job == job, JobRun.period_key == period_key))
+            ).scalar_one_or_none()
             if run is None:
-                ses.add(JobRun(job=job, period_key=period_key, status="running", owner=self.owner, lease_until=lease,
-                               started_at=now, trigger=trigger))
+                ses.add(
+                    JobRun(
+                        job=job,
+                        period_key=period_key,
+                        status="running",
+                        owner=self.owner,
+                        lease_until=lease,
+                        started_at=now,
+                        trigger=trigger,
+                    )
+                )
                 await ses.flush()
                 return True, "claimed"
             if run.status == "done":
@@ -55,8 +66,9 @@ class JobRuns:
             taken = await ses.execute(
                 update(JobRun)
                 .where(JobRun.id == run.id, JobRun.lease_until == run.lease_until, JobRun.status == run.status)
-                .values(status="running", owner=self.owner, lease_until=lease, attempts=JobRun.attempts + 1,
-                        trigger=trigger)
+                .values(
+                    status="running", owner=self.owner, lease_until=lease, attempts=JobRun.attempts + 1, trigger=trigger
+                )
             )
             return (taken.rowcount == 1), "taken over" if taken.rowcount == 1 else "lost the take-over race"
 
@@ -72,14 +84,19 @@ class JobRuns:
             await uow.session.execute(
                 update(JobRun)
                 .where(JobRun.job == job, JobRun.period_key == period_key, JobRun.owner == self.owner)
-                .values(status=status, finished_at=now, lease_until=now, result=json.dumps(result, ensure_ascii=False,
-                                                                                          default=str))
+                .values(
+                    status=status,
+                    finished_at=now,
+                    lease_until=now,
+                    result=json.dumps(result, ensure_ascii=False, default=str),
+                )
             )
 
         await self.db.run(work)
 
-    async def run(self, job: str, period_key: str, fn: Callable[[], Awaitable[dict[str, Any]]],
-                  trigger: str = "schedule") -> Outcome:
+    async def run(
+        self, job: str, period_key: str, fn: Callable[[], Awaitable[dict[str, Any]]], trigger: str = "schedule"
+    ) -> Outcome:
         claimed, reason = await self.claim(job, period_key, trigger)
         if not claimed:
             return Outcome(job, period_key, ran=False, status="skipped", result={}, reason=reason)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import msgspec
@@ -21,8 +20,14 @@ from core.errors import CATALOGUE, AppError
 from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
 from core.identity import issue_jwt, login
 from core.settings import Settings, get_settings
+from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
+from incentives.api import CONTROLLERS as INCENTIVES_CONTROLLERS
 from registry.api import CONTROLLERS as REGISTRY_CONTROLLERS
-from registry.service import RegistryService
+from registry.compliance.api import CONTROLLERS as COMPLIANCE_CONTROLLERS
+from scheduler.api import CONTROLLERS as SCHEDULER_CONTROLLERS
+from scheduler.runner import Scheduler
+from server.services import build_services
+from trading.api import CONTROLLERS as TRADING_CONTROLLERS
 
 API_VERSION = "0.1.0"
 PUBLIC_PATHS = ["^/health", "^/ready", "^/schema", "^/problems", "^/api/v1/auth/token", "^/verify", "^/$"]
@@ -89,12 +94,21 @@ def create_app(
         settings.database_url, retries_max=settings.db_retries_max, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
     db.audit_flusher = make_flusher(clock)
-    state = State({"settings": settings, "clock": clock, "db": db, "registry": RegistryService(db, clock)})
+    services = build_services(db, clock)
+    state = State({"settings": settings, **services})
+    embed = settings.scheduler_embedded if embed_scheduler is None else embed_scheduler
+    scheduler = Scheduler(services)
+    state["scheduler"] = scheduler
 
     def get_db() -> Database:
         return db
 
+    async def on_startup(app: Litestar) -> None:
+        if embed:
+            await scheduler.start()
+
     async def on_shutdown(app: Litestar) -> None:
+        scheduler.shutdown()
         await db.dispose()
 
     middleware = [
@@ -104,10 +118,22 @@ def create_app(
         ),
     ]
     return Litestar(
-        route_handlers=[health, ready, problem_type, create_token, *REGISTRY_CONTROLLERS],
+        route_handlers=[
+            health,
+            ready,
+            problem_type,
+            create_token,
+            *REGISTRY_CONTROLLERS,
+            *COMPLIANCE_CONTROLLERS,
+            *TRADING_CONTROLLERS,
+            *INCENTIVES_CONTROLLERS,
+            *FINANCE_CONTROLLERS,
+            *SCHEDULER_CONTROLLERS,
+        ],
         state=state,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         request_max_body_size=settings.max_body_bytes,
         response_cache_config=ResponseCacheConfig(),
@@ -120,7 +146,3 @@ def create_app(
         ),
         debug=False,
     )
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

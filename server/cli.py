@@ -113,6 +113,22 @@ async def _audit_verify() -> tuple[bool, int, str]:
         await db.dispose()
 
 
+async def _run_scheduler() -> None:
+    from scheduler.runner import Scheduler
+    from server.services import build_services
+
+    clock = SystemClock()
+    db = _db()
+    sched = Scheduler(build_services(db, clock))
+    await sched.start()
+    print(f"scheduler {sched.owner} running; jobs: {', '.join(sorted(sched.jobs))}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        sched.shutdown()
+        await db.dispose()
+
+
 def db_upgrade() -> None:
     from registry.service import RegistryService
     from server.migrate import upgrade
@@ -153,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_audit = sub.add_parser("audit", help="audit log")
     p_audit.add_argument("action", choices=["verify"])
     sub.add_parser("demo", help="seed a small Jiangxi demo when the database is empty")
+    sub.add_parser("scheduler", help="run the compliance calendar as its own process")
     args = parser.parse_args(argv)
 
     if args.cmd == "serve":
@@ -182,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok, count, message = asyncio.run(_audit_verify())
         print(f"{message}: {count} entries checked")
         return 0 if ok else 1
+    if args.cmd == "scheduler":
+        asyncio.run(_run_scheduler())
+        return 0
     if args.cmd == "demo":
         from server.demo import seed_demo
 

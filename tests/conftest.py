@@ -20,7 +20,7 @@ from core.db import Database, UnitOfWork, sync_url
 from core.identity import Role, create_api_key, create_organisation
 from core.settings import Settings
 from server.app import create_app
-from server.migrate import upgrade
+from server.migrate import create_schema
 
 PG_URL = os.environ.get("GREENRIGHTS_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
@@ -85,7 +85,7 @@ class Env:
 
 
 async def make_env(url: str) -> tuple[Env, Any]:
-    upgrade(url)
+    create_schema(url)
     clock = FixedClock(START)
     app = create_app(Settings(database_url=url, scheduler_embedded=False), clock)
     db: Database = app.state.db

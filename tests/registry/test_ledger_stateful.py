@@ -37,7 +37,7 @@ from core.settings import Settings
 from registry import schemas as s
 from registry.service import RegistryService
 from server.app import create_app
-from server.migrate import upgrade
+from server.migrate import create_schema
 from tests.conftest import BACKENDS, START, fresh_database_url
 from tests.helpers import make_uscc
 
@@ -232,7 +232,7 @@ class RegistryMachine(RuleBasedStateMachine):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_registry_state_machine(backend: str, tmp_path: Path) -> None:
     url = fresh_database_url(backend, tmp_path)
-    upgrade(url)
+    create_schema(url)
     loop = asyncio.new_event_loop()
     clock = FixedClock(START)
     app = create_app(Settings(database_url=url, scheduler_embedded=False), clock)

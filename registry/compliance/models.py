@@ -1,0 +1,3 @@
+"""Tables of this context (being built)."""
+
+from __future__ import annotations

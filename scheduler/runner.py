@@ -1,0 +1,130 @@
+"""APScheduler 3.11 wiring: triggers for daily jobs and sweeps, date triggers from the compliance calendars, and
+a catch-up of past-due calendar events at start. Every fire goes through `JobRuns.run`, so a double fire or a
+second scheduler process has no second effect."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from core.clock import SHANGHAI, business_date
+from scheduler.jobs import JobDef, Services, all_jobs
+from scheduler.runs import JobRuns, Outcome
+
+log = logging.getLogger("greenrights.scheduler")
+
+
+class Scheduler:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.db = services["db"]
+        self.clock = services["clock"]
+        self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self.runs = JobRuns(self.db, self.clock, self.owner)
+        self.jobs = all_jobs()
+        self.aps: AsyncIOScheduler | None = None
+
+    def period_key_for(self, job: JobDef) -> str:
+        if job.kind == "daily":
+            return business_date(self.clock.now()).isoformat()
+        return "sweep"
+
+    async def fire(self, name: str, period_key: str | None = None, trigger: str = "schedule") -> Outcome:
+        """Run one job for one key through the claim table. Sweeps run without a claim."""
+        job = self.jobs[name]
+        key = period_key or self.period_key_for(job)
+        if job.kind == "sweep":
+            result = await job.run(self.services, key)
+            return Outcome(name, key, ran=True, status="done", result=result)
+        return await self.runs.run(name, key, lambda: job.run(self.services, key), trigger=trigger)
+
+    async def _safe_fire(self, name: str, period_key: str | None = None) -> None:
+        try:
+            outcome = await self.fire(name, period_key)
+            if outcome.ran:
+                log.info("job %s[%s] done: %s", name, outcome.period_key, outcome.result)
+        except Exception:
+            log.exception("job %s[%s] failed; the next fire takes it over", name, period_key)
+
+    async def calendar_events(self) -> list[Any]:
+        compliance = self.services.get("compliance")
+        if compliance is None or not hasattr(compliance, "scheduled_events"):
+            return []
+        return list(await compliance.scheduled_events())
+
+    async def catch_up(self) -> int:
+        """Run every past-due calendar event whose run is not done (a slot missed while nothing ran)."""
+        count = 0
+        now = self.clock.now()
+        for ev in await self.calendar_events():
+            if ev.at <= now and ev.job in self.jobs:
+                outcome = await self.fire(ev.job, ev.period_key, trigger="catch-up")
+                count += int(outcome.ran)
+        return count
+
+    async def sync_calendar(self) -> None:
+        """(Re)build date triggers for future calendar events; past ones are caught up."""
+        assert self.aps is not None
+        now = self.clock.now()
+        for ev in await self.calendar_events():
+            if ev.job not in self.jobs:
+                continue
+            job_id = f"cal:{ev.job}:{ev.period_key}"
+            if ev.at > now:
+                self.aps.add_job(
+                    self._safe_fire,
+                    DateTrigger(run_date=ev.at),
+                    args=[ev.job, ev.period_key],
+                    id=job_id,
+                    replace_existing=True,
+                    misfire_grace_time=None,
+                    coalesce=True,
+                )
+        await self.catch_up()
+
+    async def start(self) -> None:
+        self.aps = AsyncIOScheduler(timezone=SHANGHAI)
+        for job in self.jobs.values():
+            if job.kind == "daily":
+                trig: Any = CronTrigger(hour=job.at_hour, minute=job.at_minute, timezone=SHANGHAI)
+            elif job.kind == "sweep":
+                trig = IntervalTrigger(seconds=job.interval_s)
+            else:
+                continue
+            self.aps.add_job(
+                self._safe_fire,
+                trig,
+                args=[job.name],
+                id=f"job:{job.name}",
+                replace_existing=True,
+                misfire_grace_time=None,
+                coalesce=True,
+                max_instances=1,
+            )
+        self.aps.add_job(
+            self.sync_calendar,
+            IntervalTrigger(minutes=5),
+            id="sync-calendar",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        self.aps.start()
+        try:
+            await self.sync_calendar()
+        except Exception:
+            log.exception("calendar sync failed at start; it is retried every 5 minutes")
+
+    def shutdown(self) -> None:
+        if self.aps is not None and self.aps.running:
+            self.aps.shutdown(wait=False)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"name": j.name, "kind": j.kind, "description": j.description} for j in self.jobs.values()]

@@ -8,8 +8,8 @@ partial is ever returned, so the service imports a file in one piece or not at a
 
 Quantities are parsed with `Decimal` from the cell text, never through float, and refused (not rounded)
 when they carry more decimals than allowed. Excel stores numbers as binary floats; pandas renders a
-numeric cell as the shortest text that reads back as the same float, i.e. what Excel shows, and that
-text is what is parsed here.
+numeric cell with at most 16 significant digits (Excel shows 15), so a float artefact such as
+0.30000000000000004 arrives as "0.3", and that text is what is parsed here.
 
 Layouts (header names are matched case-insensitively; extra columns are ignored):
 - carbon: `uscc, year, line_type, item, quantity, unit` (line_type fuel | process | electricity | heat;
@@ -63,7 +63,9 @@ MAX_ROWS = 100_000
 MAX_DECIMALS = 4
 """Four decimals of a tonne is 0.1 kg: finer than any meter behind an annual report. [configurable]"""
 
-_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+# Plain decimals, and the exponent form pandas uses for tiny or huge Excel numbers (5e-05); never NaN,
+# Infinity, thousands separators or full-width digits.
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,3})?")
 _YEAR = re.compile(r"[0-9]{4}")
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -166,9 +168,7 @@ def _read_table(data: bytes, filename: str) -> pd.DataFrame:
     except UnicodeDecodeError:
         # Excel on Chinese Windows saves CSV in GBK; GB18030 is its superset.
         text = data.decode("gb18030")
-    return pd.read_csv(
-        io.StringIO(text), header=None, dtype=str, keep_default_na=False, skip_blank_lines=False
-    )
+    return pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
 
 
 def parse_report(
@@ -186,9 +186,7 @@ def parse_report(
     for another enterprise is refused rather than imported under the caller's name.
     """
     if rules is None:
-        rules = (
-            carbon_rules() if kind == "carbon" else energy_rules() if kind == "energy" else discharge_rules()
-        )
+        rules = carbon_rules() if kind == "carbon" else energy_rules() if kind == "energy" else discharge_rules()
     if not data.strip():
         return ReportRejected((RowError(1, None, "empty-file", "the file is empty"),))
     if len(data) > rules.max_bytes:
@@ -278,9 +276,7 @@ def _parse_row(
     else:
         year = int(year_text)
         if expected_year is not None and year != expected_year:
-            err(
-                "year", "year-mismatch", f"this report is for {expected_year}; every row must carry that year"
-            )
+            err("year", "year-mismatch", f"this report is for {expected_year}; every row must carry that year")
 
     line_type: str | None = None
     if kind == "carbon":
@@ -330,11 +326,14 @@ def _parse_quantity(text: str, max_decimals: int, err: Callable[[str, str], None
             "the quantity must be a plain decimal number such as 1234.5 (no text, commas or units)",
         )
         return None
-    if text.startswith("-") and Decimal(text) != 0:
+    value = Decimal(text)
+    if value < 0:
         err("negative-quantity", "activity data cannot be negative")
         return None
-    fraction = text.partition(".")[2].rstrip("0")
-    if len(fraction) > max_decimals:
+    # Decimals of the value itself, so 1.500000 has one and 5e-05 has five.
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # The pattern admits finite numbers only.
+    if -exponent > max_decimals:
         err("too-many-decimals", f"at most {max_decimals} decimals are allowed; the value is never rounded")
         return None
-    return Decimal(text)
+    return value + 0  # Adding 0 turns -0 into 0.

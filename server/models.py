@@ -5,7 +5,7 @@ from __future__ import annotations
 import core.models  # noqa: F401
 import finance.models  # noqa: F401
 import incentives.models  # noqa: F401
-import registry.compliance.models  # noqa: F401
+import registry.compliance.models
 import registry.models  # noqa: F401
 import scheduler.models  # noqa: F401
 import trading.models  # noqa: F401

@@ -160,7 +160,7 @@ SPECS: tuple[FactSpec, ...] = (
        "product with an energy-efficiency benchmark (cement_clinker, bf_ironmaking, bof_steelmaking, "
        "electrolytic_aluminium), or empty", ""),
     _f("energy_intensity", "int", "per product unit",
-       "energy use per unit of product after the project, in the benchmark's unit (kgce/t or kWh/t)", 0),
+       "energy use per unit of product after the project, in the benchmark's unit (kgce/t or kWh/t)", None),
     _f("industrial_structure_class", "str", "", "class under 产业结构调整指导目录: encouraged, permitted, restricted, "
        "eliminated"),
     _f("last_major_env_violation_on", "date", "", "day of the most recent major environmental violation", None),

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from incentives.domain.arith import date_key, key_date
 
 KINDS = ("int", "bool", "str", "ratio", "str_list", "catalogue")
 """The value kinds a parameter may declare. Rates are `int` basis points or an exact `ratio`, never floats."""
@@ -178,11 +177,12 @@ class ParameterEntry:
     note: str = ""
     confirmed: bool = True
     description: str = field(default="", compare=False)
+    id: str = field(init=False, compare=False)
+    """A stable identifier of this entry: name, start of validity and knowledge day."""
 
-    @property
-    def id(self) -> str:
-        """A stable identifier of this entry: name, start of validity and knowledge day."""
-        return f"{self.name}@{self.valid_from.isoformat()}#{self.published_on.isoformat()}"
+    def __post_init__(self) -> None:
+        # Computed once: determinations record the id of every entry they read.
+        object.__setattr__(self, "id", f"{self.name}@{self.valid_from.isoformat()}#{self.published_on.isoformat()}")
 
     def applies_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
@@ -217,7 +217,7 @@ def _problems_of(entry: ParameterEntry) -> list[str]:
         problems.append(f"{where}: value {entry.value!r} is not of kind {entry.kind}")
     if entry.valid_to is not None and entry.valid_to <= entry.valid_from:
         problems.append(f"{where}: valid_to {entry.valid_to.isoformat()} is not after valid_from")
-    if not entry.confirmed and "not confirmed" not in entry.note:
+    if not entry.confirmed and "not confirmed" not in entry.note.lower():
         problems.append(f"{where}: an unconfirmed value needs a note saying it is not confirmed")
     return problems
 
@@ -340,44 +340,43 @@ class ParameterView:
         self.known_on = known_on
         self.used: dict[str, ParameterEntry] = {}
 
-    def entry(self, name: str, at: date | int | None = None) -> ParameterEntry:
-        """The entry of `name` in force on `at` (a date or a yyyymmdd key; default: the evaluation day)."""
-        day = self.on if at is None else (key_date(at) if isinstance(at, int) else at)
-        e = self.params.entry(name, day, self.known_on)
-        self.used.setdefault(e.id, e)
+    def entry(self, name: str, at: date | None = None) -> ParameterEntry:
+        """The entry of `name` in force on `at` (default: the evaluation day), recorded as used."""
+        e = self.params.entry(name, self.on if at is None else at, self.known_on)
+        self.used[e.id] = e
         return e
 
-    def number(self, name: str, at: date | int | None = None) -> int:
+    def number(self, name: str, at: date | None = None) -> int:
         value = self.entry(name, at).value
         assert isinstance(value, int) and not isinstance(value, bool), name
         return value
 
-    def flag(self, name: str, at: date | int | None = None) -> bool:
+    def flag(self, name: str, at: date | None = None) -> bool:
         value = self.entry(name, at).value
         assert isinstance(value, bool), name
         return value
 
-    def text(self, name: str, at: date | int | None = None) -> str:
+    def text(self, name: str, at: date | None = None) -> str:
         value = self.entry(name, at).value
         assert isinstance(value, str), name
         return value
 
-    def ratio(self, name: str, at: date | int | None = None) -> Ratio:
+    def ratio(self, name: str, at: date | None = None) -> Ratio:
         value = self.entry(name, at).value
         assert isinstance(value, Ratio), name
         return value
 
-    def texts(self, name: str, at: date | int | None = None) -> tuple[str, ...]:
+    def texts(self, name: str, at: date | None = None) -> tuple[str, ...]:
         value = self.entry(name, at).value
         assert isinstance(value, tuple), name
         return value
 
-    def catalogue(self, name: str, at: date | int | None = None) -> Catalogue:
+    def catalogue(self, name: str, at: date | None = None) -> Catalogue:
         value = self.entry(name, at).value
         assert isinstance(value, Catalogue), name
         return value
 
-    def citation(self, name: str, at: date | int | None = None) -> Citation:
+    def citation(self, name: str, at: date | None = None) -> Citation:
         return self.entry(name, at).citation
 
     def editions(self, name: str) -> tuple[ParameterEntry, ...]:

@@ -425,9 +425,7 @@ def account_energy(
     if violations:
         return Rejected(tuple(violations))
     exact_total = sum((r.kgce_exact for r in results), Fraction(0))
-    return EnergyAccount(
-        round_to_int(exact_total, rounding), exact_total, tuple(results), electricity, rounding
-    )
+    return EnergyAccount(round_to_int(exact_total, rounding), exact_total, tuple(results), electricity, rounding)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -72,9 +72,7 @@ def intensity_allocation(lines: Sequence[BenchmarkLine], rounding: Rounding = Ro
         for c in line.corrections:
             correction *= to_fraction(c)
         if benchmark < 0 or output < 0 or correction < 0:
-            raise ValueError(
-                f"allocation line {line.label!r}: benchmark, output and corrections must be >= 0"
-            )
+            raise ValueError(f"allocation line {line.label!r}: benchmark, output and corrections must be >= 0")
         out.append(AllocationLine(line.label, benchmark * output * correction, correction))
     exact_total = sum((line.exact for line in out), Fraction(0))
     return Allocation(round_to_int(exact_total, rounding), exact_total, tuple(out), rounding)
@@ -96,9 +94,7 @@ def power_allocation(
     """
     return intensity_allocation(
         [
-            BenchmarkLine(
-                "供电 power supply", supply_benchmark_tco2_per_mwh, supply_mwh, tuple(supply_corrections)
-            ),
+            BenchmarkLine("供电 power supply", supply_benchmark_tco2_per_mwh, supply_mwh, tuple(supply_corrections)),
             BenchmarkLine("供热 heat supply", heat_benchmark_tco2_per_gj, heat_gj),
         ],
         rounding,
@@ -143,9 +139,7 @@ def true_up(final_allocation: int, pre_allocated: int) -> TrueUp:
     if final_allocation < 0 or pre_allocated < 0:
         raise ValueError("allocations cannot be negative")
     delta = final_allocation - pre_allocated
-    direction = (
-        TrueUpDirection.ISSUE if delta > 0 else TrueUpDirection.REVERSE if delta < 0 else TrueUpDirection.NONE
-    )
+    direction = TrueUpDirection.ISSUE if delta > 0 else TrueUpDirection.REVERSE if delta < 0 else TrueUpDirection.NONE
     return TrueUp(final_allocation, pre_allocated, delta, direction, abs(delta))
 
 

@@ -74,11 +74,23 @@ def fraction_text(value: Fraction, places: int = 6) -> str:
     return f"{sign}{whole}.{frac:0{places}d}"
 
 
+def div_round(numerator: int, denominator: int, rounding: Rounding = Rounding.HALF_UP) -> int:
+    """`numerator / denominator` rounded by the named rule, in integers only (no Fraction on hot paths)."""
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    if rounding is Rounding.FLOOR:
+        return numerator // denominator
+    if rounding is Rounding.CEILING:
+        return -(-numerator // denominator)
+    magnitude = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return magnitude if numerator >= 0 else -magnitude
+
+
 def bps_of(quantity: int, bps: int, rounding: Rounding) -> int:
     """`quantity × bps / 10000` rounded by the named rule (1 bp = 0.01 %)."""
     if bps < 0:
         raise ValueError(f"basis points must be >= 0, got {bps}")
-    return round_to_int(Fraction(quantity * bps, 10_000), rounding)
+    return div_round(quantity * bps, 10_000, rounding)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,9 +41,7 @@ DEFAULT_PROCESSES = MappingProxyType(
     {
         # Plant-specific factors come from the clinker's CaO and MgO content (GB/T 32151.8); 0.538 is the
         # commonly used default when no measurement exists. [configurable]
-        "clinker": ProcessFactor(
-            Decimal("0.538"), "t", "GB/T 32151.8 水泥生产企业 熟料排放因子缺省值 [configurable]"
-        ),
+        "clinker": ProcessFactor(Decimal("0.538"), "t", "GB/T 32151.8 水泥生产企业 熟料排放因子缺省值 [configurable]"),
     }
 )
 
@@ -58,9 +56,7 @@ GRID_FACTORS: tuple[Dated[Decimal], ...] = (
 )
 
 HEAT_FACTORS: tuple[Dated[Decimal], ...] = (
-    Dated(
-        Decimal("0.11"), date(2013, 1, 1), None, "核算指南 热力供应排放因子缺省值 0.11 tCO2/GJ [configurable]"
-    ),
+    Dated(Decimal("0.11"), date(2013, 1, 1), None, "核算指南 热力供应排放因子缺省值 0.11 tCO2/GJ [configurable]"),
 )
 
 

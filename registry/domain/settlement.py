@@ -27,11 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal
 
-from registry.domain.exact import Rounding, bps_of, round_to_int
+from registry.domain.exact import Rounding, bps_of, div_round
 from registry.domain.surrender import ObligationKind
 from registry.domain.violations import ComplianceParameterError, Violation
 
@@ -142,9 +141,7 @@ class SettlementResult:
     citation: str
 
 
-def validate_params(
-    params: SettlementParams, kinds: Iterable[tuple[ObligationKind, str | None]] = ()
-) -> None:
+def validate_params(params: SettlementParams, kinds: Iterable[tuple[ObligationKind, str | None]] = ()) -> None:
     """Raise `ComplianceParameterError` listing every invalid or missing parameter for these kinds."""
     bad: list[Violation] = []
     if params.carbon is not None:
@@ -186,19 +183,11 @@ def validate_params(
         bad.append(Violation("fine-rate-invalid", "not_reported_fine_fen", "must be >= 0"))
     for kind, pollutant in sorted(set(kinds), key=lambda kp: (kp[0].value, kp[1] or "")):
         if kind is ObligationKind.CARBON and params.carbon is None:
-            bad.append(
-                Violation("penalty-missing", "carbon", "carbon obligations need carbon penalty parameters")
-            )
+            bad.append(Violation("penalty-missing", "carbon", "carbon obligations need carbon penalty parameters"))
         elif kind is ObligationKind.ENERGY and params.energy is None:
-            bad.append(
-                Violation("penalty-missing", "energy", "energy obligations need energy penalty parameters")
-            )
+            bad.append(Violation("penalty-missing", "energy", "energy obligations need energy penalty parameters"))
         elif kind is ObligationKind.DISCHARGE and (pollutant or "") not in params.discharge:
-            bad.append(
-                Violation(
-                    "penalty-missing", f"discharge.{pollutant}", f"no penalty parameters for {pollutant}"
-                )
-            )
+            bad.append(Violation("penalty-missing", f"discharge.{pollutant}", f"no penalty parameters for {pollutant}"))
     if bad:
         raise ComplianceParameterError(bad)
 
@@ -227,10 +216,16 @@ def settle(
         on_time = 0
         late = 0
         for s in facts.surrenders:
-            _require_aware("surrender.at", s.at)
             if s.quantity <= 0:
                 raise ValueError(f"obligation {facts.obligation_id}: surrender quantity must be positive")
-            if s.at < deadline:
+            try:
+                before_deadline = s.at < deadline
+            except TypeError:
+                # Comparing a naive with an aware datetime raises; that is the check, without a call per row.
+                raise ValueError(
+                    f"obligation {facts.obligation_id}: surrender.at must be a timezone-aware instant"
+                ) from None
+            if before_deadline:
                 on_time += s.quantity
             else:
                 late += s.quantity
@@ -256,9 +251,7 @@ def settle(
         shortfall = obligation - surrendered
         shortfall_at_deadline = obligation - min(obligation, on_time + forced)
 
-        fine_fen, formula, deduction, citation = _consequences(
-            facts, params, shortfall_at_deadline, shortfall
-        )
+        fine_fen, formula, deduction, citation = _consequences(facts, params, shortfall_at_deadline, shortfall)
         append(
             SettlementResult(
                 obligation_id=facts.obligation_id,
@@ -297,9 +290,7 @@ def _consequences(
         fine = shortfall_at_deadline * carbon.reference_price_fen * carbon.multiplier_k
         formula = f"{shortfall_at_deadline} t × {carbon.reference_price_fen} fen × {carbon.multiplier_k}"
         return fine, formula, bps_of(shortfall, carbon.deduction_bps, Rounding.HALF_UP), carbon.citation
-    penalty = (
-        params.energy if facts.kind is ObligationKind.ENERGY else params.discharge[facts.pollutant or ""]
-    )
+    penalty = params.energy if facts.kind is ObligationKind.ENERGY else params.discharge[facts.pollutant or ""]
     assert penalty is not None  # validate_params guarantees it.
     unit = "kgce" if facts.kind is ObligationKind.ENERGY else f"kg {facts.pollutant}"
     fine = shortfall_at_deadline * penalty.fine_fen_per_unit
@@ -307,9 +298,7 @@ def _consequences(
     return fine, formula, bps_of(shortfall, penalty.deduction_bps, Rounding.HALF_UP), penalty.citation
 
 
-def _not_reported(
-    facts: ObligationFacts, params: SettlementParams, on_time: int, late: int
-) -> SettlementResult:
+def _not_reported(facts: ObligationFacts, params: SettlementParams, on_time: int, late: int) -> SettlementResult:
     # Without a verified figure there is no obligation to measure a shortfall against: the authority
     # estimates the emissions (测算) and that estimate becomes the obligation in a later settlement.
     return SettlementResult(
@@ -341,7 +330,7 @@ def reference_price_fen(turnover_fen: int, volume: int) -> int:
     """Average price of a month's trades in fen per unit: turnover / volume, rounded half up once."""
     if volume <= 0 or turnover_fen < 0:
         raise ValueError("a reference price needs a positive volume and a non-negative turnover")
-    return round_to_int(Fraction(turnover_fen, volume), Rounding.HALF_UP)
+    return div_round(turnover_fen, volume, Rounding.HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,9 +354,7 @@ class GroupTotal:
     next_allocation_deduction: int
 
 
-def totals_by(
-    results: Iterable[SettlementResult], dimension: Literal["city", "industry"]
-) -> list[GroupTotal]:
+def totals_by(results: Iterable[SettlementResult], dimension: Literal["city", "industry"]) -> list[GroupTotal]:
     """Aggregate results by city or industry (and kind, pollutant), sorted by kind, pollutant, key."""
     acc: dict[tuple[str, str, str], list[int]] = {}
     seen: dict[tuple[str, str, str], set[str]] = {}

@@ -153,9 +153,7 @@ def _require_aware(name: str, at: datetime) -> None:
         raise ValueError(f"{name} must be a timezone-aware instant")
 
 
-def _period_violation(
-    rules: SurrenderRules, at: datetime, period_closed: bool
-) -> tuple[Violation | None, bool]:
+def _period_violation(rules: SurrenderRules, at: datetime, period_closed: bool) -> tuple[Violation | None, bool]:
     """Return (`period-closed` violation or None, late flag)."""
     _require_aware("at", at)
     close = rules.late_until if rules.late_until is not None else rules.deadline
@@ -258,9 +256,7 @@ def validate_surrender(
                 )
             )
             continue
-        planned.append(
-            PlannedLine(holding.asset_id, holding.kind, holding.vintage, line.quantity, holding.pollutant)
-        )
+        planned.append(PlannedLine(holding.asset_id, holding.kind, holding.vintage, line.quantity, holding.pollutant))
 
     # Availability is checked per asset over all lines, so two lines of 60 against 100 available fail.
     for asset_id, quantity in requested.items():
@@ -278,7 +274,9 @@ def validate_surrender(
     total = sum(requested.values())
     offsets = sum(q for a, q in requested.items() if a in by_id and by_id[a].kind is InstrumentKind.OFFSET)
     cap = offset_cap(obligation.quantity, rules.offset_cap_bps)
-    if obligation.kind is ObligationKind.CARBON and so_far.offsets + offsets > cap:
+    # Only a request that adds offsets can break the cap: if earlier offsets already exceed it (say the
+    # obligation was corrected downwards), surrendering allowances must still be possible.
+    if obligation.kind is ObligationKind.CARBON and offsets > 0 and so_far.offsets + offsets > cap:
         violations.append(
             Violation(
                 "offset-cap-exceeded",
@@ -364,9 +362,7 @@ def plan_surrender(
             left -= take
     if not lines:
         period, _ = _period_violation(rules, at, period_closed)
-        found = [
-            Violation("no-eligible-holdings", "holdings", "no eligible units are available to surrender")
-        ]
+        found = [Violation("no-eligible-holdings", "holdings", "no eligible units are available to surrender")]
         return Rejected(tuple(found if period is None else [period, *found]))
     return validate_surrender(obligation, lines, holdings, rules, so_far, at=at, period_closed=period_closed)
 
@@ -387,9 +383,7 @@ class EnergyObligation:
     deduction_kgce: int
     obligation_kgce: int
     rounding: Rounding
-    rounding_rule: str = (
-        "deduction = counted MWh × kgce/MWh rounded once; obligation = max(0, verified − deduction)"
-    )
+    rounding_rule: str = "deduction = counted MWh × kgce/MWh rounded once; obligation = max(0, verified − deduction)"
 
     @property
     def explanation(self) -> str:
@@ -418,13 +412,9 @@ def energy_obligation(
     """
     violations: list[Violation] = []
     if verified_kgce < 0:
-        violations.append(
-            Violation("quantity-not-positive", "verified_kgce", "verified energy use cannot be negative")
-        )
+        violations.append(Violation("quantity-not-positive", "verified_kgce", "verified energy use cannot be negative"))
     if retired_gec_mwh < 0:
-        violations.append(
-            Violation("quantity-not-positive", "retired_gec_mwh", "retired GEC MWh cannot be negative")
-        )
+        violations.append(Violation("quantity-not-positive", "retired_gec_mwh", "retired GEC MWh cannot be negative"))
     if conversion.basis is not verified_basis:
         violations.append(
             Violation(
@@ -437,11 +427,7 @@ def energy_obligation(
         )
     if violations:
         return Rejected(tuple(violations))
-    counted = (
-        retired_gec_mwh
-        if electricity_consumed_mwh is None
-        else min(retired_gec_mwh, electricity_consumed_mwh)
-    )
+    counted = retired_gec_mwh if electricity_consumed_mwh is None else min(retired_gec_mwh, electricity_consumed_mwh)
     exact = counted * to_fraction(conversion.kgce_per_kwh) * 1000
     deduction = round_to_int(exact, rounding)
     return EnergyObligation(

@@ -33,9 +33,7 @@ def replay(commands: Iterable[Command], config: BookConfig | None = None) -> Boo
     return book
 
 
-def replay_with_results(
-    commands: Iterable[Command], config: BookConfig | None = None
-) -> tuple[Book, list[Result]]:
+def replay_with_results(commands: Iterable[Command], config: BookConfig | None = None) -> tuple[Book, list[Result]]:
     """Like `replay`, also returning each command's result (to re-check settlements against trades)."""
     book = Book(config)
     results = [book.apply(command) for command in commands]

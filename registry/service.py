@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +40,19 @@ PARAMS = DatedParameters.load(Path(__file__).with_name("parameters.yaml"))
 OWNER = "registry"
 
 
+class SurrenderPolicy(Protocol):
+    async def __call__(
+        self,
+        ses: AsyncSession,
+        who: Identity,
+        account: RegistryAccount,
+        instrument: Instrument,
+        quantity: int,
+        period: str,
+        now: dt.datetime,
+    ) -> None: ...
+
+
 def _raise_first(failures: list[checks.Failure]) -> None:
     if failures:
         slug, field, msg = failures[0]
@@ -62,6 +75,9 @@ def validate_uscc(value: str) -> str:
 class RegistryService:
     db: Database
     clock: Clock
+    # The compliance cycle installs its surrender rules here (period open, eligible vintages, offset cap, ...).
+    # It is called inside the surrender's unit of work, after the generic checks and before units move.
+    surrender_policy: SurrenderPolicy | None = None
 
     # ------------------------------------------------------------------ bootstrap
     async def bootstrap(self) -> None:
@@ -600,6 +616,8 @@ class RegistryService:
             )
             if code == "surrender" and not KIND_RULES[kind].surrenderable:
                 raise InvalidInput("instrument_id", "Green certificates are retired (claimed), not surrendered.")
+            if code == "surrender" and self.surrender_policy is not None:
+                await self.surrender_policy(ses, who, acc, inst, quantity, period or "", now)
             target = await self._system_account(ses, code)
             tx = RegistryTransaction(
                 code=code,

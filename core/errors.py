@@ -66,6 +66,14 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     # 5xxx: infrastructure
     ProblemType("service-unavailable", 503, "The service is busy; retry after the given delay", "5003"),
     ProblemType("internal-error", 500, "Internal error", "5000"),
+    # 36xx: compliance cycle (registry/compliance; domain.md section 4)
+    ProblemType("instrument-not-eligible", 422, "These units cannot cover this kind of obligation", "3601"),
+    ProblemType("pollutant-mismatch", 422, "Permits of another pollutant cannot cover this obligation", "3602"),
+    ProblemType("surrender-above-obligation", 422, "The surrender is above what remains of the obligation", "3603"),
+    ProblemType("no-verified-obligation", 409, "There is no verified obligation to surrender against", "3604"),
+    ProblemType("report-rows-invalid", 422, "The report has invalid rows; nothing was imported", "3610"),
+    ProblemType("reference-price-missing", 409, "No reference price is known for this settlement", "3620"),
+    ProblemType("compliance-parameter-invalid", 422, "A compliance parameter is missing or out of range", "3621"),
 )
 
 CATALOGUE: dict[str, ProblemType] = {p.slug: p for p in _CATALOGUE}

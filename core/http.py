@@ -89,16 +89,44 @@ def _refusal(status: int, slug: str, detail: str, field: str | None = None) -> t
 # ---------------------------------------------------------------- exception handlers
 
 
+def field_from_msgspec(message: str) -> str | None:
+    """The offending field of a msgspec validation message: "... - at `$.quantity`", "unknown field `status`"."""
+    if "`$." in message:
+        return message.split("`$.", 1)[1].split("`", 1)[0]
+    for marker in ("unknown field `", "required field `"):
+        if marker in message:
+            return message.split(marker, 1)[1].split("`", 1)[0]
+    return None
+
+
 def _validation_field(exc: ValidationException) -> str | None:
     extra = exc.extra
     if isinstance(extra, list) and extra and isinstance(extra[0], dict):
         key = extra[0].get("key")
         message = str(extra[0].get("message", ""))
-        if key:
-            return str(key)
-        # msgspec says "at `$.quantity`" in its messages.
-        if "`$." in message:
-            return message.split("`$.", 1)[1].split("`", 1)[0]
+        return field_from_msgspec(message) or (str(key) if key else None)
+    return None
+
+
+def _body_type(handler: Any) -> Any:
+    """The declared type of a route's JSON body (`data`), or None."""
+    sig = getattr(handler, "parsed_fn_signature", None)
+    param = sig.parameters.get("data") if sig is not None else None
+    return None if param is None else param.annotation
+
+
+def strict_body_problem(body: bytes, body_type: Any) -> tuple[int, bytes] | None:
+    """Decode the body strictly against its declared type: a JSON float is not an int, "12" is not 12."""
+    if body_type is None or not (isinstance(body_type, type) and issubclass(body_type, msgspec.Struct)):
+        return None
+    if not body:
+        return _raw_problem(422, "invalid-input", "Send a JSON object body.", "body")
+    try:
+        msgspec.json.decode(body, type=body_type, strict=True)
+    except msgspec.ValidationError as exc:
+        return _raw_problem(422, "invalid-input", str(exc), field_from_msgspec(str(exc)) or "body")
+    except msgspec.DecodeError:
+        return None  # malformed JSON was answered with 400 before this point
     return None
 
 
@@ -282,11 +310,23 @@ class EdgeMiddleware:
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         handler = scope.get("route_handler")
         opt = getattr(handler, "opt", {}) or {}
+        # The role guard answers before anything looks at the body: a caller who may not use the route learns
+        # nothing about what the body should be (403 before 415/400/422), and claims no Idempotency-Key.
+        if handler is not None and isinstance(scope.get("user"), Identity):
+            try:
+                await handler.authorize_connection(ASGIConnection(scope))
+            except AppError as exc:
+                await _send_raw(send, exc.status, json.dumps(exc.to_problem(), ensure_ascii=False).encode())
+                return
         if body:
             if ctype == "application/json" or ctype.endswith("+json"):
                 bad = check_json(body, settings.max_json_depth)
                 if bad is not None:
                     await _send_raw(send, *_raw_problem(400, bad[0], bad[1]))
+                    return
+                strict = strict_body_problem(body, _body_type(handler))
+                if strict is not None:
+                    await _send_raw(send, *strict)
                     return
             elif not (opt.get("accepts_files") and ctype in ("multipart/form-data", "text/csv")):
                 await _send_raw(send, *_raw_problem(415, "unsupported-media-type", "Send application/json."))

@@ -160,7 +160,10 @@ async def authenticate_jwt(session: AsyncSession, token: str, secret: str) -> Id
         claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:
         return None
-    p = (await session.execute(select(Principal).where(Principal.id == int(claims["sub"])))).scalar_one_or_none()
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit() or len(sub) > 10:
+        return None
+    p = (await session.execute(select(Principal).where(Principal.id == int(sub)))).scalar_one_or_none()
     if p is None or p.revoked_at is not None or p.kind != "user":
         return None
     return _identity(p)

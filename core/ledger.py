@@ -33,6 +33,8 @@ POST_PENDING = "post_pending"
 VOID_PENDING = "void_pending"
 
 ROLE_ISSUANCE = "issuance"
+BOTH_DEBITS = LedgerAccount.debits_posted + LedgerAccount.debits_pending
+BOTH_CREDITS = LedgerAccount.credits_posted + LedgerAccount.credits_pending
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ async def _debit(session: AsyncSession, account_id: int, amount: int, *, pending
                 LedgerAccount.debits_must_not_exceed_credits == False,  # noqa: E712
                 LedgerAccount.debits_posted + LedgerAccount.debits_pending <= LedgerAccount.credits_posted - amount,
             ),
-            col <= INT64_MAX - amount,
+            # posted + pending stays within 64 bits, so posting a hold later can never overflow either.
+            BOTH_DEBITS <= INT64_MAX - amount,
         )
         .values({col_name: col + amount})
         .execution_options(synchronize_session=False)
@@ -107,7 +110,7 @@ async def _credit(session: AsyncSession, account_id: int, amount: int, *, pendin
                 LedgerAccount.credits_must_not_exceed_debits == False,  # noqa: E712
                 LedgerAccount.credits_posted + LedgerAccount.credits_pending <= LedgerAccount.debits_posted - amount,
             ),
-            col <= INT64_MAX - amount,
+            BOTH_CREDITS <= INT64_MAX - amount,
         )
         .values({col_name: col + amount})
         .execution_options(synchronize_session=False)
@@ -121,7 +124,8 @@ async def _refuse(session: AsyncSession, account_id: int, amount: int, field: st
             select(LedgerAccount).where(LedgerAccount.id == account_id).execution_options(populate_existing=True)
         )
     ).scalar_one()
-    if row.debits_posted > INT64_MAX - amount or row.credits_posted > INT64_MAX - amount:
+    if (row.debits_posted + row.debits_pending > INT64_MAX - amount
+            or row.credits_posted + row.credits_pending > INT64_MAX - amount):
         return AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field)
     return Conflict(
         "insufficient-available",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 
 from core.http import allow, problem_responses
+from core.schema import MAX_ID, IdPath
 from core.identity import Identity, Role
 from registry import schemas as s
 from registry.service import RegistryService
@@ -50,7 +51,7 @@ class EnterpriseController(Controller):
         responses=READ_PROBLEMS,
         guards=[allow(*ALL_READERS, R.BANK, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
     )
-    async def get_one(self, request: Request[Identity, Any, Any], enterprise_id: FromPath[int]) -> s.EnterpriseOut:
+    async def get_one(self, request: Request[Identity, Any, Any], enterprise_id: IdPath) -> s.EnterpriseOut:
         return await svc(request).get_enterprise(request.user, enterprise_id)
 
 
@@ -63,13 +64,13 @@ class AccountController(Controller):
         return await svc(request).open_account(request.user, data)
 
     @get("/{account_id:int}", operation_id="getAccount", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
-    async def get_one(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> s.AccountOut:
+    async def get_one(self, request: Request[Identity, Any, Any], account_id: IdPath) -> s.AccountOut:
         return await svc(request).get_account(request.user, account_id)
 
     @get(
         "/{account_id:int}/holdings", operation_id="listHoldings", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)]
     )
-    async def holdings(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> list[s.HoldingOut]:
+    async def holdings(self, request: Request[Identity, Any, Any], account_id: IdPath) -> list[s.HoldingOut]:
         return await svc(request).list_holdings(request.user, account_id)
 
     @get(
@@ -81,9 +82,9 @@ class AccountController(Controller):
     async def transactions(
         self,
         request: Request[Identity, Any, Any],
-        account_id: FromPath[int],
+        account_id: IdPath,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-        before_id: Annotated[int | None, Parameter(ge=1)] = None,
+        before_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
     ) -> s.Page:
         return await svc(request).list_account_transactions(request.user, account_id, limit=limit, before_id=before_id)
 
@@ -94,7 +95,7 @@ class AccountController(Controller):
         guards=[allow(*ALL_READERS)],
         media_type="application/pdf",
     )
-    async def statement(self, request: Request[Identity, Any, Any], account_id: FromPath[int]) -> Response[bytes]:
+    async def statement(self, request: Request[Identity, Any, Any], account_id: IdPath) -> Response[bytes]:
         from registry.pdf import render_statement
 
         data = await svc(request).statement_data(request.user, account_id)
@@ -113,7 +114,7 @@ class AccountController(Controller):
         responses=WRITE_PROBLEMS,
     )
     async def trust(
-        self, request: Request[Identity, Any, Any], account_id: FromPath[int], data: JSONBody[s.TrustAccount]
+        self, request: Request[Identity, Any, Any], account_id: IdPath, data: JSONBody[s.TrustAccount]
     ) -> dict[str, Any]:
         return await svc(request).add_trusted(request.user, account_id, data)
 
@@ -151,7 +152,7 @@ class UnitsController(Controller):
         status_code=200,
     )
     async def approve(
-        self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Decision]
+        self, request: Request[Identity, Any, Any], transaction_id: IdPath, data: JSONBody[s.Decision]
     ) -> s.TransactionOut:
         return await svc(request).approve_transfer(request.user, transaction_id, data)
 
@@ -174,7 +175,7 @@ class UnitsController(Controller):
         status_code=200,
     )
     async def unfreeze(
-        self, request: Request[Identity, Any, Any], transaction_id: FromPath[int], data: JSONBody[s.Unfreeze]
+        self, request: Request[Identity, Any, Any], transaction_id: IdPath, data: JSONBody[s.Unfreeze]
     ) -> s.TransactionOut:
         return await svc(request).unfreeze_units(request.user, transaction_id, data)
 
@@ -202,7 +203,7 @@ class UnitsController(Controller):
         responses=READ_PROBLEMS,
         guards=[allow(*ALL_READERS)],
     )
-    async def get_tx(self, request: Request[Identity, Any, Any], transaction_id: FromPath[int]) -> s.TransactionOut:
+    async def get_tx(self, request: Request[Identity, Any, Any], transaction_id: IdPath) -> s.TransactionOut:
         return await svc(request).get_transaction(request.user, transaction_id)
 
 

@@ -8,11 +8,7 @@ from typing import Literal
 
 import msgspec
 
-Amount = str | int
-
-
-class Req(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
+from core.schema import Amount, Id, Req
 
 
 class CreateEnterprise(Req):
@@ -40,7 +36,7 @@ class EnterpriseOut(msgspec.Struct, kw_only=True):
 
 class OpenAccount(Req):
     type: Literal["holding", "trading", "allocation"]
-    enterprise_id: int | None = None
+    enterprise_id: Id | None = None
     label: str = ""
 
 
@@ -56,7 +52,7 @@ class AccountOut(msgspec.Struct, kw_only=True):
 class IssueUnits(Req):
     kind: Literal["cea", "ccer", "energy_use", "gec", "discharge"]
     quantity: Amount
-    to_account_id: int | None = None
+    to_account_id: Id | None = None
     scheme: str | None = None
     vintage: int | None = None
     project_id: str | None = None
@@ -69,17 +65,17 @@ class IssueUnits(Req):
 
 
 class MoveUnits(Req):
-    from_account_id: int
-    to_account_id: int
-    instrument_id: int
+    from_account_id: Id
+    to_account_id: Id
+    instrument_id: Id
     quantity: Amount
 
 
 class AllocateUnits(Req):
-    to_account_id: int
-    instrument_id: int
+    to_account_id: Id
+    instrument_id: Id
     quantity: Amount
-    from_account_id: int | None = None
+    from_account_id: Id | None = None
 
 
 class Decision(Req):
@@ -88,8 +84,8 @@ class Decision(Req):
 
 
 class FreezeUnits(Req):
-    account_id: int
-    instrument_id: int
+    account_id: Id
+    instrument_id: Id
     quantity: Amount
     legal_basis: Literal["judicial", "administrative", "pledge"]
     authority: str
@@ -101,22 +97,22 @@ class Unfreeze(Req):
 
 
 class SurrenderUnits(Req):
-    account_id: int
-    instrument_id: int
+    account_id: Id
+    instrument_id: Id
     quantity: Amount
     period: str
 
 
 class RetireUnits(Req):
-    account_id: int
-    instrument_id: int
+    account_id: Id
+    instrument_id: Id
     quantity: Amount
     beneficiary: str
     purpose: str = ""
 
 
 class TrustAccount(Req):
-    trusted_account_id: int
+    trusted_account_id: Id
 
 
 class InstrumentOut(msgspec.Struct, kw_only=True):
@@ -158,10 +154,10 @@ class TransactionOut(msgspec.Struct, kw_only=True):
     id: int
     code: str
     status: str
-    instrument_id: int
+    instrument_id: Id
     instrument_code: str
-    from_account_id: int | None
-    to_account_id: int | None
+    from_account_id: Id | None
+    to_account_id: Id | None
     quantity: str
     quantity_base: int
     initiated_by: int

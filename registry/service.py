@@ -63,8 +63,11 @@ def _raise_first(failures: list[checks.Failure]) -> None:
 
 
 def validate_uscc(value: str) -> str:
-    if value != value.strip() or value != value.upper():
-        raise InvalidInput("uscc", "Give the 18-character code in upper case without spaces.")
+    # stdnum would tidy up spaces, dashes and full-width digits; a registry takes the code exactly as printed.
+    if not re.fullmatch(r"[0-9A-HJ-NPQRTUWXY]{18}", value, re.ASCII):
+        raise InvalidInput(
+            "uscc", "Give the 18-character code in upper case ASCII without spaces (letters I, O, S, V, Z never occur)."
+        )
     try:
         return str(uscc_std.validate(value))
     except StdnumError as exc:

@@ -91,7 +91,7 @@ async def _debit(session: AsyncSession, account_id: int, amount: int, *, pending
                 LedgerAccount.debits_posted + LedgerAccount.debits_pending <= LedgerAccount.credits_posted - amount,
             ),
             # posted + pending stays within 64 bits, so posting a hold later can never overflow either.
-            BOTH_DEBITS <= INT64_MAX - amount,
+            INT64_MAX - amount >= BOTH_DEBITS,
         )
         .values({col_name: col + amount})
         .execution_options(synchronize_session=False)
@@ -110,7 +110,7 @@ async def _credit(session: AsyncSession, account_id: int, amount: int, *, pendin
                 LedgerAccount.credits_must_not_exceed_debits == False,  # noqa: E712
                 LedgerAccount.credits_posted + LedgerAccount.credits_pending <= LedgerAccount.debits_posted - amount,
             ),
-            BOTH_CREDITS <= INT64_MAX - amount,
+            INT64_MAX - amount >= BOTH_CREDITS,
         )
         .values({col_name: col + amount})
         .execution_options(synchronize_session=False)

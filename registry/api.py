@@ -8,8 +8,8 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
 from core.http import allow, problem_responses
-from core.schema import MAX_ID, IdPath
 from core.identity import Identity, Role
+from core.schema import MAX_ID, IdPath
 from registry import schemas as s
 from registry.service import RegistryService
 

@@ -132,6 +132,12 @@ class Database:
             token = _sqlite_begin.set("BEGIN" if readonly else "BEGIN IMMEDIATE")
             try:
                 async with self.sessions() as session, session.begin():
+                    if readonly and not self.sqlite:
+                        # A read sees one snapshot (a balance and its serial blocks agree); SQLite's read
+                        # transaction already is one.
+                        await session.connection(
+                            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+                        )
                     uow = UnitOfWork(session)
                     result = await fn(uow, *args, **kwargs)
                     if uow.audit_events and self.audit_flusher is not None:

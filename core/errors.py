@@ -74,6 +74,26 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType("report-rows-invalid", 422, "The report has invalid rows; nothing was imported", "3610"),
     ProblemType("reference-price-missing", 409, "No reference price is known for this settlement", "3620"),
     ProblemType("compliance-parameter-invalid", 422, "A compliance parameter is missing or out of range", "3621"),
+    # 38xx: trading (trading/; domain.md section 5). Slugs equal the matcher's stable result codes where one exists.
+    ProblemType("invalid-price", 422, "The price is missing, not positive, or given where none is allowed", "3801"),
+    ProblemType("off-tick", 422, "The price is not a whole multiple of the tick", "3802"),
+    ProblemType("off-lot", 422, "The quantity is not a whole multiple of the lot", "3803"),
+    ProblemType("outside-band", 422, "The price lies outside the price band around the previous close", "3804"),
+    ProblemType("quantity-above-max", 422, "The quantity is above this trading mode's maximum", "3805"),
+    ProblemType("market-closed", 409, "The market is closed for this kind of order now", "3806"),
+    ProblemType("wrong-mode", 422, "This order kind or command is not available in this market's mode", "3807"),
+    ProblemType("would-cross", 409, "The listing would cross the opposite side; pick the opposite listing", "3808"),
+    ProblemType("order-filled", 409, "The order is already filled", "3809"),
+    ProblemType("order-cancelled", 409, "The order is already cancelled", "3810"),
+    ProblemType("self-trade", 422, "A participant cannot trade with itself", "3811"),
+    ProblemType("pick-wrong-side", 422, "A buyer picks a sell listing and a seller picks a buy listing", "3812"),
+    ProblemType("pick-outside-best-levels", 409, "Only listings within the best five price levels can be picked", "3813"),
+    ProblemType("pick-quantity-above-listing", 409, "The pick asks for more than the listing has left", "3814"),
+    ProblemType("t-plus-one", 409, "Units bought today can be sold from the next trading day", "3815"),
+    ProblemType("below-block-minimum", 422, "A block trade needs at least the block minimum quantity", "3816"),
+    ProblemType("below-floor", 422, "The bid is below the auction's floor price", "3817"),
+    ProblemType("above-ceiling", 422, "The bid is above the auction's ceiling price", "3818"),
+    ProblemType("auction-spec-invalid", 422, "The auction's terms break the auction rules", "3819"),
 )
 
 CATALOGUE: dict[str, ProblemType] = {p.slug: p for p in _CATALOGUE}

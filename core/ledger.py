@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import AppError, Conflict, InvalidInput
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
 from core.quantity import INT64_MAX
+
+T = TypeVar("T")
 
 POSTED = "posted"
 PENDING = "pending"
@@ -44,11 +47,10 @@ class TransferResult:
 
 
 async def ensure_asset(session: AsyncSession, code: str, *, scale: int, serialised: bool) -> LedgerAsset:
-    asset = (await session.execute(select(LedgerAsset).where(LedgerAsset.code == code))).scalar_one_or_none()
+    stmt = select(LedgerAsset).where(LedgerAsset.code == code)
+    asset = (await session.execute(stmt)).scalar_one_or_none()
     if asset is None:
-        asset = LedgerAsset(code=code, scale=scale, serialised=serialised)
-        session.add(asset)
-        await session.flush()
+        asset = await insert_or_get(session, LedgerAsset(code=code, scale=scale, serialised=serialised), stmt)
     return asset
 
 
@@ -63,16 +65,32 @@ async def ensure_account(
     )
     account = (await session.execute(stmt)).scalar_one_or_none()
     if account is None:
-        account = LedgerAccount(
-            asset_id=asset_id,
-            owner_kind=owner_kind,
-            owner_id=owner_id,
-            role=role,
-            debits_must_not_exceed_credits=role != ROLE_ISSUANCE,
+        account = await insert_or_get(
+            session,
+            LedgerAccount(
+                asset_id=asset_id,
+                owner_kind=owner_kind,
+                owner_id=owner_id,
+                role=role,
+                debits_must_not_exceed_credits=role != ROLE_ISSUANCE,
+            ),
+            stmt,
         )
-        session.add(account)
-        await session.flush()
     return account
+
+
+async def insert_or_get(session: AsyncSession, row: T, lookup: Select[tuple[T]]) -> T:
+    """Insert `row`, or return the one a concurrent transaction inserted first under the same unique key.
+
+    The insert runs in a savepoint, so losing the race rolls back only the insert, not the unit of work
+    (portable: SQLite, PostgreSQL and the distributed engines all have savepoints)."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+        return row
+    except IntegrityError:
+        return (await session.execute(lookup.execution_options(populate_existing=True))).scalar_one()
 
 
 def available(account: LedgerAccount) -> int:
@@ -124,8 +142,10 @@ async def _refuse(session: AsyncSession, account_id: int, amount: int, field: st
             select(LedgerAccount).where(LedgerAccount.id == account_id).execution_options(populate_existing=True)
         )
     ).scalar_one()
-    if (row.debits_posted + row.debits_pending > INT64_MAX - amount
-            or row.credits_posted + row.credits_pending > INT64_MAX - amount):
+    if (
+        row.debits_posted + row.debits_pending > INT64_MAX - amount
+        or row.credits_posted + row.credits_pending > INT64_MAX - amount
+    ):
         return AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field)
     return Conflict(
         "insufficient-available",

@@ -706,71 +706,73 @@ class RegistryService:
 
     # ------------------------------------------------------------------ reads
     async def list_holdings(self, who: Identity, account_id: int) -> list[s.HoldingOut]:
-        async def work(uow: UnitOfWork) -> list[s.HoldingOut]:
-            ses = uow.session
-            acc = await self._visible_account(ses, who, account_id)
-            rows = (
-                await ses.execute(
-                    select(LedgerAccount, Instrument)
-                    .join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
-                    .where(LedgerAccount.owner_kind == OWNER, LedgerAccount.owner_id == acc.id)
-                    .order_by(Instrument.code)
-                )
-            ).all()
-            out = []
-            for la, inst in rows:
-                blocks = (
-                    (
-                        await ses.execute(
-                            select(SerialBlock)
-                            .where(SerialBlock.ledger_account_id == la.id)
-                            .order_by(SerialBlock.serial_start)
-                            .limit(100)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                scale = KIND_RULES[Kind(inst.kind)].scale
-                balance = la.credits_posted - la.debits_posted
-                out.append(
-                    s.HoldingOut(
-                        instrument=_instrument_out(inst),
-                        balance=format_amount(balance, scale),
-                        available=format_amount(ledger.available(la), scale),
-                        held=format_amount(la.debits_pending, scale),
-                        balance_base=balance,
-                        available_base=ledger.available(la),
-                        serial_blocks=[
-                            s.SerialRange(
-                                first=unit_identifier(inst.code, b.serial_start),
-                                last=unit_identifier(inst.code, b.serial_end - 1),
-                                quantity=b.quantity,
-                            )
-                            for b in blocks
-                        ],
-                    )
-                )
-            return out
+        return await self.db.read(lambda uow: self._holdings(uow.session, who, account_id))
 
-        return await self.db.read(work)
+    async def _holdings(self, ses: AsyncSession, who: Identity, account_id: int) -> list[s.HoldingOut]:
+        acc = await self._visible_account(ses, who, account_id)
+        rows = (
+            await ses.execute(
+                select(LedgerAccount, Instrument)
+                .join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
+                .where(LedgerAccount.owner_kind == OWNER, LedgerAccount.owner_id == acc.id)
+                .order_by(Instrument.code)
+            )
+        ).all()
+        out = []
+        for la, inst in rows:
+            blocks = (
+                (
+                    await ses.execute(
+                        select(SerialBlock)
+                        .where(SerialBlock.ledger_account_id == la.id)
+                        .order_by(SerialBlock.serial_start)
+                        .limit(100)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            scale = KIND_RULES[Kind(inst.kind)].scale
+            balance = la.credits_posted - la.debits_posted
+            out.append(
+                s.HoldingOut(
+                    instrument=_instrument_out(inst),
+                    balance=format_amount(balance, scale),
+                    available=format_amount(ledger.available(la), scale),
+                    held=format_amount(la.debits_pending, scale),
+                    balance_base=balance,
+                    available_base=ledger.available(la),
+                    serial_blocks=[
+                        s.SerialRange(
+                            first=unit_identifier(inst.code, b.serial_start),
+                            last=unit_identifier(inst.code, b.serial_end - 1),
+                            quantity=b.quantity,
+                        )
+                        for b in blocks
+                    ],
+                )
+            )
+        return out
 
     async def list_account_transactions(
         self, who: Identity, account_id: int, *, limit: int, before_id: int | None
     ) -> s.Page:
-        async def work(uow: UnitOfWork) -> s.Page:
-            ses = uow.session
-            acc = await self._visible_account(ses, who, account_id)
-            q = select(RegistryTransaction).where(
-                or_(RegistryTransaction.from_account_id == acc.id, RegistryTransaction.to_account_id == acc.id)
-            )
-            if before_id is not None:
-                q = q.where(RegistryTransaction.id < before_id)
-            rows = (await ses.execute(q.order_by(RegistryTransaction.id.desc()).limit(limit + 1))).scalars().all()  # type: ignore[union-attr]
-            items = [await self._tx_out(ses, t) for t in rows[:limit]]
-            return s.Page(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
+        return await self.db.read(
+            lambda uow: self._transactions(uow.session, who, account_id, limit=limit, before_id=before_id)
+        )
 
-        return await self.db.read(work)
+    async def _transactions(
+        self, ses: AsyncSession, who: Identity, account_id: int, *, limit: int, before_id: int | None
+    ) -> s.Page:
+        acc = await self._visible_account(ses, who, account_id)
+        q = select(RegistryTransaction).where(
+            or_(RegistryTransaction.from_account_id == acc.id, RegistryTransaction.to_account_id == acc.id)
+        )
+        if before_id is not None:
+            q = q.where(RegistryTransaction.id < before_id)
+        rows = (await ses.execute(q.order_by(RegistryTransaction.id.desc()).limit(limit + 1))).scalars().all()  # type: ignore[union-attr]
+        items = [await self._tx_out(ses, t) for t in rows[:limit]]
+        return s.Page(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
 
     async def get_transaction(self, who: Identity, tx_id: int) -> s.TransactionOut:
         async def work(uow: UnitOfWork) -> s.TransactionOut:
@@ -788,12 +790,17 @@ class RegistryService:
             ent = (
                 await ses.execute(select(Enterprise).where(Enterprise.organisation_id == acc.organisation_id))
             ).scalar_one_or_none()
-            return {"account": acc, "organisation": org, "enterprise": ent}
+            holdings = await self._holdings(ses, who, account_id)
+            page = await self._transactions(ses, who, account_id, limit=200, before_id=None)
+            return {
+                "account": acc,
+                "organisation": org,
+                "enterprise": ent,
+                "holdings": holdings,
+                "transactions": page.items,
+            }
 
-        data = await self.db.read(work)
-        data["holdings"] = await self.list_holdings(who, account_id)
-        data["transactions"] = (await self.list_account_transactions(who, account_id, limit=200, before_id=None)).items
-        return data
+        return await self.db.read(work)
 
     async def list_instruments(self) -> list[s.InstrumentOut]:
         async def work(uow: UnitOfWork) -> list[s.InstrumentOut]:
@@ -891,7 +898,8 @@ class RegistryService:
         self, ses: AsyncSession, uc: UnitClass, issuer_org: int, now: dt.datetime
     ) -> Instrument:
         code = uc.code()
-        inst = (await ses.execute(select(Instrument).where(Instrument.code == code))).scalar_one_or_none()
+        lookup = select(Instrument).where(Instrument.code == code)
+        inst = (await ses.execute(lookup)).scalar_one_or_none()
         if inst is not None:
             return inst
         rule = KIND_RULES[uc.kind]
@@ -913,9 +921,7 @@ class RegistryService:
             issuer_organisation_id=issuer_org,
             created_at=now,
         )
-        ses.add(inst)
-        await ses.flush()
-        return inst
+        return await ledger.insert_or_get(ses, inst, lookup)
 
     async def ledger_account(self, ses: AsyncSession, acc: RegistryAccount, inst: Instrument) -> LedgerAccount:
         return await ledger.ensure_account(

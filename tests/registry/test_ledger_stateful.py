@@ -237,6 +237,9 @@ def test_registry_state_machine(backend: str, tmp_path: Path) -> None:
     clock = FixedClock(START)
     app = create_app(Settings(database_url=url, scheduler_embedded=False), clock)
     svc: RegistryService = app.state.registry
+    # This machine checks the ledger's promises; the compliance cycle's surrender rules (periods, vintages,
+    # offset caps) have their own tests in tests/registry/compliance.
+    svc.surrender_policy = None
     loop.run_until_complete(svc.bootstrap())
     RegistryMachine.loop = loop
     RegistryMachine.db = app.state.db

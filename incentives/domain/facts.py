@@ -72,7 +72,8 @@ def _f(name: str, kind: str, unit: str, description: str, default: FactValue | _
 SPECS: tuple[FactSpec, ...] = (
     # R&D super deduction (研发费用加计扣除).
     _f("total_revenue_fen", "fen", "fen",
-       "收入总额 less non-taxable income and investment income (财税〔2015〕119号 第四条), for the excluded-industry test"),
+       "收入总额 less non-taxable income and investment income (公告2015年第97号 第四条), "
+       "for the excluded-industry test"),
     _f("excluded_industry_revenue_fen", "fen", "fen",
        "revenue from the excluded industries (tobacco, accommodation and catering, wholesale and retail, real "
        "estate, leasing and business services, entertainment)", 0),

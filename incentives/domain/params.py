@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-
+from itertools import pairwise
 
 KINDS = ("int", "bool", "str", "ratio", "str_list", "catalogue")
 """The value kinds a parameter may declare. Rates are `int` basis points or an exact `ratio`, never floats."""
@@ -71,7 +71,8 @@ class Ratio:
 
     def __post_init__(self) -> None:
         if self.numerator < 0 or self.denominator <= 0:
-            raise ValueError(f"ratio {self.numerator}/{self.denominator} must be non-negative with a positive denominator")
+            raise ValueError(
+                f"ratio {self.numerator}/{self.denominator} must be non-negative with a positive denominator")
 
     @property
     def text(self) -> str:
@@ -190,13 +191,20 @@ class ParameterEntry:
     def known_on(self, day: date | None) -> bool:
         return day is None or self.published_on <= day
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, *, compact: bool = False) -> dict[str, object]:
+        """The entry as JSON; `compact` replaces a catalogue's items by their count and SHA-256 (a
+        determination pins the edition without copying the whole catalogue into every record)."""
+        value = value_to_json(self.value)
+        if compact and isinstance(self.value, Catalogue):
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            value = {"edition": self.value.edition, "item_count": len(self.value.items),
+                     "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
         return {
             "id": self.id,
             "name": self.name,
             "kind": self.kind,
             "unit": self.unit,
-            "value": value_to_json(self.value),
+            "value": value,
             "valid_from": self.valid_from.isoformat(),
             "valid_to": self.valid_to.isoformat() if self.valid_to else None,
             "published_on": self.published_on.isoformat(),
@@ -318,7 +326,7 @@ def _overlaps(name: str, history: list[ParameterEntry]) -> list[str]:
         by_day.setdefault(e.published_on, []).append(e)
     for day, same in by_day.items():
         same.sort(key=lambda e: e.valid_from)
-        for a, b in zip(same, same[1:], strict=False):
+        for a, b in pairwise(same):
             if a.valid_to is None or a.valid_to > b.valid_from:
                 problems.append(
                     f"{name}: entries from {a.valid_from.isoformat()} and {b.valid_from.isoformat()} "

@@ -1,7 +1,372 @@
-"""Compliance HTTP controllers (being built: issue 3)."""
+"""HTTP controllers of the compliance cycle: thin, guarded, each route with its operation id, tags and problems.
+
+Every POST is idempotent (an `Idempotency-Key` header is required): value-moving ones because the house
+rule says so, the others so that a retried upload or verification never makes a second version.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-CONTROLLERS: list[Any] = []
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+
+from core.errors import AppError, InvalidInput
+from core.http import allow, problem_responses
+from core.identity import Identity, Role
+from registry.compliance import schemas as s
+from registry.compliance.service import ComplianceService, market_price_fen
+
+R = Role
+AUTHORITIES = (R.REGULATOR, R.ENERGY_AUTHORITY)
+READERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.AUDITOR, R.EMITTER, R.VERIFIER)
+RESULT_READERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.AUDITOR, R.EMITTER)
+IDEMPOTENT = {"idempotent": True}
+FILES = {"idempotent": True, "accepts_files": True}
+READ_PROBLEMS = problem_responses(401, 403, 404, 422)
+WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+TAGS = ["compliance"]
+
+
+def svc(request: Request[Any, Any, Any]) -> ComplianceService:
+    return request.app.state.compliance  # type: ignore[no-any-return]
+
+
+def request_key(request: Request[Any, Any, Any]) -> str | None:
+    return request.scope.get("state", {}).get("idempotency_key")  # type: ignore[no-any-return]
+
+
+class SchemeController(Controller):
+    path = "/api/v1/compliance"
+    tags = TAGS
+
+    @post(
+        "/schemes",
+        operation_id="createScheme",
+        guards=[allow(*AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        summary="Create a compliance scheme (carbon, energy-use, discharge or green power) with its calendar",
+    )
+    async def create_scheme(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateScheme]) -> s.SchemeOut:
+        return await svc(request).create_scheme(request.user, data)
+
+    @get("/schemes", operation_id="listSchemes", guards=[allow(*READERS)], responses=READ_PROBLEMS)
+    async def list_schemes(self, request: Request[Identity, Any, Any]) -> list[s.SchemeOut]:
+        return await svc(request).list_schemes(request.user)
+
+    @post(
+        "/periods",
+        operation_id="createPeriod",
+        guards=[allow(*AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        summary="Open a compliance period of a scheme, with the dates of the authority's notice",
+    )
+    async def create_period(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreatePeriod]) -> s.PeriodOut:
+        return await svc(request).create_period(request.user, data)
+
+    @get("/periods", operation_id="listPeriods", guards=[allow(*READERS)], responses=READ_PROBLEMS)
+    async def list_periods(self, request: Request[Identity, Any, Any]) -> list[s.PeriodOut]:
+        return await svc(request).list_periods(request.user)
+
+    @get("/periods/{period_id:int}", operation_id="getPeriod", guards=[allow(*READERS)], responses=READ_PROBLEMS)
+    async def get_period(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> s.PeriodOut:
+        return await svc(request).get_period(request.user, period_id)
+
+    @get(
+        "/periods/{period_id:int}/calendar",
+        operation_id="getPeriodCalendar",
+        guards=[allow(*READERS)],
+        responses=READ_PROBLEMS,
+        summary="The period's dated events (Asia/Shanghai, Chinese working days) and the job each one fires",
+    )
+    async def calendar(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> s.CalendarOut:
+        return await svc(request).period_calendar(request.user, period_id)
+
+    @post(
+        "/periods/{period_id:int}/reference-price",
+        operation_id="setReferencePrice",
+        guards=[allow(R.REGULATOR)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="Enter the average CEA price used when the market has none for the reference month",
+    )
+    async def reference_price(
+        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.SetReferencePrice]
+    ) -> s.PeriodOut:
+        return await svc(request).set_reference_price(request.user, period_id, data)
+
+    @post(
+        "/periods/{period_id:int}/obligations",
+        operation_id="registerObligations",
+        guards=[allow(*AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="Name obligated enterprises (and green-power quotas) of a period",
+    )
+    async def obligations(
+        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.RegisterObligations]
+    ) -> list[s.ObligationOut]:
+        return await svc(request).register_obligations(request.user, period_id, data)
+
+    @post(
+        "/periods/{period_id:int}/forced-surrenders",
+        operation_id="orderForcedSurrender",
+        guards=[allow(R.REGULATOR)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="Order a forced surrender from the provincial reserve at settlement",
+    )
+    async def forced(
+        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.OrderForcedSurrender]
+    ) -> s.ObligationOut:
+        return await svc(request).order_forced_surrender(request.user, period_id, data)
+
+    @post(
+        "/reserve",
+        operation_id="fundProvincialReserve",
+        guards=[allow(R.REGULATOR)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        summary="Move allowances from the regulator's allocation account into the provincial reserve",
+    )
+    async def reserve(self, request: Request[Identity, Any, Any], data: JSONBody[s.FundReserve]) -> dict[str, Any]:
+        return await svc(request).fund_reserve(request.user, data, request_key(request))
+
+
+class ReportController(Controller):
+    path = "/api/v1/compliance"
+    tags = TAGS
+
+    @post(
+        "/periods/{period_id:int}/reports",
+        operation_id="submitReport",
+        guards=[allow(R.EMITTER, *AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        summary="Submit an annual report as JSON lines; the figure is computed by the national method",
+    )
+    async def submit(
+        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.SubmitReport]
+    ) -> s.ReportOut:
+        return await svc(request).submit_report(request.user, period_id, data)
+
+    @post(
+        "/periods/{period_id:int}/reports/upload",
+        operation_id="uploadReports",
+        guards=[allow(R.EMITTER, *AUTHORITIES)],
+        opt=FILES,
+        responses=WRITE_PROBLEMS,
+        summary="Upload reports as CSV or Excel (multipart field `file`, or a text/csv body); all rows or none",
+    )
+    async def upload(
+        self,
+        request: Request[Identity, Any, Any],
+        period_id: FromPath[int],
+        filename: FromQuery[str | None] = None,
+    ) -> s.UploadOut:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            form = await request.form()
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("file", "Send the report file as the multipart form field `file`.")
+            data = await upload.read()
+            name = upload.filename or filename or "upload.csv"
+        elif ctype == "text/csv":
+            data = await request.body()
+            name = filename or "upload.csv"
+        else:
+            raise AppError("unsupported-media-type", "Send multipart/form-data (field `file`) or text/csv.")
+        return await svc(request).upload_reports(request.user, period_id, data, name[:200])
+
+    @get(
+        "/periods/{period_id:int}/reports",
+        operation_id="listReports",
+        guards=[allow(*READERS)],
+        responses=READ_PROBLEMS,
+    )
+    async def list_reports(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> list[s.ReportOut]:
+        return await svc(request).list_reports(request.user, period_id)
+
+    @get("/reports/{report_id:int}", operation_id="getReport", guards=[allow(*READERS)], responses=READ_PROBLEMS)
+    async def get_report(self, request: Request[Identity, Any, Any], report_id: FromPath[int]) -> s.ReportOut:
+        return await svc(request).get_report(request.user, report_id)
+
+    @post(
+        "/reports/{report_id:int}/verification",
+        operation_id="verifyReport",
+        guards=[allow(R.VERIFIER)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="Verify (or correct) the latest version of a report; the verified figure is the obligation",
+    )
+    async def verify(
+        self, request: Request[Identity, Any, Any], report_id: FromPath[int], data: JSONBody[s.VerifyReport]
+    ) -> s.ReportOut:
+        return await svc(request).verify_report(request.user, report_id, data)
+
+
+class AllocationController(Controller):
+    path = "/api/v1/compliance"
+    tags = TAGS
+
+    @post(
+        "/periods/{period_id:int}/allocation-tables",
+        operation_id="uploadAllocationTable",
+        guards=[allow(*AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        summary="Upload an allocation, pre-allocation or true-up table; a second user must approve it",
+    )
+    async def upload_table(
+        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.UploadAllocationTable]
+    ) -> s.AllocationTableOut:
+        return await svc(request).upload_allocation_table(request.user, period_id, data, request_key(request))
+
+    @get(
+        "/allocation-tables/{table_id:int}",
+        operation_id="getAllocationTable",
+        guards=[allow(*AUTHORITIES, R.AUDITOR)],
+        responses=READ_PROBLEMS,
+    )
+    async def get_table(self, request: Request[Identity, Any, Any], table_id: FromPath[int]) -> s.AllocationTableOut:
+        return await svc(request).get_allocation_table(request.user, table_id)
+
+    @post(
+        "/allocation-tables/{table_id:int}/approval",
+        operation_id="approveAllocationTable",
+        guards=[allow(*AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="Approve (four-eyes) or reject a table; approved lines are posted through the ledger",
+    )
+    async def approve_table(
+        self, request: Request[Identity, Any, Any], table_id: FromPath[int], data: JSONBody[s.Decision]
+    ) -> s.AllocationTableOut:
+        return await svc(request).approve_allocation_table(request.user, table_id, data)
+
+
+class SettlementController(Controller):
+    path = "/api/v1/compliance"
+    tags = TAGS
+
+    @post(
+        "/periods/{period_id:int}/settlement",
+        operation_id="settlePeriod",
+        guards=[allow(*AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="Settle the period (dry_run=true reports without posting); a second settlement changes nothing",
+    )
+    async def settle(
+        self,
+        request: Request[Identity, Any, Any],
+        period_id: FromPath[int],
+        dry_run: FromQuery[bool] = False,
+    ) -> s.SettlementOut:
+        service = svc(request)
+        period = await service.get_period(request.user, period_id)
+        price = None
+        source = ""
+        if period.kind == "carbon":
+            year, month = await service.reference_month(period_id)
+            price = await market_price_fen(getattr(request.app.state, "trading", None), year, month)
+            source = f"trading: CEA monthly average {year}-{month:02d}"
+        return await service.settle_period(
+            period_id, dry_run=dry_run, who=request.user, market_price_fen=price, market_price_source=source
+        )
+
+    @get(
+        "/periods/{period_id:int}/results",
+        operation_id="listComplianceResults",
+        guards=[allow(*RESULT_READERS)],
+        responses=READ_PROBLEMS,
+    )
+    async def results(
+        self,
+        request: Request[Identity, Any, Any],
+        period_id: FromPath[int],
+        status: Annotated[str | None, Parameter(query="status", pattern="^[ABC]$")] = None,
+        city: Annotated[str | None, Parameter(query="city", max_length=8)] = None,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=1000)] = 100,
+        offset: Annotated[int, Parameter(query="offset", ge=0, le=10_000_000)] = 0,
+    ) -> s.ResultsPage:
+        return await svc(request).list_results(
+            request.user, period_id, status=status, city=city, limit=limit, offset=offset
+        )
+
+    @get(
+        "/periods/{period_id:int}/results.csv",
+        operation_id="exportComplianceResults",
+        guards=[allow(*RESULT_READERS)],
+        responses=READ_PROBLEMS,
+        media_type="text/csv",
+    )
+    async def results_csv(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> Response[str]:
+        text = await svc(request).export_results_csv(request.user, period_id)
+        return Response(
+            "\ufeff" + text,  # A BOM, so Excel on Chinese Windows reads the names as UTF-8.
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="compliance-{period_id}.csv"'},
+        )
+
+    @get(
+        "/periods/{period_id:int}/report.pdf",
+        operation_id="downloadComplianceReport",
+        guards=[allow(*RESULT_READERS)],
+        responses=problem_responses(401, 403, 404, 409),
+        media_type="application/pdf",
+        summary="The compliance report in Chinese: status per enterprise, totals by city and industry",
+    )
+    async def report_pdf(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> Response[bytes]:
+        from registry.compliance.pdf import render_compliance_report
+
+        data = await svc(request).report_data(request.user, period_id)
+        pdf = render_compliance_report(data, generated_at=request.app.state.clock.now())
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="compliance-report-{period_id}.pdf"'},
+        )
+
+    @get(
+        "/enterprises/{enterprise_id:int}/status",
+        operation_id="getComplianceStatus",
+        guards=[allow(*RESULT_READERS)],
+        responses=READ_PROBLEMS,
+        summary="Open shortfall (yes/no, owed quantities) and the latest settled status per scheme",
+    )
+    async def status(self, request: Request[Identity, Any, Any], enterprise_id: FromPath[int]) -> s.ComplianceStatusOut:
+        return await svc(request).get_compliance_status(request.user, enterprise_id)
+
+    @get(
+        "/fines",
+        operation_id="listComplianceFines",
+        guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY, R.AUDITOR, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
+        responses=READ_PROBLEMS,
+    )
+    async def fines(
+        self, request: Request[Identity, Any, Any], period_id: FromQuery[int | None] = None
+    ) -> list[s.FineOut]:
+        return await svc(request).list_fines(period_id)
+
+    @get(
+        "/periods/{period_id:int}/notices",
+        operation_id="listComplianceNotices",
+        guards=[allow(*RESULT_READERS)],
+        responses=READ_PROBLEMS,
+    )
+    async def notices(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> list[s.NoticeOut]:
+        return await svc(request).list_notices(request.user, period_id)
+
+
+CONTROLLERS = [SchemeController, ReportController, AllocationController, SettlementController]

@@ -177,7 +177,7 @@ class AllocationDeduction(SQLModel, table=True):
 
     __tablename__ = "compliance_deduction"
     __table_args__ = (
-        UniqueConstraint("source_period_id", "enterprise_id", "pollutant", name="uq_deduction_period_ent"),
+        UniqueConstraint("source_period_id", "enterprise_id", "pollutant", "reason", name="uq_deduction_period_ent"),
         CheckConstraint("applied >= 0 AND applied <= quantity", name="ck_deduction_applied"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -185,6 +185,7 @@ class AllocationDeduction(SQLModel, table=True):
     source_period_id: int = Field(foreign_key="compliance_period.id")
     enterprise_id: int = Field(foreign_key="registry_enterprise.id", index=True)
     pollutant: str = Field(default="", max_length=8)
+    reason: str = Field(default="settlement", max_length=16)  # settlement | true_up (a reversal not clawed back)
     shortfall_quantity: int = Field(sa_type=BigInteger)
     reserve_quantity: int = Field(default=0, sa_type=BigInteger)
     quantity: int = Field(sa_type=BigInteger)

@@ -33,19 +33,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from stdnum.cn import uscc as uscc_std
 
 from core.capitals import format_fen
-from core.clock import SHANGHAI, Clock, business_date
+from core.clock import Clock, business_date
 from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError, Conflict, Forbidden, InvalidInput, NotFound
 from core.identity import Identity, Role
 from core.models import LedgerAccount, Organisation
 from core.parameters import DatedParameters
-from core.quantity import parse_money_fen, parse_quantity
+from core.quantity import parse_amount, parse_money_fen, parse_quantity
 from core.text import clean_text
 from core.workdays import is_working_day
 from registry import reports_import
@@ -185,8 +185,13 @@ async def market_price_fen(trading: object, year: int, month: int) -> int | None
 
 def _problem(v: Violation, default_field: str = "lines") -> dict[str, Any]:
     slug = v.code if v.code in CATALOGUE else "invalid-input"
-    return {"type": f"/problems/{slug}", "code": v.code, "field": v.field or default_field, "detail": v.message,
-            **v.detail_dict()}
+    return {
+        "type": f"/problems/{slug}",
+        "code": v.code,
+        "field": v.field or default_field,
+        "detail": v.message,
+        **v.detail_dict(),
+    }
 
 
 _SURRENDER_FIELDS = {
@@ -242,8 +247,12 @@ class ComplianceService:
     def _default_template(self, kind: str, cea_scheme: str | None) -> dict[str, Any]:
         if kind == "carbon" and cea_scheme != "provincial":
             return _template_to_dict(cal.NATIONAL_CARBON_TEMPLATE)
-        name = {"carbon": "calendar_provincial_carbon", "energy": "calendar_energy",
-                "discharge": "calendar_discharge", "green_power": "calendar_green_power"}[kind]
+        name = {
+            "carbon": "calendar_provincial_carbon",
+            "energy": "calendar_energy",
+            "discharge": "calendar_discharge",
+            "green_power": "calendar_green_power",
+        }[kind]
         return dict(self._param(name))
 
     @staticmethod
@@ -252,7 +261,11 @@ class ComplianceService:
         overrides = {cal.EventKind(k): dt.date.fromisoformat(v) for k, v in json.loads(period.overrides).items()}
         kinds = {r.kind for r in template.rules}
         # A correction window (责令改正) moves the settlement after it, unless the authority set the date itself.
-        if period.late_until is not None and cal.EventKind.SETTLEMENT in kinds and cal.EventKind.SETTLEMENT not in overrides:
+        if (
+            period.late_until is not None
+            and cal.EventKind.SETTLEMENT in kinds
+            and cal.EventKind.SETTLEMENT not in overrides
+        ):
             overrides[cal.EventKind.SETTLEMENT] = period.late_until + dt.timedelta(days=1)
         return cal.build_calendar(template, period.year, is_working_day=is_working_day, overrides=overrides)
 
@@ -313,14 +326,25 @@ class ComplianceService:
             if (await ses.execute(select(ComplianceScheme.id).where(ComplianceScheme.code == code))).first():
                 raise Conflict("duplicate", f"A scheme with code {code} exists.", field="code")
             scheme = ComplianceScheme(
-                code=code, name=name, kind=req.kind, cea_scheme=req.cea_scheme, authority_role=role.value,
-                authority_organisation_id=who.organisation_id, template=_json(template),
-                created_by=who.principal_id, created_at=self.clock.now(),
+                code=code,
+                name=name,
+                kind=req.kind,
+                cea_scheme=req.cea_scheme,
+                authority_role=role.value,
+                authority_organisation_id=who.organisation_id,
+                template=_json(template),
+                created_by=who.principal_id,
+                created_at=self.clock.now(),
             )
             ses.add(scheme)
             await ses.flush()
-            uow.audit(who.actor, "compliance.scheme.create", "compliance_scheme", str(scheme.id),
-                      {"code": code, "kind": req.kind})
+            uow.audit(
+                who.actor,
+                "compliance.scheme.create",
+                "compliance_scheme",
+                str(scheme.id),
+                {"code": code, "kind": req.kind},
+            )
             return _scheme_out(scheme)
 
         return await self.db.run(work)
@@ -371,10 +395,19 @@ class ComplianceService:
             ).first():
                 raise Conflict("duplicate", f"Scheme {scheme.code} already has a period for {req.year}.", field="year")
             period = CompliancePeriod(
-                scheme_id=scheme.id or 0, code=code, year=req.year, status="open", overrides=_json(overrides),
-                eligible_vintages=_json(vintages), eligible_offset_vintages=_json(offsets) if offsets is not None else None,
-                offset_cap_bps=cap, late_until=req.late_until, multiplier_k=req.multiplier_k, region=region,
-                created_by=who.principal_id, created_at=self.clock.now(),
+                scheme_id=scheme.id or 0,
+                code=code,
+                year=req.year,
+                status="open",
+                overrides=_json(overrides),
+                eligible_vintages=_json(vintages),
+                eligible_offset_vintages=_json(offsets) if offsets is not None else None,
+                offset_cap_bps=cap,
+                late_until=req.late_until,
+                multiplier_k=req.multiplier_k,
+                region=region,
+                created_by=who.principal_id,
+                created_at=self.clock.now(),
             )
             try:
                 calendar = self._calendar(scheme, period)
@@ -385,8 +418,13 @@ class ComplianceService:
                 raise InvalidInput("late_until", "The correction window ends on or after the surrender deadline.")
             ses.add(period)
             await ses.flush()
-            uow.audit(who.actor, "compliance.period.create", "compliance_period", str(period.id),
-                      {"code": code, "year": req.year, "overrides": overrides, "vintages": vintages})
+            uow.audit(
+                who.actor,
+                "compliance.period.create",
+                "compliance_period",
+                str(period.id),
+                {"code": code, "year": req.year, "overrides": overrides, "vintages": vintages},
+            )
             return self._period_out(scheme, period)
 
         return await self.db.run(work)
@@ -416,13 +454,24 @@ class ComplianceService:
             period, scheme = await self._period(uow.session, period_id)
             calendar = self._calendar(scheme, period)
             return s.CalendarOut(
-                period_id=period.id or 0, period_code=period.code, scheme=scheme.code, year=period.year,
+                period_id=period.id or 0,
+                period_code=period.code,
+                scheme=scheme.code,
+                year=period.year,
                 timezone="Asia/Shanghai",
                 events=[
                     s.CalendarEventOut(
-                        kind=e.kind.value, business_date=e.business_date, starts_at=e.starts_at, due_before=e.due_before,
-                        fires_at=e.fires_at, is_deadline=e.is_deadline, description=e.description, citation=e.citation,
-                        shifted_from=e.shifted_from, overridden=e.overridden, job=EVENT_JOBS.get(e.kind),
+                        kind=e.kind.value,
+                        business_date=e.business_date,
+                        starts_at=e.starts_at,
+                        due_before=e.due_before,
+                        fires_at=e.fires_at,
+                        is_deadline=e.is_deadline,
+                        description=e.description,
+                        citation=e.citation,
+                        shifted_from=e.shifted_from,
+                        overridden=e.overridden,
+                        job=EVENT_JOBS.get(e.kind),
                     )
                     for e in calendar.events
                 ],
@@ -444,8 +493,13 @@ class ComplianceService:
             period.reference_price_fen = price
             period.reference_price_note = note
             period.reference_price_set_by = who.principal_id
-            uow.audit(who.actor, "compliance.period.reference_price", "compliance_period", str(period.id),
-                      {"price_fen": price, "note": note})
+            uow.audit(
+                who.actor,
+                "compliance.period.reference_price",
+                "compliance_period",
+                str(period.id),
+                {"price_fen": price, "note": note},
+            )
             return self._period_out(scheme, period)
 
         return await self.db.run(work)
@@ -489,8 +543,13 @@ class ComplianceService:
                     ob.verified_quantity = quota
                     ob.updated_at = now
                 out.append(_obligation_out(ob))
-            uow.audit(who.actor, "compliance.obligations.register", "compliance_period", str(period.id),
-                      {"enterprises": list(dict.fromkeys(req.enterprise_ids)), "pollutant": pollutant, "quota": quota})
+            uow.audit(
+                who.actor,
+                "compliance.obligations.register",
+                "compliance_period",
+                str(period.id),
+                {"enterprises": list(dict.fromkeys(req.enterprise_ids)), "pollutant": pollutant, "quota": quota},
+            )
             return out
 
         return await self.db.run(work)
@@ -514,8 +573,13 @@ class ComplianceService:
                 raise NotFound("obligation of this enterprise in this period", field="enterprise_id")
             ob.forced_surrender_ordered = quantity
             ob.updated_at = self.clock.now()
-            uow.audit(who.actor, "compliance.forced_surrender.order", "compliance_obligation", str(ob.id),
-                      {"period": period.code, "enterprise_id": req.enterprise_id, "quantity": quantity})
+            uow.audit(
+                who.actor,
+                "compliance.forced_surrender.order",
+                "compliance_obligation",
+                str(ob.id),
+                {"period": period.code, "enterprise_id": req.enterprise_id, "quantity": quantity},
+            )
             return _obligation_out(ob)
 
         return await self.db.run(work)
@@ -530,7 +594,11 @@ class ComplianceService:
                     await ses.execute(select(RegistryTransaction).where(RegistryTransaction.request_key == request_key))
                 ).scalar_one_or_none()
                 if prior is not None:
-                    return {"transaction_id": prior.id, "quantity": prior.quantity, "instrument_id": prior.instrument_id}
+                    return {
+                        "transaction_id": prior.id,
+                        "quantity": prior.quantity,
+                        "instrument_id": prior.instrument_id,
+                    }
             inst = await self.registry._instrument(ses, req.instrument_id)
             if inst.kind != Kind.CEA.value:
                 raise InvalidInput("instrument_id", "The provincial reserve holds carbon allowances (CEA).")
@@ -539,16 +607,28 @@ class ComplianceService:
             reserve = await self.registry._system_account(ses, "reserve")
             now = self.clock.now()
             tx = RegistryTransaction(
-                code="reserve_funding", status="completed", instrument_id=inst.id or 0, from_account_id=source.id,
-                to_account_id=reserve.id, quantity=quantity, initiated_by=who.principal_id,
-                initiator_organisation_id=who.organisation_id, request_key=request_key, created_at=now,
+                code="reserve_funding",
+                status="completed",
+                instrument_id=inst.id or 0,
+                from_account_id=source.id,
+                to_account_id=reserve.id,
+                quantity=quantity,
+                initiated_by=who.principal_id,
+                initiator_organisation_id=who.organisation_id,
+                request_key=request_key,
+                created_at=now,
                 completed_at=now,
             )
             ses.add(tx)
             await ses.flush()
             await self.registry._move(ses, tx, inst, source, reserve, quantity, now)
-            uow.audit(who.actor, "compliance.reserve.fund", "transaction", str(tx.id),
-                      {"instrument": inst.code, "quantity": quantity})
+            uow.audit(
+                who.actor,
+                "compliance.reserve.fund",
+                "transaction",
+                str(tx.id),
+                {"instrument": inst.code, "quantity": quantity},
+            )
             return {"transaction_id": tx.id, "quantity": quantity, "instrument_id": inst.id}
 
         return await self.db.run(work)
@@ -566,17 +646,20 @@ class ComplianceService:
             ent = await self._reporting_enterprise(ses, who, scheme, req.enterprise_id)
             computed = self._compute(scheme.kind, period.year, [_line_dict(x) for x in req.lines])
             if isinstance(computed, list):
-                raise AppError("report-rows-invalid", f"{len(computed)} problem(s) in the report lines; nothing was "
-                               "saved. Fix every line listed in `errors`.", field="lines", extra={"errors": computed})
+                raise AppError(
+                    "report-rows-invalid",
+                    f"{len(computed)} problem(s) in the report lines; nothing was "
+                    "saved. Fix every line listed in `errors`.",
+                    field="lines",
+                    extra={"errors": computed},
+                )
             self._require_open(period)
             report = await self._add_version(uow, who, scheme, period, ent, computed, "api", note)
             return await self._report_out(ses, report)
 
         return await self.db.run(work)
 
-    async def upload_reports(
-        self, who: Identity, period_id: int, data: bytes, filename: str
-    ) -> s.UploadOut:
+    async def upload_reports(self, who: Identity, period_id: int, data: bytes, filename: str) -> s.UploadOut:
         """Import a CSV or Excel file of report rows, one or many enterprises, all or nothing: every bad row is
         reported with its spreadsheet row number and nothing is saved if any row is bad."""
 
@@ -593,13 +676,19 @@ class ComplianceService:
         period, scheme, own = await self.db.read(load)
         kind: reports_import.ReportKind = scheme.kind  # type: ignore[assignment]
         rules = (
-            reports_import.carbon_rules(self._carbon_factors(period.year)) if kind == "carbon"
-            else reports_import.energy_rules() if kind == "energy"
+            reports_import.carbon_rules(self._carbon_factors(period.year))
+            if kind == "carbon"
+            else reports_import.energy_rules()
+            if kind == "energy"
             else reports_import.discharge_rules(self._pollutants(period.year))
         )
         parsed = reports_import.parse_report(
-            data, filename=filename, kind=kind, rules=rules,
-            expected_uscc=own.uscc if own is not None else None, expected_year=period.year,
+            data,
+            filename=filename,
+            kind=kind,
+            rules=rules,
+            expected_uscc=own.uscc if own is not None else None,
+            expected_year=period.year,
         )
         if isinstance(parsed, reports_import.ReportRejected):
             _raise_rows(parsed.errors)
@@ -620,8 +709,12 @@ class ComplianceService:
             computed_by: dict[str, dict[str, Any]] = {}
             for code, rows in by_uscc.items():
                 if code not in ents:
-                    errors += [reports_import.RowError(r.row, "uscc", "unknown-enterprise",
-                                                       "no enterprise with this code is registered", code) for r in rows]
+                    errors += [
+                        reports_import.RowError(
+                            r.row, "uscc", "unknown-enterprise", "no enterprise with this code is registered", code
+                        )
+                        for r in rows
+                    ]
                     continue
                 lines = [_row_dict(kind, r) for r in rows]
                 result = self._compute(kind, period.year, lines)
@@ -653,16 +746,23 @@ class ComplianceService:
             period, scheme = await self._period(ses, report.period_id)
             self._require_open(period)
             if req.version != report.current_version:
-                raise Conflict("invalid-state", f"Version {report.current_version} is the latest; verify that one.",
-                               field="version")
+                raise Conflict(
+                    "invalid-state",
+                    f"Version {report.current_version} is the latest; verify that one.",
+                    field="version",
+                )
             now = self.clock.now()
             if req.decision == "correct":
                 if not req.lines:
                     raise InvalidInput("lines", "A correction gives the corrected lines.")
                 computed = self._compute(scheme.kind, period.year, [_line_dict(x) for x in req.lines])
                 if isinstance(computed, list):
-                    raise AppError("report-rows-invalid", f"{len(computed)} problem(s) in the corrected lines.",
-                                   field="lines", extra={"errors": computed})
+                    raise AppError(
+                        "report-rows-invalid",
+                        f"{len(computed)} problem(s) in the corrected lines.",
+                        field="lines",
+                        extra={"errors": computed},
+                    )
                 version = await self._new_version(ses, report, who, "verifier", computed, note or "核查修正", now)
             else:
                 if req.lines:
@@ -703,8 +803,13 @@ class ComplianceService:
                     ob.verified_quantity = 0
                     ob.report_version_id = version.id
                     ob.updated_at = now
-            uow.audit(who.actor, f"compliance.report.{req.decision}", "compliance_report", str(report.id),
-                      {"version": version.version, "figures": figures, "enterprise_id": report.enterprise_id})
+            uow.audit(
+                who.actor,
+                f"compliance.report.{req.decision}",
+                "compliance_report",
+                str(report.id),
+                {"version": version.version, "figures": figures, "enterprise_id": report.enterprise_id},
+            )
             return await self._report_out(ses, report)
 
         return await self.db.run(work)
@@ -738,21 +843,39 @@ class ComplianceService:
         for i, line in enumerate(lines):
             q = line.get("quantity")
             if isinstance(q, bool) or not isinstance(q, (int, str)):
-                errors.append({"line": i, "field": f"lines[{i}].quantity", "code": "not-a-number",
-                               "detail": "Give the quantity as a decimal string such as \"1234.5\"."})
+                errors.append(
+                    {
+                        "line": i,
+                        "field": f"lines[{i}].quantity",
+                        "code": "not-a-number",
+                        "detail": 'Give the quantity as a decimal string such as "1234.5".',
+                    }
+                )
                 quantities.append(None)
                 continue
             text = str(q)
             if not _DECIMAL.fullmatch(text):
-                errors.append({"line": i, "field": f"lines[{i}].quantity", "code": "not-a-number",
-                               "detail": "The quantity must be a plain decimal number (no text, exponent or spaces)."})
+                errors.append(
+                    {
+                        "line": i,
+                        "field": f"lines[{i}].quantity",
+                        "code": "not-a-number",
+                        "detail": "The quantity must be a plain decimal number (no text, exponent or spaces).",
+                    }
+                )
                 quantities.append(None)
                 continue
             value = Decimal(text)
             exponent = value.normalize().as_tuple().exponent
             if isinstance(exponent, int) and -exponent > reports_import.MAX_DECIMALS:
-                errors.append({"line": i, "field": f"lines[{i}].quantity", "code": "too-many-decimals",
-                               "detail": f"At most {reports_import.MAX_DECIMALS} decimals; the value is never rounded."})
+                errors.append(
+                    {
+                        "line": i,
+                        "field": f"lines[{i}].quantity",
+                        "code": "too-many-decimals",
+                        "detail": f"At most {reports_import.MAX_DECIMALS} decimals; the value is never rounded.",
+                    }
+                )
                 quantities.append(None)
                 continue
             quantities.append(value + 0)
@@ -765,33 +888,56 @@ class ComplianceService:
                 try:
                     lt = acc.LineType(line.get("line_type") or "")
                 except ValueError:
-                    errors.append({"line": i, "field": f"lines[{i}].line_type", "code": "unknown-line-type",
-                                   "detail": "line_type is one of fuel, process, electricity, heat."})
+                    errors.append(
+                        {
+                            "line": i,
+                            "field": f"lines[{i}].line_type",
+                            "code": "unknown-line-type",
+                            "detail": "line_type is one of fuel, process, electricity, heat.",
+                        }
+                    )
                     continue
                 carbon_lines.append((i, acc.ActivityLine(lt, line.get("item") or "", q, line.get("unit") or "")))
             result = acc.account_carbon([x for _, x in carbon_lines], factors)
             index = [i for i, _ in carbon_lines]
         elif kind == "energy":
             energy_lines = [(i, acc.EnergyLine(line.get("item") or "", q, line.get("unit") or "")) for i, line, q in ok]
-            result = acc.account_energy([x for _, x in energy_lines], DEFAULT_ENERGY_COEFFICIENTS, self._electricity(year))
+            result = acc.account_energy(
+                [x for _, x in energy_lines], DEFAULT_ENERGY_COEFFICIENTS, self._electricity(year)
+            )
             index = [i for i, _ in energy_lines]
         else:
-            d_lines = [(i, acc.DischargeLine(line.get("pollutant") or "", q, line.get("unit") or "")) for i, line, q in ok]
+            d_lines = [
+                (i, acc.DischargeLine(line.get("pollutant") or "", q, line.get("unit") or "")) for i, line, q in ok
+            ]
             result = acc.account_discharge([x for _, x in d_lines], self._pollutants(year))
             index = [i for i, _ in d_lines]
         if isinstance(result, Rejected):
             for v in result.violations:
                 m = re.match(r"lines\[(\d+)\]\.(\w+)", v.field)
                 j = index[int(m.group(1))] if m else 0
-                errors.append({"line": j, "field": f"lines[{j}].{m.group(2) if m else 'quantity'}", "code": v.code,
-                               "detail": v.message})
+                errors.append(
+                    {
+                        "line": j,
+                        "field": f"lines[{j}].{m.group(2) if m else 'quantity'}",
+                        "code": v.code,
+                        "detail": v.message,
+                    }
+                )
         if errors:
             return sorted(errors, key=lambda e: (e["line"], e["field"]))
         return {"lines": lines, **_totals(kind, result)}
 
     async def _add_version(
-        self, uow: UnitOfWork, who: Identity, scheme: ComplianceScheme, period: CompliancePeriod, ent: Enterprise,
-        computed: dict[str, Any], source: str, note: str,
+        self,
+        uow: UnitOfWork,
+        who: Identity,
+        scheme: ComplianceScheme,
+        period: CompliancePeriod,
+        ent: Enterprise,
+        computed: dict[str, Any],
+        source: str,
+        note: str,
     ) -> ComplianceReport:
         ses = uow.session
         now = self.clock.now()
@@ -807,8 +953,13 @@ class ComplianceService:
             kinds = {e.kind for e in calendar.events}
             late = cal.EventKind.REPORT_DUE in kinds and not calendar.event(cal.EventKind.REPORT_DUE).is_on_time(now)
             report = ComplianceReport(
-                period_id=period.id or 0, enterprise_id=ent.id or 0, kind=scheme.kind, status="submitted",
-                current_version=0, first_submitted_at=now, late=late,
+                period_id=period.id or 0,
+                enterprise_id=ent.id or 0,
+                kind=scheme.kind,
+                status="submitted",
+                current_version=0,
+                first_submitted_at=now,
+                late=late,
             )
             ses.add(report)
             await ses.flush()
@@ -817,21 +968,43 @@ class ComplianceService:
         pollutants = list(computed.get("kg", {})) if scheme.kind == "discharge" else [""]
         for p in pollutants:
             await self._ensure_obligation(ses, period, ent.id or 0, p, now)
-        uow.audit(who.actor, "compliance.report.submit", "compliance_report", str(report.id),
-                  {"version": version.version, "source": source, "enterprise_id": ent.id,
-                   "figures": _figures(scheme.kind, computed)})
+        uow.audit(
+            who.actor,
+            "compliance.report.submit",
+            "compliance_report",
+            str(report.id),
+            {
+                "version": version.version,
+                "source": source,
+                "enterprise_id": ent.id,
+                "figures": _figures(scheme.kind, computed),
+            },
+        )
         return report
 
     async def _new_version(
-        self, ses: AsyncSession, report: ComplianceReport, who: Identity, source: str, computed: dict[str, Any],
-        note: str, now: dt.datetime,
+        self,
+        ses: AsyncSession,
+        report: ComplianceReport,
+        who: Identity,
+        source: str,
+        computed: dict[str, Any],
+        note: str,
+        now: dt.datetime,
     ) -> ReportVersion:
         report.current_version += 1
         totals = {k: v for k, v in computed.items() if k not in ("lines", "explanation")}
         version = ReportVersion(
-            report_id=report.id or 0, version=report.current_version, source=source, lines=_json(computed["lines"]),
-            totals=_json(totals), explanation=_json(computed["explanation"]), submitted_by=who.principal_id,
-            submitted_role=who.role.value, note=note[:1000], created_at=now,
+            report_id=report.id or 0,
+            version=report.current_version,
+            source=source,
+            lines=_json(computed["lines"]),
+            totals=_json(totals),
+            explanation=_json(computed["explanation"]),
+            submitted_by=who.principal_id,
+            submitted_role=who.role.value,
+            note=note[:1000],
+            created_at=now,
         )
         ses.add(version)
         await ses.flush()
@@ -839,22 +1012,38 @@ class ComplianceService:
 
     async def _report_out(self, ses: AsyncSession, report: ComplianceReport) -> s.ReportOut:
         versions = (
-            await ses.execute(
-                select(ReportVersion).where(ReportVersion.report_id == report.id).order_by(ReportVersion.version)
+            (
+                await ses.execute(
+                    select(ReportVersion).where(ReportVersion.report_id == report.id).order_by(ReportVersion.version)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         verified = next((v for v in versions if v.version == report.verified_version), None)
         return s.ReportOut(
-            id=report.id or 0, period_id=report.period_id, enterprise_id=report.enterprise_id, kind=report.kind,
-            status=report.status, late=report.late, current_version=report.current_version,
+            id=report.id or 0,
+            period_id=report.period_id,
+            enterprise_id=report.enterprise_id,
+            kind=report.kind,
+            status=report.status,
+            late=report.late,
+            current_version=report.current_version,
             verified_version=report.verified_version,
             verified_figure=json.loads(verified.totals) if verified is not None else None,
-            first_submitted_at=report.first_submitted_at, verified_at=report.verified_at,
+            first_submitted_at=report.first_submitted_at,
+            verified_at=report.verified_at,
             versions=[
                 s.ReportVersionOut(
-                    version=v.version, source=v.source, lines=json.loads(v.lines), totals=json.loads(v.totals),
-                    explanation=json.loads(v.explanation), submitted_by=v.submitted_by,
-                    submitted_role=v.submitted_role, note=v.note, created_at=v.created_at,
+                    version=v.version,
+                    source=v.source,
+                    lines=json.loads(v.lines),
+                    totals=json.loads(v.totals),
+                    explanation=json.loads(v.explanation),
+                    submitted_by=v.submitted_by,
+                    submitted_role=v.submitted_role,
+                    note=v.note,
+                    created_at=v.created_at,
                 )
                 for v in versions
             ],
@@ -903,30 +1092,60 @@ class ComplianceService:
                     errors.append({"field": f"{f}.enterprise_id", "code": "not-found", "detail": "No such enterprise."})
                     continue
                 if line.enterprise_id in seen:
-                    errors.append({"field": f"{f}.enterprise_id", "code": "duplicate",
-                                   "detail": "An enterprise appears once per table."})
+                    errors.append(
+                        {
+                            "field": f"{f}.enterprise_id",
+                            "code": "duplicate",
+                            "detail": "An enterprise appears once per table.",
+                        }
+                    )
                     continue
                 seen.add(line.enterprise_id)
                 account = await self._holding_account(ses, ent, line.account_id)
                 if account is None:
-                    errors.append({"field": f"{f}.account_id", "code": "unknown-account",
-                                   "detail": "Name a holding account of this enterprise (or open one first)."})
+                    errors.append(
+                        {
+                            "field": f"{f}.account_id",
+                            "code": "unknown-account",
+                            "detail": "Name a holding account of this enterprise (or open one first).",
+                        }
+                    )
                     continue
                 try:
-                    method, quantity, inputs = await self._line_quantity(ses, req.kind, period, scheme, inst, line,
-                                                                         scale, f)
+                    method, quantity, inputs = await self._line_quantity(
+                        ses, req.kind, period, scheme, inst, line, scale, f
+                    )
                 except AppError as exc:
                     errors.append({"field": exc.field or f, "code": exc.problem.slug, "detail": exc.detail})
                     continue
-                lines.append(AllocationLine(table_id=0, enterprise_id=ent.id or 0, account_id=account.id or 0,
-                                            method=method, quantity=quantity, inputs=_json(inputs)))
+                lines.append(
+                    AllocationLine(
+                        table_id=0,
+                        enterprise_id=ent.id or 0,
+                        account_id=account.id or 0,
+                        method=method,
+                        quantity=quantity,
+                        inputs=_json(inputs),
+                    )
+                )
             if errors:
-                raise AppError("invalid-input", f"{len(errors)} problem(s) in the table; nothing was saved.",
-                               field=errors[0]["field"], extra={"errors": errors})
+                raise AppError(
+                    "invalid-input",
+                    f"{len(errors)} problem(s) in the table; nothing was saved.",
+                    field=errors[0]["field"],
+                    extra={"errors": errors},
+                )
             table = AllocationTable(
-                period_id=period.id or 0, kind=req.kind, status="awaiting_approval", instrument_id=inst.id or 0,
-                uploaded_by=who.principal_id, uploaded_role=who.role.value, organisation_id=who.organisation_id,
-                request_key=request_key, note=note, created_at=self.clock.now(),
+                period_id=period.id or 0,
+                kind=req.kind,
+                status="awaiting_approval",
+                instrument_id=inst.id or 0,
+                uploaded_by=who.principal_id,
+                uploaded_role=who.role.value,
+                organisation_id=who.organisation_id,
+                request_key=request_key,
+                note=note,
+                created_at=self.clock.now(),
             )
             ses.add(table)
             await ses.flush()
@@ -934,16 +1153,33 @@ class ComplianceService:
                 line.table_id = table.id or 0
                 ses.add(line)
             await ses.flush()
-            uow.audit(who.actor, "compliance.allocation_table.upload", "compliance_allocation_table", str(table.id),
-                      {"period": period.code, "kind": req.kind, "instrument": inst.code, "lines": len(lines),
-                       "total": sum(x.quantity for x in lines)})
+            uow.audit(
+                who.actor,
+                "compliance.allocation_table.upload",
+                "compliance_allocation_table",
+                str(table.id),
+                {
+                    "period": period.code,
+                    "kind": req.kind,
+                    "instrument": inst.code,
+                    "lines": len(lines),
+                    "total": sum(x.quantity for x in lines),
+                },
+            )
             return await self._table_out(ses, table)
 
         return await self.db.run(work)
 
     async def _line_quantity(
-        self, ses: AsyncSession, table_kind: str, period: CompliancePeriod, scheme: ComplianceScheme,
-        inst: Instrument, line: s.AllocationLineIn, scale: int, f: str,
+        self,
+        ses: AsyncSession,
+        table_kind: str,
+        period: CompliancePeriod,
+        scheme: ComplianceScheme,
+        inst: Instrument,
+        line: s.AllocationLineIn,
+        scale: int,
+        f: str,
     ) -> tuple[str, int, dict[str, Any]]:
         """The allocation the rule gives one line: a fixed quantity, `benchmark × output × correction`, or 70 %
         of the previous year's verified emissions; the true-up's difference is taken when it is posted."""
@@ -959,28 +1195,40 @@ class ComplianceService:
                         select(Obligation.verified_quantity)
                         .join(CompliancePeriod, CompliancePeriod.id == Obligation.period_id)
                         .where(
-                            CompliancePeriod.scheme_id == scheme.id, CompliancePeriod.year == period.year - 1,
-                            Obligation.enterprise_id == line.enterprise_id, Obligation.pollutant == (inst.pollutant or ""),
+                            CompliancePeriod.scheme_id == scheme.id,
+                            CompliancePeriod.year == period.year - 1,
+                            Obligation.enterprise_id == line.enterprise_id,
+                            Obligation.pollutant == (inst.pollutant or ""),
                         )
                     )
                 ).scalar_one_or_none()
                 if prev is None:
-                    raise InvalidInput(f"{f}.previous_verified",
-                                       f"No verified figure for {period.year - 1} in this scheme; give previous_verified.")
+                    raise InvalidInput(
+                        f"{f}.previous_verified",
+                        f"No verified figure for {period.year - 1} in this scheme; give previous_verified.",
+                    )
                 previous, source = prev, f"verified {period.year - 1}"
             ratio = int(self._param("pre_allocation_ratio_bps", dt.date(period.year + 1, 1, 1)))
             quantity = alloc.pre_allocation(previous, ratio)
-            return "pre_allocation", quantity, {
-                "previous_verified": previous, "source": source, "ratio_bps": ratio,
-                "ratio": alloc.ratio_text(ratio), "rule": "pre-allocation = previous verified × ratio, rounded half up",
-            }
+            return (
+                "pre_allocation",
+                quantity,
+                {
+                    "previous_verified": previous,
+                    "source": source,
+                    "ratio_bps": ratio,
+                    "ratio": alloc.ratio_text(ratio),
+                    "rule": "pre-allocation = previous verified × ratio, rounded half up",
+                },
+            )
         if line.previous_verified is not None:
             raise InvalidInput(f"{f}.previous_verified", "Only pre-allocation lines take previous_verified.")
         if (line.quantity is None) == (line.benchmark_lines is None):
             raise InvalidInput(f"{f}.quantity", "Give either quantity or benchmark_lines.")
         method = "true_up" if table_kind == "true_up" else "fixed"
         if line.quantity is not None:
-            quantity = parse_quantity(line.quantity, scale=scale, field=f"{f}.quantity")
+            # A true-up to zero is a real decision (e.g. a plant that closed); a plain allocation of zero is not.
+            quantity = parse_amount(line.quantity, scale=scale, field=f"{f}.quantity", allow_zero=method == "true_up")
             return method, quantity, {"final_allocation": quantity} if method == "true_up" else {}
         bl = line.benchmark_lines or []
         if not 1 <= len(bl) <= 20:
@@ -1000,8 +1248,16 @@ class ComplianceService:
             raise InvalidInput(f"{f}.benchmark_lines", str(exc)) from exc
         inputs = {
             "rule": "Σ benchmark × output × Π corrections, rounded half up once",
-            "lines": [{"label": b.label, "benchmark": b.benchmark, "output": b.output, "corrections": b.corrections,
-                       "exact": x.text} for b, x in zip(bl, result.lines, strict=True)],
+            "lines": [
+                {
+                    "label": b.label,
+                    "benchmark": b.benchmark,
+                    "output": b.output,
+                    "corrections": b.corrections,
+                    "exact": x.text,
+                }
+                for b, x in zip(bl, result.lines, strict=True)
+            ],
             "exact_total": fraction_text(result.exact_total, 6),
         }
         return ("true_up" if table_kind == "true_up" else "benchmark"), result.quantity, inputs
@@ -1035,8 +1291,13 @@ class ComplianceService:
                 if self._table_due(scheme, period, table, now):
                     await self._post_table(uow, table, period, scheme, now, who.actor)
             await ses.flush()
-            uow.audit(who.actor, f"compliance.allocation_table.{req.decision}", "compliance_allocation_table",
-                      str(table.id), {"status": table.status})
+            uow.audit(
+                who.actor,
+                f"compliance.allocation_table.{req.decision}",
+                "compliance_allocation_table",
+                str(table.id),
+                {"status": table.status},
+            )
             return await self._table_out(ses, table)
 
         return await self.db.run(work)
@@ -1050,8 +1311,9 @@ class ComplianceService:
 
         return await self.db.read(work)
 
-    def _table_due(self, scheme: ComplianceScheme, period: CompliancePeriod, table: AllocationTable,
-                   now: dt.datetime) -> bool:
+    def _table_due(
+        self, scheme: ComplianceScheme, period: CompliancePeriod, table: AllocationTable, now: dt.datetime
+    ) -> bool:
         calendar = self._calendar(scheme, period)
         kinds = {e.kind for e in calendar.events}
         for kind in TABLE_EVENTS[table.kind]:
@@ -1067,12 +1329,16 @@ class ComplianceService:
             period, scheme = await self._period_by_code(ses, period_code)
             now = self.clock.now()
             tables = (
-                await ses.execute(
-                    select(AllocationTable)
-                    .where(AllocationTable.period_id == period.id, AllocationTable.status == "approved")
-                    .order_by(AllocationTable.id)
+                (
+                    await ses.execute(
+                        select(AllocationTable)
+                        .where(AllocationTable.period_id == period.id, AllocationTable.status == "approved")
+                        .order_by(AllocationTable.id)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             posted = lines = 0
             for table in tables:
                 if self._table_due(scheme, period, table, now):
@@ -1083,8 +1349,13 @@ class ComplianceService:
         return await self.db.run(work)
 
     async def _post_table(
-        self, uow: UnitOfWork, table: AllocationTable, period: CompliancePeriod, scheme: ComplianceScheme,
-        now: dt.datetime, actor: str,
+        self,
+        uow: UnitOfWork,
+        table: AllocationTable,
+        period: CompliancePeriod,
+        scheme: ComplianceScheme,
+        now: dt.datetime,
+        actor: str,
     ) -> int:
         """Post a table's lines through the ledger, each under its own unique request key (exactly once)."""
         ses = uow.session
@@ -1092,11 +1363,17 @@ class ComplianceService:
         source = await self._allocation_account(ses, table.organisation_id)
         pollutant = inst.pollutant or ""
         lines = (
-            await ses.execute(select(AllocationLine).where(AllocationLine.table_id == table.id).order_by(AllocationLine.id))
-        ).scalars().all()
+            (
+                await ses.execute(
+                    select(AllocationLine).where(AllocationLine.table_id == table.id).order_by(AllocationLine.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         count = 0
         for line in lines:
-            if line.transaction_id is not None or line.direction == "posted":
+            if line.transaction_id is not None:
                 continue
             dest = await ses.get(RegistryAccount, line.account_id)
             assert dest is not None
@@ -1111,8 +1388,9 @@ class ComplianceService:
                 line.direction, line.delta = "issue", line.quantity
             await self._ensure_obligation(ses, period, line.enterprise_id, pollutant, now)
             if line.direction == "issue" and line.delta > 0:
-                line.deducted = await self._apply_deductions(ses, scheme.id or 0, line.enterprise_id, pollutant,
-                                                             line.delta)
+                line.deducted = await self._apply_deductions(
+                    ses, scheme.id or 0, line.enterprise_id, pollutant, line.delta
+                )
                 quantity, code, frm, to = line.delta - line.deducted, "allocation", source, dest
             elif line.direction == "reverse" and line.delta > 0:
                 la = await self.registry.ledger_account(ses, dest, inst)
@@ -1121,10 +1399,7 @@ class ComplianceService:
                 owed = line.delta - quantity
                 if owed > 0:
                     # What cannot be clawed back now is owed and deducted from the next allocation.
-                    ses.add(AllocationDeduction(
-                        scheme_id=scheme.id or 0, source_period_id=period.id or 0, enterprise_id=line.enterprise_id,
-                        pollutant=f"{pollutant}~T", shortfall_quantity=owed, quantity=owed, created_at=now,
-                    ))
+                    await self._owe(ses, scheme.id or 0, period.id or 0, line.enterprise_id, pollutant, owed, now)
             else:
                 quantity = 0
             if quantity > 0:
@@ -1133,27 +1408,85 @@ class ComplianceService:
                     if failures:
                         raise AppError(failures[0], f"Account {dest.id} cannot receive units.", field="account_id")
                 tx = RegistryTransaction(
-                    code=code, status="completed", instrument_id=inst.id or 0, from_account_id=frm.id,
-                    to_account_id=to.id, quantity=quantity, initiated_by=table.uploaded_by,
-                    initiator_organisation_id=table.organisation_id, approved_by=table.approved_by,
-                    request_key=f"compliance:alloc:{line.id}", period=period.code,
-                    details=_json({"allocation_table": table.id, "enterprise_id": line.enterprise_id,
-                                   "method": line.method}),
-                    created_at=now, completed_at=now,
+                    code=code,
+                    status="completed",
+                    instrument_id=inst.id or 0,
+                    from_account_id=frm.id,
+                    to_account_id=to.id,
+                    quantity=quantity,
+                    initiated_by=table.uploaded_by,
+                    initiator_organisation_id=table.organisation_id,
+                    approved_by=table.approved_by,
+                    request_key=f"compliance:alloc:{line.id}",
+                    period=period.code,
+                    details=_json(
+                        {"allocation_table": table.id, "enterprise_id": line.enterprise_id, "method": line.method}
+                    ),
+                    created_at=now,
+                    completed_at=now,
                 )
                 ses.add(tx)
                 await ses.flush()
                 await self.registry._move(ses, tx, inst, frm, to, quantity, now)
                 line.transaction_id = tx.id
             line.posted = quantity
-            uow.audit(actor, "compliance.allocation.post", "compliance_allocation_line", str(line.id),
-                      {"table": table.id, "enterprise_id": line.enterprise_id, "direction": line.direction,
-                       "delta": line.delta, "deducted": line.deducted, "posted": quantity})
+            uow.audit(
+                actor,
+                "compliance.allocation.post",
+                "compliance_allocation_line",
+                str(line.id),
+                {
+                    "table": table.id,
+                    "enterprise_id": line.enterprise_id,
+                    "direction": line.direction,
+                    "delta": line.delta,
+                    "deducted": line.deducted,
+                    "posted": quantity,
+                },
+            )
             count += 1
         table.status = "posted"
         table.posted_at = now
         await ses.flush()
         return count
+
+    async def _owe(
+        self,
+        ses: AsyncSession,
+        scheme_id: int,
+        period_id: int,
+        enterprise_id: int,
+        pollutant: str,
+        owed: int,
+        now: dt.datetime,
+    ) -> None:
+        row = (
+            await ses.execute(
+                select(AllocationDeduction).where(
+                    AllocationDeduction.source_period_id == period_id,
+                    AllocationDeduction.enterprise_id == enterprise_id,
+                    AllocationDeduction.pollutant == pollutant,
+                    AllocationDeduction.reason == "true_up",
+                )
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            ses.add(
+                AllocationDeduction(
+                    scheme_id=scheme_id,
+                    source_period_id=period_id,
+                    enterprise_id=enterprise_id,
+                    pollutant=pollutant,
+                    reason="true_up",
+                    shortfall_quantity=owed,
+                    quantity=owed,
+                    created_at=now,
+                )
+            )
+        else:
+            row.shortfall_quantity += owed
+            row.quantity += owed
+        await ses.flush()
 
     async def _pre_allocated(self, ses: AsyncSession, period_id: int, enterprise_id: int, instrument_id: int) -> int:
         total = (
@@ -1161,8 +1494,10 @@ class ComplianceService:
                 select(func.coalesce(func.sum(AllocationLine.quantity), 0))
                 .join(AllocationTable, AllocationTable.id == AllocationLine.table_id)
                 .where(
-                    AllocationTable.period_id == period_id, AllocationTable.kind == "pre_allocation",
-                    AllocationTable.status == "posted", AllocationLine.enterprise_id == enterprise_id,
+                    AllocationTable.period_id == period_id,
+                    AllocationTable.kind == "pre_allocation",
+                    AllocationTable.status == "posted",
+                    AllocationLine.enterprise_id == enterprise_id,
                 )
             )
         ).scalar_one()
@@ -1173,16 +1508,21 @@ class ComplianceService:
     ) -> int:
         """Deduct earlier shortfalls of this scheme from an allocation, oldest first (`deduct_from_allocation`)."""
         rows = (
-            await ses.execute(
-                select(AllocationDeduction)
-                .where(
-                    AllocationDeduction.scheme_id == scheme_id, AllocationDeduction.enterprise_id == enterprise_id,
-                    AllocationDeduction.pollutant.in_([pollutant, f"{pollutant}~T"]),  # type: ignore[attr-defined]
-                    AllocationDeduction.applied < AllocationDeduction.quantity,
+            (
+                await ses.execute(
+                    select(AllocationDeduction)
+                    .where(
+                        AllocationDeduction.scheme_id == scheme_id,
+                        AllocationDeduction.enterprise_id == enterprise_id,
+                        AllocationDeduction.pollutant == pollutant,
+                        AllocationDeduction.applied < AllocationDeduction.quantity,
+                    )
+                    .order_by(AllocationDeduction.id)
                 )
-                .order_by(AllocationDeduction.id)
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         left = allocation
         deducted = 0
         for row in rows:
@@ -1192,8 +1532,10 @@ class ComplianceService:
             # Conditional: a concurrent applier can never push `applied` past `quantity`.
             done = await ses.execute(
                 update(AllocationDeduction)
-                .where(AllocationDeduction.id == row.id,
-                       AllocationDeduction.applied + d.deducted <= AllocationDeduction.quantity)
+                .where(
+                    AllocationDeduction.id == row.id,
+                    AllocationDeduction.applied + d.deducted <= AllocationDeduction.quantity,
+                )
                 .values(applied=AllocationDeduction.applied + d.deducted)
                 .execution_options(synchronize_session=False)
             )
@@ -1205,18 +1547,40 @@ class ComplianceService:
 
     async def _table_out(self, ses: AsyncSession, table: AllocationTable) -> s.AllocationTableOut:
         lines = (
-            await ses.execute(select(AllocationLine).where(AllocationLine.table_id == table.id).order_by(AllocationLine.id))
-        ).scalars().all()
+            (
+                await ses.execute(
+                    select(AllocationLine).where(AllocationLine.table_id == table.id).order_by(AllocationLine.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         return s.AllocationTableOut(
-            id=table.id or 0, period_id=table.period_id, kind=table.kind, status=table.status,
-            instrument_id=table.instrument_id, uploaded_by=table.uploaded_by, approved_by=table.approved_by,
-            note=table.note, reason=table.reason, total_quantity=sum(x.quantity for x in lines),
-            created_at=table.created_at, decided_at=table.decided_at, posted_at=table.posted_at,
+            id=table.id or 0,
+            period_id=table.period_id,
+            kind=table.kind,
+            status=table.status,
+            instrument_id=table.instrument_id,
+            uploaded_by=table.uploaded_by,
+            approved_by=table.approved_by,
+            note=table.note,
+            reason=table.reason,
+            total_quantity=sum(x.quantity for x in lines),
+            created_at=table.created_at,
+            decided_at=table.decided_at,
+            posted_at=table.posted_at,
             lines=[
                 s.AllocationLineOut(
-                    enterprise_id=x.enterprise_id, account_id=x.account_id, method=x.method, quantity=x.quantity,
-                    direction=x.direction, delta=x.delta, deducted=x.deducted, posted=x.posted,
-                    inputs=json.loads(x.inputs), transaction_id=x.transaction_id,
+                    enterprise_id=x.enterprise_id,
+                    account_id=x.account_id,
+                    method=x.method,
+                    quantity=x.quantity,
+                    direction=x.direction,
+                    delta=x.delta,
+                    deducted=x.deducted,
+                    posted=x.posted,
+                    inputs=json.loads(x.inputs),
+                    transaction_id=x.transaction_id,
                 )
                 for x in lines
             ],
@@ -1224,15 +1588,22 @@ class ComplianceService:
 
     # ================================================================== surrender rules (the registry's hook)
     async def _check_surrender(
-        self, ses: AsyncSession, who: Identity, account: RegistryAccount, instrument: Instrument, quantity: int,
-        period_code: str, now: dt.datetime,
+        self,
+        ses: AsyncSession,
+        who: Identity,
+        account: RegistryAccount,
+        instrument: Instrument,
+        quantity: int,
+        period_code: str,
+        now: dt.datetime,
     ) -> None:
         """Refuse a surrender that breaks a compliance rule, listing every failed condition. Runs inside the
         registry's surrender transaction; `now` is the server's clock."""
         la = (
             await ses.execute(
                 select(LedgerAccount).where(
-                    LedgerAccount.owner_kind == "registry", LedgerAccount.owner_id == account.id,
+                    LedgerAccount.owner_kind == "registry",
+                    LedgerAccount.owner_id == account.id,
                     LedgerAccount.asset_id == instrument.asset_id,
                 )
             )
@@ -1243,20 +1614,33 @@ class ComplianceService:
         ).scalar_one_or_none()
         if period is None:
             if quantity > available:
-                raise Conflict("insufficient-available", f"Only {available} base units are available; {quantity} "
-                               "were asked for.", field="quantity", extra={"available": available, "requested": quantity})
-            raise AppError("not-found", f"No compliance period with code {period_code!r}; name the period as "
-                           "listed by listPeriods (e.g. CN-CEA-2025).", field="period")
+                raise Conflict(
+                    "insufficient-available",
+                    f"Only {available} base units are available; {quantity} were asked for.",
+                    field="quantity",
+                    extra={"available": available, "requested": quantity},
+                )
+            raise AppError(
+                "not-found",
+                f"No compliance period with code {period_code!r}; name the period as "
+                "listed by listPeriods (e.g. CN-CEA-2025).",
+                field="period",
+            )
         scheme = await ses.get(ComplianceScheme, period.scheme_id)
         assert scheme is not None
         deadline, close = self._deadline(scheme, period)
         closed = period.status != "open" or now >= close
         pre: list[Violation] = []
         if closed:
-            pre.append(Violation("period-closed", "period", "The surrender period is closed: the deadline has passed "
-                                 "(server time) or the period is being settled.",
-                                 (("at", now.isoformat()), ("deadline", deadline.isoformat()),
-                                  ("closes", close.isoformat()))))
+            pre.append(
+                Violation(
+                    "period-closed",
+                    "period",
+                    "The surrender period is closed: the deadline has passed "
+                    "(server time) or the period is being settled.",
+                    (("at", now.isoformat()), ("deadline", deadline.isoformat()), ("closes", close.isoformat())),
+                )
+            )
         kind = INSTRUMENT_KIND.get(Kind(instrument.kind))
         obligation_kind = OBLIGATION_KIND[scheme.kind]
         if (
@@ -1265,12 +1649,22 @@ class ComplianceService:
             or kind not in sur.ACCEPTED_KINDS[obligation_kind]
             or (instrument.kind == Kind.CEA.value and instrument.scheme != scheme.cea_scheme)
         ):
-            pre.append(Violation("instrument-not-eligible", "instrument_id",
-                                 f"{instrument.code} cannot cover an obligation of scheme {scheme.code}."))
+            pre.append(
+                Violation(
+                    "instrument-not-eligible",
+                    "instrument_id",
+                    f"{instrument.code} cannot cover an obligation of scheme {scheme.code}.",
+                )
+            )
         if quantity > available:
-            pre.append(Violation("insufficient-available", "quantity",
-                                 f"{quantity} units requested but only {available} available",
-                                 (("available", str(available)), ("requested", str(quantity)))))
+            pre.append(
+                Violation(
+                    "insufficient-available",
+                    "quantity",
+                    f"{quantity} units requested but only {available} available",
+                    (("available", str(available)), ("requested", str(quantity))),
+                )
+            )
         if pre:
             _raise_violations(pre, field_map=_SURRENDER_FIELDS)
         assert kind is not None
@@ -1280,8 +1674,12 @@ class ComplianceService:
         pollutant = (instrument.pollutant or "") if scheme.kind == "discharge" else ""
         ob = None if ent is None else await self._obligation(ses, period.id or 0, ent.id or 0, pollutant)
         if ent is None or ob is None or ob.verified_quantity is None:
-            raise AppError("no-verified-obligation", f"This enterprise has no verified {scheme.kind} obligation in "
-                           f"{period.code} yet; surrender after its report is verified.", field="period")
+            raise AppError(
+                "no-verified-obligation",
+                f"This enterprise has no verified {scheme.kind} obligation in "
+                f"{period.code} yet; surrender after its report is verified.",
+                field="period",
+            )
         assert ent.id is not None
         obligation_quantity = ob.verified_quantity
         if scheme.kind == "energy":
@@ -1295,16 +1693,22 @@ class ComplianceService:
             offset_cap_bps=period.offset_cap_bps,
             eligible_offset_vintages=(
                 frozenset(json.loads(period.eligible_offset_vintages))
-                if period.eligible_offset_vintages is not None else None
+                if period.eligible_offset_vintages is not None
+                else None
             ),
             late_until=close if period.late_until is not None else None,
         )
-        holding = sur.Holding(str(instrument.id), kind, instrument.vintage or period.year, available,
-                              instrument.pollutant)
+        holding = sur.Holding(
+            str(instrument.id), kind, instrument.vintage or period.year, available, instrument.pollutant
+        )
         plan = sur.validate_surrender(
             sur.Obligation(obligation_kind, obligation_quantity, pollutant or None),
             [sur.SurrenderLine(str(instrument.id), quantity)],
-            [holding], rules, so_far, at=now, period_closed=period.status != "open",
+            [holding],
+            rules,
+            so_far,
+            at=now,
+            period_closed=period.status != "open",
         )
         if isinstance(plan, Rejected):
             _raise_violations(plan.violations, field_map=_SURRENDER_FIELDS)
@@ -1317,8 +1721,10 @@ class ComplianceService:
             .join(RegistryAccount, RegistryAccount.id == RegistryTransaction.from_account_id)
             .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
             .where(
-                RegistryTransaction.period == period.code, RegistryTransaction.code == "surrender",
-                RegistryTransaction.status == "completed", RegistryAccount.organisation_id == organisation_id,
+                RegistryTransaction.period == period.code,
+                RegistryTransaction.code == "surrender",
+                RegistryTransaction.status == "completed",
+                RegistryAccount.organisation_id == organisation_id,
             )
         )
         if pollutant:
@@ -1330,8 +1736,14 @@ class ComplianceService:
         return sur.SurrenderedSoFar(total, offsets)
 
     async def _energy_obligation(
-        self, ses: AsyncSession, period: CompliancePeriod, ob: Obligation, organisation_id: int, close: dt.datetime,
-        retired: int | None = None, totals: dict[str, Any] | None = None,
+        self,
+        ses: AsyncSession,
+        period: CompliancePeriod,
+        ob: Obligation,
+        organisation_id: int,
+        close: dt.datetime,
+        retired: int | None = None,
+        totals: dict[str, Any] | None = None,
     ) -> sur.EnergyObligation | Rejected:
         """Verified kgce less the electricity proven green by certificates the enterprise retired (claimed)."""
         if totals is None:
@@ -1347,7 +1759,10 @@ class ComplianceService:
             else self._electricity(period.year)
         )
         return sur.energy_obligation(
-            ob.verified_quantity or 0, basis, retired, conversion,
+            ob.verified_quantity or 0,
+            basis,
+            retired,
+            conversion,
             electricity_consumed_mwh=totals.get("electricity_mwh"),
         )
 
@@ -1363,8 +1778,10 @@ class ComplianceService:
                 .join(RegistryAccount, RegistryAccount.id == RegistryTransaction.from_account_id)
                 .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
                 .where(
-                    RegistryTransaction.code == "retirement", RegistryTransaction.status == "completed",
-                    Instrument.kind == Kind.GEC.value, Instrument.production_month.like(f"{year}-%"),  # type: ignore[union-attr]
+                    RegistryTransaction.code == "retirement",
+                    RegistryTransaction.status == "completed",
+                    Instrument.kind == Kind.GEC.value,
+                    Instrument.production_month.like(f"{year}-%"),  # type: ignore[union-attr]
                     RegistryTransaction.completed_at < before,
                     RegistryAccount.organisation_id.in_(list(organisation_ids)),  # type: ignore[attr-defined]
                 )
@@ -1396,17 +1813,32 @@ class ComplianceService:
         return await self.db.read(work)
 
     async def settle_period(
-        self, period_id: int, *, dry_run: bool = False, actor: str = SYSTEM_ACTOR,
-        market_price_fen: int | None = None, market_price_source: str = "",
+        self,
+        period_id: int,
+        *,
+        dry_run: bool = False,
+        who: Identity | None = None,
+        market_price_fen: int | None = None,
+        market_price_source: str = "",
     ) -> s.SettlementOut:
         """Settle every obligation of a period: one batch per transaction, each result stored under its unique
         key, so a second run, a concurrent run or a resumed run never settles one twice. `dry_run` computes and
-        reports the same results without writing anything."""
-        ctx, run = await self.db.read(self._settle_context, period_id, market_price_fen, market_price_source)
+        reports the same results without writing anything. `who` is the authority calling through the API;
+        None is the scheduler."""
+        actor = who.actor if who is not None else SYSTEM_ACTOR
+        ctx, run = await self.db.read(self._settle_context, period_id, market_price_fen, market_price_source, who)
         if ctx.period.status == "settled":
             return await self._summary(ctx, run, dry_run=dry_run, status="already_settled", settled_now=0, batches=0)
         if dry_run:
             return await self._dry_run(ctx)
+        if self.clock.now() < ctx.close:
+            # Surrenders are still accepted (server clock); settling now would miss them.
+            raise Conflict(
+                "invalid-state",
+                f"Period {ctx.period.code} accepts surrenders until {ctx.close.isoformat()}; settle after that "
+                "(a dry run is possible at any time).",
+                field="period_id",
+            )
         if run is None:
             run = await self._start_run(ctx, actor)
         batch = self.batch_size or int(self._param("settlement_batch_size"))
@@ -1430,17 +1862,29 @@ class ComplianceService:
         return await self._summary(ctx, run, dry_run=False, status="settled", settled_now=settled_now, batches=batches)
 
     async def _settle_context(
-        self, uow: UnitOfWork, period_id: int, market_price: int | None, market_source: str
+        self, uow: UnitOfWork, period_id: int, market_price: int | None, market_source: str, who: Identity | None
     ) -> tuple[_SettleContext, SettlementRun | None]:
         ses = uow.session
         period, scheme = await self._period(ses, period_id)
-        run = (await ses.execute(select(SettlementRun).where(SettlementRun.period_id == period.id))).scalar_one_or_none()
+        if who is not None:
+            self._require_authority(who, scheme)
+        run = (
+            await ses.execute(select(SettlementRun).where(SettlementRun.period_id == period.id))
+        ).scalar_one_or_none()
         deadline, close = self._deadline(scheme, period)
         if run is not None:
             # A resumed (or repeated) settlement keeps the parameters it started with.
             stored = json.loads(run.params)
-            return _SettleContext(period, scheme, _params_from_json(stored), deadline, close,
-                                  run.reference_price_fen, run.price_source, int(stored.get("k", 0))), run
+            return _SettleContext(
+                period,
+                scheme,
+                _params_from_json(stored),
+                deadline,
+                close,
+                run.reference_price_fen,
+                run.price_source,
+                int(stored.get("k", 0)),
+            ), run
         day = business_date(deadline)
         price: int | None = None
         source = ""
@@ -1449,8 +1893,7 @@ class ComplianceService:
         discharge: dict[str, UnitPenalty] = {}
         if scheme.kind == "carbon":
             k = period.multiplier_k or int(self._param("carbon_penalty_multiplier_k", day))
-            year, month = (await self.reference_month.__wrapped__(self, uow, period, scheme)  # type: ignore[attr-defined]
-                           if False else _reference_month(self, scheme, period))
+            year, month = _reference_month(self, scheme, period)
             if market_price is not None and market_price > 0:
                 price, source = market_price, market_source or f"trading: CEA monthly average {year}-{month:02d}"
             elif period.reference_price_fen is not None:
@@ -1463,29 +1906,43 @@ class ComplianceService:
                 raise AppError(
                     "reference-price-missing",
                     f"No average CEA price for {year}-{month:02d} from the market and none entered for {period.code}; "
-                    "set it with setReferencePrice before settling.", field="reference_price_fen",
+                    "set it with setReferencePrice before settling.",
+                    field="reference_price_fen",
                 )
             carbon = CarbonPenalty(price or 1, k, int(self._param("carbon_deduction_bps", day)))
         elif scheme.kind == "energy":
             v = self._param("energy_penalty", day)
-            energy = UnitPenalty(int(v["fine_fen_per_unit"]), int(v["deduction_bps"]),
-                                 self.params.entry("energy_penalty", day).citation)
+            energy = UnitPenalty(
+                int(v["fine_fen_per_unit"]), int(v["deduction_bps"]), self.params.entry("energy_penalty", day).citation
+            )
         elif scheme.kind == "green_power":
             v = self._param("green_power_penalty", day)
-            energy = UnitPenalty(int(v["fine_fen_per_unit"]), int(v["deduction_bps"]),
-                                 self.params.entry("green_power_penalty", day).citation)
+            energy = UnitPenalty(
+                int(v["fine_fen_per_unit"]),
+                int(v["deduction_bps"]),
+                self.params.entry("green_power_penalty", day).citation,
+            )
         else:
             table = self._param("discharge_penalty", day)
             citation = self.params.entry("discharge_penalty", day).citation
-            discharge = {p: UnitPenalty(int(v["fine_fen_per_unit"]), int(v["deduction_bps"]), citation)
-                         for p, v in table.items()}
-        params = SettlementParams(carbon=carbon, energy=energy, discharge=discharge,
-                                  not_reported_fine_fen=int(self._param("not_reported_fine_fen", day)))
+            discharge = {
+                p: UnitPenalty(int(v["fine_fen_per_unit"]), int(v["deduction_bps"]), citation) for p, v in table.items()
+            }
+        params = SettlementParams(
+            carbon=carbon,
+            energy=energy,
+            discharge=discharge,
+            not_reported_fine_fen=int(self._param("not_reported_fine_fen", day)),
+        )
         try:
             validate_params(params)
         except ComplianceParameterError as exc:
-            raise AppError("compliance-parameter-invalid", str(exc), field="parameters",
-                           extra={"errors": [_problem(v) for v in exc.violations]}) from exc
+            raise AppError(
+                "compliance-parameter-invalid",
+                str(exc),
+                field="parameters",
+                extra={"errors": [_problem(v) for v in exc.violations]},
+            ) from exc
         return _SettleContext(period, scheme, params, deadline, close, price, source, k), None
 
     async def _start_run(self, ctx: _SettleContext, actor: str) -> SettlementRun:
@@ -1497,24 +1954,34 @@ class ComplianceService:
             if existing is not None:
                 return existing
             run = SettlementRun(
-                period_id=ctx.period.id or 0, status="running", params=_json(_params_to_json(ctx.params, ctx.k)),
-                reference_price_fen=ctx.price_fen, price_source=ctx.price_source[:200], actor=actor[:64],
+                period_id=ctx.period.id or 0,
+                status="running",
+                params=_json(_params_to_json(ctx.params, ctx.k)),
+                reference_price_fen=ctx.price_fen,
+                price_source=ctx.price_source[:200],
+                actor=actor[:64],
                 started_at=self.clock.now(),
             )
             ses.add(run)
             await ses.execute(
-                update(CompliancePeriod).where(CompliancePeriod.id == ctx.period.id, CompliancePeriod.status == "open")
+                update(CompliancePeriod)
+                .where(CompliancePeriod.id == ctx.period.id, CompliancePeriod.status == "open")
                 .values(status="settling")
             )
             await ses.flush()
-            uow.audit(actor, "compliance.settlement.start", "compliance_period", str(ctx.period.id),
-                      {"period": ctx.period.code, "price_fen": ctx.price_fen, "price_source": ctx.price_source,
-                       "k": ctx.k})
+            uow.audit(
+                actor,
+                "compliance.settlement.start",
+                "compliance_period",
+                str(ctx.period.id),
+                {"period": ctx.period.code, "price_fen": ctx.price_fen, "price_source": ctx.price_source, "k": ctx.k},
+            )
             return run
 
         try:
             return await self.db.run(work)
         except IntegrityError:
+
             async def again(uow: UnitOfWork) -> SettlementRun:
                 return (
                     await uow.session.execute(select(SettlementRun).where(SettlementRun.period_id == ctx.period.id))
@@ -1526,42 +1993,63 @@ class ComplianceService:
         ses = uow.session
         now = self.clock.now()
         done = await ses.execute(
-            update(SettlementRun).where(SettlementRun.id == run_id, SettlementRun.status == "running")
+            update(SettlementRun)
+            .where(SettlementRun.id == run_id, SettlementRun.status == "running")
             .values(status="done", finished_at=now)
         )
         await ses.execute(
-            update(CompliancePeriod).where(CompliancePeriod.id == ctx.period.id, CompliancePeriod.status != "settled")
+            update(CompliancePeriod)
+            .where(CompliancePeriod.id == ctx.period.id, CompliancePeriod.status != "settled")
             .values(status="settled", settled_at=now)
         )
         if done.rowcount == 1:
             count = (
-                await ses.execute(select(func.count()).select_from(SettlementResultRow)
-                                  .where(SettlementResultRow.period_id == ctx.period.id))
+                await ses.execute(
+                    select(func.count())
+                    .select_from(SettlementResultRow)
+                    .where(SettlementResultRow.period_id == ctx.period.id)
+                )
             ).scalar_one()
-            uow.audit(actor, "compliance.period.settled", "compliance_period", str(ctx.period.id),
-                      {"period": ctx.period.code, "results": count})
+            uow.audit(
+                actor,
+                "compliance.period.settled",
+                "compliance_period",
+                str(ctx.period.id),
+                {"period": ctx.period.code, "results": count},
+            )
 
     async def _settle_batch(self, uow: UnitOfWork, ctx: _SettleContext, run_id: int, limit: int, actor: str) -> int:
         ses = uow.session
         obs = (
-            await ses.execute(
-                select(Obligation)
-                .where(
-                    Obligation.period_id == ctx.period.id,
-                    ~exists().where(and_(SettlementResultRow.obligation_id == Obligation.id,
-                                         SettlementResultRow.period_id == ctx.period.id)),
+            (
+                await ses.execute(
+                    select(Obligation)
+                    .where(
+                        Obligation.period_id == ctx.period.id,
+                        ~exists().where(
+                            and_(
+                                SettlementResultRow.obligation_id == Obligation.id,
+                                SettlementResultRow.period_id == ctx.period.id,
+                            )
+                        ),
+                    )
+                    .order_by(Obligation.id)
+                    .limit(limit)
                 )
-                .order_by(Obligation.id)
-                .limit(limit)
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not obs:
             return 0
         reserve = await self._reserve_holdings(ses, ctx) if ctx.scheme.kind == "carbon" else []
         params = ctx.params
         if ctx.scheme.kind == "carbon":
-            params = SettlementParams(carbon=params.carbon, reserve_available=sum(a for _, _, a in reserve),
-                                      not_reported_fine_fen=params.not_reported_fine_fen)
+            params = SettlementParams(
+                carbon=params.carbon,
+                reserve_available=sum(a for _, _, a in reserve),
+                not_reported_fine_fen=params.not_reported_fine_fen,
+            )
         facts, ents, extra = await self._facts(ses, ctx, obs)
         results = settle(facts, params, ctx.deadline)
         now = self.clock.now()
@@ -1581,12 +2069,19 @@ class ComplianceService:
                     if take <= 0:
                         continue
                     tx = RegistryTransaction(
-                        code="forced_surrender", status="completed", instrument_id=inst.id or 0,
-                        from_account_id=source.id, to_account_id=surrender_target.id, quantity=take, initiated_by=0,
+                        code="forced_surrender",
+                        status="completed",
+                        instrument_id=inst.id or 0,
+                        from_account_id=source.id,
+                        to_account_id=surrender_target.id,
+                        quantity=take,
+                        initiated_by=0,
                         initiator_organisation_id=source.organisation_id,
-                        request_key=f"compliance:forced:{ob.id}:{inst.id}", period=ctx.period.code,
+                        request_key=f"compliance:forced:{ob.id}:{inst.id}",
+                        period=ctx.period.code,
                         details=_json({"enterprise_id": ob.enterprise_id, "obligation_id": ob.id}),
-                        created_at=now, completed_at=now,
+                        created_at=now,
+                        completed_at=now,
                     )
                     ses.add(tx)
                     await ses.flush()
@@ -1600,30 +2095,69 @@ class ComplianceService:
             detail = extra.get(ob.id or 0, {})
             if forced_txs:
                 detail = {**detail, "forced_transactions": forced_txs}
-            ses.add(SettlementResultRow(
-                period_id=ctx.period.id or 0, enterprise_id=ob.enterprise_id, obligation_id=ob.id or 0, run_id=run_id,
-                kind=ctx.scheme.kind, pollutant=ob.pollutant, city=r.city[:8], industry=r.industry[:8],
-                status=r.status.value, timeliness=r.timeliness.value, report_late=bool(detail.get("report_late")),
-                obligation=r.obligation, surrendered_on_time=r.surrendered_on_time,
-                surrendered_late=r.surrendered_late, forced_quantity=r.forced_quantity, surrendered=r.surrendered,
-                excess=r.excess, shortfall_at_deadline=r.shortfall_at_deadline, shortfall=r.shortfall,
-                fine_fen=r.fine_fen, fine_formula=r.fine_formula[:200], next_allocation_deduction=r.next_allocation_deduction,
-                reserve_repayment=r.reserve_repayment, citation=r.citation[:200], detail=_json(detail),
-                fine_due_on=today + dt.timedelta(days=due_days) if r.fine_fen > 0 else None, settled_at=now,
-            ))
+            ses.add(
+                SettlementResultRow(
+                    period_id=ctx.period.id or 0,
+                    enterprise_id=ob.enterprise_id,
+                    obligation_id=ob.id or 0,
+                    run_id=run_id,
+                    kind=ctx.scheme.kind,
+                    pollutant=ob.pollutant,
+                    city=r.city[:8],
+                    industry=r.industry[:8],
+                    status=r.status.value,
+                    timeliness=r.timeliness.value,
+                    report_late=bool(detail.get("report_late")),
+                    obligation=r.obligation,
+                    surrendered_on_time=r.surrendered_on_time,
+                    surrendered_late=r.surrendered_late,
+                    forced_quantity=r.forced_quantity,
+                    surrendered=r.surrendered,
+                    excess=r.excess,
+                    shortfall_at_deadline=r.shortfall_at_deadline,
+                    shortfall=r.shortfall,
+                    fine_fen=r.fine_fen,
+                    fine_formula=r.fine_formula[:200],
+                    next_allocation_deduction=r.next_allocation_deduction,
+                    reserve_repayment=r.reserve_repayment,
+                    citation=r.citation[:200],
+                    detail=_json(detail),
+                    fine_due_on=today + dt.timedelta(days=due_days) if r.fine_fen > 0 else None,
+                    settled_at=now,
+                )
+            )
             owed = r.next_allocation_deduction + r.reserve_repayment
             if owed > 0:
-                ses.add(AllocationDeduction(
-                    scheme_id=ctx.scheme.id or 0, source_period_id=ctx.period.id or 0, enterprise_id=ob.enterprise_id,
-                    pollutant=ob.pollutant, shortfall_quantity=r.next_allocation_deduction,
-                    reserve_quantity=r.reserve_repayment, quantity=owed, created_at=now,
-                ))
-            uow.audit(actor, "compliance.settle", "compliance_obligation", str(ob.id),
-                      {"period": ctx.period.code, "enterprise_id": ent.id, "status": r.status.value,
-                       "shortfall": r.shortfall, "fine_fen": r.fine_fen, "forced": r.forced_quantity})
+                ses.add(
+                    AllocationDeduction(
+                        scheme_id=ctx.scheme.id or 0,
+                        source_period_id=ctx.period.id or 0,
+                        enterprise_id=ob.enterprise_id,
+                        pollutant=ob.pollutant,
+                        shortfall_quantity=r.next_allocation_deduction,
+                        reserve_quantity=r.reserve_repayment,
+                        quantity=owed,
+                        created_at=now,
+                    )
+                )
+            uow.audit(
+                actor,
+                "compliance.settle",
+                "compliance_obligation",
+                str(ob.id),
+                {
+                    "period": ctx.period.code,
+                    "enterprise_id": ent.id,
+                    "status": r.status.value,
+                    "shortfall": r.shortfall,
+                    "fine_fen": r.fine_fen,
+                    "forced": r.forced_quantity,
+                },
+            )
         await ses.flush()
         await ses.execute(
-            update(SettlementRun).where(SettlementRun.id == run_id)
+            update(SettlementRun)
+            .where(SettlementRun.id == run_id)
             .values(settled_count=SettlementRun.settled_count + len(obs), batches=SettlementRun.batches + 1)
         )
         return len(obs)
@@ -1640,42 +2174,66 @@ class ComplianceService:
             after = 0
             while True:
                 obs = (
-                    await ses.execute(
-                        select(Obligation).where(Obligation.period_id == ctx.period.id, Obligation.id > after)
-                        .order_by(Obligation.id).limit(batch)
+                    (
+                        await ses.execute(
+                            select(Obligation)
+                            .where(Obligation.period_id == ctx.period.id, Obligation.id > after)
+                            .order_by(Obligation.id)
+                            .limit(batch)
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
                 if not obs:
                     return out
                 params = ctx.params
                 if reserve_left is not None:
-                    params = SettlementParams(carbon=params.carbon, reserve_available=reserve_left,
-                                              not_reported_fine_fen=params.not_reported_fine_fen)
+                    params = SettlementParams(
+                        carbon=params.carbon,
+                        reserve_available=reserve_left,
+                        not_reported_fine_fen=params.not_reported_fine_fen,
+                    )
                 facts, ents, extra = await self._facts(ses, ctx, obs)
                 results = settle(facts, params, ctx.deadline)
                 if reserve_left is not None:
                     reserve_left -= sum(r.forced_quantity for r in results)
-                out += [(o, r, ents[o.enterprise_id], extra.get(o.id or 0, {})) for o, r in zip(obs, results, strict=True)]
+                out += [
+                    (o, r, ents[o.enterprise_id], extra.get(o.id or 0, {})) for o, r in zip(obs, results, strict=True)
+                ]
                 after = obs[-1].id or 0
 
         rows = await self.db.read(work)
         results = [r for _, r, _, _ in rows]
-        out = [
-            _result_out_from(o, r, e, d, ctx.scheme.kind) for o, r, e, d in rows[:RESULTS_IN_ANSWER_MAX]
-        ]
+        out = [_result_out_from(o, r, e, d, ctx.scheme.kind) for o, r, e, d in rows[:RESULTS_IN_ANSWER_MAX]]
         return s.SettlementOut(
-            period_id=ctx.period.id or 0, period_code=ctx.period.code, dry_run=True, status="dry_run",
-            reference_price_fen=ctx.price_fen, price_source=ctx.price_source, multiplier_k=ctx.k,
-            obligations=len(rows), settled_now=0, batches=0,
+            period_id=ctx.period.id or 0,
+            period_code=ctx.period.code,
+            dry_run=True,
+            status="dry_run",
+            reference_price_fen=ctx.price_fen,
+            price_source=ctx.price_source,
+            multiplier_k=ctx.k,
+            obligations=len(rows),
+            settled_now=0,
+            batches=0,
             compliant=sum(r.status is Status.COMPLIANT for r in results),
             shortfall_count=sum(r.status is Status.SHORTFALL for r in results),
             not_reported=sum(r.status is Status.NOT_REPORTED for r in results),
-            total_shortfall=sum(r.shortfall for r in results), total_fine_fen=sum(r.fine_fen for r in results),
-            total_forced=sum(r.forced_quantity for r in results), results=out,
+            total_shortfall=sum(r.shortfall for r in results),
+            total_fine_fen=sum(r.fine_fen for r in results),
+            total_forced=sum(r.forced_quantity for r in results),
+            results=out,
         )
 
     async def _summary(
-        self, ctx: _SettleContext, run: SettlementRun | None, *, dry_run: bool, status: str, settled_now: int,
+        self,
+        ctx: _SettleContext,
+        run: SettlementRun | None,
+        *,
+        dry_run: bool,
+        status: str,
+        settled_now: int,
         batches: int,
     ) -> s.SettlementOut:
         async def work(uow: UnitOfWork) -> tuple[Any, SettlementRun | None]:
@@ -1707,13 +2265,23 @@ class ComplianceService:
         (agg, by_status), stored = await self.db.read(work)
         run = stored or run
         return s.SettlementOut(
-            period_id=ctx.period.id or 0, period_code=ctx.period.code, dry_run=dry_run, status=status,
+            period_id=ctx.period.id or 0,
+            period_code=ctx.period.code,
+            dry_run=dry_run,
+            status=status,
             reference_price_fen=run.reference_price_fen if run else ctx.price_fen,
-            price_source=run.price_source if run else ctx.price_source, multiplier_k=ctx.k,
-            obligations=int(agg[0]), settled_now=settled_now, batches=batches,
-            compliant=int(by_status.get("A", 0)), shortfall_count=int(by_status.get("B", 0)),
-            not_reported=int(by_status.get("C", 0)), total_shortfall=int(agg[1]), total_fine_fen=int(agg[2]),
-            total_forced=int(agg[3]), results=[],
+            price_source=run.price_source if run else ctx.price_source,
+            multiplier_k=ctx.k,
+            obligations=int(agg[0]),
+            settled_now=settled_now,
+            batches=batches,
+            compliant=int(by_status.get("A", 0)),
+            shortfall_count=int(by_status.get("B", 0)),
+            not_reported=int(by_status.get("C", 0)),
+            total_shortfall=int(agg[1]),
+            total_fine_fen=int(agg[2]),
+            total_forced=int(agg[3]),
+            results=[],
         )
 
     async def _reserve_holdings(
@@ -1727,9 +2295,11 @@ class ComplianceService:
                 select(Instrument, LedgerAccount)
                 .join(LedgerAccount, LedgerAccount.asset_id == Instrument.asset_id)
                 .where(
-                    Instrument.kind == Kind.CEA.value, Instrument.scheme == ctx.scheme.cea_scheme,
+                    Instrument.kind == Kind.CEA.value,
+                    Instrument.scheme == ctx.scheme.cea_scheme,
                     Instrument.vintage.in_(vintages),  # type: ignore[union-attr]
-                    LedgerAccount.owner_kind == "registry", LedgerAccount.owner_id == reserve.id,
+                    LedgerAccount.owner_kind == "registry",
+                    LedgerAccount.owner_id == reserve.id,
                 )
                 .order_by(Instrument.vintage, Instrument.id)
             )
@@ -1755,11 +2325,14 @@ class ComplianceService:
         if kind == "green_power":
             rows = (
                 await ses.execute(
-                    select(RegistryTransaction.quantity, RegistryTransaction.completed_at, RegistryAccount.organisation_id)
+                    select(
+                        RegistryTransaction.quantity, RegistryTransaction.completed_at, RegistryAccount.organisation_id
+                    )
                     .join(RegistryAccount, RegistryAccount.id == RegistryTransaction.from_account_id)
                     .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
                     .where(
-                        RegistryTransaction.code == "retirement", RegistryTransaction.status == "completed",
+                        RegistryTransaction.code == "retirement",
+                        RegistryTransaction.status == "completed",
                         Instrument.kind == Kind.GEC.value,
                         Instrument.production_month.like(f"{ctx.period.year}-%"),  # type: ignore[union-attr]
                         RegistryAccount.organisation_id.in_(list(org_to_ent)),  # type: ignore[attr-defined]
@@ -1771,12 +2344,18 @@ class ComplianceService:
         else:
             rows = (
                 await ses.execute(
-                    select(RegistryTransaction.quantity, RegistryTransaction.completed_at, Instrument.kind,
-                           Instrument.pollutant, RegistryAccount.organisation_id)
+                    select(
+                        RegistryTransaction.quantity,
+                        RegistryTransaction.completed_at,
+                        Instrument.kind,
+                        Instrument.pollutant,
+                        RegistryAccount.organisation_id,
+                    )
                     .join(RegistryAccount, RegistryAccount.id == RegistryTransaction.from_account_id)
                     .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
                     .where(
-                        RegistryTransaction.period == ctx.period.code, RegistryTransaction.code == "surrender",
+                        RegistryTransaction.period == ctx.period.code,
+                        RegistryTransaction.code == "surrender",
                         RegistryTransaction.status == "completed",
                         RegistryAccount.organisation_id.in_(list(org_to_ent)),  # type: ignore[attr-defined]
                     )
@@ -1816,38 +2395,59 @@ class ComplianceService:
             verified = ob.verified_quantity
             if kind == "energy" and verified is not None:
                 energy = await self._energy_obligation(
-                    ses, ctx.period, ob, ent.organisation_id, ctx.close,
+                    ses,
+                    ctx.period,
+                    ob,
+                    ent.organisation_id,
+                    ctx.close,
                     retired=retired.get(ent.organisation_id, 0),
                     totals=energy_totals.get(ob.report_version_id or 0, {}),
                 )
                 if not isinstance(energy, Rejected):
                     verified = energy.obligation_kgce
                     detail["energy"] = {
-                        "verified_kgce": energy.verified_kgce, "gec_mwh_retired": energy.gec_mwh_retired,
-                        "gec_mwh_counted": energy.gec_mwh_counted, "deduction_kgce": energy.deduction_kgce,
-                        "obligation_kgce": energy.obligation_kgce, "explanation": energy.explanation,
+                        "verified_kgce": energy.verified_kgce,
+                        "gec_mwh_retired": energy.gec_mwh_retired,
+                        "gec_mwh_counted": energy.gec_mwh_counted,
+                        "deduction_kgce": energy.deduction_kgce,
+                        "obligation_kgce": energy.obligation_kgce,
+                        "explanation": energy.explanation,
                     }
             extra[ob.id or 0] = detail
-            facts.append(ObligationFacts(
-                obligation_id=str(ob.id), enterprise_id=str(ent.id), city=ent.city, industry=ent.industry_code,
-                kind=obligation_kind, verified_quantity=verified,
-                surrenders=tuple(surrenders.get((ent.id or 0, ob.pollutant), ())),
-                pollutant=ob.pollutant or None,
-                forced_surrender_ordered=ob.forced_surrender_ordered if kind == "carbon" else 0,
-            ))
+            facts.append(
+                ObligationFacts(
+                    obligation_id=str(ob.id),
+                    enterprise_id=str(ent.id),
+                    city=ent.city,
+                    industry=ent.industry_code,
+                    kind=obligation_kind,
+                    verified_quantity=verified,
+                    surrenders=tuple(surrenders.get((ent.id or 0, ob.pollutant), ())),
+                    pollutant=ob.pollutant or None,
+                    forced_surrender_ordered=ob.forced_surrender_ordered if kind == "carbon" else 0,
+                )
+            )
         return facts, ents, extra
 
     # ================================================================== results, status, fines
     async def list_results(
-        self, who: Identity, period_id: int, *, status: str | None = None, city: str | None = None,
-        limit: int = 100, offset: int = 0,
+        self,
+        who: Identity,
+        period_id: int,
+        *,
+        status: str | None = None,
+        city: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> s.ResultsPage:
         async def work(uow: UnitOfWork) -> s.ResultsPage:
             ses = uow.session
-            period, scheme = await self._period(ses, period_id)
-            q = select(SettlementResultRow, Enterprise).join(
-                Enterprise, Enterprise.id == SettlementResultRow.enterprise_id
-            ).where(SettlementResultRow.period_id == period.id)
+            period, _ = await self._period(ses, period_id)
+            q = (
+                select(SettlementResultRow, Enterprise)
+                .join(Enterprise, Enterprise.id == SettlementResultRow.enterprise_id)
+                .where(SettlementResultRow.period_id == period.id)
+            )
             if who.role is Role.EMITTER:
                 own = await self._own_enterprise(ses, who)
                 q = q.where(SettlementResultRow.enterprise_id == own.id)
@@ -1858,8 +2458,9 @@ class ComplianceService:
             rows = (await ses.execute(q.order_by(SettlementResultRow.id))).all()
             domain = [_domain_result(r) for r, _ in rows]
             return s.ResultsPage(
-                period_id=period.id or 0, total=len(rows),
-                items=[_result_out(r, e) for r, e in rows[offset: offset + limit]],
+                period_id=period.id or 0,
+                total=len(rows),
+                items=[_result_out(r, e) for r, e in rows[offset : offset + limit]],
                 totals_by_city=[_group_out(g) for g in totals_by(domain, "city")],
                 totals_by_industry=[_group_out(g) for g in totals_by(domain, "industry")],
             )
@@ -1869,11 +2470,34 @@ class ComplianceService:
     async def export_results_csv(self, who: Identity, period_id: int) -> str:
         page = await self.list_results(who, period_id, limit=10**9)
         out = io.StringIO()
-        columns = ["obligation_id", "enterprise_id", "uscc", "enterprise_name", "city", "industry", "kind", "pollutant",
-                   "status", "timeliness", "report_late", "obligation", "surrendered_on_time", "surrendered_late",
-                   "forced_quantity", "surrendered", "excess", "shortfall_at_deadline", "shortfall", "fine_fen",
-                   "fine_yuan", "fine_formula", "next_allocation_deduction", "reserve_repayment", "fine_due_on",
-                   "citation"]
+        columns = [
+            "obligation_id",
+            "enterprise_id",
+            "uscc",
+            "enterprise_name",
+            "city",
+            "industry",
+            "kind",
+            "pollutant",
+            "status",
+            "timeliness",
+            "report_late",
+            "obligation",
+            "surrendered_on_time",
+            "surrendered_late",
+            "forced_quantity",
+            "surrendered",
+            "excess",
+            "shortfall_at_deadline",
+            "shortfall",
+            "fine_fen",
+            "fine_yuan",
+            "fine_formula",
+            "next_allocation_deduction",
+            "reserve_repayment",
+            "fine_due_on",
+            "citation",
+        ]
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for item in page.items:
@@ -1906,11 +2530,16 @@ class ComplianceService:
                 )
             ).all()
             authority = await ses.get(Organisation, scheme.authority_organisation_id)
-            return {"period": period, "scheme": scheme, "run": run, "rows": rows,
-                    "deadline": self._calendar(scheme, period).event(cal.EventKind.SURRENDER_DEADLINE).business_date,
-                    "authority": authority.name if authority else "", "totals_city":
-                    totals_by([_domain_result(r) for r, _ in rows], "city"),
-                    "totals_industry": totals_by([_domain_result(r) for r, _ in rows], "industry")}
+            return {
+                "period": period,
+                "scheme": scheme,
+                "run": run,
+                "rows": rows,
+                "deadline": self._calendar(scheme, period).event(cal.EventKind.SURRENDER_DEADLINE).business_date,
+                "authority": authority.name if authority else "",
+                "totals_city": totals_by([_domain_result(r) for r, _ in rows], "city"),
+                "totals_industry": totals_by([_domain_result(r) for r, _ in rows], "industry"),
+            }
 
         return await self.db.read(work)
 
@@ -1919,7 +2548,7 @@ class ComplianceService:
         shortfall not yet deducted from a later allocation) and its latest settled status per scheme."""
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
-            return msgspec_to_dict(await self._status(uow.session, enterprise_id))
+            return msgspec.to_builtins(await self._status(uow.session, enterprise_id))  # type: ignore[no-any-return]
 
         return await self.db.read(work)
 
@@ -1940,14 +2569,23 @@ class ComplianceService:
                 select(AllocationDeduction, ComplianceScheme, CompliancePeriod)
                 .join(ComplianceScheme, ComplianceScheme.id == AllocationDeduction.scheme_id)
                 .join(CompliancePeriod, CompliancePeriod.id == AllocationDeduction.source_period_id)
-                .where(AllocationDeduction.enterprise_id == enterprise_id,
-                       AllocationDeduction.applied < AllocationDeduction.quantity)
+                .where(
+                    AllocationDeduction.enterprise_id == enterprise_id,
+                    AllocationDeduction.applied < AllocationDeduction.quantity,
+                )
                 .order_by(AllocationDeduction.id)
             )
         ).all()
         owed = [
-            {"scheme_code": sc.code, "kind": sc.kind, "period_code": p.code, "pollutant": d.pollutant.split("~")[0] or None,
-             "owed": d.quantity - d.applied, "since": d.created_at.isoformat()}
+            {
+                "scheme_code": sc.code,
+                "kind": sc.kind,
+                "period_code": p.code,
+                "pollutant": d.pollutant or None,
+                "reason": d.reason,
+                "owed": d.quantity - d.applied,
+                "since": d.created_at.isoformat(),
+            }
             for d, sc, p in owed_rows
         ]
         rows = (
@@ -1962,13 +2600,23 @@ class ComplianceService:
         latest: dict[tuple[int, str], s.SchemeStatusOut] = {}
         for r, p, sc in rows:
             latest[(sc.id or 0, r.pollutant)] = s.SchemeStatusOut(
-                scheme_code=sc.code, kind=sc.kind, period_code=p.code, year=p.year, pollutant=r.pollutant or None,
-                status=r.status, timeliness=r.timeliness, shortfall=r.shortfall, fine_fen=r.fine_fen,
+                scheme_code=sc.code,
+                kind=sc.kind,
+                period_code=p.code,
+                year=p.year,
+                pollutant=r.pollutant or None,
+                status=r.status,
+                timeliness=r.timeliness,
+                shortfall=r.shortfall,
+                fine_fen=r.fine_fen,
             )
         carbon_owed = sum(o["owed"] for o in owed if o["kind"] == "carbon")
         return s.ComplianceStatusOut(
-            enterprise_id=enterprise_id, open_shortfall=bool(owed) or any(v.status == "B" for v in latest.values()),
-            carbon_open_shortfall_t=carbon_owed, owed=owed, latest=list(latest.values()),
+            enterprise_id=enterprise_id,
+            open_shortfall=bool(owed) or any(v.status == "B" for v in latest.values()),
+            carbon_open_shortfall_t=carbon_owed,
+            owed=owed,
+            latest=list(latest.values()),
         )
 
     async def list_fines(self, period_id: int | None = None) -> list[s.FineOut]:
@@ -1987,10 +2635,20 @@ class ComplianceService:
             rows = (await uow.session.execute(q.order_by(SettlementResultRow.id))).all()
             return [
                 s.FineOut(
-                    enterprise_id=e.id or 0, uscc=e.uscc, enterprise_name=e.name, period_id=p.id or 0, period_code=p.code,
-                    scheme_code=sc.code, kind=sc.kind, obligation_id=r.obligation_id,
-                    shortfall_at_deadline=r.shortfall_at_deadline, fine_fen=r.fine_fen, fine_formula=r.fine_formula,
-                    citation=r.citation, settled_at=r.settled_at, due_on=r.fine_due_on,
+                    enterprise_id=e.id or 0,
+                    uscc=e.uscc,
+                    enterprise_name=e.name,
+                    period_id=p.id or 0,
+                    period_code=p.code,
+                    scheme_code=sc.code,
+                    kind=sc.kind,
+                    obligation_id=r.obligation_id,
+                    shortfall_at_deadline=r.shortfall_at_deadline,
+                    fine_fen=r.fine_fen,
+                    fine_formula=r.fine_formula,
+                    citation=r.citation,
+                    settled_at=r.settled_at,
+                    due_on=r.fine_due_on,
                 )
                 for r, e, p, sc in rows
             ]
@@ -2006,8 +2664,17 @@ class ComplianceService:
                 own = await self._own_enterprise(ses, who)
                 q = q.where(ComplianceNotice.enterprise_id == own.id)
             rows = (await ses.execute(q.order_by(ComplianceNotice.id).limit(10_000))).scalars().all()
-            return [s.NoticeOut(id=n.id or 0, period_id=n.period_id, enterprise_id=n.enterprise_id, kind=n.kind,
-                                message=n.message, created_at=n.created_at) for n in rows]
+            return [
+                s.NoticeOut(
+                    id=n.id or 0,
+                    period_id=n.period_id,
+                    enterprise_id=n.enterprise_id,
+                    kind=n.kind,
+                    message=n.message,
+                    created_at=n.created_at,
+                )
+                for n in rows
+            ]
 
         return await self.db.read(work)
 
@@ -2056,16 +2723,24 @@ class ComplianceService:
             if reported_ok:
                 q = select(Obligation.enterprise_id).where(
                     Obligation.period_id == period.id,
-                    ~exists().where(and_(ComplianceReport.period_id == period.id,
-                                         ComplianceReport.enterprise_id == Obligation.enterprise_id)),
+                    ~exists().where(
+                        and_(
+                            ComplianceReport.period_id == period.id,
+                            ComplianceReport.enterprise_id == Obligation.enterprise_id,
+                        )
+                    ),
                 )
-                event = calendar.event(cal.EventKind.REPORT_DUE) if cal.EventKind.REPORT_DUE in {
-                    e.kind for e in calendar.events} else None
-                message = (f"{period.code}：请于 {event.business_date.isoformat() if event else ''} 前报送排放（能耗/排污）报告。"
-                           )
+                event = (
+                    calendar.event(cal.EventKind.REPORT_DUE)
+                    if cal.EventKind.REPORT_DUE in {e.kind for e in calendar.events}
+                    else None
+                )
+                due = event.business_date.isoformat() if event else ""
+                message = f"{period.code}：请于 {due} 前报送排放（能耗/排污）报告。"
             else:
-                q = select(Obligation.enterprise_id).where(Obligation.period_id == period.id,
-                                                           Obligation.verified_quantity.is_(None))  # type: ignore[union-attr]
+                q = select(Obligation.enterprise_id).where(
+                    Obligation.period_id == period.id, Obligation.verified_quantity.is_(None)
+                )  # type: ignore[union-attr]
                 message = f"{period.code}：核查期限已过，尚无经核查的数据；结算时将按未报告（C）处理。"
             targets = sorted(set((await ses.execute(q)).scalars()))
             have = set(
@@ -2080,11 +2755,15 @@ class ComplianceService:
             now = self.clock.now()
             new = [e for e in targets if e not in have]
             for ent_id in new:
-                ses.add(ComplianceNotice(period_id=period.id or 0, enterprise_id=ent_id, kind=kind, message=message,
-                                         created_at=now))
+                ses.add(
+                    ComplianceNotice(
+                        period_id=period.id or 0, enterprise_id=ent_id, kind=kind, message=message, created_at=now
+                    )
+                )
             if new:
-                uow.audit(SYSTEM_ACTOR, f"compliance.notice.{kind}", "compliance_period", str(period.id),
-                          {"enterprises": new})
+                uow.audit(
+                    SYSTEM_ACTOR, f"compliance.notice.{kind}", "compliance_period", str(period.id), {"enterprises": new}
+                )
             return {"period": period_code, "notices": len(new)}
 
         return await self.db.run(work)
@@ -2102,13 +2781,26 @@ class ComplianceService:
             int(self._param("carbon_penalty_multiplier_k", deadline)) if scheme.kind == "carbon" and deadline else 0
         )
         return s.PeriodOut(
-            id=period.id or 0, scheme_id=scheme.id or 0, scheme_code=scheme.code, kind=scheme.kind, code=period.code,
-            year=period.year, status=period.status, eligible_vintages=json.loads(period.eligible_vintages),
-            eligible_offset_vintages=(json.loads(period.eligible_offset_vintages)
-                                      if period.eligible_offset_vintages is not None else None),
-            offset_cap_bps=period.offset_cap_bps, late_until=period.late_until, multiplier_k=k, region=period.region,
-            reference_price_fen=period.reference_price_fen, surrender_deadline=deadline,
-            surrender_due_before=due_before, created_at=period.created_at, settled_at=period.settled_at,
+            id=period.id or 0,
+            scheme_id=scheme.id or 0,
+            scheme_code=scheme.code,
+            kind=scheme.kind,
+            code=period.code,
+            year=period.year,
+            status=period.status,
+            eligible_vintages=json.loads(period.eligible_vintages),
+            eligible_offset_vintages=(
+                json.loads(period.eligible_offset_vintages) if period.eligible_offset_vintages is not None else None
+            ),
+            offset_cap_bps=period.offset_cap_bps,
+            late_until=period.late_until,
+            multiplier_k=k,
+            region=period.region,
+            reference_price_fen=period.reference_price_fen,
+            surrender_deadline=deadline,
+            surrender_due_before=due_before,
+            created_at=period.created_at,
+            settled_at=period.settled_at,
         )
 
     async def _period(self, ses: AsyncSession, period_id: int) -> tuple[CompliancePeriod, ComplianceScheme]:
@@ -2133,8 +2825,11 @@ class ComplianceService:
     @staticmethod
     def _require_open(period: CompliancePeriod) -> None:
         if period.status != "open":
-            raise Conflict("period-closed", f"Period {period.code} is {period.status}; it takes no more changes.",
-                           field="period_id")
+            raise Conflict(
+                "period-closed",
+                f"Period {period.code} is {period.status}; it takes no more changes.",
+                field="period_id",
+            )
 
     @staticmethod
     def _require_reporting(scheme: ComplianceScheme) -> None:
@@ -2145,8 +2840,12 @@ class ComplianceService:
     def _check_instrument(scheme: ComplianceScheme, inst: Instrument) -> None:
         want = ALLOCATION_KIND[scheme.kind]
         if inst.kind != want.value or (want is Kind.CEA and inst.scheme != scheme.cea_scheme):
-            raise InvalidInput("instrument_id", f"Scheme {scheme.code} allocates {want.value}"
-                               + (f" of the {scheme.cea_scheme} scheme" if want is Kind.CEA else "") + ".")
+            raise InvalidInput(
+                "instrument_id",
+                f"Scheme {scheme.code} allocates {want.value}"
+                + (f" of the {scheme.cea_scheme} scheme" if want is Kind.CEA else "")
+                + ".",
+            )
 
     async def _own_enterprise(self, ses: AsyncSession, who: Identity) -> Enterprise:
         ent = (
@@ -2178,11 +2877,14 @@ class ComplianceService:
         ent = await ses.get(Enterprise, enterprise_id)
         return ent is not None and ent.organisation_id == who.organisation_id
 
-    async def _obligation(self, ses: AsyncSession, period_id: int, enterprise_id: int, pollutant: str) -> Obligation | None:
+    async def _obligation(
+        self, ses: AsyncSession, period_id: int, enterprise_id: int, pollutant: str
+    ) -> Obligation | None:
         return (
             await ses.execute(
                 select(Obligation).where(
-                    Obligation.period_id == period_id, Obligation.enterprise_id == enterprise_id,
+                    Obligation.period_id == period_id,
+                    Obligation.enterprise_id == enterprise_id,
                     Obligation.pollutant == pollutant,
                 )
             )
@@ -2193,23 +2895,35 @@ class ComplianceService:
     ) -> Obligation:
         ob = await self._obligation(ses, period.id or 0, enterprise_id, pollutant)
         if ob is None:
-            ob = Obligation(period_id=period.id or 0, enterprise_id=enterprise_id, pollutant=pollutant,
-                            created_at=now, updated_at=now)
+            ob = Obligation(
+                period_id=period.id or 0,
+                enterprise_id=enterprise_id,
+                pollutant=pollutant,
+                created_at=now,
+                updated_at=now,
+            )
             ses.add(ob)
             await ses.flush()
         return ob
 
     async def _allocation_account(self, ses: AsyncSession, organisation_id: int) -> RegistryAccount:
         account = (
-            await ses.execute(
-                select(RegistryAccount)
-                .where(RegistryAccount.organisation_id == organisation_id, RegistryAccount.type == "allocation")
-                .order_by(RegistryAccount.id)
+            (
+                await ses.execute(
+                    select(RegistryAccount)
+                    .where(RegistryAccount.organisation_id == organisation_id, RegistryAccount.type == "allocation")
+                    .order_by(RegistryAccount.id)
+                )
             )
-        ).scalars().first()
+            .scalars()
+            .first()
+        )
         if account is None:
-            raise AppError("unknown-account", "Open an allocation account first (openAccount with type 'allocation').",
-                           field="instrument_id")
+            raise AppError(
+                "unknown-account",
+                "Open an allocation account first (openAccount with type 'allocation').",
+                field="instrument_id",
+            )
         return account
 
     async def _holding_account(
@@ -2232,12 +2946,6 @@ def _reference_month(service: ComplianceService, scheme: ComplianceScheme, perio
     return index // 12, index % 12 + 1
 
 
-def msgspec_to_dict(value: Any) -> dict[str, Any]:
-    import msgspec
-
-    return msgspec.to_builtins(value)  # type: ignore[no-any-return]
-
-
 def _template_to_dict(t: cal.CalendarTemplate) -> dict[str, Any]:
     events = []
     for r in t.rules:
@@ -2252,14 +2960,27 @@ def _template_to_dict(t: cal.CalendarTemplate) -> dict[str, Any]:
 
 
 def _scheme_out(r: ComplianceScheme) -> s.SchemeOut:
-    return s.SchemeOut(id=r.id or 0, code=r.code, name=r.name, kind=r.kind, cea_scheme=r.cea_scheme,
-                       authority_role=r.authority_role, calendar=json.loads(r.template), created_at=r.created_at)
+    return s.SchemeOut(
+        id=r.id or 0,
+        code=r.code,
+        name=r.name,
+        kind=r.kind,
+        cea_scheme=r.cea_scheme,
+        authority_role=r.authority_role,
+        calendar=json.loads(r.template),
+        created_at=r.created_at,
+    )
 
 
 def _obligation_out(o: Obligation) -> s.ObligationOut:
-    return s.ObligationOut(id=o.id or 0, period_id=o.period_id, enterprise_id=o.enterprise_id,
-                           pollutant=o.pollutant or None, verified_quantity=o.verified_quantity,
-                           forced_surrender_ordered=o.forced_surrender_ordered)
+    return s.ObligationOut(
+        id=o.id or 0,
+        period_id=o.period_id,
+        enterprise_id=o.enterprise_id,
+        pollutant=o.pollutant or None,
+        verified_quantity=o.verified_quantity,
+        forced_surrender_ordered=o.forced_surrender_ordered,
+    )
 
 
 def _line_dict(line: s.ReportLine) -> dict[str, Any]:
@@ -2290,9 +3011,18 @@ def _totals(kind: str, result: Any) -> dict[str, Any]:
             "factors_version": result.factors_version,
             "explanation": {
                 "rounding_rule": result.rounding_rule,
-                "lines": [{"line_type": x.line_type.value, "item": x.item, "quantity": fraction_text(x.quantity, 4),
-                           "unit": x.unit, "formula": x.formula, "factors": dict(x.factors), "tco2e": x.tco2e_text}
-                          for x in result.lines],
+                "lines": [
+                    {
+                        "line_type": x.line_type.value,
+                        "item": x.item,
+                        "quantity": fraction_text(x.quantity, 4),
+                        "unit": x.unit,
+                        "formula": x.formula,
+                        "factors": dict(x.factors),
+                        "tco2e": x.tco2e_text,
+                    }
+                    for x in result.lines
+                ],
             },
         }
     if kind == "energy":
@@ -2306,15 +3036,24 @@ def _totals(kind: str, result: Any) -> dict[str, Any]:
             "electricity_mwh": int(kwh // 1000),
             "explanation": {
                 "rounding_rule": result.rounding_rule,
-                "lines": [{"item": x.item, "quantity": fraction_text(x.quantity, 4), "unit": x.unit,
-                           "kgce_per_unit": x.kgce_per_unit, "kgce": fraction_text(x.kgce_exact, 6)}
-                          for x in result.lines],
+                "lines": [
+                    {
+                        "item": x.item,
+                        "quantity": fraction_text(x.quantity, 4),
+                        "unit": x.unit,
+                        "kgce_per_unit": x.kgce_per_unit,
+                        "kgce": fraction_text(x.kgce_exact, 6),
+                    }
+                    for x in result.lines
+                ],
             },
         }
     return {
         "kg": dict(result.kg_by_pollutant),
-        "explanation": {"rounding_rule": result.rounding_rule,
-                        "exact_kg": {p: fraction_text(v, 6) for p, v in result.exact_kg_by_pollutant}},
+        "explanation": {
+            "rounding_rule": result.rounding_rule,
+            "exact_kg": {p: fraction_text(v, 6) for p, v in result.exact_kg_by_pollutant},
+        },
     }
 
 
@@ -2334,7 +3073,8 @@ def _raise_rows(errors: Iterable[reports_import.RowError]) -> None:
         "report-rows-invalid",
         f"{len(items)} problem(s) in row(s) {', '.join(map(str, rows[:30]))}{' …' if len(rows) > 30 else ''}; "
         "nothing was imported. Fix every row listed in `errors` and upload the file again.",
-        field="file", extra={"errors": items},
+        field="file",
+        extra={"errors": items},
     )
 
 
@@ -2349,13 +3089,25 @@ def _status_failures(acc_: RegistryAccount) -> list[str]:
 def _params_to_json(p: SettlementParams, k: int) -> dict[str, Any]:
     return {
         "k": k,
-        "carbon": None if p.carbon is None else {"reference_price_fen": p.carbon.reference_price_fen,
-                                                 "multiplier_k": p.carbon.multiplier_k,
-                                                 "deduction_bps": p.carbon.deduction_bps, "citation": p.carbon.citation},
-        "energy": None if p.energy is None else {"fine_fen_per_unit": p.energy.fine_fen_per_unit,
-                                                 "deduction_bps": p.energy.deduction_bps, "citation": p.energy.citation},
-        "discharge": {k_: {"fine_fen_per_unit": v.fine_fen_per_unit, "deduction_bps": v.deduction_bps,
-                           "citation": v.citation} for k_, v in p.discharge.items()},
+        "carbon": None
+        if p.carbon is None
+        else {
+            "reference_price_fen": p.carbon.reference_price_fen,
+            "multiplier_k": p.carbon.multiplier_k,
+            "deduction_bps": p.carbon.deduction_bps,
+            "citation": p.carbon.citation,
+        },
+        "energy": None
+        if p.energy is None
+        else {
+            "fine_fen_per_unit": p.energy.fine_fen_per_unit,
+            "deduction_bps": p.energy.deduction_bps,
+            "citation": p.energy.citation,
+        },
+        "discharge": {
+            k_: {"fine_fen_per_unit": v.fine_fen_per_unit, "deduction_bps": v.deduction_bps, "citation": v.citation}
+            for k_, v in p.discharge.items()
+        },
         "not_reported_fine_fen": p.not_reported_fine_fen,
     }
 
@@ -2363,38 +3115,73 @@ def _params_to_json(p: SettlementParams, k: int) -> dict[str, Any]:
 def _params_from_json(d: dict[str, Any]) -> SettlementParams:
     c, e = d.get("carbon"), d.get("energy")
     return SettlementParams(
-        carbon=None if c is None else CarbonPenalty(c["reference_price_fen"], c["multiplier_k"], c["deduction_bps"],
-                                                    c["citation"]),
+        carbon=None
+        if c is None
+        else CarbonPenalty(c["reference_price_fen"], c["multiplier_k"], c["deduction_bps"], c["citation"]),
         energy=None if e is None else UnitPenalty(e["fine_fen_per_unit"], e["deduction_bps"], e["citation"]),
-        discharge={k: UnitPenalty(v["fine_fen_per_unit"], v["deduction_bps"], v["citation"])
-                   for k, v in d.get("discharge", {}).items()},
+        discharge={
+            k: UnitPenalty(v["fine_fen_per_unit"], v["deduction_bps"], v["citation"])
+            for k, v in d.get("discharge", {}).items()
+        },
         not_reported_fine_fen=d.get("not_reported_fine_fen", 0),
     )
 
 
 def _domain_result(r: SettlementResultRow) -> SettlementResult:
     return SettlementResult(
-        obligation_id=str(r.obligation_id), enterprise_id=str(r.enterprise_id), city=r.city, industry=r.industry,
-        kind=OBLIGATION_KIND[r.kind], pollutant=r.pollutant or None, status=Status(r.status),
-        timeliness=Timeliness(r.timeliness), obligation=r.obligation, surrendered_on_time=r.surrendered_on_time,
-        surrendered_late=r.surrendered_late, forced_quantity=r.forced_quantity, surrendered=r.surrendered,
-        excess=r.excess, shortfall_at_deadline=r.shortfall_at_deadline, shortfall=r.shortfall, fine_fen=r.fine_fen,
-        fine_formula=r.fine_formula, next_allocation_deduction=r.next_allocation_deduction,
-        reserve_repayment=r.reserve_repayment, citation=r.citation,
+        obligation_id=str(r.obligation_id),
+        enterprise_id=str(r.enterprise_id),
+        city=r.city,
+        industry=r.industry,
+        kind=OBLIGATION_KIND[r.kind],
+        pollutant=r.pollutant or None,
+        status=Status(r.status),
+        timeliness=Timeliness(r.timeliness),
+        obligation=r.obligation,
+        surrendered_on_time=r.surrendered_on_time,
+        surrendered_late=r.surrendered_late,
+        forced_quantity=r.forced_quantity,
+        surrendered=r.surrendered,
+        excess=r.excess,
+        shortfall_at_deadline=r.shortfall_at_deadline,
+        shortfall=r.shortfall,
+        fine_fen=r.fine_fen,
+        fine_formula=r.fine_formula,
+        next_allocation_deduction=r.next_allocation_deduction,
+        reserve_repayment=r.reserve_repayment,
+        citation=r.citation,
     )
 
 
 def _result_out(r: SettlementResultRow, e: Enterprise) -> s.SettlementResultOut:
     return s.SettlementResultOut(
-        obligation_id=r.obligation_id, enterprise_id=r.enterprise_id, enterprise_name=e.name, uscc=e.uscc,
-        city=r.city, industry=r.industry, kind=r.kind, pollutant=r.pollutant or None, status=r.status,
-        timeliness=r.timeliness, report_late=r.report_late, obligation=r.obligation,
-        surrendered_on_time=r.surrendered_on_time, surrendered_late=r.surrendered_late,
-        forced_quantity=r.forced_quantity, surrendered=r.surrendered, excess=r.excess,
-        shortfall_at_deadline=r.shortfall_at_deadline, shortfall=r.shortfall, fine_fen=r.fine_fen,
-        fine_yuan=format_fen(r.fine_fen), fine_formula=r.fine_formula,
-        next_allocation_deduction=r.next_allocation_deduction, reserve_repayment=r.reserve_repayment,
-        citation=r.citation, detail=json.loads(r.detail), fine_due_on=r.fine_due_on,
+        obligation_id=r.obligation_id,
+        enterprise_id=r.enterprise_id,
+        enterprise_name=e.name,
+        uscc=e.uscc,
+        city=r.city,
+        industry=r.industry,
+        kind=r.kind,
+        pollutant=r.pollutant or None,
+        status=r.status,
+        timeliness=r.timeliness,
+        report_late=r.report_late,
+        obligation=r.obligation,
+        surrendered_on_time=r.surrendered_on_time,
+        surrendered_late=r.surrendered_late,
+        forced_quantity=r.forced_quantity,
+        surrendered=r.surrendered,
+        excess=r.excess,
+        shortfall_at_deadline=r.shortfall_at_deadline,
+        shortfall=r.shortfall,
+        fine_fen=r.fine_fen,
+        fine_yuan=format_fen(r.fine_fen),
+        fine_formula=r.fine_formula,
+        next_allocation_deduction=r.next_allocation_deduction,
+        reserve_repayment=r.reserve_repayment,
+        citation=r.citation,
+        detail=json.loads(r.detail),
+        fine_due_on=r.fine_due_on,
     )
 
 
@@ -2402,25 +3189,54 @@ def _result_out_from(
     o: Obligation, r: SettlementResult, e: Enterprise, detail: dict[str, Any], kind: str
 ) -> s.SettlementResultOut:
     return s.SettlementResultOut(
-        obligation_id=o.id or 0, enterprise_id=o.enterprise_id, enterprise_name=e.name, uscc=e.uscc, city=r.city,
-        industry=r.industry, kind=kind, pollutant=o.pollutant or None, status=r.status.value,
-        timeliness=r.timeliness.value, report_late=bool(detail.get("report_late")), obligation=r.obligation,
-        surrendered_on_time=r.surrendered_on_time, surrendered_late=r.surrendered_late,
-        forced_quantity=r.forced_quantity, surrendered=r.surrendered, excess=r.excess,
-        shortfall_at_deadline=r.shortfall_at_deadline, shortfall=r.shortfall, fine_fen=r.fine_fen,
-        fine_yuan=format_fen(r.fine_fen), fine_formula=r.fine_formula,
-        next_allocation_deduction=r.next_allocation_deduction, reserve_repayment=r.reserve_repayment,
-        citation=r.citation, detail=detail, fine_due_on=None,
+        obligation_id=o.id or 0,
+        enterprise_id=o.enterprise_id,
+        enterprise_name=e.name,
+        uscc=e.uscc,
+        city=r.city,
+        industry=r.industry,
+        kind=kind,
+        pollutant=o.pollutant or None,
+        status=r.status.value,
+        timeliness=r.timeliness.value,
+        report_late=bool(detail.get("report_late")),
+        obligation=r.obligation,
+        surrendered_on_time=r.surrendered_on_time,
+        surrendered_late=r.surrendered_late,
+        forced_quantity=r.forced_quantity,
+        surrendered=r.surrendered,
+        excess=r.excess,
+        shortfall_at_deadline=r.shortfall_at_deadline,
+        shortfall=r.shortfall,
+        fine_fen=r.fine_fen,
+        fine_yuan=format_fen(r.fine_fen),
+        fine_formula=r.fine_formula,
+        next_allocation_deduction=r.next_allocation_deduction,
+        reserve_repayment=r.reserve_repayment,
+        citation=r.citation,
+        detail=detail,
+        fine_due_on=None,
     )
 
 
 def _group_out(g: Any) -> s.GroupTotalOut:
     return s.GroupTotalOut(
-        dimension=g.dimension, key=g.key, kind=g.kind.value, pollutant=g.pollutant, enterprises=g.enterprises,
-        compliant=g.compliant, shortfall_count=g.shortfall_count, not_reported=g.not_reported, late=g.late,
-        obligation=g.obligation, surrendered=g.surrendered, shortfall=g.shortfall, forced=g.forced,
-        fine_fen=g.fine_fen, next_allocation_deduction=g.next_allocation_deduction,
+        dimension=g.dimension,
+        key=g.key,
+        kind=g.kind.value,
+        pollutant=g.pollutant,
+        enterprises=g.enterprises,
+        compliant=g.compliant,
+        shortfall_count=g.shortfall_count,
+        not_reported=g.not_reported,
+        late=g.late,
+        obligation=g.obligation,
+        surrendered=g.surrendered,
+        shortfall=g.shortfall,
+        forced=g.forced,
+        fine_fen=g.fine_fen,
+        next_allocation_deduction=g.next_allocation_deduction,
     )
 
 
-__all__ = ["ComplianceService", "ScheduledEvent", "fault_point", "market_price_fen", "uscc_std", "SHANGHAI"]
+__all__ = ["ComplianceService", "ScheduledEvent", "fault_point", "market_price_fen"]

@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,7 +79,7 @@ async def ensure_account(
     return account
 
 
-async def insert_or_get(session: AsyncSession, row: T, lookup: Select[tuple[T]]) -> T:
+async def insert_or_get(session: AsyncSession, row: T, lookup: Select[Any]) -> T:
     """Insert `row`, or return the one a concurrent transaction inserted first under the same unique key.
 
     The insert runs in a savepoint, so losing the race rolls back only the insert, not the unit of work
@@ -90,7 +90,8 @@ async def insert_or_get(session: AsyncSession, row: T, lookup: Select[tuple[T]])
             await session.flush()
         return row
     except IntegrityError:
-        return (await session.execute(lookup.execution_options(populate_existing=True))).scalar_one()
+        found: T = (await session.execute(lookup.execution_options(populate_existing=True))).scalar_one()
+        return found
 
 
 def available(account: LedgerAccount) -> int:
@@ -177,9 +178,16 @@ async def create_transfer(
     pending: bool = False,
     ref: str | None = None,
     field: str = "quantity",
+    accounts: tuple[LedgerAccount, LedgerAccount] | None = None,
+    serialised: bool | None = None,
+    fresh_client_id: bool = False,
 ) -> TransferResult:
     """Post (or hold, when `pending`) one transfer. Several calls in one unit of work are linked: a refusal
-    raises, and the unit of work rolls all of them back together."""
+    raises, and the unit of work rolls all of them back together.
+
+    Callers that already hold the two ledger accounts (`accounts`, debit then credit) and know whether the asset
+    is serialised save the look-ups; `fresh_client_id` says the id was derived from a row this unit of work just
+    inserted, so it cannot exist yet (the unique constraint still guards it)."""
     if amount <= 0 or amount > INT64_MAX:
         raise InvalidInput(field, "The amount must be a positive whole number of base units.")
     if debit_account_id == credit_account_id:
@@ -193,21 +201,24 @@ async def create_transfer(
         code=code,
         kind=kind,
     )
-    prior = await _existing(session, client_id)
-    if prior is not None:
-        if _same(prior, **fields):
-            return TransferResult(prior, created=False)
-        raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
-    accounts = (
-        (
+    if not fresh_client_id:
+        prior = await _existing(session, client_id)
+        if prior is not None:
+            if _same(prior, **fields):
+                return TransferResult(prior, created=False)
+            raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
+    if accounts is None:
+        rows = (
             await session.execute(
                 select(LedgerAccount).where(LedgerAccount.id.in_([debit_account_id, credit_account_id]))
             )
-        )
-        .scalars()
-        .all()
-    )
-    if len(accounts) != 2 or any(a.asset_id != asset_id for a in accounts):
+        ).scalars()
+        by_id = {a.id: a for a in rows}
+        if len(by_id) != 2:
+            raise AppError("assets-must-match", "Both accounts must hold the transfer's asset.", field="instrument_id")
+        accounts = (by_id[debit_account_id], by_id[credit_account_id])
+    debit, credit = accounts
+    if (debit.id, credit.id) != (debit_account_id, credit_account_id) or any(a.asset_id != asset_id for a in accounts):
         raise AppError("assets-must-match", "Both accounts must hold the transfer's asset.", field="instrument_id")
     # Ascending id order: two crossed transfers lock the same rows in the same order.
     steps = sorted([(debit_account_id, "debit"), (credit_account_id, "credit")])
@@ -223,7 +234,9 @@ async def create_transfer(
     session.add(transfer)
     await session.flush()
     if not pending:
-        await _move_serials(session, asset_id, debit_account_id, credit_account_id, amount)
+        await _move_serials(
+            session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
+        )
     return TransferResult(transfer, created=True)
 
 
@@ -289,12 +302,29 @@ async def resolve_pending(
     return TransferResult(transfer, created=True)
 
 
-async def _move_serials(session: AsyncSession, asset_id: int, debit_id: int, credit_id: int, amount: int) -> None:
-    asset = (await session.execute(select(LedgerAsset).where(LedgerAsset.id == asset_id))).scalar_one()
-    if not asset.serialised:
+async def _move_serials(
+    session: AsyncSession,
+    asset_id: int,
+    debit_id: int,
+    credit_id: int,
+    amount: int,
+    *,
+    serialised: bool | None = None,
+    debit_role: str | None = None,
+) -> None:
+    """Move `amount` serials from the debit account's blocks to the credit account (Core statements only: the hot
+    path of every registry transfer). Issuance cuts a new block from the asset's counter."""
+    if serialised is None:
+        serialised = (
+            await session.execute(select(LedgerAsset.serialised).where(LedgerAsset.id == asset_id))
+        ).scalar_one()
+    if not serialised:
         return
-    debit = (await session.execute(select(LedgerAccount.role).where(LedgerAccount.id == debit_id))).scalar_one()
-    if debit == ROLE_ISSUANCE:
+    if debit_role is None:
+        debit_role = (
+            await session.execute(select(LedgerAccount.role).where(LedgerAccount.id == debit_id))
+        ).scalar_one()
+    if debit_role == ROLE_ISSUANCE:
         # The counter advances by a conditional update, so concurrent issuances get disjoint ranges.
         end = (
             await session.execute(
@@ -307,66 +337,79 @@ async def _move_serials(session: AsyncSession, asset_id: int, debit_id: int, cre
         await _add_block(session, asset_id, credit_id, end - amount, end)
         return
     blocks = (
-        (
-            await session.execute(
-                select(SerialBlock)
-                .where(SerialBlock.ledger_account_id == debit_id)
-                .order_by(SerialBlock.serial_start)
-                .execution_options(populate_existing=True)
-            )
+        await session.execute(
+            select(SerialBlock.id, SerialBlock.serial_start, SerialBlock.serial_end)
+            .where(SerialBlock.ledger_account_id == debit_id)
+            .order_by(SerialBlock.serial_start)
         )
-        .scalars()
-        .all()
-    )
+    ).all()
     left = amount
-    for block in blocks:
+    whole: list[int] = []
+    for block_id, start, end in blocks:
         if left == 0:
             break
-        if block.quantity <= left:
-            left -= block.quantity
-            start, end = block.serial_start, block.serial_end
-            await session.delete(block)
-            await session.flush()
-            await _add_block(session, asset_id, credit_id, start, end)
+        if end - start <= left:
+            whole.append(block_id)
+            left -= end - start
         else:
             # Split the one block: the sender keeps the low part, the receiver gets the top `left` serials.
-            cut = block.serial_end - left
-            moved_end = block.serial_end
-            block.serial_end = cut
-            block.quantity = cut - block.serial_start
-            await session.flush()
-            await _add_block(session, asset_id, credit_id, cut, moved_end)
+            cut = end - left
+            await session.execute(
+                update(SerialBlock)
+                .where(SerialBlock.id == block_id)
+                .values(serial_end=cut, quantity=cut - start)
+                .execution_options(synchronize_session=False)
+            )
+            await _add_block(session, asset_id, credit_id, cut, end)
             left = 0
     if left:
         raise AssertionError(f"serial blocks of ledger account {debit_id} do not cover its balance")
+    if whole:
+        # Whole blocks change hands as they are; they stay disjoint, so no merge is needed for correctness.
+        await session.execute(
+            update(SerialBlock)
+            .where(SerialBlock.id.in_(whole))
+            .values(ledger_account_id=credit_id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _add_block(session: AsyncSession, asset_id: int, account_id: int, start: int, end: int) -> None:
-    """Add [start, end) to an account, merging with a neighbour that touches it, so holdings stay compact."""
+    """Add [start, end) to an account, merging with the neighbours that touch it, so holdings stay compact."""
     neighbours = (
-        (
-            await session.execute(
-                select(SerialBlock)
-                .where(
-                    SerialBlock.ledger_account_id == account_id,
-                    or_(SerialBlock.serial_end == start, SerialBlock.serial_start == end),
-                )
-                .execution_options(populate_existing=True)
+        await session.execute(
+            select(SerialBlock.id, SerialBlock.serial_start, SerialBlock.serial_end).where(
+                SerialBlock.ledger_account_id == account_id,
+                or_(SerialBlock.serial_end == start, SerialBlock.serial_start == end),
             )
         )
-        .scalars()
-        .all()
-    )
-    for n in neighbours:
-        start, end = min(start, n.serial_start), max(end, n.serial_end)
-        await session.delete(n)
-    await session.flush()
-    session.add(
-        SerialBlock(
-            ledger_account_id=account_id, asset_id=asset_id, serial_start=start, serial_end=end, quantity=end - start
+    ).all()
+    if not neighbours:
+        await session.execute(
+            insert(SerialBlock).values(
+                ledger_account_id=account_id,
+                asset_id=asset_id,
+                serial_start=start,
+                serial_end=end,
+                quantity=end - start,
+            )
         )
+        return
+    keep_id = neighbours[0][0]
+    for _, n_start, n_end in neighbours:
+        start, end = min(start, n_start), max(end, n_end)
+    if len(neighbours) > 1:
+        await session.execute(
+            delete(SerialBlock)
+            .where(SerialBlock.id.in_([n[0] for n in neighbours[1:]]))
+            .execution_options(synchronize_session=False)
+        )
+    await session.execute(
+        update(SerialBlock)
+        .where(SerialBlock.id == keep_id)
+        .values(serial_start=start, serial_end=end, quantity=end - start)
+        .execution_options(synchronize_session=False)
     )
-    await session.flush()
 
 
 async def check_invariants(session: AsyncSession) -> list[str]:

@@ -953,6 +953,9 @@ class RegistryService:
             now=now,
             pending=pending,
             ref=f"rtx:{tx.id}",
+            accounts=(debit, credit),
+            serialised=True,
+            fresh_client_id=True,
         )
         return result.transfer.id or 0
 

@@ -26,7 +26,7 @@ run: $(BIN)/.installed
 
 # Runs the whole suite on SQLite, and on PostgreSQL too when GREENRIGHTS_TEST_DATABASE_URL is set.
 test: $(BIN)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .

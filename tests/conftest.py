@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from core.clock import FixedClock
 from core.db import Database, UnitOfWork, sync_url
@@ -22,7 +22,26 @@ from core.settings import Settings
 from server.app import create_app
 from server.migrate import create_schema
 
-PG_URL = os.environ.get("GREENRIGHTS_TEST_DATABASE_URL")
+_BASE_PG_URL = os.environ.get("GREENRIGHTS_TEST_DATABASE_URL")
+
+
+def _worker_pg_url() -> str | None:
+    """Under pytest-xdist each worker gets its own PostgreSQL database (created on first use), so workers never
+    drop each other's schema; without xdist the configured database is used as it is."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not _BASE_PG_URL or not worker:
+        return _BASE_PG_URL
+    base = make_url(sync_url(_BASE_PG_URL))
+    name = f"{base.database}_{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(_BASE_PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+PG_URL = _worker_pg_url()
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 START = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 Shanghai
 

@@ -37,10 +37,10 @@ from core.db import Database, UnitOfWork, sync_url
 from core.identity import Role, create_api_key, create_organisation
 from registry.service import RegistryService
 from server.migrate import upgrade
+from tests.conftest import PG_URL  # one database per xdist worker
 from tests.helpers import make_uscc
 
 REPO = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("GREENRIGHTS_TEST_DATABASE_URL")
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 60.0

@@ -94,6 +94,22 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType("below-floor", 422, "The bid is below the auction's floor price", "3817"),
     ProblemType("above-ceiling", 422, "The bid is above the auction's ceiling price", "3818"),
     ProblemType("auction-spec-invalid", 422, "The auction's terms break the auction rules", "3819"),
+    # 37xx: finance (finance/; domain.md section 7)
+    ProblemType("claim-transition-refused", 409, "The claim's current state does not allow this action", "3701"),
+    ProblemType("budget-insufficient", 409, "The programme budget has not enough available for this amount", "3702"),
+    ProblemType("budget-missing", 409, "No budget exists for this programme and fiscal year", "3703"),
+    ProblemType("notice-period-running", 409, "The public notice period has not ended yet", "3704"),
+    ProblemType("claim-not-eligible", 409, "The claim's determination is not eligible for payment", "3705"),
+    ProblemType("clawback-window-closed", 409, "The window for recovering this subsidy has closed", "3706"),
+    ProblemType("penalty-already-paid", 409, "This penalty notice is already paid", "3707"),
+    ProblemType("payment-amount-mismatch", 422, "The payment does not equal the amount due today", "3708"),
+    # 39xx: incentives (incentives/; domain.md section 6)
+    ProblemType("facts-invalid", 422, "The facts given are missing or invalid", "3901"),
+    ProblemType("parameter-not-in-force", 422, "A parameter has no value in force on the day asked", "3902"),
+    ProblemType("reform-invalid", 422, "The reform's parameter values do not fit the parameters", "3903"),
+    ProblemType("batch-input-invalid", 422, "The batch has invalid columns or rows; nothing was evaluated", "3904"),
+    ProblemType("unknown-programme", 404, "No incentive programme has this code", "3905"),
+    ProblemType("unknown-parameter", 404, "No incentive parameter has this name", "3906"),
 )
 
 CATALOGUE: dict[str, ProblemType] = {p.slug: p for p in _CATALOGUE}

@@ -288,8 +288,11 @@ class EdgeMiddleware:
             return
         settings = self.settings_getter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        limit = settings.max_body_bytes
-        if int(headers.get("content-length") or 0) > limit:
+        # A route that takes bulk input (a batch of enterprises) may raise its own limit through `opt`.
+        route_opt = getattr(scope.get("route_handler"), "opt", {}) or {}
+        limit = int(route_opt.get("max_body_bytes") or settings.max_body_bytes)
+        declared = headers.get("content-length") or "0"
+        if not declared.isdigit() or int(declared) > limit:
             await _send_raw(send, *_raw_problem(413, "body-too-large", f"Send at most {limit} bytes."))
             return
         chunks: list[bytes] = []

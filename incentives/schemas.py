@@ -1,0 +1,236 @@
+"""Request and response shapes of the incentives API.
+
+Facts travel under the engine's documented names (`GET /api/v1/incentives/facts`). Money may be given either
+as integer fen under the engine's `_fen` name or as a yuan decimal string under the same name ending `_yuan`
+(`rd_core_costs_yuan: "7200000.00"`), parsed exactly at the edge; answers give every amount both ways
+(`fen` integer and `yuan` string). Requests forbid unknown fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import msgspec
+
+from core.schema import Id, Req
+from incentives.batch import PASSTHROUGH
+from incentives.domain.facts import FACTS
+
+MAX_BATCH_ROWS = 200_000
+"""A limit on everything: one batch or reform population has at most this many rows."""
+
+ProjectRef = Annotated[str, msgspec.Meta(max_length=100)]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class EvaluateEligibility(Req):
+    """Evaluate one enterprise or project against every programme (or the ones named)."""
+
+    facts: dict[str, Any] = msgspec.field(default_factory=dict)
+    enterprise_id: Id | None = None
+    project_ref: ProjectRef = ""
+    on: dt.date | None = None
+    known_on: dt.date | None = None
+    programmes: Annotated[list[Code], msgspec.Meta(max_length=32)] | None = None
+
+
+# ----------------------------------------------------------------------------------------------- batch rows
+
+MONEY_KINDS = ("fen",)
+INT_KINDS = ("fen", "count", "int", "bp", "year")
+
+
+def yuan_alias(fact: str) -> str:
+    """`rd_core_costs_fen` → `rd_core_costs_yuan`."""
+    return fact[: -len("_fen")] + "_yuan"
+
+
+YUAN_ALIASES: dict[str, str] = {
+    yuan_alias(name): name for name, spec in FACTS.items() if spec.kind in MONEY_KINDS and name.endswith("_fen")
+}
+"""Yuan-string aliases accepted at the edge for every money fact: alias → engine fact name."""
+
+
+def _record_field(name: str) -> tuple[str, Any, None]:
+    spec = FACTS[name]
+    kind: Any
+    if spec.kind in INT_KINDS:
+        kind = int | None
+    elif spec.kind == "bool":
+        kind = bool | None
+    elif spec.kind == "date":
+        kind = dt.date | None
+    else:
+        kind = str | None
+    return (name, kind, None)
+
+
+BatchRecord: Any = msgspec.defstruct(
+    "BatchRecord",
+    [
+        ("on", dt.date | None, None),
+        ("enterprise_id", int | str | None, None),
+        ("city", str | None, None),
+        ("year", int | None, None),
+        *(_record_field(name) for name in FACTS),
+        *((alias, str | int | None, None) for alias in YUAN_ALIASES),
+    ],
+    kw_only=True,
+    forbid_unknown_fields=True,
+    module=__name__,
+)
+"""One enterprise-year of a batch: the fact columns, `on`, the passthrough columns and yuan aliases.
+Decoding is strict: a JSON float is never an integer fact, a string never a boolean."""
+
+BATCH_COLUMNS: tuple[str, ...] = tuple(f for f in BatchRecord.__struct_fields__)
+assert set(PASSTHROUGH) <= set(BATCH_COLUMNS)
+
+
+class EvaluateBatch(Req):
+    """JSON form of evaluateBatch (the CSV form sends the same columns as a text/csv body)."""
+
+    records: Annotated[list[BatchRecord], msgspec.Meta(max_length=MAX_BATCH_ROWS)]
+    on: dt.date | None = None
+    known_on: dt.date | None = None
+    programmes: Annotated[list[Code], msgspec.Meta(max_length=32)] | None = None
+
+
+class Population(Req):
+    """The enterprise-years a reform is priced over: exactly one of the three sources."""
+
+    records: Annotated[list[BatchRecord], msgspec.Meta(max_length=MAX_BATCH_ROWS)] | None = None
+    # A seeded synthetic population (incentives.batch.synthetic_population), for exploring a reform.
+    synthetic_rows: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_ROWS)] | None = None
+    synthetic_seed: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    # The latest stored evaluation of every enterprise evaluated so far (its facts and day).
+    stored_evaluations: bool = False
+
+
+class SimulateReform(Req):
+    """Change parameters (plain JSON values: integers, ratios, lists, catalogues) and price the change."""
+
+    overrides: Annotated[dict[str, Any], msgspec.Meta(min_length=1, max_length=64)]
+    population: Population
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "reform"
+    on: dt.date | None = None
+    valid_from: dt.date | None = None
+
+
+# ----------------------------------------------------------------------------------------------- answers
+
+
+class CitationOut(msgspec.Struct, kw_only=True):
+    document: str
+    article: str
+
+
+class AmountOut(msgspec.Struct, kw_only=True):
+    """A money output of a programme, in integer fen and as an exact yuan string."""
+
+    name: str
+    label_zh: str
+    label_en: str
+    fen: int
+    yuan: str
+
+
+class GateOut(msgspec.Struct, kw_only=True):
+    """One legal condition: what was measured, against what, in which unit, and under which article."""
+
+    code: str
+    label_zh: str
+    label_en: str
+    measured: int | bool | str | None
+    measured_text: str
+    comparator: str
+    threshold: int | bool | str | None
+    threshold_text: str
+    unit: str
+    passed: bool
+    citation: CitationOut
+    # For a failed gate: the smallest change that would pass, in words and (numeric gates) as a value.
+    remedy_en: str | None = None
+    remedy_zh: str | None = None
+    remedy_target: int | None = None
+
+
+class DeterminationOut(msgspec.Struct, kw_only=True):
+    """A stored determination: the engine's record (`record`, hashed by `digest`) and a readable summary."""
+
+    id: int
+    digest: str
+    verified: bool
+    evaluation_id: int
+    programme: str
+    label_zh: str
+    label_en: str
+    headline_kind: str
+    eligible: bool
+    stacked_out_by: str | None
+    headline: str
+    headline_fen: int
+    headline_yuan: str
+    amounts: list[AmountOut]
+    outputs: dict[str, int]
+    gates: list[GateOut]
+    failed_gates: list[GateOut]
+    articles: list[CitationOut]
+    rule_pack_version: str
+    parameter_versions: list[str]
+    on: dt.date
+    known_on: dt.date | None
+    enterprise_id: int | None
+    project_ref: str
+    created_by: str
+    created_at: dt.datetime
+    record: dict[str, Any]
+
+
+class EnterpriseFacts(msgspec.Struct, kw_only=True):
+    """What the registry knows of the enterprise evaluated."""
+
+    id: int
+    uscc: str
+    name: str
+    city: str
+    industry_code: str
+    is_key_emitter: bool
+    is_sme: bool
+    is_high_tech: bool
+
+
+class RegistryFact(msgspec.Struct, kw_only=True):
+    fact: str
+    value: Any
+    source: str
+    caller_value: Any = None
+
+
+class NotEvaluated(msgspec.Struct, kw_only=True):
+    programme: str
+    label_zh: str
+    label_en: str
+    reason: str
+
+
+class KindTotal(msgspec.Struct, kw_only=True):
+    """The sum of headline amounts of one kind (tax expenditure, refund, subsidy, credit volume, relending)."""
+
+    kind: str
+    fen: int
+    yuan: str
+
+
+class EligibilityOut(msgspec.Struct, kw_only=True):
+    evaluation_id: int
+    on: dt.date
+    known_on: dt.date | None
+    enterprise: EnterpriseFacts | None
+    registry_facts: list[RegistryFact]
+    qualifies: list[str]
+    not_qualified: list[str]
+    stacked_out: list[str]
+    not_evaluated: list[NotEvaluated]
+    totals: list[KindTotal]
+    determinations: list[DeterminationOut]

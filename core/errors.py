@@ -87,7 +87,7 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType("order-cancelled", 409, "The order is already cancelled", "3810"),
     ProblemType("self-trade", 422, "A participant cannot trade with itself", "3811"),
     ProblemType("pick-wrong-side", 422, "A buyer picks a sell listing and a seller picks a buy listing", "3812"),
-    ProblemType("pick-outside-best-levels", 409, "Only listings within the best five price levels can be picked", "3813"),
+    ProblemType("pick-outside-best-levels", 409, "Only listings within the best five levels can be picked", "3813"),
     ProblemType("pick-quantity-above-listing", 409, "The pick asks for more than the listing has left", "3814"),
     ProblemType("t-plus-one", 409, "Units bought today can be sold from the next trading day", "3815"),
     ProblemType("below-block-minimum", 422, "A block trade needs at least the block minimum quantity", "3816"),

@@ -280,6 +280,19 @@ class AuctionController(Controller):
         return await svc(request).clear_auction(request.user, auction_id)
 
 
+    @post(
+        "/{auction_id:int}/cancel",
+        operation_id="cancelAuction",
+        guards=[allow(*AUTHORITIES, *TRADERS)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="The seller withdraws an open auction; the units and every bid's funds are released",
+    )
+    async def cancel(self, request: Request[Identity, Any, Any], auction_id: IdPath) -> s.AuctionOut:
+        return await svc(request).cancel_auction(request.user, auction_id)
+
+
 class FundController(Controller):
     path = "/api/v1/funds"
     tags = TAGS

@@ -47,10 +47,10 @@ from trading.domain.auction import (
     clear_auction,
 )
 from trading.domain.auction import Bid as AuctionBid
-from trading.domain.bands import fee_fen, price_band, round_half_up_to_tick
+from trading.domain.bands import fee_fen, is_on_lot, is_on_tick, price_band, round_half_up_to_tick
 from trading.domain.block import BlockRules, confirm_block_trade, propose_block_trade
 from trading.domain.block import BlockTrade as BlockTerms
-from trading.domain.book import BookSnapshot
+from trading.domain.book import BookConfig, BookSnapshot
 from trading.domain.commands import Cancel, Command, Pick, Place
 from trading.domain.journal import replay
 from trading.domain.marketdata import CLOSE_SETTING_VENUES, TradePrint, Venue, daily_summary
@@ -144,6 +144,31 @@ def _book_error(code: Code, row: BookDay | None = None, *, pick: bool = False) -
     return AppError(slug, detail, field=field_name, extra=extra)
 
 
+def _entry_check(
+    config: BookConfig, kind: OrderKind, price_fen: int | None, quantity: int, *, pick: bool
+) -> Code | None:
+    """The book's static entry checks (mode, tick, band, lot, maximum), run before anything is held.
+
+    The book runs them again and stays the authority; running them first makes a malformed order a 422 even when
+    the caller could not have covered it anyway (which would otherwise answer 409 from the hold).
+    """
+    listed = config.mode is BookMode.LISTED
+    if not pick:
+        if listed and kind is not OrderKind.LIMIT:
+            return Code.WRONG_MODE
+        if price_fen is not None:
+            if config.check_tick and not is_on_tick(price_fen, config.tick_fen):
+                return Code.OFF_TICK
+            band = config.band
+            if band is not None and not band.contains(price_fen):
+                return Code.OUTSIDE_BAND
+    if config.check_lot and not is_on_lot(quantity, config.lot_quantity):
+        return Code.OFF_LOT
+    if config.quantity_max is not None and quantity > config.quantity_max:
+        return Code.QUANTITY_ABOVE_MAX
+    return None
+
+
 def _raise_failures(failures: list[checks.Failure]) -> None:
     if failures:
         slug, field_name, message = failures[0]
@@ -159,6 +184,7 @@ class TradingService:
     is_working_day: Callable[[dt.date], bool] = calendar_working_day
     _markets: dict[int, MarketInfo] = field(default_factory=dict)
     _book_ids: dict[tuple[int, dt.date], int] = field(default_factory=dict)
+    accounts: clearing.Accounts = field(default_factory=clearing.Accounts)
 
     # ------------------------------------------------------------------ the sequencer's unit of work
     async def _exclusive(self, book_id: int, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
@@ -275,6 +301,10 @@ class TradingService:
             if (await ses.execute(select(Market.id).where(Market.instrument_id == inst.id))).first():
                 raise Conflict("duplicate", "A market for this instrument exists.", field="instrument_id")
             scale = _scale(inst.kind)
+            tick_fen = parse_money_fen(req.tick, field="tick")
+            lot_quantity = 1 if req.lot is None else parse_quantity(req.lot, scale=scale, field="lot")
+            if tick_fen > reference_fen:
+                raise InvalidInput("tick", "The tick must not exceed the reference price.")
             quantity_max = (
                 DEFAULT_QUANTITY_MAX
                 if req.quantity_max is None
@@ -287,6 +317,8 @@ class TradingService:
                 prev_close_fen=reference_fen,
                 band_bps=req.band_bps,
                 block_band_bps=req.block_band_bps,
+                tick_fen=tick_fen,
+                lot_quantity=lot_quantity,
                 quantity_max=quantity_max,
                 taker_fee_bps=req.taker_fee_bps,
                 maker_fee_bps=req.maker_fee_bps,
@@ -364,16 +396,16 @@ class TradingService:
         _raise_failures(failures)
         return acc
 
-    async def _units_ledger(self, ses: AsyncSession, acc: RegistryAccount, inst: Instrument) -> LedgerAccount:
-        return await clearing.units_account(ses, asset_id=inst.asset_id, registry_account_id=acc.id or 0, role=acc.type)
+    async def _units_ledger(self, ses: AsyncSession, acc: RegistryAccount, inst: Instrument) -> int:
+        return await self.accounts.units(ses, asset_id=inst.asset_id, registry_account_id=acc.id or 0, role=acc.type)
 
     async def _check_sellable(
-        self, ses: AsyncSession, la: LedgerAccount, acc: RegistryAccount, inst: Instrument, quantity: int, day: dt.date
+        self, ses: AsyncSession, la: int, acc: RegistryAccount, inst: Instrument, quantity: int, day: dt.date
     ) -> None:
         """No short selling, and T+1: units bought today are not available for sale until the next trading day."""
         fresh = (
             await ses.execute(
-                select(LedgerAccount).where(LedgerAccount.id == la.id).execution_options(populate_existing=True)
+                select(LedgerAccount).where(LedgerAccount.id == la).execution_options(populate_existing=True)
             )
         ).scalar_one()
         available = ledger.available(fresh)
@@ -476,7 +508,10 @@ class TradingService:
             inst = await self.registry._instrument(ses, info.instrument_id)
             acc = await self._trading_account(ses, who, req.account_id, inst, buying=side is Side.BUY, now=now)
             state = await self.sequencer.load(ses, row)
-            ids = await clearing.ids_for(ses, inst.asset_id)
+            early = _entry_check(state.book.config, kind, price_fen, quantity, pick=pick)
+            if early is not None:
+                raise _book_error(early, row, pick=pick)
+            ids = await self.accounts.ids_for(ses, inst.asset_id)
             order = Order(
                 book_id=book_id,
                 market_id=info.market_id,
@@ -520,7 +555,7 @@ class TradingService:
                     ses,
                     prefix=f"ord:{oid}",
                     count=1,
-                    from_account_id=la.id or 0,
+                    from_account_id=la,
                     clearing_id=ids.units_clearing_id,
                     asset_id=ids.units_asset_id,
                     amount=quantity,
@@ -529,7 +564,7 @@ class TradingService:
                     funds=False,
                 )
             elif cost_price is not None:
-                fund = await clearing.fund_account(ses, who.organisation_id)
+                fund = await self.accounts.fund(ses, who.organisation_id)
                 order.unit_cost_fen = clearing.unit_cost_fen(cost_price, max(row.taker_fee_bps, row.maker_fee_bps))
                 order.hold_count = 1
                 order.held_amount = quantity * order.unit_cost_fen
@@ -537,7 +572,7 @@ class TradingService:
                     ses,
                     prefix=f"ord:{oid}",
                     count=1,
-                    from_account_id=fund.id or 0,
+                    from_account_id=fund,
                     clearing_id=ids.cny_clearing_id,
                     asset_id=ids.cny_asset_id,
                     amount=order.held_amount,
@@ -706,7 +741,7 @@ class TradingService:
         buyer_acc = await ses.get(RegistryAccount, trade.buyer_account_id)
         assert buyer_acc is not None
         buyer_units = await self._units_ledger(ses, buyer_acc, inst)
-        seller_fund = await clearing.fund_account(ses, trade.seller_organisation_id)
+        seller_fund = await self.accounts.fund(ses, trade.seller_organisation_id)
         await clearing.deliver(
             ses,
             ids,
@@ -716,8 +751,8 @@ class TradingService:
                 notional_fen=trade.price_fen * trade.quantity,
                 buyer_fee_fen=trade.buyer_fee_fen,
                 seller_fee_fen=trade.seller_fee_fen,
-                buyer_units_account_id=buyer_units.id or 0,
-                seller_fund_account_id=seller_fund.id or 0,
+                buyer_units_account_id=buyer_units,
+                seller_fund_account_id=seller_fund,
             ),
             now,
         )
@@ -1371,21 +1406,21 @@ class TradingService:
         count: int,
     ) -> int:
         """Hold one side of a block trade; returns the hold id (the proposer's is also kept on the row)."""
-        ids = await clearing.ids_for(ses, inst.asset_id)
+        ids = await self.accounts.ids_for(ses, inst.asset_id)
         if side is Side.SELL:
             la = await self._units_ledger(ses, acc, inst)
             await self._check_sellable(ses, la, acc, inst, bt.quantity, business_date(now))
             amount, source, clr, asset, funds = (
                 bt.quantity,
-                la.id or 0,
+                la,
                 ids.units_clearing_id,
                 ids.units_asset_id,
                 False,
             )
         else:
-            fund = await clearing.fund_account(ses, acc.organisation_id)
+            fund = await self.accounts.fund(ses, acc.organisation_id)
             amount = bt.price_fen * bt.quantity + fee_fen(bt.price_fen * bt.quantity, market.taker_fee_bps)
-            source, clr, asset, funds = fund.id or 0, ids.cny_clearing_id, ids.cny_asset_id, True
+            source, clr, asset, funds = fund, ids.cny_clearing_id, ids.cny_asset_id, True
         hold_id = await self._hold(
             ses,
             prefix=f"blk:{bt.id}",
@@ -1441,7 +1476,7 @@ class TradingService:
             else:
                 bt.seller_account_id = acc.id
             accept_hold = await self._block_hold(ses, bt, market, inst, acc, side, now, count=2)
-            ids = await clearing.ids_for(ses, inst.asset_id)
+            ids = await self.accounts.ids_for(ses, inst.asset_id)
             notional = bt.price_fen * bt.quantity
             fee = fee_fen(notional, market.taker_fee_bps)
             trade = Trade(
@@ -1637,14 +1672,14 @@ class TradingService:
                 )
             ses.add(auction)
             await ses.flush()
-            ids = await clearing.ids_for(ses, inst.asset_id)
+            ids = await self.accounts.ids_for(ses, inst.asset_id)
             la = await self._units_ledger(ses, acc, inst)
             await self._check_sellable(ses, la, acc, inst, volume, business_date(now))
             auction.hold_transfer_id = await self._hold(
                 ses,
                 prefix=f"auc:{auction.id}",
                 count=1,
-                from_account_id=la.id or 0,
+                from_account_id=la,
                 clearing_id=ids.units_clearing_id,
                 asset_id=ids.units_asset_id,
                 amount=volume,
@@ -1711,14 +1746,14 @@ class TradingService:
             )
             ses.add(bid)
             await ses.flush()
-            ids = await clearing.ids_for(ses, inst.asset_id)
-            fund = await clearing.fund_account(ses, who.organisation_id)
+            ids = await self.accounts.ids_for(ses, inst.asset_id)
+            fund = await self.accounts.fund(ses, who.organisation_id)
             bid.held_amount = price_fen * quantity
             bid.hold_transfer_id = await self._hold(
                 ses,
                 prefix=f"bid:{bid.id}",
                 count=1,
-                from_account_id=fund.id or 0,
+                from_account_id=fund,
                 clearing_id=ids.cny_clearing_id,
                 asset_id=ids.cny_asset_id,
                 amount=bid.held_amount,
@@ -1762,7 +1797,7 @@ class TradingService:
                 auction.seed,
             )
             inst = await self.registry._instrument(ses, auction.instrument_id)
-            ids = await clearing.ids_for(ses, inst.asset_id)
+            ids = await self.accounts.ids_for(ses, inst.asset_id)
             auction.tie_order = json.dumps(list(result.tie_order))
             venue = Venue.PRIMARY_AUCTION if auction.type == "primary" else Venue.ONE_WAY_AUCTION
             cleared = result.status is AuctionStatus.CLEARED
@@ -1834,6 +1869,52 @@ class TradingService:
                     "seed": auction.seed,
                 },
             )
+            return await self._auction_out(ses, who, auction, market.kind)
+
+        return await self.db.run(work)
+
+    async def cancel_auction(self, who: Identity, auction_id: int) -> s.AuctionOut:
+        """The seller withdraws an open auction: its units and every bidder's funds are released."""
+        now = self.clock.now()
+
+        async def work(uow: UnitOfWork) -> s.AuctionOut:
+            ses = uow.session
+            auction = await self._auction(ses, auction_id, lock=True)
+            market = await ses.get(Market, auction.market_id)
+            assert market is not None
+            if who.organisation_id != auction.seller_organisation_id:
+                raise NotFound("auction", field="auction_id")
+            if auction.status == "cancelled" and auction.cleared_at is not None:
+                return await self._auction_out(ses, who, auction, market.kind)
+            if auction.status != "open":
+                raise Conflict("invalid-state", f"Auction {auction.id} is {auction.status}.")
+            await clearing.collect(
+                ses,
+                hold_id=auction.hold_transfer_id or 0,
+                amount=0,
+                client_id=f"auc:{auction.id}:h1:r",
+                now=now,
+                code="trade-release",
+            )
+            bids = (await ses.execute(select(Bid).where(Bid.auction_id == auction.id))).scalars().all()
+            for bid in bids:
+                await clearing.collect(
+                    ses,
+                    hold_id=bid.hold_transfer_id or 0,
+                    amount=0,
+                    client_id=f"bid:{bid.id}:h1:r",
+                    now=now,
+                    code="trade-release",
+                )
+                bid.hold_transfer_id = None
+                bid.held_amount = 0
+                bid.status = "cancelled"
+            auction.status = "cancelled"
+            auction.reason = "withdrawn by the seller"
+            auction.hold_transfer_id = None
+            auction.held_amount = 0
+            auction.cleared_at = now
+            uow.audit(who.actor, "auction.cancel", "auction", str(auction.id), {"bids": len(bids)})
             return await self._auction_out(ses, who, auction, market.kind)
 
         return await self.db.run(work)
@@ -1942,15 +2023,15 @@ class TradingService:
             ses.add(mv)
             await ses.flush()
             if kind == "withdrawal":
-                fund = await clearing.fund_account(ses, who.organisation_id)
-                bank = await clearing.settlement_account(ses)
+                fund = await self.accounts.fund(ses, who.organisation_id)
+                bank = await self.accounts.settlement(ses)
                 mv.held_amount = amount_fen
                 mv.hold_transfer_id = await clearing.hold(
                     ses,
                     client_id=f"fund:{mv.id}:h1",
-                    from_account_id=fund.id or 0,
-                    clearing_id=bank.id or 0,
-                    asset_id=fund.asset_id,
+                    from_account_id=fund,
+                    clearing_id=bank,
+                    asset_id=await self.accounts.cny_asset_id(ses),
                     amount=amount_fen,
                     code="withdrawal",
                     now=now,
@@ -1980,15 +2061,15 @@ class TradingService:
                 if mv.status == target and mv.decided_by == who.principal_id:
                     return self._movement_out(mv)
                 raise Conflict("invalid-state", f"Fund movement {mv.id} is already {mv.status}.")
-            fund = await clearing.fund_account(ses, mv.organisation_id)
+            fund = await self.accounts.fund(ses, mv.organisation_id)
             if mv.kind == "deposit" and target == "confirmed":
-                bank = await clearing.settlement_account(ses)
+                bank = await self.accounts.settlement(ses)
                 result = await ledger.create_transfer(
                     ses,
                     client_id=f"fund:{mv.id}:deposit",
-                    debit_account_id=bank.id or 0,
-                    credit_account_id=fund.id or 0,
-                    asset_id=fund.asset_id,
+                    debit_account_id=bank,
+                    credit_account_id=fund,
+                    asset_id=await self.accounts.cny_asset_id(ses),
                     amount=mv.amount_fen,
                     code="deposit",
                     now=now,

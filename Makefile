@@ -30,7 +30,7 @@ test: $(BIN)/.installed-dev
 
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
-	$(BIN)/mypy core registry/domain trading/domain incentives/domain
+	$(BIN)/mypy core registry/domain trading/domain incentives/domain finance/domain
 	$(BIN)/lint-imports
 
 bench: $(BIN)/.installed-dev

@@ -49,7 +49,7 @@ class EnterpriseController(Controller):
         "/{enterprise_id:int}",
         operation_id="getEnterprise",
         responses=READ_PROBLEMS,
-        guards=[allow(*ALL_READERS, R.BANK, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
+        guards=[allow(*ALL_READERS, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
     )
     async def get_one(self, request: Request[Identity, Any, Any], enterprise_id: IdPath) -> s.EnterpriseOut:
         return await svc(request).get_enterprise(request.user, enterprise_id)

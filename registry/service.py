@@ -142,7 +142,7 @@ class RegistryService:
             ent = await uow.session.get(Enterprise, enterprise_id)
             if ent is None or not (
                 who.reads_all()
-                or who.role in (Role.BANK, Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER)
+                or who.role in (Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER)
                 or ent.organisation_id == who.organisation_id
             ):
                 raise NotFound("enterprise")

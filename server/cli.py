@@ -40,8 +40,9 @@ def _db() -> Database:
     return db
 
 
-async def org_for(uow: UnitOfWork, role: Role, enterprise_uscc: str | None) -> int:
-    """The organisation a new principal acts for: its enterprise, or the authority of its role."""
+async def org_for(uow: UnitOfWork, role: Role, enterprise_uscc: str | None, organisation: str | None = None) -> int:
+    """The organisation a new principal acts for: its enterprise, the named organisation (e.g. one bank among
+    several; created on first use), or the authority of its role."""
     ses = uow.session
     if role in ENTERPRISE_ROLES or enterprise_uscc:
         if not enterprise_uscc:
@@ -51,22 +52,21 @@ async def org_for(uow: UnitOfWork, role: Role, enterprise_uscc: str | None) -> i
             raise SystemExit(f"no enterprise with code {enterprise_uscc}")
         return ent.organisation_id
     kind = "finance" if role in (Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER) else role.value
-    org = (
-        (await ses.execute(select(Organisation).where(Organisation.kind == kind).order_by(Organisation.id)))
-        .scalars()
-        .first()
-    )
+    query = select(Organisation).where(Organisation.kind == kind)
+    if organisation:
+        query = query.where(Organisation.name == organisation)
+    org = (await ses.execute(query.order_by(Organisation.id))).scalars().first()
     if org is None:
-        org = await create_organisation(ses, AUTHORITY_NAMES[role], kind, SystemClock().now())
+        org = await create_organisation(ses, organisation or AUTHORITY_NAMES[role], kind, SystemClock().now())
     assert org.id is not None
     return org.id
 
 
-async def _apikey(role: Role, enterprise: str | None, label: str) -> str:
+async def _apikey(role: Role, enterprise: str | None, label: str, organisation: str | None = None) -> str:
     db = _db()
 
     async def work(uow: UnitOfWork) -> str:
-        org_id = await org_for(uow, role, enterprise)
+        org_id = await org_for(uow, role, enterprise, organisation)
         p, key = await create_api_key(
             uow.session, organisation_id=org_id, role=role, label=label, now=SystemClock().now()
         )
@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_key.add_argument("--role", required=True, choices=[r.value for r in Role])
     p_key.add_argument("--enterprise", default=None, metavar="USCC")
     p_key.add_argument("--label", default="")
+    p_key.add_argument("--organisation", default=None, help="organisation name, e.g. one bank among several")
     p_user = sub.add_parser("user", help="staff users (password from GREENRIGHTS_NEW_PASSWORD or a prompt)")
     p_user.add_argument("action", choices=["create"])
     p_user.add_argument("--username", required=True)
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("database upgraded")
         return 0
     if args.cmd == "apikey":
-        key = asyncio.run(_apikey(Role(args.role), args.enterprise, args.label))
+        key = asyncio.run(_apikey(Role(args.role), args.enterprise, args.label, args.organisation))
         print(f"API key for role {args.role} (shown once; store it now):")
         print(key)
         return 0

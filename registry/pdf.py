@@ -43,7 +43,7 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
         rows.append([rule.label_zh, inst.code, f"{h.balance} {rule.display_unit}", f"{h.available} {rule.display_unit}",
                      f"{h.held} {rule.display_unit}", f"{first}\n至 {last}（{len(h.serial_blocks)} 段）"])
     if rows:
-        doc.table(["品种", "单位类别", "余额", "可用", "冻结/挂起", "序列号范围"], rows, col_widths=[2, 3, 3, 3, 2.5, 5],
+        doc.table(["品种", "单位类别", "余额", "可用", "冻结/挂起", "序列号范围"], rows, col_widths=[3, 3.5, 3, 3, 2.5, 5],
                   align_right=(2, 3, 4))
     else:
         doc.paragraph("本账户暂无持有。")

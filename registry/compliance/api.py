@@ -86,6 +86,20 @@ class SchemeController(Controller):
         return await svc(request).period_calendar(request.user, period_id)
 
     @post(
+        "/periods/{period_id:int}/calendar",
+        operation_id="updatePeriodCalendar",
+        guards=[allow(*AUTHORITIES)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="Apply the authority's notice: new event dates or a correction window for an open period",
+    )
+    async def update_dates(
+        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.UpdatePeriodDates]
+    ) -> s.PeriodOut:
+        return await svc(request).update_period_dates(request.user, period_id, data)
+
+    @post(
         "/periods/{period_id:int}/reference-price",
         operation_id="setReferencePrice",
         guards=[allow(R.REGULATOR)],

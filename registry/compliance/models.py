@@ -217,6 +217,8 @@ class SettlementResultRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("period_id", "enterprise_id", "obligation_id", name="uq_settlement_period_ent_obligation"),
         Index("ix_settlement_period_id", "period_id", "id"),
+        # The settlement job asks "is this obligation settled?" once per obligation; this makes it a lookup.
+        Index("ix_settlement_obligation", "obligation_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     period_id: int = Field(foreign_key="compliance_period.id")

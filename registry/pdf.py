@@ -11,12 +11,24 @@ from core.pdf import Document, verification_code
 from registry.domain.instruments import KIND_RULES, Kind
 
 CODE_ZH = {
-    "issuance": "签发", "allocation": "分配", "transfer": "转让", "surrender": "清缴", "retirement": "注销（自愿/绿电消费声明）",
-    "cancellation": "注销（主管部门）", "expiry": "过期核销", "freeze": "冻结", "unfreeze": "解冻",
+    "issuance": "签发",
+    "allocation": "分配",
+    "transfer": "转让",
+    "surrender": "清缴",
+    "retirement": "注销（自愿/绿电消费声明）",
+    "cancellation": "注销（主管部门）",
+    "expiry": "过期核销",
+    "freeze": "冻结",
+    "unfreeze": "解冻",
 }
 STATUS_ZH = {
-    "completed": "已完成", "awaiting_approval": "待复核", "approved": "已复核待执行", "rejected": "已驳回",
-    "active": "冻结中", "released": "已解冻", "cancelled": "已取消",
+    "completed": "已完成",
+    "awaiting_approval": "待复核",
+    "approved": "已复核待执行",
+    "rejected": "已驳回",
+    "active": "冻结中",
+    "released": "已解冻",
+    "cancelled": "已取消",
 }
 ACCOUNT_ZH = {"holding": "持有账户", "trading": "交易账户", "allocation": "分配账户"}
 
@@ -27,8 +39,12 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
     ent = data["enterprise"]
     holdings = data["holdings"]
     txs = data["transactions"]
-    meta = {"账户编号": str(acc.id), "账户类型": ACCOUNT_ZH.get(acc.type, acc.type), "账户状态": acc.status,
-            "账户持有人": org.name if org else ""}
+    meta = {
+        "账户编号": str(acc.id),
+        "账户类型": ACCOUNT_ZH.get(acc.type, acc.type),
+        "账户状态": acc.status,
+        "账户持有人": org.name if org else "",
+    }
     if ent is not None:
         meta["统一社会信用代码"] = ent.uscc
         meta["所在城市"] = ent.city
@@ -40,26 +56,51 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
         rule = KIND_RULES[Kind(inst.kind)]
         first = h.serial_blocks[0].first if h.serial_blocks else "—"
         last = h.serial_blocks[-1].last if h.serial_blocks else "—"
-        rows.append([rule.label_zh, inst.code, f"{h.balance} {rule.display_unit}", f"{h.available} {rule.display_unit}",
-                     f"{h.held} {rule.display_unit}", f"{first}\n至 {last}（{len(h.serial_blocks)} 段）"])
+        rows.append(
+            [
+                rule.label_zh,
+                inst.code,
+                f"{h.balance} {rule.display_unit}",
+                f"{h.available} {rule.display_unit}",
+                f"{h.held} {rule.display_unit}",
+                f"{first}\n至 {last}（{len(h.serial_blocks)} 段）",
+            ]
+        )
     if rows:
-        doc.table(["品种", "单位类别", "余额", "可用", "冻结/挂起", "序列号范围"], rows, col_widths=[3, 3.5, 3, 3, 2.5, 5],
-                  align_right=(2, 3, 4))
+        doc.table(
+            ["品种", "单位类别", "余额", "可用", "冻结/挂起", "序列号范围"],
+            rows,
+            col_widths=[3, 3.5, 3, 3, 2.5, 5],
+            align_right=(2, 3, 4),
+        )
     else:
         doc.paragraph("本账户暂无持有。")
     doc.heading("二、最近交易（最多 200 笔）")
     tx_rows = [
-        [str(t.id), t.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"), CODE_ZH.get(t.code, t.code),
-         t.instrument_code, ("-" if t.from_account_id == acc.id else "+") + t.quantity, STATUS_ZH.get(t.status, t.status)]
+        [
+            str(t.id),
+            t.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+            CODE_ZH.get(t.code, t.code),
+            t.instrument_code,
+            ("-" if t.from_account_id == acc.id else "+") + t.quantity,
+            STATUS_ZH.get(t.status, t.status),
+        ]
         for t in txs
     ]
     if tx_rows:
-        doc.table(["编号", "时间（北京时间）", "类型", "单位类别", "数量", "状态"], tx_rows, col_widths=[1, 3, 2, 4, 2, 2],
-                  align_right=(4,))
+        doc.table(
+            ["编号", "时间（北京时间）", "类型", "单位类别", "数量", "状态"],
+            tx_rows,
+            col_widths=[1, 3, 2, 4, 2, 2],
+            align_right=(4,),
+        )
     else:
         doc.paragraph("本账户暂无交易记录。")
-    record = {"account": acc.id, "generated_at": generated_at.isoformat(),
-              "holdings": [[h.instrument.code, h.balance_base, h.available_base] for h in holdings],
-              "last_transaction": txs[0].id if txs else None}
+    record = {
+        "account": acc.id,
+        "generated_at": generated_at.isoformat(),
+        "holdings": [[h.instrument.code, h.balance_base, h.available_base] for h in holdings],
+        "last_transaction": txs[0].id if txs else None,
+    }
     doc.verification_footer(verification_code(record), "本对账单数据以登记簿记录为准")
     return doc.render()

@@ -1192,9 +1192,9 @@ class ComplianceService:
             )
             ses.add(table)
             await ses.flush()
-            for line in lines:
-                line.table_id = table.id or 0
-                ses.add(line)
+            for row in lines:
+                row.table_id = table.id or 0
+                ses.add(row)
             await ses.flush()
             uow.audit(
                 who.actor,
@@ -1637,7 +1637,7 @@ class ComplianceService:
         account: RegistryAccount,
         instrument: Instrument,
         quantity: int,
-        period_code: str,
+        period: str,
         now: dt.datetime,
     ) -> None:
         """Refuse a surrender that breaks a compliance rule, listing every failed condition. Runs inside the
@@ -1652,10 +1652,10 @@ class ComplianceService:
             )
         ).scalar_one_or_none()
         available = 0 if la is None else la.credits_posted - la.debits_posted - la.debits_pending
-        period = (
-            await ses.execute(select(CompliancePeriod).where(CompliancePeriod.code == period_code))
+        found = (
+            await ses.execute(select(CompliancePeriod).where(CompliancePeriod.code == period))
         ).scalar_one_or_none()
-        if period is None:
+        if found is None:
             if quantity > available:
                 raise Conflict(
                     "insufficient-available",
@@ -1665,10 +1665,22 @@ class ComplianceService:
                 )
             raise AppError(
                 "not-found",
-                f"No compliance period with code {period_code!r}; name the period as "
+                f"No compliance period with code {period!r}; name the period as "
                 "listed by listPeriods (e.g. CN-CEA-2025).",
                 field="period",
             )
+        await self._check_against_period(ses, account, instrument, quantity, found, available, now)
+
+    async def _check_against_period(
+        self,
+        ses: AsyncSession,
+        account: RegistryAccount,
+        instrument: Instrument,
+        quantity: int,
+        period: CompliancePeriod,
+        available: int,
+        now: dt.datetime,
+    ) -> None:
         scheme = await ses.get(ComplianceScheme, period.scheme_id)
         assert scheme is not None
         deadline, close = self._deadline(scheme, period)
@@ -1760,20 +1772,21 @@ class ComplianceService:
         self, ses: AsyncSession, period: CompliancePeriod, organisation_id: int, pollutant: str
     ) -> sur.SurrenderedSoFar:
         q = (
-            select(RegistryTransaction.quantity, Instrument.kind)
+            select(RegistryTransaction.quantity, Instrument.kind, RegistryTransaction.status)
             .join(RegistryAccount, RegistryAccount.id == RegistryTransaction.from_account_id)
             .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
             .where(
                 RegistryTransaction.period == period.code,
                 RegistryTransaction.code == "surrender",
-                RegistryTransaction.status == "completed",
                 RegistryAccount.organisation_id == organisation_id,
             )
         )
         if pollutant:
             q = q.where(Instrument.pollutant == pollutant)
         total = offsets = 0
-        for qty, kind in (await ses.execute(q)).all():
+        for qty, kind, status in (await ses.execute(q)).all():
+            if status != "completed":
+                continue
             total += qty
             offsets += qty if kind == Kind.CCER.value else 0
         return sur.SurrenderedSoFar(total, offsets)
@@ -1821,11 +1834,12 @@ class ComplianceService:
                 .join(RegistryAccount, RegistryAccount.id == RegistryTransaction.from_account_id)
                 .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
                 .where(
+                    # A retirement is recorded completed when it posts; the status is not filtered in SQL so that
+                    # the planner searches by account (the status index would scan every completed transaction).
                     RegistryTransaction.code == "retirement",
-                    RegistryTransaction.status == "completed",
                     Instrument.kind == Kind.GEC.value,
                     Instrument.production_month.like(f"{year}-%"),  # type: ignore[union-attr]
-                    RegistryTransaction.completed_at < before,
+                    RegistryTransaction.completed_at < before,  # type: ignore[operator]
                     RegistryAccount.organisation_id.in_(list(organisation_ids)),  # type: ignore[attr-defined]
                 )
                 .group_by(RegistryAccount.organisation_id)
@@ -1849,9 +1863,7 @@ class ComplianceService:
                 period, scheme = await self._period(uow.session, code_or_id)
             else:
                 period, scheme = await self._period_by_code(uow.session, code_or_id)
-            day = self._calendar(scheme, period).event(cal.EventKind.SURRENDER_DEADLINE).business_date
-            index = day.year * 12 + day.month - 1 - int(self._param("reference_price_month_offset", day))
-            return index // 12, index % 12 + 1
+            return _reference_month(self, scheme, period)
 
         return await self.db.read(work)
 
@@ -2085,12 +2097,9 @@ class ComplianceService:
                     .where(
                         Obligation.period_id == ctx.period.id,
                         Obligation.id > after_id,  # type: ignore[operator]
-                        ~exists().where(
-                            and_(
-                                SettlementResultRow.obligation_id == Obligation.id,
-                                SettlementResultRow.period_id == ctx.period.id,
-                            )
-                        ),
+                        # By obligation only (an obligation has one period), so the lookup uses its own index
+                        # rather than scanning the period's results.
+                        ~exists().where(SettlementResultRow.obligation_id == Obligation.id),
                     )
                     .order_by(Obligation.id)
                     .limit(limit)
@@ -2240,7 +2249,7 @@ class ComplianceService:
                     (
                         await ses.execute(
                             select(Obligation)
-                            .where(Obligation.period_id == ctx.period.id, Obligation.id > after)
+                            .where(Obligation.period_id == ctx.period.id, Obligation.id > after)  # type: ignore[operator]
                             .order_by(Obligation.id)
                             .limit(batch)
                         )
@@ -2311,7 +2320,7 @@ class ComplianceService:
                     ).where(SettlementResultRow.period_id == ctx.period.id)
                 )
             ).one()
-            by_status = dict(
+            by_status: dict[str, int] = dict(
                 (
                     await ses.execute(
                         select(SettlementResultRow.status, func.count())
@@ -2401,46 +2410,53 @@ class ComplianceService:
             rows = (
                 await ses.execute(
                     select(
+                        RegistryTransaction.id,
                         RegistryTransaction.quantity,
                         RegistryTransaction.completed_at,
                         RegistryTransaction.from_account_id,
+                        RegistryTransaction.status,
                     )
                     .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
                     .where(
                         RegistryTransaction.from_account_id.in_(list(acc_to_ent)),  # type: ignore[union-attr]
                         RegistryTransaction.code == "retirement",
-                        RegistryTransaction.status == "completed",
                         Instrument.kind == Kind.GEC.value,
                         Instrument.production_month.like(f"{ctx.period.year}-%"),  # type: ignore[union-attr]
                     )
                 )
             ).all()
-            for qty, at, acc_id in rows:
-                surrenders[(acc_to_ent[acc_id], "")].append(SurrenderFact(qty, at))
+            for _, qty, at, acc_id, status in sorted(rows):
+                if status == "completed":
+                    surrenders[(acc_to_ent[acc_id], "")].append(SurrenderFact(qty, at))
         else:
             rows = (
                 await ses.execute(
                     select(
+                        RegistryTransaction.id,
                         RegistryTransaction.quantity,
                         RegistryTransaction.completed_at,
                         Instrument.kind,
                         Instrument.pollutant,
                         RegistryTransaction.from_account_id,
+                        RegistryTransaction.status,
                     )
                     .join(Instrument, Instrument.id == RegistryTransaction.instrument_id)
                     .where(
+                        # Only conditions the (from_account_id, id) index serves, plus cheap row filters: the
+                        # status is checked below, because SQLite would otherwise pick the status index and scan
+                        # every completed transaction of the registry for each batch.
                         RegistryTransaction.from_account_id.in_(list(acc_to_ent)),  # type: ignore[union-attr]
                         RegistryTransaction.period == ctx.period.code,
                         RegistryTransaction.code == "surrender",
-                        RegistryTransaction.status == "completed",
                     )
-                    .order_by(RegistryTransaction.id)
                 )
             ).all()
-            for qty, at, inst_kind, pollutant, acc_id in rows:
+            for _, qty, at, inst_kind, pollutant, acc_id, status in sorted(rows):
+                if status != "completed":
+                    continue
                 key = (acc_to_ent[acc_id], (pollutant or "") if kind == "discharge" else "")
                 surrenders[key].append(SurrenderFact(qty, at, offset=inst_kind == Kind.CCER.value))
-        late = dict(
+        late: dict[int, bool] = dict(
             (
                 await ses.execute(
                     select(ComplianceReport.enterprise_id, ComplianceReport.late).where(
@@ -2685,7 +2701,7 @@ class ComplianceService:
                 shortfall=r.shortfall,
                 fine_fen=r.fine_fen,
             )
-        carbon_owed = sum(o["owed"] for o in owed if o["kind"] == "carbon")
+        carbon_owed = sum(int(o["owed"] or 0) for o in owed if o["kind"] == "carbon")
         return s.ComplianceStatusOut(
             enterprise_id=enterprise_id,
             open_shortfall=bool(owed) or any(v.status == "B" for v in latest.values()),
@@ -3145,8 +3161,11 @@ def _figures(kind: str, totals: dict[str, Any]) -> dict[str, int]:
 
 
 def _raise_rows(errors: Iterable[reports_import.RowError]) -> None:
-    items = [{"row": e.row, "column": e.column, "code": e.code, "detail": e.message, "value": e.value} for e in errors]
-    rows = sorted({e["row"] for e in items})
+    errors = list(errors)
+    items: list[dict[str, Any]] = [
+        {"row": e.row, "column": e.column, "code": e.code, "detail": e.message, "value": e.value} for e in errors
+    ]
+    rows = sorted({e.row for e in errors})
     raise AppError(
         "report-rows-invalid",
         f"{len(items)} problem(s) in row(s) {', '.join(map(str, rows[:30]))}{' …' if len(rows) > 30 else ''}; "

@@ -228,6 +228,40 @@ async def test_a_run_that_dies_half_way_is_taken_over_after_its_lease_and_finish
     await assert_settled_exactly_once(env, sc)
 
 
+async def test_a_connection_lost_mid_batch_leaves_nothing_half_written_and_the_next_fire_finishes(env) -> None:
+    """Reliability row 34: the batch's forced surrender had posted when the connection died; it rolls back with
+    the batch, the job is marked failed, and the next fire settles the rest, each obligation once."""
+    from sqlalchemy.exc import DBAPIError
+
+    sc = await scenario(env, dt.date(2025, 12, 31))
+    env.app.state.compliance.batch_size = BATCH
+    registry = env.app.state.registry
+    real_move = registry._move
+    calls = []
+
+    async def move_then_lose_the_connection(*args: Any, **kwargs: Any) -> int:
+        result = await real_move(*args, **kwargs)
+        calls.append(result)
+        if len(calls) == 2:  # the second batch's forced surrender, already flushed in its transaction
+            raise DBAPIError("INSERT ...", None, Exception("server closed the connection unexpectedly"),
+                             connection_invalidated=True)
+        return result
+
+    registry._move = move_then_lose_the_connection
+    sched = Scheduler(services_of(env))
+    try:
+        with pytest.raises(Exception, match="connection was lost"):
+            await sched.fire("settlement", sc.code)
+    finally:
+        registry._move = real_move
+    assert await scalar(env, "SELECT count(*) FROM compliance_settlement") == BATCH
+    assert await scalar(env, "SELECT count(*) FROM registry_transaction WHERE code = 'forced_surrender'") == 1
+    assert await scalar(env, "SELECT count(*) FROM scheduler_job_run WHERE status = 'failed'") == 1
+    again = await sched.fire("settlement", sc.code)
+    assert again.ran and again.result["settled_now"] == N - BATCH
+    await assert_settled_exactly_once(env, sc)
+
+
 # ---------------------------------------------------------------------------------------------- OS processes
 
 

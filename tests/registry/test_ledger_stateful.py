@@ -64,8 +64,11 @@ class RegistryMachine(RuleBasedStateMachine):
         self.reg = Identity(n * 100 + 1, reg_org, Role.REGULATOR, "r1")
         self.reg2 = Identity(n * 100 + 2, reg_org, Role.REGULATOR, "r2")
         self.alloc = self.run(self.svc.open_account(self.reg, s.OpenAccount(type="allocation"))).id
-        tx = self.run(self.svc.issue_units(self.reg, s.IssueUnits(kind="cea", scheme="national", vintage=2000 + n % 90,
-                                                                  quantity="500"), None))
+        tx = self.run(
+            self.svc.issue_units(
+                self.reg, s.IssueUnits(kind="cea", scheme="national", vintage=2000 + n % 90, quantity="500"), None
+            )
+        )
         self.run(self.svc.approve_transfer(self.reg2, tx.id, s.Decision()))
         self.inst = tx.instrument_id
         # Two enterprises; the first has two accounts (transfers between them are trusted).
@@ -73,8 +76,12 @@ class RegistryMachine(RuleBasedStateMachine):
         self.owner: dict[int, Identity] = {}
         self.second: dict[int, Identity] = {}
         for e in range(2):
-            ent = self.run(self.svc.create_enterprise(self.reg, s.CreateEnterprise(
-                uscc=make_uscc(), name=f"企业{n}-{e}", city="南昌", industry_code="C3011")))
+            ent = self.run(
+                self.svc.create_enterprise(
+                    self.reg,
+                    s.CreateEnterprise(uscc=make_uscc(), name=f"企业{n}-{e}", city="南昌", industry_code="C3011"),
+                )
+            )
             for _ in range(2 if e == 0 else 1):
                 acc = self.run(self.svc.open_account(self.reg, s.OpenAccount(type="holding", enterprise_id=ent.id))).id
                 self.accounts.append(acc)
@@ -136,16 +143,25 @@ class RegistryMachine(RuleBasedStateMachine):
         rk = data.draw(st.sampled_from(sorted(self.keys)))
         _, tx_id = self.keys[rk]
         tx = self.run(self.svc.get_transaction(self.reg, tx_id))
-        again = self.run(self.svc.create_transfer(self.owner[tx.from_account_id], s.MoveUnits(
-            from_account_id=tx.from_account_id or 0, to_account_id=tx.to_account_id or 0, instrument_id=self.inst,
-            quantity=tx.quantity), rk))
+        again = self.run(
+            self.svc.create_transfer(
+                self.owner[tx.from_account_id],
+                s.MoveUnits(
+                    from_account_id=tx.from_account_id or 0,
+                    to_account_id=tx.to_account_id or 0,
+                    instrument_id=self.inst,
+                    quantity=tx.quantity,
+                ),
+                rk,
+            )
+        )
         assert again.id == tx_id  # the first effect, not a second one
 
     @precondition(lambda self: bool(self.pending))
     @rule(data=st.data(), reject=st.booleans(), self_approve=st.booleans())
     def decide(self, data: st.DataObject, reject: bool, self_approve: bool) -> None:
         item = data.draw(st.sampled_from(self.pending))
-        tx_id, a, b, q = item
+        tx_id, a, _b, q = item
         if self_approve:
             self.expect_refusal(self.svc.approve_transfer(self.owner[a], tx_id, s.Decision()), "four-eyes-required")
             return
@@ -171,8 +187,14 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(i=st.integers(0, 2), q=st.integers(1, 80))
     def freeze(self, i: int, q: int) -> None:
         acc = self.accounts[i]
-        req = s.FreezeUnits(account_id=acc, instrument_id=self.inst, quantity=str(q), legal_basis="judicial",
-                            authority="南昌市中级人民法院", reference=f"(2026)赣01执{next(_ids)}号")
+        req = s.FreezeUnits(
+            account_id=acc,
+            instrument_id=self.inst,
+            quantity=str(q),
+            legal_basis="judicial",
+            authority="南昌市中级人民法院",
+            reference=f"(2026)赣01执{next(_ids)}号",
+        )
         if q > self.avail(acc):
             self.expect_refusal(self.svc.freeze_units(self.reg, req, None), "insufficient-available")
             return
@@ -195,11 +217,15 @@ class RegistryMachine(RuleBasedStateMachine):
         acc = self.accounts[i]
         who = self.owner[acc]
         if retire:
-            call = self.svc.retire_units(who, s.RetireUnits(account_id=acc, instrument_id=self.inst, quantity=str(q),
-                                                            beneficiary="自愿注销"), None)
+            call = self.svc.retire_units(
+                who,
+                s.RetireUnits(account_id=acc, instrument_id=self.inst, quantity=str(q), beneficiary="自愿注销"),
+                None,
+            )
         else:
-            call = self.svc.surrender_units(who, s.SurrenderUnits(account_id=acc, instrument_id=self.inst,
-                                                                  quantity=str(q), period="2025"), None)
+            call = self.svc.surrender_units(
+                who, s.SurrenderUnits(account_id=acc, instrument_id=self.inst, quantity=str(q), period="2025"), None
+            )
         if q > self.avail(acc):
             self.expect_refusal(call, "insufficient-available")
             return
@@ -246,9 +272,15 @@ def test_registry_state_machine(backend: str, tmp_path: Path) -> None:
     RegistryMachine.svc = svc
     RegistryMachine.clock = clock
     try:
-        run_state_machine_as_test(RegistryMachine, settings=settings(
-            max_examples=12 if backend == "sqlite" else 8, stateful_step_count=25, deadline=None,
-            suppress_health_check=list(HealthCheck)))
+        run_state_machine_as_test(
+            RegistryMachine,
+            settings=settings(
+                max_examples=12 if backend == "sqlite" else 8,
+                stateful_step_count=25,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
     finally:
         loop.run_until_complete(app.state.db.dispose())
         loop.close()

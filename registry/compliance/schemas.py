@@ -1,0 +1,384 @@
+"""Request and response shapes of the compliance API. Requests forbid unknown fields, so a body that tries to
+set server-owned fields (status, verified figure, approver, settlement results) is refused with 422.
+
+Quantities in requests are decimal strings (or JSON integers) in the base unit of the report line's own unit
+(`"120000"`, `"350.5"`); money is a decimal string in yuan with at most two decimals (`"98.00"`); responses
+carry integers of base units (`*_fen`, tCO2e, kgce, kg, MWh) beside their display text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import msgspec
+
+Amount = str | int
+
+
+class Req(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+# ---------------------------------------------------------------- schemes and periods
+
+
+class CreateScheme(Req):
+    code: str
+    name: str
+    kind: Literal["carbon", "energy", "discharge", "green_power"]
+    cea_scheme: Literal["national", "provincial"] | None = None
+    # A calendar template in `registry.domain.calendar.template_from_dict` shape; the default by kind otherwise.
+    calendar: dict[str, Any] | None = None
+
+
+class SchemeOut(msgspec.Struct, kw_only=True):
+    id: int
+    code: str
+    name: str
+    kind: str
+    cea_scheme: str | None
+    authority_role: str
+    calendar: dict[str, Any]
+    created_at: dt.datetime
+
+
+class CreatePeriod(Req):
+    scheme_id: int
+    year: int
+    code: str | None = None
+    # Event dates set by the authority's notice for this period, e.g. {"surrender_deadline": "2026-12-31"}.
+    overrides: dict[str, dt.date] = msgspec.field(default_factory=dict)
+    eligible_vintages: list[int] | None = None
+    eligible_offset_vintages: list[int] | None = None
+    offset_cap_bps: int | None = None
+    late_until: dt.date | None = None
+    multiplier_k: int | None = None
+    region: str | None = None
+
+
+class UpdatePeriodDates(Req):
+    # Event dates of a new or corrected notice, merged over the period's earlier ones.
+    overrides: dict[str, dt.date] = msgspec.field(default_factory=dict)
+    late_until: dt.date | None = None
+    note: str = ""
+
+
+class PeriodOut(msgspec.Struct, kw_only=True):
+    id: int
+    scheme_id: int
+    scheme_code: str
+    kind: str
+    code: str
+    year: int
+    status: str
+    eligible_vintages: list[int]
+    eligible_offset_vintages: list[int] | None
+    offset_cap_bps: int
+    late_until: dt.date | None
+    multiplier_k: int
+    region: str | None
+    reference_price_fen: int | None
+    surrender_deadline: dt.date | None
+    surrender_due_before: dt.datetime | None
+    created_at: dt.datetime
+    settled_at: dt.datetime | None
+
+
+class CalendarEventOut(msgspec.Struct, kw_only=True):
+    kind: str
+    business_date: dt.date
+    starts_at: dt.datetime
+    due_before: dt.datetime
+    fires_at: dt.datetime
+    is_deadline: bool
+    description: str
+    citation: str
+    shifted_from: dt.date | None
+    overridden: bool
+    job: str | None
+
+
+class CalendarOut(msgspec.Struct, kw_only=True):
+    period_id: int
+    period_code: str
+    scheme: str
+    year: int
+    timezone: str
+    events: list[CalendarEventOut]
+
+
+class SetReferencePrice(Req):
+    price_yuan: Amount
+    note: str = ""
+
+
+class RegisterObligations(Req):
+    enterprise_ids: list[int]
+    pollutant: str | None = None
+    # Green-power schemes only: the consumption quota in MWh that each named enterprise must prove.
+    quota: Amount | None = None
+
+
+class ObligationOut(msgspec.Struct, kw_only=True):
+    id: int
+    period_id: int
+    enterprise_id: int
+    pollutant: str | None
+    verified_quantity: int | None
+    forced_surrender_ordered: int
+
+
+class OrderForcedSurrender(Req):
+    enterprise_id: int
+    quantity: Amount
+
+
+class FundReserve(Req):
+    instrument_id: int
+    quantity: Amount
+
+
+# ---------------------------------------------------------------- reports
+
+
+class ReportLine(Req):
+    """One line: carbon `{line_type, item, quantity, unit}`, energy `{item, quantity, unit}`,
+    discharge `{pollutant, quantity, unit}`."""
+
+    quantity: Amount
+    unit: str
+    line_type: str | None = None
+    item: str | None = None
+    pollutant: str | None = None
+
+
+class SubmitReport(Req):
+    lines: list[ReportLine]
+    enterprise_id: int | None = None
+    note: str = ""
+
+
+class VerifyReport(Req):
+    decision: Literal["verify", "correct"]
+    # The version the verifier read; refused (409) if the enterprise submitted a newer one meanwhile.
+    version: int
+    lines: list[ReportLine] | None = None
+    note: str = ""
+
+
+class ReportVersionOut(msgspec.Struct, kw_only=True):
+    version: int
+    source: str
+    lines: list[dict[str, Any]]
+    totals: dict[str, Any]
+    explanation: dict[str, Any]
+    submitted_by: int
+    submitted_role: str
+    note: str
+    created_at: dt.datetime
+
+
+class ReportOut(msgspec.Struct, kw_only=True):
+    id: int
+    period_id: int
+    enterprise_id: int
+    kind: str
+    status: str
+    late: bool
+    current_version: int
+    verified_version: int | None
+    verified_figure: dict[str, Any] | None
+    first_submitted_at: dt.datetime
+    verified_at: dt.datetime | None
+    versions: list[ReportVersionOut]
+
+
+class UploadOut(msgspec.Struct, kw_only=True):
+    imported_rows: int
+    reports: list[ReportOut]
+
+
+# ---------------------------------------------------------------- allocation
+
+
+class BenchmarkLineIn(Req):
+    label: str
+    benchmark: str
+    output: str
+    corrections: list[str] = msgspec.field(default_factory=list)
+
+
+class AllocationLineIn(Req):
+    enterprise_id: int
+    account_id: int | None = None
+    quantity: Amount | None = None
+    benchmark_lines: list[BenchmarkLineIn] | None = None
+    previous_verified: Amount | None = None
+
+
+class UploadAllocationTable(Req):
+    kind: Literal["pre_allocation", "allocation", "true_up"]
+    instrument_id: int
+    lines: list[AllocationLineIn]
+    note: str = ""
+
+
+class Decision(Req):
+    decision: Literal["approve", "reject"] = "approve"
+    reason: str = ""
+
+
+class AllocationLineOut(msgspec.Struct, kw_only=True):
+    enterprise_id: int
+    account_id: int
+    method: str
+    quantity: int
+    direction: str
+    delta: int
+    deducted: int
+    posted: int
+    inputs: dict[str, Any]
+    transaction_id: int | None
+
+
+class AllocationTableOut(msgspec.Struct, kw_only=True):
+    id: int
+    period_id: int
+    kind: str
+    status: str
+    instrument_id: int
+    uploaded_by: int
+    approved_by: int | None
+    note: str
+    reason: str
+    total_quantity: int
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    posted_at: dt.datetime | None
+    lines: list[AllocationLineOut]
+
+
+# ---------------------------------------------------------------- settlement and results
+
+
+class SettlementResultOut(msgspec.Struct, kw_only=True):
+    obligation_id: int
+    enterprise_id: int
+    enterprise_name: str
+    uscc: str
+    city: str
+    industry: str
+    kind: str
+    pollutant: str | None
+    status: str
+    timeliness: str
+    report_late: bool
+    obligation: int | None
+    surrendered_on_time: int
+    surrendered_late: int
+    forced_quantity: int
+    surrendered: int
+    excess: int
+    shortfall_at_deadline: int
+    shortfall: int
+    fine_fen: int
+    fine_yuan: str
+    fine_formula: str
+    next_allocation_deduction: int
+    reserve_repayment: int
+    citation: str
+    detail: dict[str, Any]
+    fine_due_on: dt.date | None
+
+
+class GroupTotalOut(msgspec.Struct, kw_only=True):
+    dimension: str
+    key: str
+    kind: str
+    pollutant: str | None
+    enterprises: int
+    compliant: int
+    shortfall_count: int
+    not_reported: int
+    late: int
+    obligation: int
+    surrendered: int
+    shortfall: int
+    forced: int
+    fine_fen: int
+    next_allocation_deduction: int
+
+
+class SettlementOut(msgspec.Struct, kw_only=True):
+    period_id: int
+    period_code: str
+    dry_run: bool
+    status: str  # dry_run | settled | already_settled
+    reference_price_fen: int | None
+    price_source: str
+    multiplier_k: int
+    obligations: int
+    settled_now: int
+    batches: int
+    compliant: int
+    shortfall_count: int
+    not_reported: int
+    total_shortfall: int
+    total_fine_fen: int
+    total_forced: int
+    results: list[SettlementResultOut]
+
+
+class ResultsPage(msgspec.Struct, kw_only=True):
+    period_id: int
+    total: int
+    items: list[SettlementResultOut]
+    totals_by_city: list[GroupTotalOut]
+    totals_by_industry: list[GroupTotalOut]
+
+
+class FineOut(msgspec.Struct, kw_only=True):
+    enterprise_id: int
+    uscc: str
+    enterprise_name: str
+    period_id: int
+    period_code: str
+    scheme_code: str
+    kind: str
+    obligation_id: int
+    shortfall_at_deadline: int
+    fine_fen: int
+    fine_formula: str
+    citation: str
+    settled_at: dt.datetime
+    due_on: dt.date | None
+
+
+class NoticeOut(msgspec.Struct, kw_only=True):
+    id: int
+    period_id: int
+    enterprise_id: int
+    kind: str
+    message: str
+    created_at: dt.datetime
+
+
+class SchemeStatusOut(msgspec.Struct, kw_only=True):
+    scheme_code: str
+    kind: str
+    period_code: str
+    year: int
+    pollutant: str | None
+    status: str
+    timeliness: str
+    shortfall: int
+    fine_fen: int
+
+
+class ComplianceStatusOut(msgspec.Struct, kw_only=True):
+    enterprise_id: int
+    open_shortfall: bool
+    carbon_open_shortfall_t: int
+    owed: list[dict[str, Any]]
+    latest: list[SchemeStatusOut]

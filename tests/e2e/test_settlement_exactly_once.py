@@ -41,7 +41,7 @@ from tests.helpers import make_uscc
 from tests.registry.compliance.kit import audited_settlements
 
 REPO = Path(__file__).resolve().parents[2]
-N = 24
+N = 16
 BATCH = 4
 LEASE_S = 10
 PROCESS_TIMEOUT_S = 90

@@ -39,6 +39,8 @@ from core.models import IdempotencyRecord
 
 log = logging.getLogger("greenrights.http")
 PROBLEM_JSON = "application/problem+json"
+# Route options and documented problems shared by every context's controllers.
+IDEMPOTENT: dict[str, Any] = {"idempotent": True}
 
 
 class Problem(msgspec.Struct, kw_only=True):
@@ -51,6 +53,14 @@ class Problem(msgspec.Struct, kw_only=True):
     code: str
     field: str | None = None
     instance: str | None = None
+
+
+def request_key(request: Request[Any, Any, Any]) -> str | None:
+    """The caller's Idempotency-Key scoped to the principal ("principal:key"), set by EdgeMiddleware on
+    value-moving routes; services store it as a unique request key so that a retry finds its first effect."""
+    state = request.scope.get("state", {})
+    key = state.get("idempotency_key")
+    return key if isinstance(key, str) else None
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -478,3 +488,7 @@ async def _send_raw(send: Send, status: int, body: bytes, ctype: str | None = No
         headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+READ_PROBLEMS = problem_responses(401, 403, 404, 422)
+WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)

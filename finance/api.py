@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
-from core.http import allow, problem_responses
+from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
 from finance import schemas as s
@@ -22,20 +22,13 @@ R = Role
 STAFF = (R.FINANCE_REVIEWER, R.FINANCE_APPROVER)
 CLAIM_READERS = (R.EMITTER, *STAFF, R.AUDITOR)
 CLAIMANTS = (R.EMITTER, *STAFF)
-IDEMPOTENT = {"idempotent": True}
 TAGS = ["finance"]
-READ_PROBLEMS = problem_responses(401, 403, 404, 422)
-WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 Limit = Annotated[int, Parameter(ge=1, le=500)]
 BeforeId = Annotated[int | None, Parameter(ge=1, le=MAX_ID)]
 
 
 def svc(request: Request[Any, Any, Any]) -> FinanceService:
     return request.app.state.finance  # type: ignore[no-any-return]
-
-
-def request_key(request: Request[Any, Any, Any]) -> str | None:
-    return request.scope.get("state", {}).get("idempotency_key")  # type: ignore[no-any-return]
 
 
 class ClaimController(Controller):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
-from core.http import allow, problem_responses
+from core.http import READ_PROBLEMS, allow, problem_responses
 from core.identity import Identity, Role
 from core.schema import IdPath
 from incentives import schemas as s
@@ -23,7 +23,6 @@ R = Role
 EVERY_ROLE = tuple(Role)
 EVALUATORS = (R.EMITTER, R.REGULATOR, R.ENERGY_AUTHORITY, R.FINANCE_REVIEWER, R.FINANCE_APPROVER, R.AUDITOR)
 ANALYSTS = (R.FINANCE_REVIEWER, R.FINANCE_APPROVER, R.REGULATOR, R.ENERGY_AUTHORITY, R.AUDITOR)
-READ_PROBLEMS = problem_responses(401, 403, 404, 422)
 POST_PROBLEMS = problem_responses(400, 401, 403, 404, 413, 415, 422, 503)
 
 BATCH_MAX_BODY_BYTES = 128 * 1024 * 1024
@@ -48,31 +47,56 @@ class ProgrammeController(Controller):
     path = "/api/v1/incentives"
     tags = ["incentives"]
 
-    @get("/programmes", operation_id="listProgrammes", guards=[allow(*EVERY_ROLE)], responses=READ_PROBLEMS,
-         summary="Every programme: names (zh/en), citations, facts, gates, outputs; exclusions as of `on`")
+    @get(
+        "/programmes",
+        operation_id="listProgrammes",
+        guards=[allow(*EVERY_ROLE)],
+        responses=READ_PROBLEMS,
+        summary="Every programme: names (zh/en), citations, facts, gates, outputs; exclusions as of `on`",
+    )
     async def list_programmes(self, request: Request[Identity, Any, Any], on: Day = None) -> list[dict[str, Any]]:
         return svc(request).list_programmes(on)
 
-    @get("/programmes/{code:str}", operation_id="getProgramme", guards=[allow(*EVERY_ROLE)],
-         responses=READ_PROBLEMS, summary="One programme as data")
+    @get(
+        "/programmes/{code:str}",
+        operation_id="getProgramme",
+        guards=[allow(*EVERY_ROLE)],
+        responses=READ_PROBLEMS,
+        summary="One programme as data",
+    )
     async def get_programme(self, request: Request[Identity, Any, Any], code: str, on: Day = None) -> dict[str, Any]:
         return svc(request).get_programme(code, on)
 
-    @get("/facts", operation_id="listFacts", guards=[allow(*EVERY_ROLE)], responses=READ_PROBLEMS,
-         summary="The fact names the programmes read: kind, unit, meaning, default, yuan alias")
+    @get(
+        "/facts",
+        operation_id="listFacts",
+        guards=[allow(*EVERY_ROLE)],
+        responses=READ_PROBLEMS,
+        summary="The fact names the programmes read: kind, unit, meaning, default, yuan alias",
+    )
     async def list_facts(self, request: Request[Identity, Any, Any]) -> list[dict[str, Any]]:
         return svc(request).list_facts()
 
-    @get("/parameters", operation_id="listParameters", guards=[allow(*EVERY_ROLE)], responses=READ_PROBLEMS,
-         summary="Every dated parameter by name")
+    @get(
+        "/parameters",
+        operation_id="listParameters",
+        guards=[allow(*EVERY_ROLE)],
+        responses=READ_PROBLEMS,
+        summary="Every dated parameter by name",
+    )
     async def list_parameters(self, request: Request[Identity, Any, Any]) -> list[dict[str, Any]]:
         return svc(request).list_parameters()
 
-    @get("/parameters/{name:str}/history", operation_id="getParameterHistory", guards=[allow(*EVERY_ROLE)],
-         responses=READ_PROBLEMS,
-         summary="A parameter's bitemporal history: values, validity, publication days and citations")
-    async def parameter_history(self, request: Request[Identity, Any, Any], name: str, on: Day = None,
-                                known_on: Day = None) -> dict[str, Any]:
+    @get(
+        "/parameters/{name:str}/history",
+        operation_id="getParameterHistory",
+        guards=[allow(*EVERY_ROLE)],
+        responses=READ_PROBLEMS,
+        summary="A parameter's bitemporal history: values, validity, publication days and citations",
+    )
+    async def parameter_history(
+        self, request: Request[Identity, Any, Any], name: str, on: Day = None, known_on: Day = None
+    ) -> dict[str, Any]:
         return svc(request).parameter_history(name, on, known_on)
 
 
@@ -80,42 +104,73 @@ class EvaluationController(Controller):
     path = "/api/v1/incentives"
     tags = ["incentives"]
 
-    @post("/eligibility", operation_id="evaluateEligibility", guards=[allow(*EVALUATORS)], responses=POST_PROBLEMS,
-          summary="Which programmes an enterprise or project qualifies for, how much, and why not for the others")
-    async def evaluate(self, request: Request[Identity, Any, Any],
-                       data: JSONBody[s.EvaluateEligibility]) -> s.EligibilityOut:
+    @post(
+        "/eligibility",
+        operation_id="evaluateEligibility",
+        guards=[allow(*EVALUATORS)],
+        responses=POST_PROBLEMS,
+        summary="Which programmes an enterprise or project qualifies for, how much, and why not for the others",
+    )
+    async def evaluate(
+        self, request: Request[Identity, Any, Any], data: JSONBody[s.EvaluateEligibility]
+    ) -> s.EligibilityOut:
         return await svc(request).evaluate_eligibility(request.user, data)
 
-    @get("/determinations/{determination_id:int}", operation_id="getDetermination",
-         guards=[allow(*EVALUATORS)], responses=READ_PROBLEMS, summary="A stored determination with its digest")
-    async def get_determination(self, request: Request[Identity, Any, Any],
-                                determination_id: IdPath) -> s.DeterminationOut:
+    @get(
+        "/determinations/{determination_id:int}",
+        operation_id="getDetermination",
+        guards=[allow(*EVALUATORS)],
+        responses=READ_PROBLEMS,
+        summary="A stored determination with its digest",
+    )
+    async def get_determination(
+        self, request: Request[Identity, Any, Any], determination_id: IdPath
+    ) -> s.DeterminationOut:
         return await svc(request).get_determination(request.user, determination_id)
 
-    @post("/batch", operation_id="evaluateBatch", guards=[allow(*ANALYSTS)], responses=POST_PROBLEMS,
-          opt=BATCH_OPT, request_max_body_size=BATCH_MAX_BODY_BYTES, status_code=200,
-          summary="Evaluate many enterprise-years: a text/csv body or JSON {records: [...]}; a table out",
-          description="The body is a CSV whose header names fact columns (plus `on`, `enterprise_id`, `city`, "
-                      "`year`) or a JSON object {records, on, known_on, programmes}. The answer is JSON "
-                      "{summary, columns, rows} or, with `Accept: text/csv` or `?format=csv`, the table as CSV.")
-    async def batch(self, request: Request[Identity, Any, Any], on: Day = None, known_on: Day = None,
-                    programmes: Annotated[str | None, Parameter(description="comma-separated codes")] = None,
-                    format: Literal["json", "csv"] | None = None) -> Response[bytes]:
+    @post(
+        "/batch",
+        operation_id="evaluateBatch",
+        guards=[allow(*ANALYSTS)],
+        responses=POST_PROBLEMS,
+        opt=BATCH_OPT,
+        request_max_body_size=BATCH_MAX_BODY_BYTES,
+        status_code=200,
+        summary="Evaluate many enterprise-years: a text/csv body or JSON {records: [...]}; a table out",
+        description="The body is a CSV whose header names fact columns (plus `on`, `enterprise_id`, `city`, "
+        "`year`) or a JSON object {records, on, known_on, programmes}. The answer is JSON "
+        "{summary, columns, rows} or, with `Accept: text/csv` or `?format=csv`, the table as CSV.",
+    )
+    async def batch(
+        self,
+        request: Request[Identity, Any, Any],
+        on: Day = None,
+        known_on: Day = None,
+        programmes: Annotated[str | None, Parameter(description="comma-separated codes")] = None,
+        format: Literal["json", "csv"] | None = None,
+    ) -> Response[bytes]:
         body = await request.body()
         ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
-        result = await svc(request).evaluate_batch(request.user, body=body, content_type=ctype, on=on,
-                                                   known_on=known_on, programmes=_codes(programmes))
+        result = await svc(request).evaluate_batch(
+            request.user, body=body, content_type=ctype, on=on, known_on=known_on, programmes=_codes(programmes)
+        )
         wants_csv = format == "csv" or (format is None and "text/csv" in (request.headers.get("accept") or ""))
         headers = {"X-Batch-Run-Id": str(result.run_id)}
         if wants_csv:
             return Response(result.to_csv(), media_type="text/csv; charset=utf-8", headers=headers)
         return Response(result.to_json(), media_type="application/json", headers=headers)
 
-    @post("/reforms", operation_id="simulateReform", guards=[allow(*ANALYSTS)], responses=POST_PROBLEMS,
-          opt={"max_body_bytes": BATCH_MAX_BODY_BYTES}, request_max_body_size=BATCH_MAX_BODY_BYTES,
-          status_code=200, summary="Price a parameter change: cost difference per programme and per city")
-    async def reform(self, request: Request[Identity, Any, Any],
-                     data: JSONBody[s.SimulateReform]) -> dict[str, Any]:
+    @post(
+        "/reforms",
+        operation_id="simulateReform",
+        guards=[allow(*ANALYSTS)],
+        responses=POST_PROBLEMS,
+        opt={"max_body_bytes": BATCH_MAX_BODY_BYTES},
+        request_max_body_size=BATCH_MAX_BODY_BYTES,
+        status_code=200,
+        summary="Price a parameter change: cost difference per programme and per city",
+    )
+    async def reform(self, request: Request[Identity, Any, Any], data: JSONBody[s.SimulateReform]) -> dict[str, Any]:
         return await svc(request).simulate_reform(request.user, data)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
-from core.http import allow, problem_responses
+from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, request_key
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
 from registry import schemas as s
@@ -17,17 +17,10 @@ R = Role
 ALL_READERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER, R.AUDITOR, R.EMITTER, R.MEMBER)
 ISSUERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER)
 HOLDERS = (R.EMITTER, R.MEMBER)
-IDEMPOTENT = {"idempotent": True}
-READ_PROBLEMS = problem_responses(401, 403, 404, 422)
-WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 
 
 def svc(request: Request[Any, Any, Any]) -> RegistryService:
     return request.app.state.registry  # type: ignore[no-any-return]
-
-
-def request_key(request: Request[Any, Any, Any]) -> str | None:
-    return request.scope.get("state", {}).get("idempotency_key")  # type: ignore[no-any-return]
 
 
 class EnterpriseController(Controller):

@@ -19,6 +19,9 @@ CODE_ZH = {
     "cancellation": "注销（主管部门）",
     "expiry": "过期核销",
     "freeze": "冻结",
+    "allocation_reversal": "分配撤回",
+    "forced_surrender": "代为清缴",
+    "reserve_funding": "储备注资",
     "unfreeze": "解冻",
 }
 STATUS_ZH = {

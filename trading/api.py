@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from core.http import allow, problem_responses
+from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, request_key
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
 from trading import schemas as s
@@ -25,9 +25,6 @@ TRADERS = (R.EMITTER, R.MEMBER)
 MARKET_READERS = (*AUTHORITIES, R.AUDITOR, *TRADERS, R.BANK)
 ORDER_READERS = (*AUTHORITIES, R.AUDITOR, *TRADERS)
 FUND_HOLDERS = (*TRADERS, *AUTHORITIES)
-IDEMPOTENT = {"idempotent": True}
-READ_PROBLEMS = problem_responses(401, 403, 404, 422)
-WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 TAGS = ["trading"]
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500)]
@@ -36,10 +33,6 @@ BeforeId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 
 def svc(request: Request[Any, Any, Any]) -> TradingService:
     return request.app.state.trading  # type: ignore[no-any-return]
-
-
-def request_key(request: Request[Any, Any, Any]) -> str | None:
-    return request.scope.get("state", {}).get("idempotency_key")  # type: ignore[no-any-return]
 
 
 class MarketController(Controller):
@@ -279,7 +272,6 @@ class AuctionController(Controller):
     async def clear(self, request: Request[Identity, Any, Any], auction_id: IdPath) -> s.AuctionOut:
         return await svc(request).clear_auction(request.user, auction_id)
 
-
     @post(
         "/{auction_id:int}/cancel",
         operation_id="cancelAuction",
@@ -315,9 +307,7 @@ class FundController(Controller):
         responses=WRITE_PROBLEMS,
         summary="Announce a deposit; it is credited when the settlement bank confirms it",
     )
-    async def deposit(
-        self, request: Request[Identity, Any, Any], data: JSONBody[s.FundRequest]
-    ) -> s.FundMovementOut:
+    async def deposit(self, request: Request[Identity, Any, Any], data: JSONBody[s.FundRequest]) -> s.FundMovementOut:
         return await svc(request).request_fund_movement(request.user, "deposit", data, request_key(request))
 
     @post(
@@ -328,9 +318,7 @@ class FundController(Controller):
         responses=WRITE_PROBLEMS,
         summary="Request a withdrawal; the amount is held now and paid out when the settlement bank confirms",
     )
-    async def withdraw(
-        self, request: Request[Identity, Any, Any], data: JSONBody[s.FundRequest]
-    ) -> s.FundMovementOut:
+    async def withdraw(self, request: Request[Identity, Any, Any], data: JSONBody[s.FundRequest]) -> s.FundMovementOut:
         return await svc(request).request_fund_movement(request.user, "withdrawal", data, request_key(request))
 
     @get(

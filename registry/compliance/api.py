@@ -13,7 +13,7 @@ from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from core.errors import AppError, InvalidInput
-from core.http import allow, problem_responses
+from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
 from registry.compliance import schemas as s
 from registry.compliance.service import ComplianceService, market_price_fen
@@ -22,19 +22,12 @@ R = Role
 AUTHORITIES = (R.REGULATOR, R.ENERGY_AUTHORITY)
 READERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.AUDITOR, R.EMITTER, R.VERIFIER)
 RESULT_READERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.AUDITOR, R.EMITTER)
-IDEMPOTENT = {"idempotent": True}
 FILES = {"idempotent": True, "accepts_files": True}
-READ_PROBLEMS = problem_responses(401, 403, 404, 422)
-WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 TAGS = ["compliance"]
 
 
 def svc(request: Request[Any, Any, Any]) -> ComplianceService:
     return request.app.state.compliance  # type: ignore[no-any-return]
-
-
-def request_key(request: Request[Any, Any, Any]) -> str | None:
-    return request.scope.get("state", {}).get("idempotency_key")  # type: ignore[no-any-return]
 
 
 class SchemeController(Controller):

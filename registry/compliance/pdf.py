@@ -21,7 +21,6 @@ TITLE = {
 }
 UNIT = {"carbon": "吨二氧化碳当量", "energy": "千克标准煤", "discharge": "千克", "green_power": "兆瓦时"}
 STATUS_ZH = {"A": "A 履约", "B": "B 未足额清缴", "C": "C 未报告"}
-TIMELINESS_ZH = {"on_time": "按时", "late": "逾期"}
 
 
 def _n(value: int | None) -> str:
@@ -108,9 +107,9 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
             e.name,
             e.uscc,
             r.city,
-            r.industry,
-            (f"{r.pollutant} " if r.pollutant else "") + STATUS_ZH.get(r.status, r.status),
-            TIMELINESS_ZH.get(r.timeliness, r.timeliness),
+            (f"{r.pollutant} " if r.pollutant else "")
+            + STATUS_ZH.get(r.status, r.status)
+            + ("（逾期）" if r.timeliness == "late" and r.status != "C" else ""),
             _n(r.obligation),
             _n(r.surrendered),
             _n(r.shortfall),
@@ -119,11 +118,12 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
         for r, e in rows
     ]
     if detail:
+        # Eight columns fit A4 at the body size; the industry is in the totals above.
         doc.table(
-            ["企业名称", "统一社会信用代码", "城市", "行业", "状态", "时效", "应清缴", "已清缴", "缺口", "罚款（元）"],
+            ["企业名称", "统一社会信用代码", "城市", "状态", "应清缴", "已清缴", "缺口", "罚款（元）"],
             detail,
-            col_widths=[3, 3.2, 1.2, 1.2, 2, 1, 1.8, 1.8, 1.6, 2],
-            align_right=(6, 7, 8, 9),
+            col_widths=[3, 4.4, 1.1, 2.8, 1.9, 1.9, 1.5, 2.5],
+            align_right=(4, 5, 6, 7),
         )
     else:
         doc.paragraph("本履约期没有纳入的企业。")

@@ -317,22 +317,24 @@ class RegistryService:
                     today=business_date(now),
                 )
             )
-            tx = RegistryTransaction(
-                code="allocation",
-                status="completed",
-                instrument_id=inst.id or 0,
-                from_account_id=source.id,
-                to_account_id=dest.id,
-                quantity=quantity,
-                initiated_by=who.principal_id,
-                initiator_organisation_id=who.organisation_id,
-                request_key=request_key,
-                created_at=now,
-                completed_at=now,
+            tx = await self.record_and_move(
+                ses,
+                RegistryTransaction(
+                    code="allocation",
+                    instrument_id=inst.id or 0,
+                    from_account_id=source.id,
+                    to_account_id=dest.id,
+                    quantity=quantity,
+                    initiated_by=who.principal_id,
+                    initiator_organisation_id=who.organisation_id,
+                    request_key=request_key,
+                    created_at=now,
+                ),
+                inst,
+                source,
+                dest,
+                now,
             )
-            ses.add(tx)
-            await ses.flush()
-            await self._move(ses, tx, inst, source, dest, quantity, now)
             uow.audit(
                 who.actor,
                 "units.allocate",
@@ -622,24 +624,26 @@ class RegistryService:
             if code == "surrender" and self.surrender_policy is not None:
                 await self.surrender_policy(ses, who, acc, inst, quantity, period or "", now)
             target = await self._system_account(ses, code)
-            tx = RegistryTransaction(
-                code=code,
-                status="completed",
-                instrument_id=inst.id or 0,
-                from_account_id=acc.id,
-                to_account_id=target.id,
-                quantity=quantity,
-                initiated_by=who.principal_id,
-                initiator_organisation_id=who.organisation_id,
-                request_key=request_key,
-                period=period,
-                details=json.dumps(details, ensure_ascii=False),
-                created_at=now,
-                completed_at=now,
+            tx = await self.record_and_move(
+                ses,
+                RegistryTransaction(
+                    code=code,
+                    instrument_id=inst.id or 0,
+                    from_account_id=acc.id,
+                    to_account_id=target.id,
+                    quantity=quantity,
+                    initiated_by=who.principal_id,
+                    initiator_organisation_id=who.organisation_id,
+                    request_key=request_key,
+                    period=period,
+                    details=json.dumps(details, ensure_ascii=False),
+                    created_at=now,
+                ),
+                inst,
+                acc,
+                target,
+                now,
             )
-            ses.add(tx)
-            await ses.flush()
-            await self._move(ses, tx, inst, acc, target, quantity, now)
             uow.audit(
                 who.actor,
                 f"units.{code}",
@@ -677,21 +681,23 @@ class RegistryService:
                 ).all()
                 for la, acc in rows:
                     qty = ledger.available(la)
-                    tx = RegistryTransaction(
-                        code="expiry",
-                        status="completed",
-                        instrument_id=inst.id or 0,
-                        from_account_id=acc.id,
-                        to_account_id=target.id,
-                        quantity=qty,
-                        initiated_by=0,
-                        initiator_organisation_id=acc.organisation_id,
-                        created_at=now,
-                        completed_at=now,
+                    tx = await self.record_and_move(
+                        ses,
+                        RegistryTransaction(
+                            code="expiry",
+                            instrument_id=inst.id or 0,
+                            from_account_id=acc.id,
+                            to_account_id=target.id,
+                            quantity=qty,
+                            initiated_by=0,
+                            initiator_organisation_id=acc.organisation_id,
+                            created_at=now,
+                        ),
+                        inst,
+                        acc,
+                        target,
+                        now,
                     )
-                    ses.add(tx)
-                    await ses.flush()
-                    await self._move(ses, tx, inst, acc, target, qty, now)
                     uow.audit(
                         "system:scheduler",
                         "units.expire",
@@ -922,6 +928,24 @@ class RegistryService:
             created_at=now,
         )
         return await ledger.insert_or_get(ses, inst, lookup)
+
+    async def record_and_move(
+        self,
+        ses: AsyncSession,
+        tx: RegistryTransaction,
+        inst: Instrument,
+        source: RegistryAccount,
+        dest: RegistryAccount,
+        now: dt.datetime,
+    ) -> RegistryTransaction:
+        """Record a registry transaction that completes at once and move its units through the ledger, in the
+        caller's unit of work (allocation, surrender, retirement, expiry, reserve funding, forced surrender)."""
+        tx.status = "completed"
+        tx.completed_at = now
+        ses.add(tx)
+        await ses.flush()
+        await self._move(ses, tx, inst, source, dest, tx.quantity, now)
+        return tx
 
     async def ledger_account(self, ses: AsyncSession, acc: RegistryAccount, inst: Instrument) -> LedgerAccount:
         return await ledger.ensure_account(

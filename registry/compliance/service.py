@@ -649,22 +649,24 @@ class ComplianceService:
             source = await self._allocation_account(ses, who.organisation_id)
             reserve = await self.registry._system_account(ses, "reserve")
             now = self.clock.now()
-            tx = RegistryTransaction(
-                code="reserve_funding",
-                status="completed",
-                instrument_id=inst.id or 0,
-                from_account_id=source.id,
-                to_account_id=reserve.id,
-                quantity=quantity,
-                initiated_by=who.principal_id,
-                initiator_organisation_id=who.organisation_id,
-                request_key=request_key,
-                created_at=now,
-                completed_at=now,
+            tx = await self.registry.record_and_move(
+                ses,
+                RegistryTransaction(
+                    code="reserve_funding",
+                    instrument_id=inst.id or 0,
+                    from_account_id=source.id,
+                    to_account_id=reserve.id,
+                    quantity=quantity,
+                    initiated_by=who.principal_id,
+                    initiator_organisation_id=who.organisation_id,
+                    request_key=request_key,
+                    created_at=now,
+                ),
+                inst,
+                source,
+                reserve,
+                now,
             )
-            ses.add(tx)
-            await ses.flush()
-            await self.registry._move(ses, tx, inst, source, reserve, quantity, now)
             uow.audit(
                 who.actor,
                 "compliance.reserve.fund",
@@ -1450,27 +1452,29 @@ class ComplianceService:
                     failures = _status_failures(dest)
                     if failures:
                         raise AppError(failures[0], f"Account {dest.id} cannot receive units.", field="account_id")
-                tx = RegistryTransaction(
-                    code=code,
-                    status="completed",
-                    instrument_id=inst.id or 0,
-                    from_account_id=frm.id,
-                    to_account_id=to.id,
-                    quantity=quantity,
-                    initiated_by=table.uploaded_by,
-                    initiator_organisation_id=table.organisation_id,
-                    approved_by=table.approved_by,
-                    request_key=f"compliance:alloc:{line.id}",
-                    period=period.code,
-                    details=_json(
-                        {"allocation_table": table.id, "enterprise_id": line.enterprise_id, "method": line.method}
+                tx = await self.registry.record_and_move(
+                    ses,
+                    RegistryTransaction(
+                        code=code,
+                        instrument_id=inst.id or 0,
+                        from_account_id=frm.id,
+                        to_account_id=to.id,
+                        quantity=quantity,
+                        initiated_by=table.uploaded_by,
+                        initiator_organisation_id=table.organisation_id,
+                        approved_by=table.approved_by,
+                        request_key=f"compliance:alloc:{line.id}",
+                        period=period.code,
+                        details=_json(
+                            {"allocation_table": table.id, "enterprise_id": line.enterprise_id, "method": line.method}
+                        ),
+                        created_at=now,
                     ),
-                    created_at=now,
-                    completed_at=now,
+                    inst,
+                    frm,
+                    to,
+                    now,
                 )
-                ses.add(tx)
-                await ses.flush()
-                await self.registry._move(ses, tx, inst, frm, to, quantity, now)
                 line.transaction_id = tx.id
             line.posted = quantity
             uow.audit(
@@ -2138,24 +2142,26 @@ class ComplianceService:
                     take = min(avail, need)
                     if take <= 0:
                         continue
-                    tx = RegistryTransaction(
-                        code="forced_surrender",
-                        status="completed",
-                        instrument_id=inst.id or 0,
-                        from_account_id=source.id,
-                        to_account_id=surrender_target.id,
-                        quantity=take,
-                        initiated_by=0,
-                        initiator_organisation_id=source.organisation_id,
-                        request_key=f"compliance:forced:{ob.id}:{inst.id}",
-                        period=ctx.period.code,
-                        details=_json({"enterprise_id": ob.enterprise_id, "obligation_id": ob.id}),
-                        created_at=now,
-                        completed_at=now,
+                    tx = await self.registry.record_and_move(
+                        ses,
+                        RegistryTransaction(
+                            code="forced_surrender",
+                            instrument_id=inst.id or 0,
+                            from_account_id=source.id,
+                            to_account_id=surrender_target.id,
+                            quantity=take,
+                            initiated_by=0,
+                            initiator_organisation_id=source.organisation_id,
+                            request_key=f"compliance:forced:{ob.id}:{inst.id}",
+                            period=ctx.period.code,
+                            details=_json({"enterprise_id": ob.enterprise_id, "obligation_id": ob.id}),
+                            created_at=now,
+                        ),
+                        inst,
+                        source,
+                        surrender_target,
+                        now,
                     )
-                    ses.add(tx)
-                    await ses.flush()
-                    await self.registry._move(ses, tx, inst, source, surrender_target, take, now)
                     forced_txs.append(tx.id)
                     item[2] = avail - take
                     need -= take

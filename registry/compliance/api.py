@@ -15,8 +15,22 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from core.errors import AppError, InvalidInput
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
+from registry.compliance import (
+    allocation,
+    calendars,
+    exports,
+    notices,
+    obligations,
+    periods,
+    reports,
+    results,
+    schemes,
+    settlement,
+    verification,
+)
 from registry.compliance import schemas as s
-from registry.compliance.service import ComplianceService, market_price_fen
+from registry.compliance.context import ComplianceContext
+from registry.compliance.settlement_inputs import market_price_fen
 
 R = Role
 AUTHORITIES = (R.REGULATOR, R.ENERGY_AUTHORITY)
@@ -26,8 +40,9 @@ FILES = {"idempotent": True, "accepts_files": True}
 TAGS = ["compliance"]
 
 
-def svc(request: Request[Any, Any, Any]) -> ComplianceService:
-    return request.app.state.compliance  # type: ignore[no-any-return]
+def ctx(request: Request[Any, Any, Any]) -> ComplianceContext:
+    """The compliance context of the process (held by the `ComplianceService` the composition root built)."""
+    return request.app.state.compliance.ctx  # type: ignore[no-any-return]
 
 
 class SchemeController(Controller):
@@ -43,11 +58,11 @@ class SchemeController(Controller):
         summary="Create a compliance scheme (carbon, energy-use, discharge or green power) with its calendar",
     )
     async def create_scheme(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateScheme]) -> s.SchemeOut:
-        return await svc(request).create_scheme(request.user, data)
+        return await schemes.create_scheme(ctx(request), request.user, data)
 
     @get("/schemes", operation_id="listSchemes", guards=[allow(*READERS)], responses=READ_PROBLEMS)
     async def list_schemes(self, request: Request[Identity, Any, Any]) -> list[s.SchemeOut]:
-        return await svc(request).list_schemes(request.user)
+        return await schemes.list_schemes(ctx(request), request.user)
 
     @post(
         "/periods",
@@ -58,15 +73,15 @@ class SchemeController(Controller):
         summary="Open a compliance period of a scheme, with the dates of the authority's notice",
     )
     async def create_period(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreatePeriod]) -> s.PeriodOut:
-        return await svc(request).create_period(request.user, data)
+        return await periods.create_period(ctx(request), request.user, data)
 
     @get("/periods", operation_id="listPeriods", guards=[allow(*READERS)], responses=READ_PROBLEMS)
     async def list_periods(self, request: Request[Identity, Any, Any]) -> list[s.PeriodOut]:
-        return await svc(request).list_periods(request.user)
+        return await periods.list_periods(ctx(request), request.user)
 
     @get("/periods/{period_id:int}", operation_id="getPeriod", guards=[allow(*READERS)], responses=READ_PROBLEMS)
     async def get_period(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> s.PeriodOut:
-        return await svc(request).get_period(request.user, period_id)
+        return await periods.get_period(ctx(request), request.user, period_id)
 
     @get(
         "/periods/{period_id:int}/calendar",
@@ -76,7 +91,7 @@ class SchemeController(Controller):
         summary="The period's dated events (Asia/Shanghai, Chinese working days) and the job each one fires",
     )
     async def calendar(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> s.CalendarOut:
-        return await svc(request).period_calendar(request.user, period_id)
+        return await calendars.period_calendar(ctx(request), request.user, period_id)
 
     @post(
         "/periods/{period_id:int}/calendar",
@@ -90,7 +105,7 @@ class SchemeController(Controller):
     async def update_dates(
         self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.UpdatePeriodDates]
     ) -> s.PeriodOut:
-        return await svc(request).update_period_dates(request.user, period_id, data)
+        return await periods.update_period_dates(ctx(request), request.user, period_id, data)
 
     @post(
         "/periods/{period_id:int}/reference-price",
@@ -104,7 +119,7 @@ class SchemeController(Controller):
     async def reference_price(
         self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.SetReferencePrice]
     ) -> s.PeriodOut:
-        return await svc(request).set_reference_price(request.user, period_id, data)
+        return await periods.set_reference_price(ctx(request), request.user, period_id, data)
 
     @post(
         "/periods/{period_id:int}/obligations",
@@ -118,7 +133,7 @@ class SchemeController(Controller):
     async def obligations(
         self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.RegisterObligations]
     ) -> list[s.ObligationOut]:
-        return await svc(request).register_obligations(request.user, period_id, data)
+        return await obligations.register_obligations(ctx(request), request.user, period_id, data)
 
     @post(
         "/periods/{period_id:int}/forced-surrenders",
@@ -132,7 +147,7 @@ class SchemeController(Controller):
     async def forced(
         self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.OrderForcedSurrender]
     ) -> s.ObligationOut:
-        return await svc(request).order_forced_surrender(request.user, period_id, data)
+        return await obligations.order_forced_surrender(ctx(request), request.user, period_id, data)
 
     @post(
         "/reserve",
@@ -143,7 +158,7 @@ class SchemeController(Controller):
         summary="Move allowances from the regulator's allocation account into the provincial reserve",
     )
     async def reserve(self, request: Request[Identity, Any, Any], data: JSONBody[s.FundReserve]) -> dict[str, Any]:
-        return await svc(request).fund_reserve(request.user, data, request_key(request))
+        return await obligations.fund_reserve(ctx(request), request.user, data, request_key(request))
 
 
 class ReportController(Controller):
@@ -161,7 +176,7 @@ class ReportController(Controller):
     async def submit(
         self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.SubmitReport]
     ) -> s.ReportOut:
-        return await svc(request).submit_report(request.user, period_id, data)
+        return await reports.submit_report(ctx(request), request.user, period_id, data)
 
     @post(
         "/periods/{period_id:int}/reports/upload",
@@ -190,7 +205,7 @@ class ReportController(Controller):
             name = filename or "upload.csv"
         else:
             raise AppError("unsupported-media-type", "Send multipart/form-data (field `file`) or text/csv.")
-        return await svc(request).upload_reports(request.user, period_id, data, name[:200])
+        return await reports.upload_reports(ctx(request), request.user, period_id, data, name[:200])
 
     @get(
         "/periods/{period_id:int}/reports",
@@ -199,11 +214,11 @@ class ReportController(Controller):
         responses=READ_PROBLEMS,
     )
     async def list_reports(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> list[s.ReportOut]:
-        return await svc(request).list_reports(request.user, period_id)
+        return await reports.list_reports(ctx(request), request.user, period_id)
 
     @get("/reports/{report_id:int}", operation_id="getReport", guards=[allow(*READERS)], responses=READ_PROBLEMS)
     async def get_report(self, request: Request[Identity, Any, Any], report_id: FromPath[int]) -> s.ReportOut:
-        return await svc(request).get_report(request.user, report_id)
+        return await reports.get_report(ctx(request), request.user, report_id)
 
     @post(
         "/reports/{report_id:int}/verification",
@@ -217,7 +232,7 @@ class ReportController(Controller):
     async def verify(
         self, request: Request[Identity, Any, Any], report_id: FromPath[int], data: JSONBody[s.VerifyReport]
     ) -> s.ReportOut:
-        return await svc(request).verify_report(request.user, report_id, data)
+        return await verification.verify_report(ctx(request), request.user, report_id, data)
 
 
 class AllocationController(Controller):
@@ -235,7 +250,9 @@ class AllocationController(Controller):
     async def upload_table(
         self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.UploadAllocationTable]
     ) -> s.AllocationTableOut:
-        return await svc(request).upload_allocation_table(request.user, period_id, data, request_key(request))
+        return await allocation.upload_allocation_table(
+            ctx(request), request.user, period_id, data, request_key(request)
+        )
 
     @get(
         "/allocation-tables/{table_id:int}",
@@ -244,7 +261,7 @@ class AllocationController(Controller):
         responses=READ_PROBLEMS,
     )
     async def get_table(self, request: Request[Identity, Any, Any], table_id: FromPath[int]) -> s.AllocationTableOut:
-        return await svc(request).get_allocation_table(request.user, table_id)
+        return await allocation.get_allocation_table(ctx(request), request.user, table_id)
 
     @post(
         "/allocation-tables/{table_id:int}/approval",
@@ -258,7 +275,7 @@ class AllocationController(Controller):
     async def approve_table(
         self, request: Request[Identity, Any, Any], table_id: FromPath[int], data: JSONBody[s.Decision]
     ) -> s.AllocationTableOut:
-        return await svc(request).approve_allocation_table(request.user, table_id, data)
+        return await allocation.approve_allocation_table(ctx(request), request.user, table_id, data)
 
 
 class SettlementController(Controller):
@@ -280,16 +297,16 @@ class SettlementController(Controller):
         period_id: FromPath[int],
         dry_run: FromQuery[bool] = False,
     ) -> s.SettlementOut:
-        service = svc(request)
-        period = await service.get_period(request.user, period_id)
+        context = ctx(request)
+        period = await periods.get_period(context, request.user, period_id)
         price = None
         source = ""
         if period.kind == "carbon":
-            year, month = await service.reference_month(period_id)
+            year, month = await periods.reference_month(context, period_id)
             price = await market_price_fen(getattr(request.app.state, "trading", None), year, month)
             source = f"trading: CEA monthly average {year}-{month:02d}"
-        return await service.settle_period(
-            period_id, dry_run=dry_run, who=request.user, market_price_fen=price, market_price_source=source
+        return await settlement.settle_period(
+            context, period_id, dry_run=dry_run, who=request.user, market_price_fen=price, market_price_source=source
         )
 
     @get(
@@ -307,8 +324,8 @@ class SettlementController(Controller):
         limit: Annotated[int, Parameter(query="limit", ge=1, le=1000)] = 100,
         offset: Annotated[int, Parameter(query="offset", ge=0, le=10_000_000)] = 0,
     ) -> s.ResultsPage:
-        return await svc(request).list_results(
-            request.user, period_id, status=status, city=city, limit=limit, offset=offset
+        return await results.list_results(
+            ctx(request), request.user, period_id, status=status, city=city, limit=limit, offset=offset
         )
 
     @get(
@@ -319,7 +336,7 @@ class SettlementController(Controller):
         media_type="text/csv",
     )
     async def results_csv(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> Response[str]:
-        text = await svc(request).export_results_csv(request.user, period_id)
+        text = await exports.export_results_csv(ctx(request), request.user, period_id)
         return Response(
             "\ufeff" + text,  # A BOM, so Excel on Chinese Windows reads the names as UTF-8.
             media_type="text/csv; charset=utf-8",
@@ -337,7 +354,7 @@ class SettlementController(Controller):
     async def report_pdf(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> Response[bytes]:
         from registry.compliance.pdf import render_compliance_report
 
-        data = await svc(request).report_data(request.user, period_id)
+        data = await exports.report_data(ctx(request), request.user, period_id)
         pdf = render_compliance_report(data, generated_at=request.app.state.clock.now())
         return Response(
             pdf,
@@ -353,7 +370,7 @@ class SettlementController(Controller):
         summary="Open shortfall (yes/no, owed quantities) and the latest settled status per scheme",
     )
     async def status(self, request: Request[Identity, Any, Any], enterprise_id: FromPath[int]) -> s.ComplianceStatusOut:
-        return await svc(request).get_compliance_status(request.user, enterprise_id)
+        return await results.get_compliance_status(ctx(request), request.user, enterprise_id)
 
     @get(
         "/fines",
@@ -364,7 +381,7 @@ class SettlementController(Controller):
     async def fines(
         self, request: Request[Identity, Any, Any], period_id: FromQuery[int | None] = None
     ) -> list[s.FineOut]:
-        return await svc(request).list_fines(period_id)
+        return await results.list_fines(ctx(request), period_id)
 
     @get(
         "/periods/{period_id:int}/notices",
@@ -373,7 +390,7 @@ class SettlementController(Controller):
         responses=READ_PROBLEMS,
     )
     async def notices(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> list[s.NoticeOut]:
-        return await svc(request).list_notices(request.user, period_id)
+        return await notices.list_notices(ctx(request), request.user, period_id)
 
 
 CONTROLLERS = [SchemeController, ReportController, AllocationController, SettlementController]

@@ -207,13 +207,13 @@ async def test_two_settlements_racing_without_the_claim_still_store_each_result_
 async def test_a_run_that_dies_half_way_is_taken_over_after_its_lease_and_finishes_once(env, monkeypatch) -> None:
     sc = await scenario(env, dt.date(2025, 12, 31))
     env.app.state.compliance.batch_size = BATCH
-    import registry.compliance.service as service_module
+    import registry.compliance.settlement as settlement_module
 
     def die(name: str) -> None:
         # SystemExit is not an Exception: the runner cannot mark the run failed, as after kill -9.
         raise SystemExit(f"killed at {name}")
 
-    monkeypatch.setattr(service_module, "fault_point", die)
+    monkeypatch.setattr(settlement_module, "fault_point", die)
     crashed = Scheduler(services_of(env))
     with pytest.raises(SystemExit):
         await crashed.fire("settlement", sc.code)

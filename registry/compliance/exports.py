@@ -1,0 +1,102 @@
+"""Exports of a period's settled results: the CSV that spreadsheets open (formula-like cells kept as text), and
+the snapshot that the compliance report PDF (`registry.compliance.pdf`) prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from sqlalchemy import select
+
+from core.db import UnitOfWork
+from core.errors import Conflict
+from core.identity import Identity
+from core.models import Organisation
+from registry.compliance._common import calendar_of
+from registry.compliance.context import ComplianceContext
+from registry.compliance.models import SettlementResultRow, SettlementRun
+from registry.compliance.queries import load_period
+from registry.compliance.results import domain_result, list_results
+from registry.domain import calendar as cal
+from registry.domain.settlement import totals_by
+from registry.models import Enterprise
+
+
+async def export_results_csv(ctx: ComplianceContext, who: Identity, period_id: int) -> str:
+    page = await list_results(ctx, who, period_id, limit=10**9)
+    out = io.StringIO()
+    columns = [
+        "obligation_id",
+        "enterprise_id",
+        "uscc",
+        "enterprise_name",
+        "city",
+        "industry",
+        "kind",
+        "pollutant",
+        "status",
+        "timeliness",
+        "report_late",
+        "obligation",
+        "surrendered_on_time",
+        "surrendered_late",
+        "forced_quantity",
+        "surrendered",
+        "excess",
+        "shortfall_at_deadline",
+        "shortfall",
+        "fine_fen",
+        "fine_yuan",
+        "fine_formula",
+        "next_allocation_deduction",
+        "reserve_repayment",
+        "fine_due_on",
+        "citation",
+    ]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for item in page.items:
+        row = []
+        for c in columns:
+            value = getattr(item, c)
+            text = "" if value is None else str(value)
+            # A cell starting with = + - @ is a formula to a spreadsheet; prefix it so it stays text.
+            if text[:1] in ("=", "+", "-", "@") and c in ("enterprise_name", "fine_formula", "citation"):
+                text = "'" + text
+            row.append(text)
+        writer.writerow(row)
+    return out.getvalue()
+
+
+async def report_data(ctx: ComplianceContext, who: Identity, period_id: int) -> dict[str, Any]:
+    """What the compliance report PDF prints, read in one snapshot (only for a settled period)."""
+
+    async def work(uow: UnitOfWork) -> dict[str, Any]:
+        ses = uow.session
+        period, scheme = await load_period(ses, period_id)
+        if period.status != "settled":
+            raise Conflict("invalid-state", f"Period {period.code} is {period.status}; settle it first.")
+        run = (await ses.execute(select(SettlementRun).where(SettlementRun.period_id == period.id))).scalar_one()
+        rows = (
+            await ses.execute(
+                select(SettlementResultRow, Enterprise)
+                .join(Enterprise, Enterprise.id == SettlementResultRow.enterprise_id)
+                .where(SettlementResultRow.period_id == period.id)
+                .order_by(SettlementResultRow.id)
+            )
+        ).all()
+        authority = await ses.get(Organisation, scheme.authority_organisation_id)
+        return {
+            "period": period,
+            "scheme": scheme,
+            "run": run,
+            "rows": rows,
+            "deadline": calendar_of(scheme, period).event(cal.EventKind.SURRENDER_DEADLINE).business_date,
+            "authority": authority.name if authority else "",
+            "totals_city": totals_by([domain_result(r) for r, _ in rows], "city"),
+            "totals_industry": totals_by([domain_result(r) for r, _ in rows], "industry"),
+        }
+
+    return await ctx.db.read(work)

@@ -1,0 +1,247 @@
+"""Compliance periods: a scheme's year, opened with the dates of the authority's notice (event overrides, the
+correction window), the eligible vintages and offset cap, k, and the reference price the regulator enters when
+the market has none; and the month whose average price a carbon shortfall is fined at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sqlalchemy import select
+
+from core.clock import business_date
+from core.db import UnitOfWork
+from core.errors import Conflict, InvalidInput, NotFound
+from core.identity import Identity
+from core.quantity import parse_money_fen
+from core.text import clean_text
+from registry.compliance import schemas as s
+from registry.compliance._common import calendar_of, dump_json, param, reference_month_of
+from registry.compliance.context import ComplianceContext
+from registry.compliance.models import CompliancePeriod, ComplianceScheme
+from registry.compliance.queries import load_period, load_period_by_code, require_authority, require_open
+from registry.domain import calendar as cal
+
+_PERIOD_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,15}", re.ASCII)
+
+
+async def create_period(ctx: ComplianceContext, who: Identity, req: s.CreatePeriod) -> s.PeriodOut:
+    if not 2000 <= req.year <= 2100:
+        raise InvalidInput("year", "Give a year between 2000 and 2100.")
+    region = clean_text(req.region, "region", max_len=40) if req.region else None
+
+    async def work(uow: UnitOfWork) -> s.PeriodOut:
+        ses = uow.session
+        scheme = await ses.get(ComplianceScheme, req.scheme_id)
+        if scheme is None:
+            raise NotFound("scheme", field="scheme_id")
+        require_authority(who, scheme)
+        code = req.code or f"{scheme.code}-{req.year}"
+        if not _PERIOD_CODE.fullmatch(code):
+            raise InvalidInput("code", "Give 2 to 16 upper-case letters, digits or '-'.")
+        try:
+            overrides = {cal.EventKind(k).value: v.isoformat() for k, v in req.overrides.items()}
+        except ValueError as exc:
+            raise InvalidInput("overrides", f"Unknown event kind: {exc}.") from exc
+        vintages = sorted(set(req.eligible_vintages or [req.year]))
+        if any(not 2000 <= v <= 2100 for v in vintages):
+            raise InvalidInput("eligible_vintages", "Give years between 2000 and 2100.")
+        offsets = sorted(set(req.eligible_offset_vintages)) if req.eligible_offset_vintages is not None else None
+        today = business_date(ctx.clock.now())
+        cap = req.offset_cap_bps if req.offset_cap_bps is not None else int(param(ctx, "offset_cap_bps", today))
+        if not 0 <= cap <= int(param(ctx, "offset_cap_bps", today)):
+            raise InvalidInput("offset_cap_bps", "The offset cap is 0 to 500 bps (5 %, 办法 第二十九条).")
+        if req.multiplier_k is not None and not 5 <= req.multiplier_k <= 10:
+            raise InvalidInput("multiplier_k", "k is an integer from 5 to 10 (国务院令第775号 第二十四条).")
+        if (await ses.execute(select(CompliancePeriod.id).where(CompliancePeriod.code == code))).first():
+            raise Conflict("duplicate", f"A period with code {code} exists.", field="code")
+        if (
+            await ses.execute(
+                select(CompliancePeriod.id).where(
+                    CompliancePeriod.scheme_id == scheme.id, CompliancePeriod.year == req.year
+                )
+            )
+        ).first():
+            raise Conflict("duplicate", f"Scheme {scheme.code} already has a period for {req.year}.", field="year")
+        period = CompliancePeriod(
+            scheme_id=scheme.id or 0,
+            code=code,
+            year=req.year,
+            status="open",
+            overrides=dump_json(overrides),
+            eligible_vintages=dump_json(vintages),
+            eligible_offset_vintages=dump_json(offsets) if offsets is not None else None,
+            offset_cap_bps=cap,
+            late_until=req.late_until,
+            multiplier_k=req.multiplier_k,
+            region=region,
+            created_by=who.principal_id,
+            created_at=ctx.clock.now(),
+        )
+        try:
+            calendar = calendar_of(scheme, period)
+        except (ValueError, KeyError) as exc:
+            raise InvalidInput("overrides", f"The calendar cannot be built: {exc}") from exc
+        deadline = calendar.event(cal.EventKind.SURRENDER_DEADLINE).business_date
+        if req.late_until is not None and req.late_until < deadline:
+            raise InvalidInput("late_until", "The correction window ends on or after the surrender deadline.")
+        ses.add(period)
+        await ses.flush()
+        uow.audit(
+            who.actor,
+            "compliance.period.create",
+            "compliance_period",
+            str(period.id),
+            {"code": code, "year": req.year, "overrides": overrides, "vintages": vintages},
+        )
+        return period_out(ctx, scheme, period)
+
+    return await ctx.db.run(work)
+
+
+async def update_period_dates(
+    ctx: ComplianceContext, who: Identity, period_id: int, req: s.UpdatePeriodDates
+) -> s.PeriodOut:
+    """Apply the authority's (new or corrected) notice to an open period: event dates and the correction
+    window. Surrenders already made keep their instants; on time or late is judged against the new dates."""
+    note = clean_text(req.note, "note", max_len=500, required=False)
+
+    async def work(uow: UnitOfWork) -> s.PeriodOut:
+        period, scheme = await load_period(uow.session, period_id)
+        require_authority(who, scheme)
+        require_open(period)
+        try:
+            merged = {
+                **json.loads(period.overrides),
+                **{cal.EventKind(k).value: v.isoformat() for k, v in req.overrides.items()},
+            }
+        except ValueError as exc:
+            raise InvalidInput("overrides", f"Unknown event kind: {exc}.") from exc
+        before = (period.overrides, period.late_until)
+        period.overrides = dump_json(merged)
+        if req.late_until is not None:
+            period.late_until = req.late_until
+        try:
+            calendar = calendar_of(scheme, period)
+        except (ValueError, KeyError) as exc:
+            raise InvalidInput("overrides", f"The calendar cannot be built: {exc}") from exc
+        deadline = calendar.event(cal.EventKind.SURRENDER_DEADLINE).business_date
+        if period.late_until is not None and period.late_until < deadline:
+            raise InvalidInput("late_until", "The correction window ends on or after the surrender deadline.")
+        uow.audit(
+            who.actor,
+            "compliance.period.dates",
+            "compliance_period",
+            str(period.id),
+            {
+                "before": {"overrides": json.loads(before[0]), "late_until": str(before[1])},
+                "overrides": merged,
+                "late_until": str(period.late_until),
+                "note": note,
+            },
+        )
+        return period_out(ctx, scheme, period)
+
+    return await ctx.db.run(work)
+
+
+async def get_period(ctx: ComplianceContext, who: Identity, period_id: int) -> s.PeriodOut:
+    async def work(uow: UnitOfWork) -> s.PeriodOut:
+        period, scheme = await load_period(uow.session, period_id)
+        return period_out(ctx, scheme, period)
+
+    return await ctx.db.read(work)
+
+
+async def list_periods(ctx: ComplianceContext, who: Identity) -> list[s.PeriodOut]:
+    async def work(uow: UnitOfWork) -> list[s.PeriodOut]:
+        rows = (
+            await uow.session.execute(
+                select(CompliancePeriod, ComplianceScheme)
+                .join(ComplianceScheme, ComplianceScheme.id == CompliancePeriod.scheme_id)
+                .order_by(CompliancePeriod.id)
+            )
+        ).all()
+        return [period_out(ctx, sc, p) for p, sc in rows]
+
+    return await ctx.db.read(work)
+
+
+async def set_reference_price(
+    ctx: ComplianceContext, who: Identity, period_id: int, req: s.SetReferencePrice
+) -> s.PeriodOut:
+    price = parse_money_fen(req.price_yuan, field="price_yuan")
+    note = clean_text(req.note, "note", max_len=500, required=False)
+
+    async def work(uow: UnitOfWork) -> s.PeriodOut:
+        period, scheme = await load_period(uow.session, period_id)
+        require_authority(who, scheme)
+        if scheme.kind != "carbon":
+            raise InvalidInput("price_yuan", "Only carbon periods price shortfalls by the market.")
+        if period.status != "open":
+            raise Conflict("period-closed", "The settlement has started; its price is fixed.", field="period_id")
+        period.reference_price_fen = price
+        period.reference_price_note = note
+        period.reference_price_set_by = who.principal_id
+        uow.audit(
+            who.actor,
+            "compliance.period.reference_price",
+            "compliance_period",
+            str(period.id),
+            {"price_fen": price, "note": note},
+        )
+        return period_out(ctx, scheme, period)
+
+    return await ctx.db.run(work)
+
+
+async def reference_month(ctx: ComplianceContext, code_or_id: str | int) -> tuple[int, int]:
+    """(year, month) of the reference price: the month `reference_price_month_offset` before the deadline's."""
+
+    async def work(uow: UnitOfWork) -> tuple[int, int]:
+        if isinstance(code_or_id, int):
+            period, scheme = await load_period(uow.session, code_or_id)
+        else:
+            period, scheme = await load_period_by_code(uow.session, code_or_id)
+        return reference_month_of(ctx, scheme, period)
+
+    return await ctx.db.read(work)
+
+
+def period_out(ctx: ComplianceContext, scheme: ComplianceScheme, period: CompliancePeriod) -> s.PeriodOut:
+    deadline = None
+    due_before = None
+    try:
+        event = calendar_of(scheme, period).event(cal.EventKind.SURRENDER_DEADLINE)
+        deadline, due_before = event.business_date, event.due_before
+    except (KeyError, ValueError):
+        pass
+    k = period.multiplier_k or 0
+    if not k and scheme.kind == "carbon" and deadline is not None:
+        try:
+            k = int(param(ctx, "carbon_penalty_multiplier_k", deadline))
+        except KeyError:
+            k = 0  # No default k applies on that day; settling will say so.
+    return s.PeriodOut(
+        id=period.id or 0,
+        scheme_id=scheme.id or 0,
+        scheme_code=scheme.code,
+        kind=scheme.kind,
+        code=period.code,
+        year=period.year,
+        status=period.status,
+        eligible_vintages=json.loads(period.eligible_vintages),
+        eligible_offset_vintages=(
+            json.loads(period.eligible_offset_vintages) if period.eligible_offset_vintages is not None else None
+        ),
+        offset_cap_bps=period.offset_cap_bps,
+        late_until=period.late_until,
+        multiplier_k=k,
+        region=period.region,
+        reference_price_fen=period.reference_price_fen,
+        surrender_deadline=deadline,
+        surrender_due_before=due_before,
+        created_at=period.created_at,
+        settled_at=period.settled_at,
+    )

@@ -15,8 +15,9 @@ from litestar.params import JSONBody, Parameter
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
+from finance import budgets, claims, claims_review, consents, disbursement, green_credit, letters, penalties
 from finance import schemas as s
-from finance.service import FinanceService
+from finance.context import FinanceContext
 
 R = Role
 STAFF = (R.FINANCE_REVIEWER, R.FINANCE_APPROVER)
@@ -27,8 +28,9 @@ Limit = Annotated[int, Parameter(ge=1, le=500)]
 BeforeId = Annotated[int | None, Parameter(ge=1, le=MAX_ID)]
 
 
-def svc(request: Request[Any, Any, Any]) -> FinanceService:
-    return request.app.state.finance  # type: ignore[no-any-return]
+def ctx(request: Request[Any, Any, Any]) -> FinanceContext:
+    """The finance context that the application's `FinanceService` holds (built once per process)."""
+    return request.app.state.finance.ctx  # type: ignore[no-any-return]
 
 
 class ClaimController(Controller):
@@ -44,7 +46,7 @@ class ClaimController(Controller):
         summary="Submit a subsidy claim (or keep it as a draft); one per enterprise, programme, project and period",
     )
     async def submit(self, request: Request[Identity, Any, Any], data: JSONBody[s.SubmitClaim]) -> s.ClaimOut:
-        return await svc(request).submit_claim(request.user, data, request_key(request))
+        return await claims.submit_claim(ctx(request), request.user, data, request_key(request))
 
     @get("/", operation_id="listClaims", guards=[allow(*CLAIM_READERS)], responses=READ_PROBLEMS)
     async def list_claims(
@@ -57,7 +59,8 @@ class ClaimController(Controller):
         limit: Limit = 50,
         before_id: BeforeId = None,
     ) -> s.ClaimPage:
-        return await svc(request).list_claims(
+        return await claims.list_claims(
+            ctx(request),
             request.user,
             state=claim_state,
             programme=programme,
@@ -75,7 +78,7 @@ class ClaimController(Controller):
         summary="A claim with its determination, history, documents and what changed since the last decision",
     )
     async def get_claim(self, request: Request[Identity, Any, Any], claim_id: IdPath) -> s.ClaimOut:
-        return await svc(request).get_claim(request.user, claim_id)
+        return await claims.get_claim(ctx(request), request.user, claim_id)
 
     @post(
         "/{claim_id:int}/submission",
@@ -89,7 +92,7 @@ class ClaimController(Controller):
     async def resubmit(
         self, request: Request[Identity, Any, Any], claim_id: IdPath, data: JSONBody[s.ResubmitClaim]
     ) -> s.ClaimOut:
-        return await svc(request).resubmit_claim(request.user, claim_id, data)
+        return await claims.resubmit_claim(ctx(request), request.user, claim_id, data)
 
     @post(
         "/{claim_id:int}/formal-check",
@@ -103,7 +106,7 @@ class ClaimController(Controller):
     async def formal_check(
         self, request: Request[Identity, Any, Any], claim_id: IdPath, data: JSONBody[s.FormalCheck]
     ) -> s.ClaimOut:
-        return await svc(request).formal_check(request.user, claim_id, data)
+        return await claims.formal_check(ctx(request), request.user, claim_id, data)
 
     @post(
         "/{claim_id:int}/review",
@@ -117,7 +120,7 @@ class ClaimController(Controller):
     async def review(
         self, request: Request[Identity, Any, Any], claim_id: IdPath, data: JSONBody[s.Note]
     ) -> s.ClaimOut:
-        return await svc(request).review_claim(request.user, claim_id, data)
+        return await claims_review.review_claim(ctx(request), request.user, claim_id, data)
 
     @post(
         "/{claim_id:int}/approval",
@@ -131,7 +134,7 @@ class ClaimController(Controller):
     async def approve(
         self, request: Request[Identity, Any, Any], claim_id: IdPath, data: JSONBody[s.Note]
     ) -> s.ClaimOut:
-        return await svc(request).approve_claim(request.user, claim_id, data)
+        return await claims_review.approve_claim(ctx(request), request.user, claim_id, data)
 
     @post(
         "/{claim_id:int}/finalisation",
@@ -143,7 +146,7 @@ class ClaimController(Controller):
         summary="Make the approval final after the public notice and issue the decision letter",
     )
     async def finalise(self, request: Request[Identity, Any, Any], claim_id: IdPath) -> s.ClaimOut:
-        return await svc(request).finalise_claim(request.user, claim_id)
+        return await claims_review.finalise_claim(ctx(request), request.user, claim_id)
 
     @post(
         "/{claim_id:int}/rejection",
@@ -157,7 +160,7 @@ class ClaimController(Controller):
     async def reject(
         self, request: Request[Identity, Any, Any], claim_id: IdPath, data: JSONBody[s.Reason]
     ) -> s.ClaimOut:
-        return await svc(request).reject_claim(request.user, claim_id, data)
+        return await claims_review.reject_claim(ctx(request), request.user, claim_id, data)
 
     @post(
         "/{claim_id:int}/clawback",
@@ -171,7 +174,7 @@ class ClaimController(Controller):
     async def clawback(
         self, request: Request[Identity, Any, Any], claim_id: IdPath, data: JSONBody[s.Clawback]
     ) -> s.ClaimOut:
-        return await svc(request).clawback_claim(request.user, claim_id, data)
+        return await claims_review.clawback_claim(ctx(request), request.user, claim_id, data)
 
     @get(
         "/{claim_id:int}/decision-letter.pdf",
@@ -184,7 +187,7 @@ class ClaimController(Controller):
     async def decision_letter(self, request: Request[Identity, Any, Any], claim_id: IdPath) -> Response[bytes]:
         from finance.pdf import render_decision_letter
 
-        record, code, issued_at = await svc(request).decision_letter(request.user, claim_id)
+        record, code, issued_at = await letters.decision_letter(ctx(request), request.user, claim_id)
         pdf = render_decision_letter(record, code, generated_at=issued_at)
         return Response(
             pdf,
@@ -208,11 +211,11 @@ class DisbursementController(Controller):
     async def disburse(
         self, request: Request[Identity, Any, Any], data: JSONBody[s.DisburseClaims]
     ) -> s.DisbursementOut:
-        return await svc(request).disburse_claims(request.user, data, request_key(request))
+        return await disbursement.disburse_claims(ctx(request), request.user, data, request_key(request))
 
     @get("/", operation_id="listDisbursements", guards=[allow(*STAFF, R.AUDITOR)], responses=READ_PROBLEMS)
     async def list_batches(self, request: Request[Identity, Any, Any], limit: Limit = 50) -> list[s.DisbursementOut]:
-        return await svc(request).list_disbursements(request.user, limit)
+        return await disbursement.list_disbursements(ctx(request), request.user, limit)
 
     @get(
         "/{batch_id:int}/payment-file.csv",
@@ -223,7 +226,7 @@ class DisbursementController(Controller):
         summary="The batch's payment file for the bank (CSV, UTF-8)",
     )
     async def payment_file(self, request: Request[Identity, Any, Any], batch_id: IdPath) -> Response[str]:
-        batch_no, text = await svc(request).payment_file(request.user, batch_id)
+        batch_no, text = await disbursement.payment_file(ctx(request), request.user, batch_id)
         return Response(
             text,
             media_type="text/csv; charset=utf-8",
@@ -244,7 +247,7 @@ class BudgetController(Controller):
         summary="Open a programme's budget for one fiscal year",
     )
     async def create(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateBudget]) -> s.BudgetOut:
-        return await svc(request).create_budget(request.user, data)
+        return await budgets.create_budget(ctx(request), request.user, data)
 
     @get("/", operation_id="listBudgets", guards=[allow(*STAFF, R.AUDITOR)], responses=READ_PROBLEMS)
     async def list_budgets(
@@ -252,7 +255,7 @@ class BudgetController(Controller):
         request: Request[Identity, Any, Any],
         fiscal_year: Annotated[int | None, Parameter(ge=2000, le=2200)] = None,
     ) -> list[s.BudgetOut]:
-        return await svc(request).list_budgets(request.user, fiscal_year)
+        return await budgets.list_budgets(ctx(request), request.user, fiscal_year)
 
     @get(
         "/{budget_id:int}",
@@ -262,7 +265,7 @@ class BudgetController(Controller):
         summary="Appropriated, committed, disbursed, clawed back and available (from the ledger)",
     )
     async def get_budget(self, request: Request[Identity, Any, Any], budget_id: IdPath) -> s.BudgetOut:
-        return await svc(request).get_budget(request.user, budget_id)
+        return await budgets.get_budget(ctx(request), request.user, budget_id)
 
     @post(
         "/{budget_id:int}/appropriations",
@@ -275,7 +278,7 @@ class BudgetController(Controller):
     async def appropriate(
         self, request: Request[Identity, Any, Any], budget_id: IdPath, data: JSONBody[s.Appropriate]
     ) -> s.BudgetOut:
-        return await svc(request).appropriate_budget(request.user, budget_id, data, request_key(request))
+        return await budgets.appropriate_budget(ctx(request), request.user, budget_id, data, request_key(request))
 
 
 class ConsentController(Controller):
@@ -291,7 +294,7 @@ class ConsentController(Controller):
         summary="Let a named bank query the enterprise's green-credit data (until revoked or valid_until)",
     )
     async def grant(self, request: Request[Identity, Any, Any], data: JSONBody[s.GrantConsent]) -> s.ConsentOut:
-        return await svc(request).grant_consent(request.user, data)
+        return await consents.grant_consent(ctx(request), request.user, data)
 
     @post(
         "/{consent_id:int}/revocation",
@@ -303,11 +306,11 @@ class ConsentController(Controller):
         summary="Revoke a consent: the bank's next query answers 404",
     )
     async def revoke(self, request: Request[Identity, Any, Any], consent_id: IdPath) -> s.ConsentOut:
-        return await svc(request).revoke_consent(request.user, consent_id)
+        return await consents.revoke_consent(ctx(request), request.user, consent_id)
 
     @get("/", operation_id="listConsents", guards=[allow(R.EMITTER, R.BANK, R.AUDITOR)], responses=READ_PROBLEMS)
     async def list_consents(self, request: Request[Identity, Any, Any]) -> list[s.ConsentOut]:
-        return await svc(request).list_consents(request.user)
+        return await consents.list_consents(ctx(request), request.user)
 
 
 class BankController(Controller):
@@ -322,7 +325,7 @@ class BankController(Controller):
         summary="The banks an enterprise can name in a consent",
     )
     async def list_banks(self, request: Request[Identity, Any, Any]) -> list[s.BankOut]:
-        return await svc(request).list_banks(request.user)
+        return await consents.list_banks(ctx(request), request.user)
 
 
 class GreenCreditController(Controller):
@@ -339,7 +342,7 @@ class GreenCreditController(Controller):
     async def query(
         self, request: Request[Identity, Any, Any], data: JSONBody[s.GreenCreditQuery]
     ) -> s.GreenCreditAnswer:
-        return await svc(request).query_green_credit(request.user, data)
+        return await green_credit.query_green_credit(ctx(request), request.user, data)
 
     @get(
         "/",
@@ -349,7 +352,7 @@ class GreenCreditController(Controller):
         summary="Who looked at the enterprise's data (an enterprise), or the bank's own answered queries",
     )
     async def list_queries(self, request: Request[Identity, Any, Any], limit: Limit = 100) -> list[s.QueryLogOut]:
-        return await svc(request).list_queries(request.user, limit)
+        return await green_credit.list_queries(ctx(request), request.user, limit)
 
     @get(
         "/{query_id:int}/report.pdf",
@@ -362,7 +365,7 @@ class GreenCreditController(Controller):
     async def report(self, request: Request[Identity, Any, Any], query_id: IdPath) -> Response[bytes]:
         from finance.pdf import render_green_credit_report
 
-        data = await svc(request).green_credit_report(request.user, query_id)
+        data = await green_credit.green_credit_report(ctx(request), request.user, query_id)
         pdf = render_green_credit_report(data, generated_at=data["issued_at"])
         return Response(
             pdf,
@@ -385,7 +388,7 @@ class PenaltyController(Controller):
         summary="Turn settled compliance fines into payable notices (once per obligation)",
     )
     async def issue(self, request: Request[Identity, Any, Any], data: JSONBody[s.IssuePenalties]) -> s.IssueOut:
-        return await svc(request).issue_penalty_notices(request.user, data.period_id)
+        return await penalties.issue_penalty_notices(ctx(request), request.user, data.period_id)
 
     @get(
         "/",
@@ -401,7 +404,9 @@ class PenaltyController(Controller):
         period_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
         limit: Limit = 200,
     ) -> list[s.PenaltyOut]:
-        return await svc(request).list_penalties(request.user, status=status, period_id=period_id, limit=limit)
+        return await penalties.list_penalties(
+            ctx(request), request.user, status=status, period_id=period_id, limit=limit
+        )
 
     @post(
         "/{penalty_id:int}/payments",
@@ -414,7 +419,9 @@ class PenaltyController(Controller):
     async def pay(
         self, request: Request[Identity, Any, Any], penalty_id: IdPath, data: JSONBody[s.RecordPayment]
     ) -> s.PenaltyOut:
-        return await svc(request).record_penalty_payment(request.user, penalty_id, data, request_key(request))
+        return await penalties.record_penalty_payment(
+            ctx(request), request.user, penalty_id, data, request_key(request)
+        )
 
 
 class VerifyController(Controller):
@@ -430,7 +437,7 @@ class VerifyController(Controller):
         summary="The Ed25519 public key that signs green-credit answers",
     )
     async def public_key(self, request: Request[Any, Any, Any]) -> s.PublicKeyOut:
-        return svc(request).public_key()
+        return letters.public_key(ctx(request))
 
     @get(
         "/{code:str}",
@@ -439,7 +446,7 @@ class VerifyController(Controller):
         summary="Check a document's verification code without logging in",
     )
     async def verify(self, request: Request[Any, Any, Any], code: str) -> s.VerificationOut:
-        return await svc(request).verify_document(code)
+        return await letters.verify_document(ctx(request), code)
 
 
 CONTROLLERS: list[Any] = [

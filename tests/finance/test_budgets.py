@@ -11,6 +11,7 @@ from typing import Any
 from core import ledger
 from core.db import UnitOfWork
 from core.identity import Identity, authenticate_api_key
+from finance import claims, claims_review, disbursement
 from finance import schemas as s
 from tests.finance.kit import BASE, FS_AMOUNT_FEN, FW, at, budget, claim_body, finance_world
 
@@ -25,14 +26,14 @@ async def ident(env: Any, key: str) -> Identity:
 
 
 async def reviewed_claims(fw: FW, n: int) -> list[int]:
-    """n first-set claims of one enterprise, submitted, checked and reviewed through the service (quicker)."""
-    fin = fw.env.app.state.finance
+    """n first-set claims of one enterprise, submitted, checked and reviewed through the use cases (quicker)."""
+    fin = fw.env.app.state.finance.ctx
     emitter, reviewer, reviewer2 = [await ident(fw.env, k) for k in (fw.ents[0]["key"], fw.reviewer, fw.reviewer2)]
     ids = []
     for i in range(n):
-        c = await fin.submit_claim(emitter, s.SubmitClaim(**claim_body(fw.ents[0], f"C-{i}")))
-        await fin.formal_check(reviewer, c.id, s.FormalCheck(passed=True))
-        await fin.review_claim(reviewer2, c.id, s.Note())
+        c = await claims.submit_claim(fin, emitter, s.SubmitClaim(**claim_body(fw.ents[0], f"C-{i}")))
+        await claims.formal_check(fin, reviewer, c.id, s.FormalCheck(passed=True))
+        await claims_review.review_claim(fin, reviewer2, c.id, s.Note())
         ids.append(c.id)
     return ids
 
@@ -113,12 +114,12 @@ async def test_the_scheduler_finalises_notices_and_pays_each_approval_once(env) 
     out = await sched.fire("finance_disbursement_batch", "2026-03-08")  # a Sunday
     assert out.result == {"skipped": "2026-03-08 is not a working day"}
     # Two schedulers firing the same day, and an operator's batch at the same moment: each claim paid once.
-    fin = env.app.state.finance
+    fin = env.app.state.finance.ctx
     approver = await ident(env, fw.approver)
     results = await asyncio.gather(
         sched.fire("finance_disbursement_batch", "2026-03-09"),
         sched.fire("finance_disbursement_batch", "2026-03-09"),
-        fin.disburse_claims(approver, s.DisburseClaims(), "operator-batch"),
+        disbursement.disburse_claims(fin, approver, s.DisburseClaims(), "operator-batch"),
         return_exceptions=True,
     )
     assert not [x for x in results if isinstance(x, BaseException)], results

@@ -2,7 +2,7 @@
 Jiangxi carbon-peaking plan (domain.md section 6).
 
 Dated, cited parameters (`incentives/parameters/*.yaml`) feed pure programme rules (`incentives/domain`)
-that return explainable determinations; `incentives/batch.py` evaluates many enterprise-years at once on a
+that return explainable determinations; `incentives/batch/` evaluates many enterprise-years at once on a
 vector path, `incentives/whatif.py` prices a reform, and `incentives/engine.py` is the facade other
 contexts call. Golden cases that finance staff can read live in `incentives/golden/*.yaml`.
 

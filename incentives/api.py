@@ -1,6 +1,7 @@
 """HTTP controllers of the incentives context: the programme and parameter catalogue, eligibility with its
 explanation, stored determinations, batch evaluation and reform simulation. Thin and guarded: each route
-names its roles, operation id, tags and problem responses; the service does the work.
+names its roles, operation id, tags and problem responses, and calls one use case (`incentives.catalogue`,
+`evaluations`, `determinations`, `batch_runs`, `reforms`) with the context the server built.
 
 The evaluation POSTs read and explain; they move no value, so they take no Idempotency-Key.
 """
@@ -16,8 +17,9 @@ from litestar.params import JSONBody, Parameter
 from core.http import READ_PROBLEMS, allow, problem_responses
 from core.identity import Identity, Role
 from core.schema import IdPath
+from incentives import batch_runs, catalogue, determinations, evaluations, reforms
 from incentives import schemas as s
-from incentives.service import IncentivesService
+from incentives.context import IncentivesContext
 
 R = Role
 EVERY_ROLE = tuple(Role)
@@ -33,8 +35,9 @@ BATCH_OPT = {"accepts_files": True, "max_body_bytes": BATCH_MAX_BODY_BYTES}
 Day = Annotated[dt.date | None, Parameter(description="ISO date (YYYY-MM-DD)")]
 
 
-def svc(request: Request[Any, Any, Any]) -> IncentivesService:
-    return request.app.state.incentives  # type: ignore[no-any-return]
+def ctx(request: Request[Any, Any, Any]) -> IncentivesContext:
+    """The context of the incentives facade the server built (`app.state.incentives`)."""
+    return request.app.state.incentives.ctx  # type: ignore[no-any-return]
 
 
 def _codes(text: str | None) -> list[str] | None:
@@ -55,7 +58,7 @@ class ProgrammeController(Controller):
         summary="Every programme: names (zh/en), citations, facts, gates, outputs; exclusions as of `on`",
     )
     async def list_programmes(self, request: Request[Identity, Any, Any], on: Day = None) -> list[dict[str, Any]]:
-        return svc(request).list_programmes(on)
+        return catalogue.list_programmes(on)
 
     @get(
         "/programmes/{code:str}",
@@ -65,7 +68,7 @@ class ProgrammeController(Controller):
         summary="One programme as data",
     )
     async def get_programme(self, request: Request[Identity, Any, Any], code: str, on: Day = None) -> dict[str, Any]:
-        return svc(request).get_programme(code, on)
+        return catalogue.get_programme(code, on)
 
     @get(
         "/facts",
@@ -75,7 +78,7 @@ class ProgrammeController(Controller):
         summary="The fact names the programmes read: kind, unit, meaning, default, yuan alias",
     )
     async def list_facts(self, request: Request[Identity, Any, Any]) -> list[dict[str, Any]]:
-        return svc(request).list_facts()
+        return catalogue.list_facts()
 
     @get(
         "/parameters",
@@ -85,7 +88,7 @@ class ProgrammeController(Controller):
         summary="Every dated parameter by name",
     )
     async def list_parameters(self, request: Request[Identity, Any, Any]) -> list[dict[str, Any]]:
-        return svc(request).list_parameters()
+        return catalogue.list_parameters()
 
     @get(
         "/parameters/{name:str}/history",
@@ -97,7 +100,7 @@ class ProgrammeController(Controller):
     async def parameter_history(
         self, request: Request[Identity, Any, Any], name: str, on: Day = None, known_on: Day = None
     ) -> dict[str, Any]:
-        return svc(request).parameter_history(name, on, known_on)
+        return catalogue.parameter_history(name, on, known_on)
 
 
 class EvaluationController(Controller):
@@ -114,7 +117,7 @@ class EvaluationController(Controller):
     async def evaluate(
         self, request: Request[Identity, Any, Any], data: JSONBody[s.EvaluateEligibility]
     ) -> s.EligibilityOut:
-        return await svc(request).evaluate_eligibility(request.user, data)
+        return await evaluations.evaluate_eligibility(ctx(request), request.user, data)
 
     @get(
         "/determinations/{determination_id:int}",
@@ -126,7 +129,7 @@ class EvaluationController(Controller):
     async def get_determination(
         self, request: Request[Identity, Any, Any], determination_id: IdPath
     ) -> s.DeterminationOut:
-        return await svc(request).get_determination(request.user, determination_id)
+        return await determinations.get_determination(ctx(request), request.user, determination_id)
 
     @post(
         "/batch",
@@ -151,8 +154,9 @@ class EvaluationController(Controller):
     ) -> Response[bytes]:
         body = await request.body()
         ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
-        result = await svc(request).evaluate_batch(
-            request.user, body=body, content_type=ctype, on=on, known_on=known_on, programmes=_codes(programmes)
+        result = await batch_runs.evaluate_batch(
+            ctx(request), request.user, body=body, content_type=ctype, on=on, known_on=known_on,
+            programmes=_codes(programmes),
         )
         wants_csv = format == "csv" or (format is None and "text/csv" in (request.headers.get("accept") or ""))
         headers = {"X-Batch-Run-Id": str(result.run_id)}
@@ -171,7 +175,7 @@ class EvaluationController(Controller):
         summary="Price a parameter change: cost difference per programme and per city",
     )
     async def reform(self, request: Request[Identity, Any, Any], data: JSONBody[s.SimulateReform]) -> dict[str, Any]:
-        return await svc(request).simulate_reform(request.user, data)
+        return await reforms.simulate_reform(ctx(request), request.user, data)
 
 
 CONTROLLERS: list[Any] = [ProgrammeController, EvaluationController]

@@ -1,7 +1,7 @@
 """Integer arithmetic for incentive amounts: fen, basis points and day keys.
 
 Every amount the incentives engine decides is an integer of fen, and every rate is an integer of basis
-points (1 bp = 0.01 %) or an exact ratio. The vector path (`incentives/batch.py`, numpy int64) and the
+points (1 bp = 0.01 %) or an exact ratio. The vector path (`incentives/batch/`, numpy int64) and the
 scalar explain path must round identically, so both use the formulas written here and nowhere else:
 
 - a computed benefit is rounded **half up** to the fen (四舍五入, the convention of Chinese tax returns);

@@ -1,4 +1,4 @@
-"""Integer rounding shared by the scalar and vector paths (incentives/domain/arith.py, incentives/batch.py)."""
+"""Integer rounding shared by the scalar and vector paths (incentives/domain/arith.py, incentives/batch/)."""
 
 from __future__ import annotations
 

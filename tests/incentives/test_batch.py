@@ -1,4 +1,4 @@
-"""The vector path (incentives/batch.py) against the scalar explain path, to the fen."""
+"""The vector path (incentives/batch/) against the scalar explain path, to the fen."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""IncentivesService below the HTTP layer: exact facts at the edge, the two batch readers, registry facts,
-and the methods the finance context calls (evaluate, record/store a determination, read it back)."""
+"""The incentives use cases below the HTTP layer: exact facts at the edge, the two batch readers, registry
+facts, and the IncentivesService methods the finance context calls (evaluate, record/store a determination,
+read it back)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from hypothesis import strategies as st
 
 from core.errors import AppError
 from core.identity import Identity, Role
-from incentives import engine
+from incentives import engine, evaluations
 from incentives import schemas as s
+from incentives._common import yuan
 from incentives.batch import scalar_records, synthetic_population
+from incentives.batch_input import frame_from_csv, frame_from_records
 from incentives.domain.arith import MAX_FEN
-from incentives.service import frame_from_csv, frame_from_records, parse_facts, yuan
+from incentives.facts_input import parse_facts
 from tests.helpers import enterprise
 from tests.incentives.test_api import DEMO_FACTS, env  # noqa: F401  (the module-scoped app and database)
 
@@ -82,24 +85,18 @@ async def test_the_registry_compliance_status_overrides_the_callers_claim(env) -
             assert enterprise_id == ent["id"]
             return {"enterprise_id": enterprise_id, "open_shortfall": True, "carbon_open_shortfall_t": 500}
 
-    real = svc.compliance
-    try:
-        svc.compliance = Shortfall()
-        facts = {**GREEN, "green_activity": "wind_power", "carbon_open_shortfall_t": 0}
-        out = await svc.evaluate_eligibility(who, s.EvaluateEligibility(
-            enterprise_id=ent["id"], on=dt.date(2024, 12, 31), facts=facts, programmes=["green_loan"]))
-        [det] = out.determinations
-        assert [g.code for g in det.failed_gates] == ["carbon_compliant"]
-        assert det.failed_gates[0].measured == 500 and det.failed_gates[0].remedy_target == 0
-        assert out.registry_facts == [s.RegistryFact(fact="carbon_open_shortfall_t", value=500,
-                                                     source="registry.compliance", caller_value=0)]
-        # Without a compliance service offering the status, the caller's fact stands.
-        svc.compliance = object()
-        out = await svc.evaluate_eligibility(who, s.EvaluateEligibility(
-            enterprise_id=ent["id"], on=dt.date(2024, 12, 31), facts=facts, programmes=["green_loan"]))
-        assert out.determinations[0].eligible and out.registry_facts == []
-    finally:
-        svc.compliance = real
+    facts = {**GREEN, "green_activity": "wind_power", "carbon_open_shortfall_t": 0}
+    out = await evaluations.evaluate_eligibility(replace(svc.ctx, compliance=Shortfall()), who, s.EvaluateEligibility(
+        enterprise_id=ent["id"], on=dt.date(2024, 12, 31), facts=facts, programmes=["green_loan"]))
+    [det] = out.determinations
+    assert [g.code for g in det.failed_gates] == ["carbon_compliant"]
+    assert det.failed_gates[0].measured == 500 and det.failed_gates[0].remedy_target == 0
+    assert out.registry_facts == [s.RegistryFact(fact="carbon_open_shortfall_t", value=500,
+                                                 source="registry.compliance", caller_value=0)]
+    # Without a compliance service offering the status, the caller's fact stands.
+    out = await evaluations.evaluate_eligibility(replace(svc.ctx, compliance=object()), who, s.EvaluateEligibility(
+        enterprise_id=ent["id"], on=dt.date(2024, 12, 31), facts=facts, programmes=["green_loan"]))
+    assert out.determinations[0].eligible and out.registry_facts == []
 
 
 async def test_finance_recomputes_stores_and_reads_a_determination(env) -> None:  # noqa: F811

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.errors import AppError, Conflict, InvalidInput
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
@@ -413,7 +414,17 @@ async def _add_block(session: AsyncSession, asset_id: int, account_id: int, star
 
 
 async def check_invariants(session: AsyncSession) -> list[str]:
-    """Every promise of the ledger as a query; an empty list means all hold. Used by tests and reconciliation."""
+    """Every promise of the ledger, recomputed from the immutable records alone; an empty list means all hold.
+
+    - per asset, debits equal credits, posted and pending;
+    - no holder account's available balance below zero;
+    - every account's four balances equal the sums of its transfers (posted: posted transfers and the posted
+      part of resolved holds; pending: holds not resolved yet), so an edited balance row is found;
+    - for serialised assets, the serial blocks of one asset never overlap and each holder's blocks sum to its
+      posted balance, so an edited, added or removed block is found.
+    All sums are computed by the database (GROUP BY), so the check reads a few rows per account, not every
+    transfer into memory. `greenrights audit reconcile` runs it; tests assert it after every step.
+    """
     problems: list[str] = []
     sums = await session.execute(
         select(
@@ -422,77 +433,79 @@ async def check_invariants(session: AsyncSession) -> list[str]:
             func.sum(LedgerAccount.credits_posted),
             func.sum(LedgerAccount.debits_pending),
             func.sum(LedgerAccount.credits_pending),
-        ).group_by(LedgerAccount.asset_id)
+        )
+        .group_by(LedgerAccount.asset_id)
+        .order_by(LedgerAccount.asset_id)
     )
     for asset_id, dp, cp, dpe, cpe in sums:
         if dp != cp or dpe != cpe:
             problems.append(f"asset {asset_id}: debits {dp}/{dpe} != credits {cp}/{cpe}")
     negative = await session.execute(
-        select(LedgerAccount.id).where(
+        select(LedgerAccount.id)
+        .where(
             LedgerAccount.debits_must_not_exceed_credits == True,  # noqa: E712
             LedgerAccount.debits_posted + LedgerAccount.debits_pending > LedgerAccount.credits_posted,
         )
+        .order_by(LedgerAccount.id)
     )
     problems += [f"account {row[0]}: available below zero" for row in negative]
-    # Balances equal the sum of their transfers.
-    posted_kinds = [POSTED, POST_PENDING]
+    # Balances equal the sum of their transfers: [debits posted, credits posted, debits pending, credits pending].
     flows: dict[int, list[int]] = {}
-    rows = await session.execute(
+    posted = LedgerTransfer.kind.in_([POSTED, POST_PENDING])
+    resolver = aliased(LedgerTransfer)
+    open_hold = and_(
+        LedgerTransfer.kind == PENDING,
+        ~select(resolver.id).where(resolver.resolves_id == LedgerTransfer.id).exists(),
+    )
+    for where, column, slot in (
+        (posted, LedgerTransfer.debit_account_id, 0),
+        (posted, LedgerTransfer.credit_account_id, 1),
+        (open_hold, LedgerTransfer.debit_account_id, 2),
+        (open_hold, LedgerTransfer.credit_account_id, 3),
+    ):
+        rows = await session.execute(select(column, func.sum(LedgerTransfer.amount)).where(where).group_by(column))
+        for account_id, total in rows:
+            flows.setdefault(account_id, [0, 0, 0, 0])[slot] = int(total)
+    balances = await session.execute(
         select(
-            LedgerTransfer.debit_account_id,
-            LedgerTransfer.credit_account_id,
-            LedgerTransfer.amount,
-            LedgerTransfer.kind,
-            LedgerTransfer.resolves_id,
-        )
+            LedgerAccount.id,
+            LedgerAccount.asset_id,
+            LedgerAccount.role,
+            LedgerAccount.debits_posted,
+            LedgerAccount.credits_posted,
+            LedgerAccount.debits_pending,
+            LedgerAccount.credits_pending,
+        ).order_by(LedgerAccount.id)
     )
-    pending_amounts: dict[int, int] = dict(
-        (
-            await session.execute(
-                select(LedgerTransfer.id, LedgerTransfer.amount).where(LedgerTransfer.kind == PENDING)
-            )
-        ).all()
-    )
-    for debit, credit, amount, kind, resolves in rows:
-        d = flows.setdefault(debit, [0, 0, 0, 0])
-        c = flows.setdefault(credit, [0, 0, 0, 0])
-        if kind in posted_kinds:
-            d[0] += amount
-            c[1] += amount
-        if kind == PENDING:
-            d[2] += amount
-            c[3] += amount
-        if kind in (POST_PENDING, VOID_PENDING):
-            d[2] -= pending_amounts[resolves]
-            c[3] -= pending_amounts[resolves]
-    for acc in (await session.execute(select(LedgerAccount))).scalars():
-        want = flows.get(acc.id or 0, [0, 0, 0, 0])
-        have = [acc.debits_posted, acc.credits_posted, acc.debits_pending, acc.credits_pending]
+    accounts = [(acc_id, asset_id, role, [dp, cp, dpe, cpe]) for acc_id, asset_id, role, dp, cp, dpe, cpe in balances]
+    for acc_id, _, _, have in accounts:
+        want = flows.get(acc_id, [0, 0, 0, 0])
         if want != have:
-            problems.append(f"account {acc.id}: balances {have} != sum of transfers {want}")
-    # Serial blocks: disjoint per asset and summing to each holder's posted balance.
+            problems.append(f"account {acc_id}: balances {have} != sum of transfers {want}")
+    # Serial blocks: disjoint per asset (each block starts at or after the previous one's end) ...
+    previous_end = (
+        func.lag(SerialBlock.serial_end)
+        .over(partition_by=SerialBlock.asset_id, order_by=SerialBlock.serial_start)
+        .label("previous_end")
+    )
+    ordered = select(SerialBlock.asset_id, SerialBlock.serial_start, previous_end).subquery()
+    overlaps = await session.execute(
+        select(ordered.c.asset_id, ordered.c.serial_start)
+        .where(ordered.c.previous_end > ordered.c.serial_start)
+        .order_by(ordered.c.asset_id, ordered.c.serial_start)
+    )
+    problems += [f"asset {asset_id}: serial blocks overlap at {start}" for asset_id, start in overlaps]
+    # ... and summing to each holder's posted balance.
     serialised = set((await session.execute(select(LedgerAsset.id).where(LedgerAsset.serialised == True))).scalars())  # noqa: E712
-    block_rows = (
-        await session.execute(
-            select(
-                SerialBlock.asset_id, SerialBlock.serial_start, SerialBlock.serial_end, SerialBlock.ledger_account_id
-            ).order_by(SerialBlock.asset_id, SerialBlock.serial_start)
+    per_account: dict[int, int] = {
+        account_id: int(total)
+        for account_id, total in await session.execute(
+            select(SerialBlock.ledger_account_id, func.sum(SerialBlock.serial_end - SerialBlock.serial_start)).group_by(
+                SerialBlock.ledger_account_id
+            )
         )
-    ).all()
-    per_account: dict[int, int] = {}
-    last: tuple[int, int] | None = None
-    for asset_id, start, end, account_id in block_rows:
-        if last is not None and last[0] == asset_id and start < last[1]:
-            problems.append(f"asset {asset_id}: serial blocks overlap at {start}")
-        last = (asset_id, end)
-        per_account[account_id] = per_account.get(account_id, 0) + (end - start)
-    for acc in (
-        await session.execute(select(LedgerAccount).where(and_(LedgerAccount.role != ROLE_ISSUANCE)))
-    ).scalars():
-        if acc.asset_id in serialised:
-            balance = acc.credits_posted - acc.debits_posted
-            if per_account.get(acc.id or 0, 0) != balance:
-                problems.append(
-                    f"account {acc.id}: serial blocks {per_account.get(acc.id or 0, 0)} != balance {balance}"
-                )
+    }
+    for acc_id, asset_id, role, (dp, cp, _, _) in accounts:
+        if role != ROLE_ISSUANCE and asset_id in serialised and per_account.get(acc_id, 0) != cp - dp:
+            problems.append(f"account {acc_id}: serial blocks {per_account.get(acc_id, 0)} != balance {cp - dp}")
     return problems

@@ -1,4 +1,4 @@
-"""The `greenrights` command: serve, db upgrade, apikey create, user create, audit verify, demo, scheduler."""
+"""The `greenrights` command: serve, db upgrade, apikey create, user create, audit verify|reconcile, demo, scheduler."""
 
 from __future__ import annotations
 
@@ -113,6 +113,27 @@ async def _audit_verify() -> tuple[bool, int, str]:
         await db.dispose()
 
 
+async def _audit_reconcile() -> tuple[list[str], int, int]:
+    """Every balance recomputed from the transfers and every holding from its serial blocks (`ledger.check_invariants`),
+    read in one snapshot; returns the differences and how many accounts and transfers were read."""
+    from sqlalchemy import func, select
+
+    from core.ledger import check_invariants
+    from core.models import LedgerAccount, LedgerTransfer
+
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> tuple[list[str], int, int]:
+        accounts = (await uow.session.execute(select(func.count()).select_from(LedgerAccount))).scalar_one()
+        transfers = (await uow.session.execute(select(func.count()).select_from(LedgerTransfer))).scalar_one()
+        return await check_invariants(uow.session), int(accounts), int(transfers)
+
+    try:
+        return await db.read(work)
+    finally:
+        await db.dispose()
+
+
 async def _run_scheduler() -> None:
     from scheduler.runner import Scheduler
     from server.services import build_services
@@ -168,7 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_user.add_argument("--role", required=True, choices=[r.value for r in Role])
     p_user.add_argument("--enterprise", default=None, metavar="USCC")
     p_audit = sub.add_parser("audit", help="audit log")
-    p_audit.add_argument("action", choices=["verify"])
+    p_audit.add_argument(
+        "action",
+        choices=["verify", "reconcile"],
+        help="verify: the audit hash chain; reconcile: balances and holdings against transfers and serial blocks",
+    )
     sub.add_parser("demo", help="seed a small Jiangxi demo when the database is empty")
     sub.add_parser("scheduler", help="run the compliance calendar as its own process")
     args = parser.parse_args(argv)
@@ -196,6 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         uid = asyncio.run(_user(args.username, Role(args.role), args.enterprise, password))
         print(f"user {args.username} created with id {uid}")
         return 0
+    if args.cmd == "audit" and args.action == "reconcile":
+        problems, accounts, transfers = asyncio.run(_audit_reconcile())
+        for line in problems:
+            print(f"DIFFERENCE {line}")
+        verdict = "ledger reconciled" if not problems else f"ledger NOT reconciled: {len(problems)} differences"
+        print(f"{verdict}: {accounts} accounts, {transfers} transfers checked")
+        return 0 if not problems else 1
     if args.cmd == "audit":
         ok, count, message = asyncio.run(_audit_verify())
         print(f"{message}: {count} entries checked")

@@ -73,10 +73,11 @@ async def world(env: Any, n_enterprises: int = 2, issue: int = 1000, vintage: in
     return World(reg, reg2, org_id, alloc, ents, tx["instrument_id"])
 
 
-async def allocate(env: Any, w: World, account_id: int, quantity: int) -> dict[str, Any]:
+async def allocate(env: Any, w: World, account_id: int, quantity: int, key: str | None = None) -> dict[str, Any]:
+    """Allocate `quantity` display units by the regulator (or the instrument's issuer, `key`)."""
     r = await env.post(
         "/api/v1/allocations",
-        w.regulator,
+        key or w.regulator,
         {"to_account_id": account_id, "instrument_id": w.instrument_id, "quantity": str(quantity)},
     )
     assert r.status_code == 201, r.text

@@ -12,10 +12,10 @@ trade needs from each hold into clearing (releasing the rest, exactly once by th
 new hold covers what is still open, and clearing pays out to the counterparties and the fee account, all
 in the caller's one unit of work: units and yuan move together or not at all (DVP).
 
-Buy orders hold `unit_cost_fen(limit) × remaining` where the unit cost is the limit plus the largest fee
-per unit rounded up. That bound is additive in the quantity, so releasing a hold and re-holding the
-remainder after a fill never needs more than was released, and no fee rounding can make a settled trade
-cost more than its hold.
+Buy orders hold `money.buy_hold_fen(limit, remaining, scale, largest fee)`. Amounts and fees round down to
+the fen, and that bound is superadditive in the quantity, so releasing a hold and re-holding the remainder
+after a fill never needs more than was released, and no rounding can make a settled trade cost more than
+its hold (see `trading/domain/money.py` for the rule and the proof).
 """
 
 from __future__ import annotations
@@ -39,16 +39,6 @@ FUND = "fund"
 CLEARING = "clearing"
 FEE = "fee"
 SETTLEMENT = "settlement"
-BPS_PER_UNIT = 10_000
-
-
-def unit_cost_fen(price_fen: int, fee_bps: int) -> int:
-    """What one unit bought at up to `price_fen` can cost with its fee: the price plus the fee rounded UP.
-
-    A trade of q units at p ≤ price pays p·q plus a fee rounded half up from p·q·bps, which is at most
-    ceil(p·q·bps / 10,000) ≤ q · ceil(price·bps / 10,000); so q units never cost more than q unit costs.
-    """
-    return price_fen + -(-price_fen * fee_bps // BPS_PER_UNIT)
 
 
 def yuan(fen: int) -> str:

@@ -37,9 +37,11 @@ class Market(SQLModel, table=True):
     band_bps: int = Field(default=1000)
     block_band_bps: int = Field(default=3000)
     tick_fen: int = Field(default=1)
-    lot_quantity: int = Field(default=1, sa_type=BigInteger)
-    quantity_max: int | None = Field(default=99_999, sa_type=BigInteger)
-    block_quantity_min: int = Field(default=100_000, sa_type=BigInteger)
+    # In base units, set from display units at creation (`TradingService.create_market`): no default here can know
+    # the instrument's scale.
+    lot_quantity: int = Field(sa_type=BigInteger)
+    quantity_max: int | None = Field(sa_type=BigInteger)
+    block_quantity_min: int = Field(sa_type=BigInteger)
     taker_fee_bps: int = Field(default=0)
     maker_fee_bps: int = Field(default=0)
     stp: str = Field(max_length=16, default="cancel-taker")
@@ -63,6 +65,8 @@ class BookDay(SQLModel, table=True):
     prev_close_fen: int = Field(sa_type=BigInteger)
     band_bps: int
     tick_fen: int
+    # The instrument's quantity scale (prices per display unit, quantities in base units): amounts depend on it.
+    scale: int = Field(default=0)
     lot_quantity: int = Field(sa_type=BigInteger)
     quantity_max: int | None = Field(default=None, sa_type=BigInteger)
     taker_fee_bps: int
@@ -111,8 +115,10 @@ class Order(SQLModel, table=True):
     status: str = Field(max_length=16)
     cancel_reason: str | None = Field(default=None, max_length=24)
     listing_id: int | None = Field(default=None, sa_type=BigInteger)
-    # Buy orders hold `unit_cost_fen` per remaining unit: the limit (or band edge) plus the largest fee per unit.
-    unit_cost_fen: int | None = Field(default=None, sa_type=BigInteger)
+    # A buy order holds `money.buy_hold_fen(hold_price_fen, remaining, scale, hold_fee_bps)`: the limit (or the
+    # band edge for a market order, the listing's price for a pick) and the larger of the book's two fees.
+    hold_price_fen: int | None = Field(default=None, sa_type=BigInteger)
+    hold_fee_bps: int = Field(default=0)
     hold_transfer_id: int | None = Field(default=None, foreign_key="ledger_transfer.id")
     held_amount: int = Field(default=0, sa_type=BigInteger)
     hold_count: int = Field(default=0)
@@ -142,6 +148,8 @@ class Trade(SQLModel, table=True):
     book_seq: int | None = Field(default=None, sa_type=BigInteger)
     price_fen: int = Field(sa_type=BigInteger)
     quantity: int = Field(sa_type=BigInteger)
+    # What the buyer paid the seller, before fees: `money.notional_fen(price_fen, quantity, scale)`.
+    notional_fen: int = Field(sa_type=BigInteger)
     buyer_organisation_id: int = Field(foreign_key="organisation.id")
     seller_organisation_id: int = Field(foreign_key="organisation.id")
     buyer_account_id: int = Field(foreign_key="registry_account.id")

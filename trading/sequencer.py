@@ -46,6 +46,7 @@ def book_config(row: BookDay) -> BookConfig:
     return BookConfig(
         mode=BookMode(row.mode),
         tick_fen=row.tick_fen,
+        scale=row.scale,
         lot_quantity=row.lot_quantity,
         quantity_max=row.quantity_max,
         prev_close_fen=row.prev_close_fen,

@@ -47,7 +47,7 @@ from trading.domain.auction import (
     clear_auction,
 )
 from trading.domain.auction import Bid as AuctionBid
-from trading.domain.bands import fee_fen, is_on_lot, is_on_tick, price_band, round_half_up_to_tick
+from trading.domain.bands import is_on_lot, is_on_tick, price_band, round_half_up_to_tick
 from trading.domain.block import BlockRules, confirm_block_trade, propose_block_trade
 from trading.domain.block import BlockTrade as BlockTerms
 from trading.domain.book import BookConfig, BookSnapshot
@@ -55,6 +55,7 @@ from trading.domain.commands import Cancel, Command, Pick, Place
 from trading.domain.journal import replay
 from trading.domain.marketdata import CLOSE_SETTING_VENUES, TradePrint, Venue, daily_summary
 from trading.domain.model import MESSAGES, BookMode, Code, OrderKind, Result, Side, Status
+from trading.domain.money import base_per_display, buy_hold_fen, fee_fen, notional_fen
 from trading.domain.sessions import BLOCK_SESSIONS, LISTED_SESSIONS
 from trading.models import Auction, Bid, BlockTrade, BookDay, FundMovement, Market, Order, Trade
 from trading.sequencer import Sequencer, StaleBook, book_config, read_journal
@@ -63,7 +64,10 @@ T = TypeVar("T")
 
 SYSTEM_ACTOR = "system:scheduler"
 STALE_RETRIES = 3
-DEFAULT_QUANTITY_MAX = 99_999
+# National carbon market rules, in display units (t, tce, certificates): listed-agreement orders under 100,000,
+# block trades and one-way auctions from 100,000. A market stores them in base units (× 10**scale).
+DEFAULT_QUANTITY_MAX_DISPLAY = 99_999
+BLOCK_QUANTITY_MIN_DISPLAY = 100_000
 TRADER_ROLES = (Role.EMITTER, Role.MEMBER)
 # Problem slug and field for each rejection code of the matcher.
 _CODE_PROBLEMS: dict[Code, tuple[str, str | None]] = {
@@ -259,6 +263,7 @@ class TradingService:
             prev_close_fen=market.prev_close_fen,
             band_bps=market.band_bps,
             tick_fen=market.tick_fen,
+            scale=_scale(market.kind),
             lot_quantity=market.lot_quantity,
             quantity_max=market.quantity_max,
             taker_fee_bps=market.taker_fee_bps,
@@ -305,8 +310,9 @@ class TradingService:
             lot_quantity = 1 if req.lot is None else parse_quantity(req.lot, scale=scale, field="lot")
             if tick_fen > reference_fen:
                 raise InvalidInput("tick", "The tick must not exceed the reference price.")
+            per = base_per_display(scale)
             quantity_max = (
-                DEFAULT_QUANTITY_MAX
+                DEFAULT_QUANTITY_MAX_DISPLAY * per
                 if req.quantity_max is None
                 else parse_quantity(req.quantity_max, scale=scale, field="quantity_max")
             )
@@ -320,6 +326,7 @@ class TradingService:
                 tick_fen=tick_fen,
                 lot_quantity=lot_quantity,
                 quantity_max=quantity_max,
+                block_quantity_min=BLOCK_QUANTITY_MIN_DISPLAY * per,
                 taker_fee_bps=req.taker_fee_bps,
                 maker_fee_bps=req.maker_fee_bps,
                 stp=req.stp,
@@ -565,9 +572,10 @@ class TradingService:
                 )
             elif cost_price is not None:
                 fund = await self.accounts.fund(ses, who.organisation_id)
-                order.unit_cost_fen = clearing.unit_cost_fen(cost_price, max(row.taker_fee_bps, row.maker_fee_bps))
+                order.hold_price_fen = cost_price
+                order.hold_fee_bps = max(row.taker_fee_bps, row.maker_fee_bps)
                 order.hold_count = 1
-                order.held_amount = quantity * order.unit_cost_fen
+                order.held_amount = buy_hold_fen(cost_price, quantity, row.scale, order.hold_fee_bps)
                 order.hold_transfer_id = await self._hold(
                     ses,
                     prefix=f"ord:{oid}",
@@ -627,7 +635,7 @@ class TradingService:
             units = sum(t.quantity for t in trades)
             funds = sum(t.notional_fen + t.taker_fee_fen for t in trades)
             await self._collect_and_rehold(
-                ses, ids, taker, units if taker_sells else funds, result.resting_quantity, now
+                ses, ids, taker, units if taker_sells else funds, result.resting_quantity, row.scale, now
             )
         elif result.status is not Status.RESTING:
             await self._release(ses, taker, now)
@@ -651,6 +659,7 @@ class TradingService:
                 book_seq=t.seq,
                 price_fen=t.price_fen,
                 quantity=t.quantity,
+                notional_fen=t.notional_fen,
                 buyer_organisation_id=buy.organisation_id,
                 seller_organisation_id=sell.organisation_id,
                 buyer_account_id=buy.account_id,
@@ -671,7 +680,7 @@ class TradingService:
             if maker_remaining == 0:
                 maker.status = Status.FILLED.value
             contribution = t.quantity if not taker_sells else t.notional_fen + t.maker_fee_fen
-            await self._collect_and_rehold(ses, ids, maker, contribution, maker_remaining, now)
+            await self._collect_and_rehold(ses, ids, maker, contribution, maker_remaining, row.scale, now)
             await self._deliver(ses, ids, inst, trade, now)
         for mc in result.maker_cancels:
             maker = makers[mc.order_id]
@@ -684,7 +693,14 @@ class TradingService:
         return out
 
     async def _collect_and_rehold(
-        self, ses: AsyncSession, ids: clearing.Ids, order: Order, amount: int, remaining: int, now: dt.datetime
+        self,
+        ses: AsyncSession,
+        ids: clearing.Ids,
+        order: Order,
+        amount: int,
+        remaining: int,
+        scale: int,
+        now: dt.datetime,
     ) -> None:
         """Post `amount` of the order's hold into clearing; hold what its remaining quantity needs again."""
         assert order.hold_transfer_id is not None
@@ -704,7 +720,7 @@ class TradingService:
         if remaining <= 0:
             return
         sells = order.side == Side.SELL.value
-        held = remaining if sells else remaining * (order.unit_cost_fen or 0)
+        held = remaining if sells else buy_hold_fen(order.hold_price_fen or 0, remaining, scale, order.hold_fee_bps)
         order.hold_count += 1
         order.held_amount = held
         order.hold_transfer_id = await self._hold(
@@ -748,7 +764,7 @@ class TradingService:
             clearing.Delivery(
                 trade_id=trade.id or 0,
                 quantity=trade.quantity,
-                notional_fen=trade.price_fen * trade.quantity,
+                notional_fen=trade.notional_fen,
                 buyer_fee_fen=trade.buyer_fee_fen,
                 seller_fee_fen=trade.seller_fee_fen,
                 buyer_units_account_id=buyer_units,
@@ -1091,7 +1107,7 @@ class TradingService:
             prints_by_day: dict[dt.date, list[TradePrint]] = {}
             for t in rows:
                 prints_by_day.setdefault(t.trade_date, []).append(
-                    TradePrint(Venue(t.venue), t.trade_date, t.price_fen, t.quantity)
+                    TradePrint(Venue(t.venue), t.trade_date, t.price_fen, t.quantity, t.notional_fen)
                 )
             running_close = earlier if earlier is not None else market.prev_close_fen
             out: list[s.DayOut] = []
@@ -1142,7 +1158,8 @@ class TradingService:
         last = (dt.date(year + month // 12, month % 12 + 1, 1)) - dt.timedelta(days=1)
 
         async def work(uow: UnitOfWork) -> int | None:
-            turnover, volume = (
+            # Σ price × quantity over Σ quantity: a price per display unit at any scale (not the turnover).
+            price_quantity, volume = (
                 await uow.session.execute(
                     select(
                         func.coalesce(func.sum(Trade.price_fen * Trade.quantity), 0),
@@ -1159,7 +1176,7 @@ class TradingService:
             ).one()
             if int(volume) == 0:
                 return None
-            return round_half_up_to_tick(int(turnover), int(volume), 1)
+            return round_half_up_to_tick(int(price_quantity), int(volume), 1)
 
         return await self.db.read(work)
 
@@ -1258,10 +1275,10 @@ class TradingService:
             for bt in blocks:
                 await self._release_block(ses, bt, now, "expired")
             prints = [
-                TradePrint(Venue(v), day, p, q)
-                for v, p, q in (
+                TradePrint(Venue(v), day, p, q, n)
+                for v, p, q, n in (
                     await ses.execute(
-                        select(Trade.venue, Trade.price_fen, Trade.quantity)
+                        select(Trade.venue, Trade.price_fen, Trade.quantity, Trade.notional_fen)
                         .where(Trade.market_id == info.market_id, Trade.trade_date == day)
                         .order_by(Trade.id)  # type: ignore[arg-type]
                     )
@@ -1303,6 +1320,7 @@ class TradingService:
     def _block_rules(self, market: Market) -> BlockRules:
         return BlockRules(
             quantity_min=market.block_quantity_min,
+            scale=_scale(market.kind),
             band_bps=market.block_band_bps,
             tick_fen=market.tick_fen,
             lot_quantity=market.lot_quantity,
@@ -1419,7 +1437,7 @@ class TradingService:
             )
         else:
             fund = await self.accounts.fund(ses, acc.organisation_id)
-            amount = bt.price_fen * bt.quantity + fee_fen(bt.price_fen * bt.quantity, market.taker_fee_bps)
+            amount = buy_hold_fen(bt.price_fen, bt.quantity, _scale(market.kind), market.taker_fee_bps)
             source, clr, asset, funds = fund, ids.cny_clearing_id, ids.cny_asset_id, True
         hold_id = await self._hold(
             ses,
@@ -1477,7 +1495,7 @@ class TradingService:
                 bt.seller_account_id = acc.id
             accept_hold = await self._block_hold(ses, bt, market, inst, acc, side, now, count=2)
             ids = await self.accounts.ids_for(ses, inst.asset_id)
-            notional = bt.price_fen * bt.quantity
+            notional = notional_fen(bt.price_fen, bt.quantity, _scale(market.kind))
             fee = fee_fen(notional, market.taker_fee_bps)
             trade = Trade(
                 market_id=bt.market_id,
@@ -1486,6 +1504,7 @@ class TradingService:
                 trade_date=business_date(now),
                 price_fen=bt.price_fen,
                 quantity=bt.quantity,
+                notional_fen=notional,
                 buyer_organisation_id=bt.buyer_organisation_id,
                 seller_organisation_id=bt.seller_organisation_id,
                 buyer_account_id=bt.buyer_account_id or 0,
@@ -1748,7 +1767,7 @@ class TradingService:
             await ses.flush()
             ids = await self.accounts.ids_for(ses, inst.asset_id)
             fund = await self.accounts.fund(ses, who.organisation_id)
-            bid.held_amount = price_fen * quantity
+            bid.held_amount = buy_hold_fen(price_fen, quantity, _scale(market.kind), 0)
             bid.hold_transfer_id = await self._hold(
                 ses,
                 prefix=f"bid:{bid.id}",
@@ -1812,7 +1831,7 @@ class TradingService:
             allocated = {a.bid_id: a for a in result.allocations} if cleared else {}
             for bid in bids:
                 alloc = allocated.get(bid.id or 0)
-                amount = alloc.quantity * alloc.price_fen if alloc is not None else 0
+                amount = alloc.amount_fen(_scale(market.kind)) if alloc is not None else 0
                 await clearing.collect(
                     ses,
                     hold_id=bid.hold_transfer_id or 0,
@@ -1836,6 +1855,7 @@ class TradingService:
                     trade_date=business_date(now),
                     price_fen=alloc.price_fen,
                     quantity=alloc.quantity,
+                    notional_fen=amount,
                     buyer_organisation_id=bid.organisation_id,
                     seller_organisation_id=auction.seller_organisation_id,
                     buyer_account_id=bid.account_id,
@@ -2200,14 +2220,23 @@ class TradingService:
                     return
                 expected[hold_id] = (label, amount)
 
+            scale_of = {m.id: _scale(m.kind) for m in (await ses.execute(select(Market))).scalars()}
             for o in (await ses.execute(select(Order).where(Order.status == Status.RESTING.value))).scalars():
                 remaining = o.quantity - o.filled_quantity - o.cancelled_quantity
-                need = remaining if o.side == Side.SELL.value else remaining * (o.unit_cost_fen or 0)
+                need = (
+                    remaining
+                    if o.side == Side.SELL.value
+                    else buy_hold_fen(o.hold_price_fen or 0, remaining, scale_of[o.market_id], o.hold_fee_bps)
+                )
                 if o.held_amount != need:
                     out.append(f"order {o.id}: held_amount {o.held_amount} != {need} for {remaining} remaining")
                 want(f"order {o.id}", o.hold_transfer_id, need)
+            auction_scale = {
+                a.id: scale_of[a.market_id] for a in (await ses.execute(select(Auction))).scalars()
+            }
             for b in (await ses.execute(select(Bid).where(Bid.status == "open"))).scalars():
-                want(f"bid {b.id}", b.hold_transfer_id, b.price_fen * b.quantity)
+                need = buy_hold_fen(b.price_fen, b.quantity, auction_scale[b.auction_id], 0)
+                want(f"bid {b.id}", b.hold_transfer_id, need)
             for a in (await ses.execute(select(Auction).where(Auction.status == "open"))).scalars():
                 want(f"auction {a.id}", a.hold_transfer_id, a.volume)
             for bt in (await ses.execute(select(BlockTrade).where(BlockTrade.status == "proposed"))).scalars():

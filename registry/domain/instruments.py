@@ -69,7 +69,8 @@ KIND_RULES: dict[Kind, KindRule] = {
         False,
         "国能发新能规〔2024〕67号；发改能源〔2023〕1044号",
     ),
-    Kind.DISCHARGE: KindRule(Kind.DISCHARGE, "排污权", "kg", "kg", 0, "regulator", True, "国办发〔2014〕38号"),
+    # Permits are counted in kg and shown, priced and reported in tonnes with 3 decimals (reports give t per pollutant).
+    Kind.DISCHARGE: KindRule(Kind.DISCHARGE, "排污权", "kg", "t", 3, "regulator", True, "国办发〔2014〕38号"),
 }
 
 GEC_TECHNOLOGIES = ("wind", "solar", "biomass", "geothermal", "ocean", "hydro")

@@ -24,6 +24,7 @@ from core.db import Database, UnitOfWork
 from core.identity import Identity, Role, create_organisation
 from core.models import LedgerAccount, LedgerAsset
 from registry import schemas as rs
+from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument
 from registry.service import OWNER, RegistryService
 from server.migrate import create_schema
@@ -98,14 +99,19 @@ async def trading_world(
     funds: str = "1000000.00",
     reference_price: str = "50.00",
     market: dict[str, Any] | None = None,
+    kind: str = "cea",
 ) -> TradingWorld:
+    """Traders with `units` display units of an instrument of `kind` (see `KIND_ISSUES`) and `funds` yuan each."""
     w = await world(env, n_enterprises=traders, issue=issue)
+    issuer = w.regulator
+    if kind != "cea":
+        w, issuer = await _issue_kind(env, w, kind, issue)
     for ent in w.enterprises:
         if units:
-            await allocate(env, w, ent["account_id"], units)
+            await allocate(env, w, ent["account_id"], units, key=issuer)
     r = await env.post(
         "/api/v1/markets",
-        w.regulator,
+        issuer,
         {"instrument_id": w.instrument_id, "mode": mode, "reference_price": reference_price, **(market or {})},
     )
     assert r.status_code == 201, r.text
@@ -115,6 +121,29 @@ async def trading_world(
         if funds != "0":
             await deposit(env, t.key, bank, funds)
     return TradingWorld(env, w.regulator, w.regulator_org, w.allocation_account, w.instrument_id, bank, out)
+
+
+async def _issue_kind(env: Any, w: Any, kind: str, issue: int) -> tuple[Any, str]:
+    """Issue `issue` display units of `kind` by its own authority (two people); the world then trades those."""
+    from tests.helpers import World
+
+    role, unit_class = KIND_ISSUES[kind]
+
+    async def org(uow: UnitOfWork) -> int:
+        o = await create_organisation(uow.session, f"{role.value} 发证机构", role.value, env.clock.now())
+        return o.id or 0
+
+    org_id = await env.db.run(org)
+    key, key2 = await env.key(role, org_id), await env.key(role, org_id)
+    r = await env.post("/api/v1/accounts", key, {"type": "allocation"})
+    assert r.status_code == 201, r.text
+    alloc = r.json()["id"]
+    r = await env.post("/api/v1/issuances", key, {"kind": kind, "quantity": str(issue), **unit_class})
+    assert r.status_code == 201, r.text
+    tx = r.json()
+    r = await env.post(f"/api/v1/transactions/{tx['id']}/approval", key2, {"decision": "approve"})
+    assert r.status_code == 200, r.text
+    return World(w.regulator, w.regulator2, w.regulator_org, alloc, w.enterprises, tx["instrument_id"]), key
 
 
 async def invariants(db: Database) -> list[str]:
@@ -161,6 +190,16 @@ def ident(role: Role, organisation_id: int) -> Identity:
     return Identity(principal_id=next(_principals), organisation_id=organisation_id, role=role, label="test")
 
 
+# One instrument of each kind in use, with its issuing role and unit class: the money paths are tested at every
+# scale (CEA and GEC 0; energy-use rights, tce over kgce, and discharge permits, t over kg: 3).
+KIND_ISSUES: dict[str, tuple[Role, dict[str, Any]]] = {
+    "cea": (Role.REGULATOR, {"scheme": "national", "vintage": 2025}),
+    "energy_use": (Role.ENERGY_AUTHORITY, {"region": "JX", "vintage": 2026}),
+    "gec": (Role.GEC_ISSUER, {"technology": "wind", "production_month": "2026-01", "generator": "JX-WIND-1"}),
+    "discharge": (Role.REGULATOR, {"pollutant": "COD", "region": "JX", "vintage": 2026}),
+}
+
+
 @dataclass
 class ServiceWorld:
     db: Database
@@ -170,6 +209,7 @@ class ServiceWorld:
     regulator: Identity
     bank: Identity
     instrument_id: int
+    scale: int = 0
     traders: list[Identity] = field(default_factory=list)
     accounts: list[int] = field(default_factory=list)
 
@@ -185,23 +225,28 @@ async def service_world(
     reference_price: str = "50.00",
     fee_bps: int = 0,
     stp: str = "cancel-taker",
+    kind: str = "cea",
 ) -> ServiceWorld:
-    """Registry, market and traders through the services (no HTTP): fast enough for one world per example."""
+    """Registry, market and traders through the services (no HTTP): fast enough for one world per example.
+
+    `units` is in display units (t, tce, certificates) of the instrument of `kind` (see `KIND_ISSUES`)."""
     registry = RegistryService(db, clock)
     await registry.bootstrap()
     trading = TradingService(db, clock, registry)
 
+    issuer_role, unit_class = KIND_ISSUES[kind]
+
     async def orgs(uow: UnitOfWork) -> tuple[int, int]:
-        reg = await create_organisation(uow.session, "江西省生态环境厅", "regulator", clock.now())
+        reg = await create_organisation(uow.session, "江西省生态环境厅", issuer_role.value, clock.now())
         bank = await create_organisation(uow.session, "结算银行", "bank", clock.now())
         return reg.id or 0, bank.id or 0
 
     reg_org, bank_org = await db.run(orgs)
-    reg, reg2 = ident(Role.REGULATOR, reg_org), ident(Role.REGULATOR, reg_org)
+    reg, reg2 = ident(issuer_role, reg_org), ident(issuer_role, reg_org)
     bank = ident(Role.BANK, bank_org)
     await registry.open_account(reg, rs.OpenAccount(type="allocation"))
     tx = await registry.issue_units(
-        reg, rs.IssueUnits(kind="cea", scheme="national", vintage=2025, quantity=str(units * traders * 2)), None
+        reg, rs.IssueUnits(kind=kind, quantity=str(units * traders * 2), **unit_class), None  # type: ignore[arg-type]
     )
     await registry.approve_transfer(reg2, tx.id, rs.Decision(decision="approve"))
     await trading.create_market(
@@ -216,7 +261,7 @@ async def service_world(
         ),
         None,
     )
-    sw = ServiceWorld(db, clock, registry, trading, reg, bank, tx.instrument_id)
+    sw = ServiceWorld(db, clock, registry, trading, reg, bank, tx.instrument_id, KIND_RULES[Kind(kind)].scale)
     for i in range(traders):
         ent = await registry.create_enterprise(
             reg,

@@ -130,19 +130,19 @@ async def test_continuous_orders_match_price_time_with_fees_and_self_trades_are_
     assert r.status_code == 201, r.text
     second_ask = r.json()["id"]
 
-    # B's limit buy sweeps 100 at 50.00 and 50 at 50.50 (maker prices). Fees of 10 bps per trade, half up:
-    # 5,000.00 → 5.00 and 2,525.00 → 2.525 → 2.53; each side pays 7.53.
+    # B's limit buy sweeps 100 at 50.00 and 50 at 50.50 (maker prices). Fees of 10 bps per trade, rounded down
+    # to the fen: 5,000.00 → 5.00 and 2,525.00 → 2.525 → 2.52; each side pays 7.52.
     r = await tw.order(1, {"side": "buy", "price": "50.50", "quantity": "150"})
     assert r.status_code == 201, r.text
     taker = r.json()
     assert taker["status"] == "filled"
     assert [(f["price"], f["quantity"], f["fee"]) for f in taker["fills"]] == [
         ("50.00", "100", "5.00"),
-        ("50.50", "50", "2.53"),
+        ("50.50", "50", "2.52"),
     ]
-    assert (await tw.funds(1))["balance"] == "992467.47"  # 1,000,000 − 7,525.00 − 7.53
-    assert (await tw.funds(0))["balance"] == "1007517.47"  # 1,000,000 + 7,525.00 − 7.53
-    assert await _fee_account_fen(env) == 1506
+    assert (await tw.funds(1))["balance"] == "992467.48"  # 1,000,000 − 7,525.00 − 7.52
+    assert (await tw.funds(0))["balance"] == "1007517.48"  # 1,000,000 + 7,525.00 − 7.52
+    assert await _fee_account_fen(env) == 1504
     assert await tw.units(1) == (10_150, 10_150)
     assert await tw.units(0) == (9_850, 9_800)
 

@@ -43,7 +43,7 @@ def test_one_way_uniform_price_is_the_lowest_accepted_bid() -> None:
         Allocation(4, "D", 0, 10_200),
     )
     assert (result.sold_quantity, result.unsold_quantity) == (100_000, 0)
-    assert result.proceeds_fen == 100_000 * 10_200
+    assert result.proceeds_fen(0) == 100_000 * 10_200
 
 
 def test_one_way_pay_as_bid_charges_each_winner_its_own_price() -> None:
@@ -54,7 +54,7 @@ def test_one_way_pay_as_bid_charges_each_winner_its_own_price() -> None:
         (3, 10_000, 10_200),
     ]
     assert result.clearing_price_fen == 10_200
-    assert result.proceeds_fen == 40_000 * 10_500 + 60_000 * 10_200
+    assert result.proceeds_fen(0) == 40_000 * 10_500 + 60_000 * 10_200
 
 
 def test_one_way_equal_prices_rank_by_submission_time() -> None:

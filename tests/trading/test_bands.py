@@ -1,4 +1,4 @@
-"""Band, fee and rounding arithmetic, and session windows."""
+"""Band and rounding arithmetic, and session windows (amounts and fees: test_money.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from trading.domain.bands import Band, fee_fen, price_band, round_half_up_to_tick
+from trading.domain.bands import Band, price_band, round_half_up_to_tick
 from trading.domain.sessions import BLOCK_SESSIONS, LISTED_SESSIONS, Sessions, Window, business_date
 
 
@@ -31,14 +31,6 @@ def test_price_band_refuses_nonsense() -> None:
         price_band(0, 1_000)
     with pytest.raises(ValueError):
         price_band(100, -1)
-
-
-@pytest.mark.parametrize(
-    ("notional_fen", "bps", "expected"),
-    [(10_000, 5, 5), (1_000, 5, 1), (999, 5, 0), (1_001, 5, 1), (12_345_678, 3, 3_704), (10_000, 0, 0)],
-)
-def test_fee_rounds_half_up_to_the_fen(notional_fen: int, bps: int, expected: int) -> None:
-    assert fee_fen(notional_fen, bps) == expected
 
 
 def test_round_half_up_to_tick() -> None:

@@ -60,7 +60,7 @@ def test_proposal_then_counterparty_confirmation_makes_it_executable() -> None:
     confirmed = confirm_block_trade(proposed.trade, "B", prev_close_fen=CLOSE, now=AFTERNOON)
     assert confirmed.ok and confirmed.trade is not None
     assert confirmed.trade.status is BlockStatus.CONFIRMED
-    assert confirmed.trade.notional_fen == 200_000 * 10_500
+    assert confirmed.trade.notional_fen(0) == 200_000 * 10_500
 
 
 def test_only_the_counterparty_can_confirm_and_only_once() -> None:

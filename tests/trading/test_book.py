@@ -397,16 +397,31 @@ def test_self_trade_is_allowed_when_prevention_is_off() -> None:
 # ---------------------------------------------------------------- fees
 
 
-def test_fees_are_integer_fen_rounded_half_up_per_trade() -> None:
+def test_fees_are_integer_fen_rounded_down_per_trade() -> None:
     book = Book(BookConfig(check_session=False, taker_fee_bps=5, maker_fee_bps=3))
     rest(book, 1, SELL, 1_001, 10, owner="M")
-    # Notional 10,010 fen: taker 5 bps = 5.005 fen → 5; maker 3 bps = 3.003 fen → 3.
+    # Amount 10,010 fen: taker 5 bps = 5.005 fen → 5; maker 3 bps = 3.003 fen → 3.
     trade = book.place(2, BUY, LIMIT, 1_001, 10, owner="T", now=OPEN).trades[0]
-    assert (trade.taker_fee_fen, trade.maker_fee_fen) == (5, 3)
-    rest(book, 3, SELL, 1_000, 1, owner="M")
-    # Notional 1,000 fen: taker 5 bps = 0.5 fen, an exact half → 1; maker 3 bps = 0.3 fen → 0.
-    trade = book.place(4, BUY, LIMIT, 1_000, 1, owner="T", now=OPEN).trades[0]
-    assert (trade.taker_fee_fen, trade.maker_fee_fen) == (1, 0)
+    assert (trade.notional_fen, trade.taker_fee_fen, trade.maker_fee_fen) == (10_010, 5, 3)
+    rest(book, 3, SELL, 1_999, 1, owner="M")
+    # Amount 1,999 fen: taker 5 bps = 0.9995 fen → 0 (rounded down, never up: see trading/domain/money.py).
+    trade = book.place(4, BUY, LIMIT, 1_999, 1, owner="T", now=OPEN).trades[0]
+    assert (trade.taker_fee_fen, trade.maker_fee_fen) == (0, 0)
+
+
+def test_amounts_follow_the_instrument_scale() -> None:
+    """Energy-use rights: prices per tce, quantities in kgce (scale 3). 1.000 tce at 51.00 元 is 5,100 fen."""
+    book = Book(BookConfig(check_session=False, scale=3, taker_fee_bps=10))
+    rest(book, 1, SELL, 5_100, 1_500, owner="M")
+    trade = book.place(2, BUY, LIMIT, 5_100, 1_000, owner="T", now=OPEN).trades[0]
+    assert (trade.quantity, trade.notional_fen, trade.taker_fee_fen) == (1_000, 5_100, 5)
+    trade = book.place(3, BUY, LIMIT, 5_100, 137, owner="T", now=OPEN).trades[0]
+    assert trade.notional_fen == 698  # 0.137 tce × 51.00 = 6.987 元, rounded down to the fen
+
+
+def test_the_listed_maximum_is_in_display_units() -> None:
+    assert BookConfig.national_listed(10_000, None).quantity_max == 99_999
+    assert BookConfig.national_listed(10_000, None, scale=3).quantity_max == 99_999_000
 
 
 def test_trades_carry_buyer_and_seller_views() -> None:

@@ -150,8 +150,9 @@ def test_invariants_hold_after_every_step(mode: BookMode, stp: SelfTradePreventi
             if command.kind is not OrderKind.LIMIT:
                 assert result.resting_quantity == 0
         for trade in result.trades:
-            assert trade.taker_fee_fen == (trade.notional_fen * 7 + 5_000) // 10_000
-            assert trade.maker_fee_fen == (trade.notional_fen * 3 + 5_000) // 10_000
+            assert trade.notional_fen == trade.price_fen * trade.quantity
+            assert trade.taker_fee_fen == trade.notional_fen * 7 // 10_000
+            assert trade.maker_fee_fen == trade.notional_fen * 3 // 10_000
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,13 @@ After every operation:
   equal their transfers; serial blocks cover holdings);
 - the clearing accounts hold nothing posted: every settlement paid out all it collected;
 - the units held on the instrument equal the sum of the resting sell orders' remainders, and the yuan held in
-  fund accounts equal the resting buy orders' remainders × their unit cost plus the requested withdrawals;
+  fund accounts equal the resting buy orders' holds (`money.buy_hold_fen` of their remainders) plus the
+  requested withdrawals;
+- every trader's yuan, recomputed from its confirmed deposits and withdrawals and the trades it made (amount
+  `price × quantity // 10**scale` plus or minus its fee), equals its fund account's posted balance; the fee
+  account holds the sum of the fees; every trader's units equal its allocation plus buys minus sells.
+It runs on an instrument of every kind in use, so at every scale (CEA and GEC 0, energy-use rights and
+discharge permits 3), with quantities that are not whole display units, where amounts round.
 - `TradingService.reconcile()` is empty (each hold matches its order, the book equals its journal's replay and
   the resting orders in the database).
 """
@@ -35,14 +41,28 @@ from core.db import Database, UnitOfWork
 from core.errors import AppError
 from core.identity import Role
 from core.models import LedgerAccount
+from core.quantity import format_amount
+from registry.domain.instruments import KIND_RULES, Kind
 from server.migrate import create_schema
 from tests.conftest import BACKENDS, fresh_database_url
-from tests.trading.conftest import MONDAY_10, ServiceWorld, ident, invariants, pending_totals, service_world
+from tests.trading.conftest import (
+    KIND_ISSUES,
+    MONDAY_10,
+    ServiceWorld,
+    ident,
+    invariants,
+    pending_totals,
+    service_world,
+)
 from trading import schemas as ts
-from trading.models import FundMovement, Order
+from trading.domain.money import buy_hold_fen
+from trading.models import FundMovement, Market, Order, Trade
 
 TICKS = st.integers(min_value=-6, max_value=6)
-QUANTITY = st.integers(min_value=1, max_value=400)
+# Whole display units, then thousandths taken off for a scaled instrument (so 0.137 tce and 12.999 t occur).
+QUANTITY = st.tuples(st.integers(min_value=1, max_value=400), st.integers(min_value=0, max_value=999))
+UNITS_EACH = 2_000  # display units allocated to each trader
+FUNDS_EACH_FEN = 2_000_000
 TRADER = st.integers(min_value=0, max_value=2)
 
 PLACE = st.tuples(
@@ -78,9 +98,15 @@ async def _resting(db: Database) -> list[Order]:
 async def _expected_holds(db: Database) -> tuple[int, int]:
     async def work(uow: UnitOfWork) -> tuple[int, int]:
         orders = list((await uow.session.execute(select(Order).where(Order.status == "resting"))).scalars())
+        scale = {m.id: KIND_RULES[Kind(m.kind)].scale for m in (await uow.session.execute(select(Market))).scalars()}
         units = sum(o.quantity - o.filled_quantity - o.cancelled_quantity for o in orders if o.side == "sell")
         funds = sum(
-            (o.quantity - o.filled_quantity - o.cancelled_quantity) * (o.unit_cost_fen or 0)
+            buy_hold_fen(
+                o.hold_price_fen or 0,
+                o.quantity - o.filled_quantity - o.cancelled_quantity,
+                scale[o.market_id],
+                o.hold_fee_bps,
+            )
             for o in orders
             if o.side == "buy"
         )
@@ -106,11 +132,52 @@ async def _clearing_posted(db: Database) -> list[int]:
     return await db.read(work)
 
 
+async def _money_recomputed(db: Database, scale: int) -> list[str]:
+    """Each trader's yuan and units recomputed from movements and trades alone, against the ledger's balances."""
+
+    async def work(uow: UnitOfWork) -> list[str]:
+        ses = uow.session
+        yuan: dict[int, int] = {}
+        for mv in (await ses.execute(select(FundMovement).where(FundMovement.status == "confirmed"))).scalars():
+            sign = 1 if mv.kind == "deposit" else -1
+            yuan[mv.organisation_id] = yuan.get(mv.organisation_id, 0) + sign * mv.amount_fen
+        units: dict[int, int] = {}
+        fees = 0
+        out: list[str] = []
+        for tr in (await ses.execute(select(Trade))).scalars():
+            amount = tr.price_fen * tr.quantity // 10**scale
+            if tr.notional_fen != amount:
+                out.append(f"trade {tr.id}: amount {tr.notional_fen} != {amount}")
+            yuan[tr.buyer_organisation_id] = yuan.get(tr.buyer_organisation_id, 0) - amount - tr.buyer_fee_fen
+            yuan[tr.seller_organisation_id] = yuan.get(tr.seller_organisation_id, 0) + amount - tr.seller_fee_fen
+            units[tr.buyer_account_id] = units.get(tr.buyer_account_id, 0) + tr.quantity
+            units[tr.seller_account_id] = units.get(tr.seller_account_id, 0) - tr.quantity
+            fees += tr.buyer_fee_fen + tr.seller_fee_fen
+        posted = {
+            (a.owner_kind, a.owner_id, a.asset_id): a.credits_posted - a.debits_posted
+            for a in (await ses.execute(select(LedgerAccount))).scalars()
+        }
+        by_owner = {(k[0], k[1]): v for k, v in posted.items()}
+        for org, expected in yuan.items():
+            if by_owner.get(("fund", org), 0) != expected:
+                out.append(f"organisation {org}: fund {by_owner.get(('fund', org), 0)} != recomputed {expected}")
+        if by_owner.get(("fee", 0), 0) != fees:
+            out.append(f"fee account {by_owner.get(('fee', 0), 0)} != fees {fees}")
+        allocated = UNITS_EACH * 10**scale
+        for account_id, delta in units.items():
+            if by_owner.get(("registry", account_id), allocated) != allocated + delta:
+                out.append(f"account {account_id}: units != {allocated} + {delta}")
+        return out
+
+    return await db.read(work)
+
+
 async def _check(sw: ServiceWorld, step: str) -> None:
     assert await invariants(sw.db) == [], step
     assert all(v == 0 for v in await _clearing_posted(sw.db)), step
     assert await pending_totals(sw.db, sw.instrument_id) == await _expected_holds(sw.db), step
     assert await sw.trading.reconcile() == [], step
+    assert await _money_recomputed(sw.db, sw.scale) == [], step
 
 
 def _next_session(at: dt.datetime) -> dt.datetime:
@@ -140,13 +207,29 @@ def _fresh_url(backend: str, tmp_path: Path) -> str:
 
 
 async def _run(
-    url: str, ops: list[tuple[Any, ...]], mode: str, fee_bps: int, stp: str = "cancel-taker"
+    url: str, ops: list[tuple[Any, ...]], mode: str, fee_bps: int, stp: str = "cancel-taker", kind: str = "cea"
 ) -> dict[str, int]:
     clock = FixedClock(MONDAY_10)
     db = Database(url)
     outcomes: dict[str, int] = {}
+    scale = KIND_RULES[Kind(kind)].scale
+    per = 10**scale
+
+    def qty_text(q: tuple[int, int]) -> str:
+        whole, thousandths = q
+        return format_amount(max(whole * per - (thousandths if scale else 0), 1), scale)
+
     try:
-        sw = await service_world(db, clock, mode=mode, funds_yuan="20000.00", fee_bps=fee_bps, stp=stp)
+        sw = await service_world(
+            db,
+            clock,
+            mode=mode,
+            units=UNITS_EACH,
+            funds_yuan=format_amount(FUNDS_EACH_FEN, 2),
+            fee_bps=fee_bps,
+            stp=stp,
+            kind=kind,
+        )
         t = sw.trading
         movements: list[int] = []
         for n, op in enumerate(ops):
@@ -156,7 +239,7 @@ async def _run(
                     _, i, side, kind, ticks, qty = op
                     if mode == "listed":
                         kind = "limit"
-                    price = None if kind == "market" else f"{50 + ticks * 0.25:.2f}"
+                    price = None if kind == "market" else format_amount(5_000 + ticks * 25, 2)
                     await t.place_order(
                         sw.traders[i],
                         ts.PlaceOrder(
@@ -165,7 +248,7 @@ async def _run(
                             side=side,
                             kind=kind,
                             price=price,
-                            quantity=str(qty),
+                            quantity=qty_text(qty),
                         ),
                         None,
                     )
@@ -177,13 +260,14 @@ async def _run(
                     listing = resting[index % len(resting)]
                     side = "buy" if listing.side == "sell" else "sell"
                     remaining = listing.quantity - listing.filled_quantity - listing.cancelled_quantity
+                    wanted = max(qty[0] * per - (qty[1] if scale else 0), 1)
                     await t.place_order(
                         sw.traders[i],
                         ts.PlaceOrder(
                             instrument_id=sw.instrument_id,
                             account_id=sw.accounts[i],
                             side=side,
-                            quantity=str(min(qty, remaining)),
+                            quantity=format_amount(min(wanted, remaining), scale),
                             listing_id=listing.id,
                         ),
                         None,
@@ -223,9 +307,20 @@ async def _run(
         regulator = ident(Role.AUDITOR, sw.regulator.organisation_id)
         page = await t.list_orders(regulator, instrument_id=None, status="resting", limit=10, before_id=None)
         assert page.items == []
+        outcomes["trades"] = await _trade_count(db)
     finally:
         await db.dispose()
+    # The drawn operations are well formed: a refusal is a business rule (funds, T+1, band, self-trade), never
+    # malformed input, which is what a settlement asking the ledger for more than its hold would raise.
+    assert "invalid-input" not in outcomes, outcomes
     return outcomes
+
+
+async def _trade_count(db: Database) -> int:
+    async def work(uow: UnitOfWork) -> int:
+        return len((await uow.session.execute(select(Trade.id))).all())
+
+    return await db.read(work)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -238,24 +333,26 @@ async def _run(
 @given(
     ops=st.lists(OPS, min_size=8, max_size=24),
     mode=st.sampled_from(["listed", "continuous"]),
-    fee_bps=st.sampled_from([0, 30]),
+    fee_bps=st.sampled_from([0, 30, 7]),
 )
+@pytest.mark.parametrize("kind", sorted(KIND_ISSUES))
 def test_units_and_yuan_are_conserved_and_holds_equal_open_orders(
-    backend: str, tmp_path: Path, ops: list[tuple[Any, ...]], mode: str, fee_bps: int
+    backend: str, kind: str, tmp_path: Path, ops: list[tuple[Any, ...]], mode: str, fee_bps: int
 ) -> None:
-    asyncio.run(_run(_fresh_url(backend, tmp_path), ops, mode, fee_bps))
+    asyncio.run(_run(_fresh_url(backend, tmp_path), ops, mode, fee_bps, kind=kind))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_long_crossing_session_keeps_every_promise(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", sorted(KIND_ISSUES))
+def test_a_long_crossing_session_keeps_every_promise(backend: str, kind: str, tmp_path: Path) -> None:
     """A fixed, busier sequence in continuous mode with fees and the cancel-maker self-trade policy: many partial
     fills, market and IOC orders, and resting orders cancelled when their owner's own order reaches them."""
     ops: list[tuple[Any, ...]] = []
     for k in range(24):
         side = "buy" if k % 2 else "sell"
-        kind = ("limit", "limit", "market", "ioc")[k % 4] if k > 3 else "limit"
-        ops.append(("place", k % 3, side, kind, (k * 5) % 9 - 4, 20 + (k * 37) % 180))
+        order_kind = ("limit", "limit", "market", "ioc")[k % 4] if k > 3 else "limit"
+        ops.append(("place", k % 3, side, order_kind, (k * 5) % 9 - 4, (20 + (k * 37) % 180, (k * 131) % 1000)))
         if k % 7 == 6:
             ops.append(("cancel", k % 3, k))
-    outcomes = asyncio.run(_run(_fresh_url(backend, tmp_path), ops, "continuous", 30, "cancel-maker"))
-    assert outcomes.get("place", 0) >= 16
+    outcomes = asyncio.run(_run(_fresh_url(backend, tmp_path), ops, "continuous", 30, "cancel-maker", kind=kind))
+    assert outcomes.get("place", 0) >= 16 and outcomes["trades"] >= 5, outcomes

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from trading.domain.bands import BPS_PER_UNIT, price_band
+from trading.domain.money import notional_fen
 
 
 class Pricing(StrEnum):
@@ -88,9 +89,9 @@ class Allocation:
     quantity: int
     price_fen: int
 
-    @property
-    def amount_fen(self) -> int:
-        return self.quantity * self.price_fen
+    def amount_fen(self, scale: int) -> int:
+        """What the bidder pays: `money.notional_fen` of the allocation (prices are per display unit)."""
+        return notional_fen(self.price_fen, self.quantity, scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +119,8 @@ class AuctionResult:
     reason: str | None = None
     tie_order: tuple[int, ...] = ()
 
-    @property
-    def proceeds_fen(self) -> int:
-        return sum(allocation.amount_fen for allocation in self.allocations)
+    def proceeds_fen(self, scale: int) -> int:
+        return sum(allocation.amount_fen(scale) for allocation in self.allocations)
 
 
 def _screen_bids(

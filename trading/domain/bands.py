@@ -1,4 +1,4 @@
-"""Price bands, tick and lot rules, and fee rounding: the integer arithmetic every trading mode shares.
+"""Price bands, tick and lot rules: the integer price arithmetic every trading mode shares (amounts: `money`).
 
 A band is a percentage (in basis points) around the previous close: ±10% for listed agreement orders and
 one-way auctions, ±30% for block trades (national carbon market rules). The exact edges are rarely whole
@@ -50,17 +50,6 @@ def is_on_tick(price_fen: int, tick_fen: int) -> bool:
 
 def is_on_lot(quantity: int, lot_quantity: int) -> bool:
     return quantity % lot_quantity == 0
-
-
-def fee_fen(notional_fen: int, fee_bps: int) -> int:
-    """The fee on a notional, in whole fen, rounded half up (0.5 fen and above rounds to the next fen).
-
-    Fees are computed per trade, on that trade's notional, so that a ledger posting can be checked
-    against the trade it settles without knowing the rest of the order.
-    """
-    if fee_bps == 0:
-        return 0
-    return (notional_fen * fee_bps + BPS_PER_UNIT // 2) // BPS_PER_UNIT
 
 
 def round_half_up_to_tick(numerator: int, denominator: int, tick_fen: int) -> int:

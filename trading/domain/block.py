@@ -16,12 +16,17 @@ from datetime import datetime
 from enum import StrEnum
 
 from trading.domain.bands import price_band
+from trading.domain.money import display_quantity, notional_fen
 from trading.domain.sessions import BLOCK_SESSIONS, Sessions, WorkingDayTest, is_aware
 
 
 @dataclass(frozen=True, slots=True)
 class BlockRules:
+    """`quantity_min` and `lot_quantity` in base units; the national minimum is 100,000 display units, so
+    `100_000 * 10**scale` (`for_scale`)."""
+
     quantity_min: int = 100_000
+    scale: int = 0
     band_bps: int = 3000
     tick_fen: int = 1
     lot_quantity: int = 1
@@ -59,9 +64,9 @@ class BlockTrade:
             return BlockStatus.CONFIRMED
         return BlockStatus.PROPOSED
 
-    @property
-    def notional_fen(self) -> int:
-        return self.price_fen * self.quantity
+    def notional_fen(self, scale: int) -> int:
+        """The trade's amount: `money.notional_fen` (the price is per display unit, the quantity in base units)."""
+        return notional_fen(self.price_fen, self.quantity, scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +105,8 @@ def validate_block_trade(
                 BlockViolation(
                     "below-block-minimum",
                     "quantity",
-                    f"A block trade needs at least {rules.quantity_min} units; trade smaller volumes on the book.",
+                    f"A block trade needs at least {display_quantity(rules.quantity_min, rules.scale)} units; "
+                    "trade smaller volumes on the book.",
                 )
             )
         if quantity % rules.lot_quantity:

@@ -11,7 +11,7 @@ One `Book` serves both trading modes of the national carbon market rule pack:
 
 Both modes share the same checks, each switchable for differential testing: price band around the previous
 close (edges rounded inward), tick, lot step, maximum quantity, trading sessions (with an injected
-working-day test) and self-trade prevention. Fees are integer fen per trade (see `bands.fee_fen`).
+working-day test) and self-trade prevention. A trade's amount and fees are whole fen (see `money`).
 
 Determinism: prices are integer fen, quantities integer base units, order ids and `now` come from the
 caller, trades are numbered by the book, and nothing iterates an unordered collection. The same commands
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from trading.domain.bands import Band, fee_fen, price_band
+from trading.domain.bands import Band, price_band
 from trading.domain.commands import Cancel, Command, Place, Reduce
 from trading.domain.model import (
     BookMode,
@@ -46,6 +46,7 @@ from trading.domain.model import (
     Status,
     Trade,
 )
+from trading.domain.money import fee_fen, notional_fen
 from trading.domain.sessions import LISTED_SESSIONS, Sessions, WorkingDayTest, is_aware
 
 # Module-level aliases: enum member lookups through the class are slow on the hot path.
@@ -97,7 +98,10 @@ class BookConfig:
 
     - `prev_close_fen`: the band is `prev_close ± band_bps / 10,000`, rounded inward to the tick; no band
       when None or `check_band` is False.
-    - `quantity_max`: the largest order (listed agreement: under 100,000 units, so 99,999); None for none.
+    - `scale`: the instrument's quantity scale: quantities are base units, `10**scale` to the display unit in
+      which prices are quoted; a trade's amount is `money.notional_fen(price, quantity, scale)`.
+    - `lot_quantity`, `quantity_max`: in base units (the service converts them from display units); the listed
+      agreement's largest order is under 100,000 display units, so 99,999 × 10**scale. None for no maximum.
     - `stp`: self-trade prevention between orders of the same `owner` (the enterprise id).
     - `taker_fee_bps` / `maker_fee_bps`: fees per trade in basis points of the notional, default 0.
     - `is_working_day`: injected calendar (`core.workdays.is_working_day`); None checks weekdays only.
@@ -105,6 +109,7 @@ class BookConfig:
 
     mode: BookMode = BookMode.CONTINUOUS
     tick_fen: int = 1
+    scale: int = 0
     lot_quantity: int = 1
     quantity_max: int | None = None
     prev_close_fen: int | None = None
@@ -123,6 +128,8 @@ class BookConfig:
     def __post_init__(self) -> None:
         if self.tick_fen <= 0 or self.lot_quantity <= 0:
             raise ValueError("tick_fen and lot_quantity must be positive")
+        if self.scale < 0:
+            raise ValueError("scale must not be negative")
         if self.quantity_max is not None and self.quantity_max <= 0:
             raise ValueError("quantity_max must be positive")
         if self.prev_close_fen is not None and self.prev_close_fen <= 0:
@@ -151,12 +158,15 @@ class BookConfig:
         )
 
     @classmethod
-    def national_listed(cls, prev_close_fen: int, is_working_day: WorkingDayTest | None) -> BookConfig:
-        """The national carbon market's listed agreement (挂牌协议) rules: ±10%, under 100,000 units."""
+    def national_listed(
+        cls, prev_close_fen: int, is_working_day: WorkingDayTest | None, scale: int = 0
+    ) -> BookConfig:
+        """The national carbon market's listed agreement (挂牌协议) rules: ±10%, under 100,000 display units."""
         return cls(
             mode=BookMode.LISTED,
             prev_close_fen=prev_close_fen,
-            quantity_max=99_999,
+            scale=scale,
+            quantity_max=99_999 * 10**scale,
             is_working_day=is_working_day,
         )
 
@@ -246,6 +256,7 @@ class Book:
         "_listed",
         "_lot",
         "_orders",
+        "_per",
         "_qmax",
         "_sessions",
         "_stp",
@@ -279,6 +290,7 @@ class Book:
         self._stp_cancel_taker = cfg.stp in (stp.CANCEL_TAKER, stp.CANCEL_BOTH)
         self._stp_cancel_maker = cfg.stp in (stp.CANCEL_MAKER, stp.CANCEL_BOTH)
         self._fees = cfg.taker_fee_bps != 0 or cfg.maker_fee_bps != 0
+        self._per = 10**cfg.scale
         self._listed = cfg.mode is BookMode.LISTED
         # With every entry check off (the differential configuration) the hot path skips them in one test.
         self._checked = bool(
@@ -415,6 +427,7 @@ class Book:
             seq = self._trade_seq
             stp = self._stp
             fees = self._fees
+            per = self._per
             taker_fee = 0
             maker_fee = 0
             while True:
@@ -455,8 +468,9 @@ class Book:
                     level.total -= fill
                     remaining -= fill
                     seq += 1
+                    # `money.notional_fen`, inlined on the hot path: the exact value rounded down to the fen.
+                    notional = price * fill // per
                     if fees:
-                        notional = price * fill
                         taker_fee = fee_fen(notional, self.config.taker_fee_bps)
                         maker_fee = fee_fen(notional, self.config.maker_fee_bps)
                     append(
@@ -472,6 +486,7 @@ class Book:
                                 maker.owner,
                                 seq,
                                 now,
+                                notional,
                                 taker_fee,
                                 maker_fee,
                             ),
@@ -622,9 +637,10 @@ class Book:
         price = listing.level.price_fen
         self._trade_seq += 1
         taker_fee = maker_fee = 0
+        notional = notional_fen(price, quantity, self.config.scale)
         if self._fees:
-            taker_fee = fee_fen(price * quantity, self.config.taker_fee_bps)
-            maker_fee = fee_fen(price * quantity, self.config.maker_fee_bps)
+            taker_fee = fee_fen(notional, self.config.taker_fee_bps)
+            maker_fee = fee_fen(notional, self.config.maker_fee_bps)
         trade = Trade(
             order_id,
             listing_id,
@@ -635,6 +651,7 @@ class Book:
             listing.owner,
             self._trade_seq,
             now,
+            notional,
             taker_fee,
             maker_fee,
         )

@@ -2,11 +2,13 @@
 
 Definitions (national carbon market rule pack):
 - A daily bar per venue (listed agreement, continuous, block, auctions): open = first trade of the day,
-  high, low, last, volume (base units), turnover (fen) and trade count, in the order the trades happened.
+  high, low, last, volume (base units), turnover (fen: the sum of the trades' amounts, `money.notional_fen`)
+  and trade count, in the order the trades happened.
 - The closing price of a day is the volume-weighted average price of that day's on-book trades (listed
-  agreement 挂牌协议, and continuous matching for schemes that use it): total turnover in fen divided by total
-  volume, rounded to the nearest tick with exact halves rounded UP. With no on-book trade the close is the
-  previous close. Block trades and auctions never set the close.
+  agreement 挂牌协议, and continuous matching for schemes that use it): Σ(price × quantity) / Σ quantity, with
+  prices per display unit, rounded to the nearest tick with exact halves rounded UP. (Σ price × quantity is not
+  the turnover: for a scaled instrument it is the turnover × 10**scale, unrounded, and the ratio is a price.)
+  With no on-book trade the close is the previous close. Block trades and auctions never set the close.
 - The monthly average price, used by compliance to price shortfall fines (国务院令第775号 Art. 24: fine =
   shortfall × average price of the month before the deadline × k), is the volume-weighted average of all
   on-book trades whose Asia/Shanghai trade date lies in that calendar month: Σ(price × quantity) / Σ quantity,
@@ -47,11 +49,12 @@ class TradePrint:
     trade_date: date
     price_fen: int
     quantity: int
+    notional_fen: int
 
 
 def print_from_trade(trade: Trade, venue: Venue) -> TradePrint:
     """A book trade as a print; its trade date is the Asia/Shanghai date of the trade's instant."""
-    return TradePrint(venue, business_date(trade.at), trade.price_fen, trade.quantity)
+    return TradePrint(venue, business_date(trade.at), trade.price_fen, trade.quantity, trade.notional_fen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +93,21 @@ def _bar(venue: Venue, trade_date: date, prints: list[TradePrint]) -> Bar:
         low_fen=min(prices),
         last_fen=prices[-1],
         volume=sum(p.quantity for p in prints),
-        turnover_fen=sum(p.price_fen * p.quantity for p in prints),
+        turnover_fen=sum(p.notional_fen for p in prints),
         trade_count=len(prints),
     )
 
 
 def volume_weighted_price_fen(prints: Iterable[TradePrint], tick_fen: int = 1) -> int | None:
     """Σ(price × quantity) / Σ quantity rounded half up to the tick; None without volume."""
-    turnover_fen = 0
+    price_quantity = 0
     volume = 0
     for p in prints:
-        turnover_fen += p.price_fen * p.quantity
+        price_quantity += p.price_fen * p.quantity
         volume += p.quantity
     if volume == 0:
         return None
-    return round_half_up_to_tick(turnover_fen, volume, tick_fen)
+    return round_half_up_to_tick(price_quantity, volume, tick_fen)
 
 
 def closing_price_fen(prints: Iterable[TradePrint], prev_close_fen: int, tick_fen: int = 1) -> int:

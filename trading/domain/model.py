@@ -120,8 +120,9 @@ MESSAGES: dict[Code, str] = {
 class Trade(NamedTuple):
     """One match. The price is always the maker's (resting order's) price.
 
-    `seq` numbers the book's trades from 1 without gaps. Fees are integer fen, each rounded half up
-    from the trade's notional (see `bands.fee_fen`).
+    `seq` numbers the book's trades from 1 without gaps. `notional_fen` is the trade's amount and the fees are
+    basis points of it, all whole fen rounded down (`money.notional_fen`, `money.fee_fen`): the price is per
+    display unit and the quantity in base units, so the amount depends on the instrument's scale.
     """
 
     taker_order_id: int
@@ -133,12 +134,9 @@ class Trade(NamedTuple):
     maker_owner: str
     seq: int
     at: datetime
-    taker_fee_fen: int = 0
-    maker_fee_fen: int = 0
-
-    @property
-    def notional_fen(self) -> int:
-        return self.price_fen * self.quantity
+    notional_fen: int
+    taker_fee_fen: int
+    maker_fee_fen: int
 
     @property
     def buyer_order_id(self) -> int:

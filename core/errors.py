@@ -59,6 +59,7 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType("not-tradable", 409, "These certificates are not tradable", "3016"),
     ProblemType("invalid-state", 409, "The resource is not in a state that allows this", "3017"),
     ProblemType("duplicate", 409, "This already exists", "3018"),
+    ProblemType("calendar-not-published", 409, "The working-day calendar for that year is not published", "3019"),
     # 4xxx: ledger
     ProblemType("transfer-exists-different", 409, "A transfer with this id exists with other fields", "4001"),
     ProblemType("pending-already-resolved", 409, "The hold was already posted or voided", "4002"),

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     db_retries_max: int = 5
     sqlite_busy_timeout_ms: int = 10_000
     log_json: bool = False
+    # A YAML file of holiday notices an operator has published beyond those shipped in core/holidays.yaml.
+    holidays_path: str | None = None
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
-"""The `greenrights` command: serve, db upgrade, apikey create, user create, audit verify|reconcile, demo, scheduler."""
+"""The `greenrights` command: serve, db upgrade, apikey create, user create, audit verify|reconcile, calendar, demo,
+scheduler."""
 
 from __future__ import annotations
 
@@ -194,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["verify", "reconcile"],
         help="verify: the audit hash chain; reconcile: balances and holdings against transfers and serial blocks",
     )
+    sub.add_parser("calendar", help="the published working-day calendar: one line per year with its holiday notice")
     sub.add_parser("demo", help="seed a small Jiangxi demo when the database is empty")
     sub.add_parser("scheduler", help="run the compliance calendar as its own process")
     args = parser.parse_args(argv)
@@ -232,6 +234,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok, count, message = asyncio.run(_audit_verify())
         print(f"{message}: {count} entries checked")
         return 0 if ok else 1
+    if args.cmd == "calendar":
+        from core.workdays import calendar
+
+        for year, notice in sorted(calendar().items()):
+            source = notice.citation or (f"({notice.note})" if notice.note else "")
+            print(
+                f"{year}  {len(notice.holidays):3d} days off, {len(notice.workdays)} adjusted working days  "
+                f"{notice.notice} {source}".rstrip()
+            )
+        print(
+            f"published through {max(calendar())}; a working-day date after that is refused until its notice is added"
+        )
+        return 0
     if args.cmd == "scheduler":
         asyncio.run(_run_scheduler())
         return 0

@@ -22,6 +22,12 @@ from core.settings import Settings
 from server.app import create_app
 from server.migrate import create_schema
 
+# Scenarios run deadlines into 2027-2028, whose holiday notices the repository does not ship: publish test ones
+# (tests/data/), as an operator would publish the real ones. Set before any settings are read; subprocesses inherit it.
+os.environ.setdefault(
+    "GREENRIGHTS_HOLIDAYS_PATH", str(Path(__file__).with_name("data") / "holidays-test-2027-2028.yaml")
+)
+
 _BASE_PG_URL = os.environ.get("GREENRIGHTS_TEST_DATABASE_URL")
 
 

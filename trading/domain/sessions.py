@@ -5,7 +5,7 @@ National carbon market defaults: listed agreement and continuous trading Monday 
 so an order stamped exactly 11:30:00 or 15:00:00 is refused.
 
 The working-day test is injected (`is_working_day(date) -> bool`; the service passes
-`core.workdays.is_working_day`, backed by chinese-calendar) because domain code is pure. A session also
+`core.workdays.is_working_day`, the State Council's notices as data) because domain code is pure. A session also
 requires Monday to Friday even when the calendar calls a weekend day a working day: the adjusted weekend
 working days (调休) of the State Council calendar are office days, but the exchanges stay closed on them.
 

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -183,7 +183,9 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Callable[..., Response[Any]]] = 
 
 
 class BearerAuth(AbstractAuthenticationMiddleware):
-    def __init__(self, app: ASGIApp, db_getter: Callable[[], Database], secret_getter: Callable[[], str], **kw: Any):
+    def __init__(
+        self, app: ASGIApp, db_getter: Callable[[], Database], secret_getter: Callable[[], Sequence[str]], **kw: Any
+    ):
         super().__init__(app, **kw)
         self.db_getter = db_getter
         self.secret_getter = secret_getter

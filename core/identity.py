@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -154,11 +155,18 @@ def issue_jwt(p: Principal, secret: str, now: dt.datetime, ttl_s: int) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-async def authenticate_jwt(session: AsyncSession, token: str, secret: str) -> Identity | None:
-    try:
-        # Only HS256: `alg=none` and algorithm confusion are refused by naming the one we accept.
-        claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
-    except jwt.PyJWTError:
+async def authenticate_jwt(session: AsyncSession, token: str, secrets: Sequence[str]) -> Identity | None:
+    """The staff user a token names, when it is signed with one of `secrets` (the current one first, then those of
+    a rotation still accepted) and unexpired; None otherwise."""
+    claims: dict[str, Any] | None = None
+    for secret in secrets:
+        try:
+            # Only HS256: `alg=none` and algorithm confusion are refused by naming the one we accept.
+            claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+            break
+        except jwt.PyJWTError:
+            continue
+    if claims is None:
         return None
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit() or len(sub) > 10:

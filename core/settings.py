@@ -15,8 +15,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/greenrights.db"
     host: str = "127.0.0.1"
     port: int = 8000
-    # Secret for staff JWTs (HS256). The default is only for the embedded demo; production sets its own.
-    jwt_secret: str = "dev-only-change-me-dev-only-change-me"  # noqa: S105
+    # Secret for staff JWTs (HS256), at least 32 bytes. Unset, the embedded SQLite default keeps a random one in
+    # `jwt-secret` beside its database file; any other database refuses to start (`core.secrets`). Rotation: move
+    # the old value to `jwt_previous_secret`; tokens signed with it stay valid for their lifetime.
+    jwt_secret: str | None = None
+    jwt_previous_secret: str | None = None
     jwt_ttl_s: int = 900
     # The scheduler runs inside `greenrights serve` for the single-machine default.
     scheduler_embedded: bool = True

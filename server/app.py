@@ -19,6 +19,7 @@ from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
 from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
 from core.identity import issue_jwt, login
+from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
 from incentives.api import CONTROLLERS as INCENTIVES_CONTROLLERS
@@ -79,7 +80,7 @@ async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequ
 
     async def work(uow: UnitOfWork) -> str:
         p = await login(uow.session, data.username, data.password)
-        return issue_jwt(p, settings.jwt_secret, state.clock.now(), settings.jwt_ttl_s)
+        return issue_jwt(p, state.jwt_secrets[0], state.clock.now(), settings.jwt_ttl_s)
 
     token = await state.db.read(work)
     return TokenOut(access_token=token, token_type="Bearer", expires_in=settings.jwt_ttl_s)  # noqa: S106
@@ -89,13 +90,14 @@ def create_app(
     settings: Settings | None = None, clock: Clock | None = None, *, embed_scheduler: bool | None = None
 ) -> Litestar:
     settings = settings or get_settings()
+    secrets = jwt_secrets(settings)  # refuses a guessable secret before anything is served
     clock = clock or SystemClock()
     db = Database(
         settings.database_url, retries_max=settings.db_retries_max, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
     db.audit_flusher = make_flusher(clock)
     services = build_services(db, clock)
-    state = State({"settings": settings, **services})
+    state = State({"settings": settings, "jwt_secrets": secrets, **services})
     embed = settings.scheduler_embedded if embed_scheduler is None else embed_scheduler
     scheduler = Scheduler(services)
     state["scheduler"] = scheduler
@@ -112,7 +114,7 @@ def create_app(
         await db.dispose()
 
     middleware = [
-        DefineMiddleware(BearerAuth, db_getter=get_db, secret_getter=lambda: settings.jwt_secret, exclude=PUBLIC_PATHS),
+        DefineMiddleware(BearerAuth, db_getter=get_db, secret_getter=lambda: secrets, exclude=PUBLIC_PATHS),
         DefineMiddleware(
             EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
         ),

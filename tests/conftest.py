@@ -22,6 +22,9 @@ from core.settings import Settings
 from server.app import create_app
 from server.migrate import create_schema
 
+# Staff tokens are signed with this test secret (a server refuses to start without one on PostgreSQL; see
+# core/secrets.py). Subprocesses (live-server tests) inherit it.
+os.environ.setdefault("GREENRIGHTS_JWT_SECRET", "test-only-secret-" + "0123456789abcdef" * 2)
 # Scenarios run deadlines into 2027-2028, whose holiday notices the repository does not ship: publish test ones
 # (tests/data/), as an operator would publish the real ones. Set before any settings are read; subprocesses inherit it.
 os.environ.setdefault(

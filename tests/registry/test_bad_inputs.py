@@ -861,7 +861,7 @@ def _claims(bw: BadWorld, **over: Any) -> dict[str, Any]:
 
 
 def _secret(bw: BadWorld) -> str:
-    return bw.env.app.state.settings.jwt_secret  # type: ignore[no-any-return]
+    return bw.env.app.state.jwt_secrets[0]  # type: ignore[no-any-return]
 
 
 async def _revoked_key(bw: BadWorld) -> str:

@@ -10,8 +10,9 @@ from litestar.params import JSONBody, Parameter
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, request_key
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
+from registry import accounts, enterprises, freezes, holdings, issuance, surrenders, transfers
 from registry import schemas as s
-from registry.service import RegistryService
+from registry.context import RegistryContext
 
 R = Role
 ALL_READERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER, R.AUDITOR, R.EMITTER, R.MEMBER)
@@ -19,8 +20,9 @@ ISSUERS = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER)
 HOLDERS = (R.EMITTER, R.MEMBER)
 
 
-def svc(request: Request[Any, Any, Any]) -> RegistryService:
-    return request.app.state.registry  # type: ignore[no-any-return]
+def ctx(request: Request[Any, Any, Any]) -> RegistryContext:
+    """The registry context of the process (held by the `RegistryService` the composition root built)."""
+    return request.app.state.registry.ctx  # type: ignore[no-any-return]
 
 
 class EnterpriseController(Controller):
@@ -36,7 +38,7 @@ class EnterpriseController(Controller):
         summary="Register an enterprise by its unified social credit code",
     )
     async def create(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateEnterprise]) -> s.EnterpriseOut:
-        return await svc(request).create_enterprise(request.user, data)
+        return await enterprises.create_enterprise(ctx(request), request.user, data)
 
     @get(
         "/{enterprise_id:int}",
@@ -45,7 +47,7 @@ class EnterpriseController(Controller):
         guards=[allow(*ALL_READERS, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
     )
     async def get_one(self, request: Request[Identity, Any, Any], enterprise_id: IdPath) -> s.EnterpriseOut:
-        return await svc(request).get_enterprise(request.user, enterprise_id)
+        return await enterprises.get_enterprise(ctx(request), request.user, enterprise_id)
 
 
 class AccountController(Controller):
@@ -54,17 +56,17 @@ class AccountController(Controller):
 
     @post("/", operation_id="openAccount", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
     async def open(self, request: Request[Identity, Any, Any], data: JSONBody[s.OpenAccount]) -> s.AccountOut:
-        return await svc(request).open_account(request.user, data)
+        return await accounts.open_account(ctx(request), request.user, data)
 
     @get("/{account_id:int}", operation_id="getAccount", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
     async def get_one(self, request: Request[Identity, Any, Any], account_id: IdPath) -> s.AccountOut:
-        return await svc(request).get_account(request.user, account_id)
+        return await accounts.get_account(ctx(request), request.user, account_id)
 
     @get(
         "/{account_id:int}/holdings", operation_id="listHoldings", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)]
     )
     async def holdings(self, request: Request[Identity, Any, Any], account_id: IdPath) -> list[s.HoldingOut]:
-        return await svc(request).list_holdings(request.user, account_id)
+        return await holdings.list_holdings(ctx(request), request.user, account_id)
 
     @get(
         "/{account_id:int}/transactions",
@@ -79,7 +81,9 @@ class AccountController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
         before_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
     ) -> s.Page:
-        return await svc(request).list_account_transactions(request.user, account_id, limit=limit, before_id=before_id)
+        return await holdings.list_account_transactions(
+            ctx(request), request.user, account_id, limit=limit, before_id=before_id
+        )
 
     @get(
         "/{account_id:int}/statement.pdf",
@@ -91,7 +95,7 @@ class AccountController(Controller):
     async def statement(self, request: Request[Identity, Any, Any], account_id: IdPath) -> Response[bytes]:
         from registry.pdf import render_statement
 
-        data = await svc(request).statement_data(request.user, account_id)
+        data = await holdings.statement_data(ctx(request), request.user, account_id)
         pdf = render_statement(data, generated_at=request.app.state.clock.now())
         return Response(
             pdf,
@@ -109,7 +113,7 @@ class AccountController(Controller):
     async def trust(
         self, request: Request[Identity, Any, Any], account_id: IdPath, data: JSONBody[s.TrustAccount]
     ) -> dict[str, Any]:
-        return await svc(request).add_trusted(request.user, account_id, data)
+        return await accounts.add_trusted(ctx(request), request.user, account_id, data)
 
 
 class UnitsController(Controller):
@@ -118,23 +122,23 @@ class UnitsController(Controller):
 
     @get("/instruments", operation_id="listInstruments", responses=READ_PROBLEMS, guards=[allow(*ALL_READERS)])
     async def instruments(self, request: Request[Identity, Any, Any]) -> list[s.InstrumentOut]:
-        return await svc(request).list_instruments()
+        return await holdings.list_instruments(ctx(request))
 
     @post("/issuances", operation_id="issueUnits", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS)
     async def issue(self, request: Request[Identity, Any, Any], data: JSONBody[s.IssueUnits]) -> s.TransactionOut:
-        return await svc(request).issue_units(request.user, data, request_key(request))
+        return await issuance.issue_units(ctx(request), request.user, data, request_key(request))
 
     @post(
         "/allocations", operation_id="allocateUnits", guards=[allow(*ISSUERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS
     )
     async def allocate(self, request: Request[Identity, Any, Any], data: JSONBody[s.AllocateUnits]) -> s.TransactionOut:
-        return await svc(request).allocate_units(request.user, data, request_key(request))
+        return await issuance.allocate_units(ctx(request), request.user, data, request_key(request))
 
     @post(
         "/transfers", operation_id="createTransfer", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS
     )
     async def transfer(self, request: Request[Identity, Any, Any], data: JSONBody[s.MoveUnits]) -> s.TransactionOut:
-        return await svc(request).create_transfer(request.user, data, request_key(request))
+        return await transfers.create_transfer(ctx(request), request.user, data, request_key(request))
 
     @post(
         "/transactions/{transaction_id:int}/approval",
@@ -147,7 +151,7 @@ class UnitsController(Controller):
     async def approve(
         self, request: Request[Identity, Any, Any], transaction_id: IdPath, data: JSONBody[s.Decision]
     ) -> s.TransactionOut:
-        return await svc(request).approve_transfer(request.user, transaction_id, data)
+        return await transfers.approve_transfer(ctx(request), request.user, transaction_id, data)
 
     @post(
         "/freezes",
@@ -157,7 +161,7 @@ class UnitsController(Controller):
         responses=WRITE_PROBLEMS,
     )
     async def freeze(self, request: Request[Identity, Any, Any], data: JSONBody[s.FreezeUnits]) -> s.TransactionOut:
-        return await svc(request).freeze_units(request.user, data, request_key(request))
+        return await freezes.freeze_units(ctx(request), request.user, data, request_key(request))
 
     @post(
         "/freezes/{transaction_id:int}/release",
@@ -170,7 +174,7 @@ class UnitsController(Controller):
     async def unfreeze(
         self, request: Request[Identity, Any, Any], transaction_id: IdPath, data: JSONBody[s.Unfreeze]
     ) -> s.TransactionOut:
-        return await svc(request).unfreeze_units(request.user, transaction_id, data)
+        return await freezes.unfreeze_units(ctx(request), request.user, transaction_id, data)
 
     @post(
         "/surrenders",
@@ -182,13 +186,13 @@ class UnitsController(Controller):
     async def surrender(
         self, request: Request[Identity, Any, Any], data: JSONBody[s.SurrenderUnits]
     ) -> s.TransactionOut:
-        return await svc(request).surrender_units(request.user, data, request_key(request))
+        return await surrenders.surrender_units(ctx(request), request.user, data, request_key(request))
 
     @post(
         "/retirements", operation_id="retireUnits", guards=[allow(*HOLDERS)], opt=IDEMPOTENT, responses=WRITE_PROBLEMS
     )
     async def retire(self, request: Request[Identity, Any, Any], data: JSONBody[s.RetireUnits]) -> s.TransactionOut:
-        return await svc(request).retire_units(request.user, data, request_key(request))
+        return await surrenders.retire_units(ctx(request), request.user, data, request_key(request))
 
     @get(
         "/transactions/{transaction_id:int}",
@@ -197,7 +201,7 @@ class UnitsController(Controller):
         guards=[allow(*ALL_READERS)],
     )
     async def get_tx(self, request: Request[Identity, Any, Any], transaction_id: IdPath) -> s.TransactionOut:
-        return await svc(request).get_transaction(request.user, transaction_id)
+        return await holdings.get_transaction(ctx(request), request.user, transaction_id)
 
 
 CONTROLLERS = [EnterpriseController, AccountController, UnitsController]

@@ -1,0 +1,132 @@
+"""What a holder and the authorities read: an account's holdings (balance, available, held and serial ranges per
+instrument), its transaction history newest first, one transaction, everything an account statement prints, and
+the instruments the registry knows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import ledger
+from core.db import UnitOfWork
+from core.identity import Identity
+from core.models import LedgerAccount, Organisation, SerialBlock
+from core.quantity import format_amount
+from registry import schemas as s
+from registry._common import OWNER, instrument_out, tx_out
+from registry.context import RegistryContext
+from registry.domain.instruments import KIND_RULES, Kind, unit_identifier
+from registry.models import Enterprise, Instrument, RegistryTransaction
+from registry.queries import visible_account, visible_tx
+
+
+async def list_holdings(ctx: RegistryContext, who: Identity, account_id: int) -> list[s.HoldingOut]:
+    return await ctx.db.read(lambda uow: _holdings(uow.session, who, account_id))
+
+
+async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s.HoldingOut]:
+    acc = await visible_account(ses, who, account_id)
+    rows = (
+        await ses.execute(
+            select(LedgerAccount, Instrument)
+            .join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
+            .where(LedgerAccount.owner_kind == OWNER, LedgerAccount.owner_id == acc.id)
+            .order_by(Instrument.code)
+        )
+    ).all()
+    out = []
+    for la, inst in rows:
+        blocks = (
+            (
+                await ses.execute(
+                    select(SerialBlock)
+                    .where(SerialBlock.ledger_account_id == la.id)
+                    .order_by(SerialBlock.serial_start)
+                    .limit(100)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        scale = KIND_RULES[Kind(inst.kind)].scale
+        balance = la.credits_posted - la.debits_posted
+        out.append(
+            s.HoldingOut(
+                instrument=instrument_out(inst),
+                balance=format_amount(balance, scale),
+                available=format_amount(ledger.available(la), scale),
+                held=format_amount(la.debits_pending, scale),
+                balance_base=balance,
+                available_base=ledger.available(la),
+                serial_blocks=[
+                    s.SerialRange(
+                        first=unit_identifier(inst.code, b.serial_start),
+                        last=unit_identifier(inst.code, b.serial_end - 1),
+                        quantity=b.quantity,
+                    )
+                    for b in blocks
+                ],
+            )
+        )
+    return out
+
+
+async def list_account_transactions(
+    ctx: RegistryContext, who: Identity, account_id: int, *, limit: int, before_id: int | None
+) -> s.Page:
+    return await ctx.db.read(lambda uow: _transactions(uow.session, who, account_id, limit=limit, before_id=before_id))
+
+
+async def _transactions(
+    ses: AsyncSession, who: Identity, account_id: int, *, limit: int, before_id: int | None
+) -> s.Page:
+    acc = await visible_account(ses, who, account_id)
+    q = select(RegistryTransaction).where(
+        or_(RegistryTransaction.from_account_id == acc.id, RegistryTransaction.to_account_id == acc.id)
+    )
+    if before_id is not None:
+        q = q.where(RegistryTransaction.id < before_id)
+    rows = (await ses.execute(q.order_by(RegistryTransaction.id.desc()).limit(limit + 1))).scalars().all()  # type: ignore[union-attr]
+    items = [await tx_out(ses, t) for t in rows[:limit]]
+    return s.Page(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
+
+
+async def get_transaction(ctx: RegistryContext, who: Identity, tx_id: int) -> s.TransactionOut:
+    async def work(uow: UnitOfWork) -> s.TransactionOut:
+        return await tx_out(uow.session, await visible_tx(uow.session, who, tx_id))
+
+    return await ctx.db.read(work)
+
+
+async def statement_data(ctx: RegistryContext, who: Identity, account_id: int) -> dict[str, Any]:
+    """Everything an account statement prints, read in one snapshot."""
+
+    async def work(uow: UnitOfWork) -> dict[str, Any]:
+        ses = uow.session
+        acc = await visible_account(ses, who, account_id)
+        org = await ses.get(Organisation, acc.organisation_id)
+        ent = (
+            await ses.execute(select(Enterprise).where(Enterprise.organisation_id == acc.organisation_id))
+        ).scalar_one_or_none()
+        holdings = await _holdings(ses, who, account_id)
+        page = await _transactions(ses, who, account_id, limit=200, before_id=None)
+        return {
+            "account": acc,
+            "organisation": org,
+            "enterprise": ent,
+            "holdings": holdings,
+            "transactions": page.items,
+        }
+
+    return await ctx.db.read(work)
+
+
+async def list_instruments(ctx: RegistryContext) -> list[s.InstrumentOut]:
+    async def work(uow: UnitOfWork) -> list[s.InstrumentOut]:
+        rows = (await uow.session.execute(select(Instrument).order_by(Instrument.id))).scalars().all()
+        return [instrument_out(i) for i in rows]
+
+    return await ctx.db.read(work)

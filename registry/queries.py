@@ -1,0 +1,108 @@
+"""The look-ups and guards the registry's use cases (and, through the facade, the other contexts) share, inside the
+caller's unit of work: a transaction by its request key, an account the caller may see, owns or may name as the
+other side, a transaction the caller may see, an instrument, the operator's system accounts and an authority's
+allocation account. Each raises the problem the user sees when the thing is missing or not theirs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import AppError, NotFound
+from core.identity import Identity
+from core.models import Organisation
+from registry.domain import checks
+from registry.models import Instrument, RegistryAccount, RegistryTransaction
+
+
+async def by_request_key(ses: AsyncSession, key: str | None) -> RegistryTransaction | None:
+    if key is None:
+        return None
+    return (
+        await ses.execute(select(RegistryTransaction).where(RegistryTransaction.request_key == key))
+    ).scalar_one_or_none()
+
+
+async def visible_account(ses: AsyncSession, who: Identity, account_id: int) -> RegistryAccount:
+    acc = await ses.get(RegistryAccount, account_id)
+    if (
+        acc is None
+        or acc.type not in checks.USER_ACCOUNT_TYPES
+        or not (who.reads_all() or acc.organisation_id == who.organisation_id)
+    ):
+        raise AppError("unknown-account", "No account with this id is visible to you.", field="account_id")
+    return acc
+
+
+async def own_account(ses: AsyncSession, who: Identity, account_id: int, field: str) -> RegistryAccount:
+    acc = await ses.get(RegistryAccount, account_id)
+    if acc is None or acc.type not in checks.USER_ACCOUNT_TYPES or acc.organisation_id != who.organisation_id:
+        raise AppError("unknown-account", "No account with this id is yours.", field=field)
+    return acc
+
+
+async def any_user_account(ses: AsyncSession, account_id: int, field: str) -> RegistryAccount:
+    acc = await ses.get(RegistryAccount, account_id)
+    if acc is None or acc.type not in checks.USER_ACCOUNT_TYPES:
+        raise AppError("unknown-account", "No such account.", field=field)
+    return acc
+
+
+async def visible_tx(ses: AsyncSession, who: Identity, tx_id: int) -> RegistryTransaction:
+    tx = await ses.get(RegistryTransaction, tx_id)
+    if tx is None:
+        raise NotFound("transaction")
+    if who.reads_all() or tx.initiator_organisation_id == who.organisation_id:
+        return tx
+    orgs = set()
+    for acc_id in (tx.from_account_id, tx.to_account_id):
+        if acc_id is not None and (acc := await ses.get(RegistryAccount, acc_id)) is not None:
+            orgs.add(acc.organisation_id)
+    if who.organisation_id not in orgs:
+        raise NotFound("transaction")
+    return tx
+
+
+async def instrument(ses: AsyncSession, instrument_id: int) -> Instrument:
+    inst = await ses.get(Instrument, instrument_id)
+    if inst is None:
+        raise NotFound("instrument", field="instrument_id")
+    return inst
+
+
+async def system_account(ses: AsyncSession, type_: str) -> RegistryAccount:
+    acc = (
+        await ses.execute(
+            select(RegistryAccount)
+            .join(Organisation, Organisation.id == RegistryAccount.organisation_id)
+            .where(Organisation.kind == "system", RegistryAccount.type == type_)
+        )
+    ).scalar_one_or_none()
+    if acc is None:
+        raise AssertionError("registry not bootstrapped: run `greenrights db upgrade`")
+    return acc
+
+
+async def allocation_account(ses: AsyncSession, who: Identity) -> RegistryAccount:
+    acc = (
+        (
+            await ses.execute(
+                select(RegistryAccount)
+                .where(
+                    RegistryAccount.organisation_id == who.organisation_id,
+                    RegistryAccount.type == checks.ALLOCATION,
+                )
+                .order_by(RegistryAccount.id)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if acc is None:
+        raise AppError(
+            "unknown-account",
+            "Open an allocation account first (openAccount with type 'allocation').",
+            field="from_account_id",
+        )
+    return acc

@@ -6,8 +6,8 @@ before any timing) runs through, in this process:
 2. a minimal dict-and-deque price-time book written below, the baseline: the least a Python matcher can
    do (no result values, no terminal-state map, lazy cancels);
 3. pyorderbook 0.4.9, with market and IOC emulated as limit-then-cancel and FOK as a depth check first.
-Then, if the lead's `trading.bench_durable` module exists, `durable_orders_per_s(url)` measures orders
-journalled and settled per second on SQLite (0 when the module is absent).
+Then `bench/durable_orders.py`'s `durable_orders_per_s(url)` measures orders journalled and settled per second
+on SQLite.
 
 Usage: `python bench/matching.py [--events N] [--seed S] [--durable-url URL]`. The last line is
 `matcher_events_per_s=<n> vs_minimal_baseline=<x> vs_pyorderbook=<y> durable_orders_per_s_sqlite=<n>`.
@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib
-import inspect
 import logging
 import random
 import sys
@@ -33,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.durable_orders import durable_orders_per_s
 from trading.domain.book import Book, BookConfig
 from trading.domain.model import OrderKind, Side
 
@@ -236,14 +235,7 @@ def run_pyorderbook(stream: list[Event]) -> tuple[float, int]:
 
 
 def durable_rate(url: str) -> float:
-    try:
-        module = importlib.import_module("trading.bench_durable")
-    except ImportError:
-        return 0.0
-    rate = module.durable_orders_per_s(url)
-    if inspect.isawaitable(rate):
-        rate = asyncio.run(rate)
-    return float(rate)
+    return asyncio.run(durable_orders_per_s(url))
 
 
 def main() -> None:

@@ -16,8 +16,9 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, request_key
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
+from trading import auctions, block_trades, close, funds, market_data, markets, orders, queries
 from trading import schemas as s
-from trading.service import TradingService
+from trading.context import TradingContext
 
 R = Role
 AUTHORITIES = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER)
@@ -31,8 +32,9 @@ Limit = Annotated[int, QueryParameter(ge=1, le=500)]
 BeforeId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 
 
-def svc(request: Request[Any, Any, Any]) -> TradingService:
-    return request.app.state.trading  # type: ignore[no-any-return]
+def ctx(request: Request[Any, Any, Any]) -> TradingContext:
+    """The trading context of the process (held by the `TradingService` the composition root built)."""
+    return request.app.state.trading.ctx  # type: ignore[no-any-return]
 
 
 class MarketController(Controller):
@@ -47,7 +49,7 @@ class MarketController(Controller):
         summary="Instruments on the market with their mode, previous close and today's price band",
     )
     async def list_markets(self, request: Request[Identity, Any, Any]) -> list[s.MarketOut]:
-        return await svc(request).list_markets()
+        return await markets.list_markets(ctx(request))
 
     @post(
         "/",
@@ -58,7 +60,7 @@ class MarketController(Controller):
         summary="Open trading in an instrument: listed agreement (挂牌协议) or continuous mode",
     )
     async def create_market(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateMarket]) -> s.MarketOut:
-        return await svc(request).create_market(request.user, data, request_key(request))
+        return await markets.create_market(ctx(request), request.user, data, request_key(request))
 
     @get(
         "/{instrument_id:int}/book",
@@ -68,7 +70,7 @@ class MarketController(Controller):
         summary="Today's order book: best five price levels per side, and the listings a taker may pick",
     )
     async def order_book(self, request: Request[Identity, Any, Any], instrument_id: IdPath) -> s.BookOut:
-        return await svc(request).get_order_book(instrument_id)
+        return await market_data.get_order_book(ctx(request), instrument_id)
 
     @get(
         "/{instrument_id:int}/trades",
@@ -86,8 +88,8 @@ class MarketController(Controller):
         limit: Limit = 100,
         before_id: BeforeId = None,
     ) -> s.TradePage:
-        return await svc(request).list_trades(
-            instrument_id, trade_date=trade_date, venue=venue, limit=limit, before_id=before_id
+        return await queries.list_trades(
+            ctx(request), instrument_id, trade_date=trade_date, venue=venue, limit=limit, before_id=before_id
         )
 
     @get(
@@ -104,7 +106,7 @@ class MarketController(Controller):
         date_from: FromQuery[dt.date],
         date_to: FromQuery[dt.date],
     ) -> list[s.DayOut]:
-        return await svc(request).get_daily_bars(instrument_id, date_from=date_from, date_to=date_to)
+        return await market_data.get_daily_bars(ctx(request), instrument_id, date_from=date_from, date_to=date_to)
 
 
 class TradingDayController(Controller):
@@ -121,7 +123,7 @@ class TradingDayController(Controller):
         summary="Close a trading day now (the scheduler's market_close job does this at 15:05)",
     )
     async def close(self, request: Request[Identity, Any, Any], data: JSONBody[s.CloseDay]) -> s.CloseOut:
-        return await svc(request).close_trading_day(data.trade_date, request.user)
+        return await close.close_trading_day(ctx(request), data.trade_date, request.user)
 
 
 class OrderController(Controller):
@@ -137,7 +139,7 @@ class OrderController(Controller):
         summary="Place an order, or pick (摘牌) a listing with `listing_id`; units or funds are held at once",
     )
     async def place(self, request: Request[Identity, Any, Any], data: JSONBody[s.PlaceOrder]) -> s.OrderOut:
-        return await svc(request).place_order(request.user, data, request_key(request))
+        return await orders.place_order(ctx(request), request.user, data, request_key(request))
 
     @get("/", operation_id="listOrders", guards=[allow(*ORDER_READERS)], responses=READ_PROBLEMS)
     async def list_orders(
@@ -148,13 +150,13 @@ class OrderController(Controller):
         limit: Limit = 50,
         before_id: BeforeId = None,
     ) -> s.OrderPage:
-        return await svc(request).list_orders(
-            request.user, instrument_id=instrument_id, status=status, limit=limit, before_id=before_id
+        return await queries.list_orders(
+            ctx(request), request.user, instrument_id=instrument_id, status=status, limit=limit, before_id=before_id
         )
 
     @get("/{order_id:int}", operation_id="getOrder", guards=[allow(*ORDER_READERS)], responses=READ_PROBLEMS)
     async def get_one(self, request: Request[Identity, Any, Any], order_id: IdPath) -> s.OrderOut:
-        return await svc(request).get_order(request.user, order_id)
+        return await queries.get_order(ctx(request), request.user, order_id)
 
     @post(
         "/{order_id:int}/cancel",
@@ -166,7 +168,7 @@ class OrderController(Controller):
         summary="Cancel what is left of an order; its hold is released (a filled order answers 409)",
     )
     async def cancel(self, request: Request[Identity, Any, Any], order_id: IdPath) -> s.OrderOut:
-        return await svc(request).cancel_order(request.user, order_id)
+        return await orders.cancel_order(ctx(request), request.user, order_id)
 
 
 class BlockTradeController(Controller):
@@ -184,7 +186,7 @@ class BlockTradeController(Controller):
     async def propose(
         self, request: Request[Identity, Any, Any], data: JSONBody[s.ProposeBlockTrade]
     ) -> s.BlockTradeOut:
-        return await svc(request).propose_block_trade(request.user, data, request_key(request))
+        return await block_trades.propose_block_trade(ctx(request), request.user, data, request_key(request))
 
     @get(
         "/{block_trade_id:int}",
@@ -193,7 +195,7 @@ class BlockTradeController(Controller):
         responses=READ_PROBLEMS,
     )
     async def get_one(self, request: Request[Identity, Any, Any], block_trade_id: IdPath) -> s.BlockTradeOut:
-        return await svc(request).get_block_trade(request.user, block_trade_id)
+        return await block_trades.get_block_trade(ctx(request), request.user, block_trade_id)
 
     @post(
         "/{block_trade_id:int}/accept",
@@ -207,7 +209,7 @@ class BlockTradeController(Controller):
     async def accept(
         self, request: Request[Identity, Any, Any], block_trade_id: IdPath, data: JSONBody[s.AcceptBlockTrade]
     ) -> s.BlockTradeOut:
-        return await svc(request).accept_block_trade(request.user, block_trade_id, data)
+        return await block_trades.accept_block_trade(ctx(request), request.user, block_trade_id, data)
 
     @post(
         "/{block_trade_id:int}/cancel",
@@ -219,7 +221,7 @@ class BlockTradeController(Controller):
         summary="Withdraw or decline a block trade proposal; the proposer's hold is released",
     )
     async def cancel(self, request: Request[Identity, Any, Any], block_trade_id: IdPath) -> s.BlockTradeOut:
-        return await svc(request).cancel_block_trade(request.user, block_trade_id)
+        return await block_trades.cancel_block_trade(ctx(request), request.user, block_trade_id)
 
 
 class AuctionController(Controller):
@@ -235,7 +237,7 @@ class AuctionController(Controller):
         summary="Offer units by auction: the regulator's primary auction or a holder's one-way auction (单向竞价)",
     )
     async def create(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateAuction]) -> s.AuctionOut:
-        return await svc(request).create_auction(request.user, data, request_key(request))
+        return await auctions.create_auction(ctx(request), request.user, data, request_key(request))
 
     @get(
         "/{auction_id:int}",
@@ -245,7 +247,7 @@ class AuctionController(Controller):
         summary="An auction's terms, status and result (sealed bids: a bidder sees its own)",
     )
     async def get_one(self, request: Request[Identity, Any, Any], auction_id: IdPath) -> s.AuctionOut:
-        return await svc(request).get_auction(request.user, auction_id)
+        return await auctions.get_auction(ctx(request), request.user, auction_id)
 
     @post(
         "/{auction_id:int}/bids",
@@ -258,7 +260,7 @@ class AuctionController(Controller):
     async def bid(
         self, request: Request[Identity, Any, Any], auction_id: IdPath, data: JSONBody[s.SubmitBid]
     ) -> s.BidOut:
-        return await svc(request).submit_bid(request.user, auction_id, data, request_key(request))
+        return await auctions.submit_bid(ctx(request), request.user, auction_id, data, request_key(request))
 
     @post(
         "/{auction_id:int}/clear",
@@ -270,7 +272,7 @@ class AuctionController(Controller):
         summary="Clear the auction with the seed fixed at its creation and settle every allocation",
     )
     async def clear(self, request: Request[Identity, Any, Any], auction_id: IdPath) -> s.AuctionOut:
-        return await svc(request).clear_auction(request.user, auction_id)
+        return await auctions.clear_auction(ctx(request), request.user, auction_id)
 
     @post(
         "/{auction_id:int}/cancel",
@@ -282,7 +284,7 @@ class AuctionController(Controller):
         summary="The seller withdraws an open auction; the units and every bid's funds are released",
     )
     async def cancel(self, request: Request[Identity, Any, Any], auction_id: IdPath) -> s.AuctionOut:
-        return await svc(request).cancel_auction(request.user, auction_id)
+        return await auctions.cancel_auction(ctx(request), request.user, auction_id)
 
 
 class FundController(Controller):
@@ -297,7 +299,7 @@ class FundController(Controller):
         summary="Your fund account in yuan: balance, available and held for open orders and bids",
     )
     async def account(self, request: Request[Identity, Any, Any]) -> s.FundAccountOut:
-        return await svc(request).get_fund_account(request.user)
+        return await funds.get_fund_account(ctx(request), request.user)
 
     @post(
         "/deposits",
@@ -308,7 +310,7 @@ class FundController(Controller):
         summary="Announce a deposit; it is credited when the settlement bank confirms it",
     )
     async def deposit(self, request: Request[Identity, Any, Any], data: JSONBody[s.FundRequest]) -> s.FundMovementOut:
-        return await svc(request).request_fund_movement(request.user, "deposit", data, request_key(request))
+        return await funds.request_fund_movement(ctx(request), request.user, "deposit", data, request_key(request))
 
     @post(
         "/withdrawals",
@@ -319,7 +321,7 @@ class FundController(Controller):
         summary="Request a withdrawal; the amount is held now and paid out when the settlement bank confirms",
     )
     async def withdraw(self, request: Request[Identity, Any, Any], data: JSONBody[s.FundRequest]) -> s.FundMovementOut:
-        return await svc(request).request_fund_movement(request.user, "withdrawal", data, request_key(request))
+        return await funds.request_fund_movement(ctx(request), request.user, "withdrawal", data, request_key(request))
 
     @get(
         "/movements",
@@ -335,7 +337,9 @@ class FundController(Controller):
         limit: Limit = 100,
         before_id: BeforeId = None,
     ) -> list[s.FundMovementOut]:
-        return await svc(request).list_fund_movements(request.user, status=status, limit=limit, before_id=before_id)
+        return await funds.list_fund_movements(
+            ctx(request), request.user, status=status, limit=limit, before_id=before_id
+        )
 
     @post(
         "/movements/{movement_id:int}/decision",
@@ -349,7 +353,7 @@ class FundController(Controller):
     async def decide(
         self, request: Request[Identity, Any, Any], movement_id: IdPath, data: JSONBody[s.FundDecision]
     ) -> s.FundMovementOut:
-        return await svc(request).decide_fund_movement(request.user, movement_id, data)
+        return await funds.decide_fund_movement(ctx(request), request.user, movement_id, data)
 
 
 CONTROLLERS: list[Any] = [

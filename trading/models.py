@@ -37,7 +37,7 @@ class Market(SQLModel, table=True):
     band_bps: int = Field(default=1000)
     block_band_bps: int = Field(default=3000)
     tick_fen: int = Field(default=1)
-    # In base units, set from display units at creation (`TradingService.create_market`): no default here can know
+    # In base units, set from display units at creation (`trading.markets.create_market`): no default here can know
     # the instrument's scale.
     lot_quantity: int = Field(sa_type=BigInteger)
     quantity_max: int | None = Field(sa_type=BigInteger)

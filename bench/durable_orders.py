@@ -6,7 +6,7 @@ trade rows, the audit chain entry, and the commit (SQLite: WAL, `synchronous=FUL
 resting sell and a buy that crosses it, so every second order trades. `bench/matching.py` prints the result as
 `durable_orders_per_s_sqlite=<n>` beside the in-memory matcher's rate.
 
-Usage: `python -m trading.bench_durable [URL] [--orders N]` (default: a temporary SQLite file, 600 orders).
+Usage: `python bench/durable_orders.py [URL] [--orders N]` (default: a temporary SQLite file, 600 orders).
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
@@ -47,8 +50,9 @@ def _uscc(n: int) -> str:
 
 
 def _create_tables(url: str) -> None:
-    """Every table imported so far (the kernel's, the registry's, this context's) and the audit chain's head row.
-    The layers forbid importing the server's `create_schema`, which imports every context."""
+    """Every table imported so far (the kernel's, the registry's, the trading context's) and the audit chain's
+    head row. The run needs no other context, so it does without the server's `create_schema` (which imports
+    every context; this module was written inside `trading/`, where the layers forbid that import)."""
     engine = create_engine(sync_url(url))
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:

@@ -1,0 +1,191 @@
+"""Fund accounts in yuan at the settlement bank: a deposit moves nothing until the bank confirms that the money
+arrived; a withdrawal is held at once and posted when the bank confirms the payment (voided when it rejects).
+A member sees its own balance, what is available and what open orders and bids hold; the bank decides every
+requested movement and sees all of them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core import ledger
+from core.db import UnitOfWork
+from core.errors import Conflict, InvalidInput, NotFound
+from core.identity import Identity, Role
+from core.models import LedgerAccount, LedgerAsset
+from core.quantity import parse_money_fen
+from trading import clearing
+from trading import schemas as s
+from trading.context import TradingContext
+from trading.models import FundMovement
+
+
+async def request_fund_movement(
+    ctx: TradingContext, who: Identity, kind: str, req: s.FundRequest, request_key: str | None
+) -> s.FundMovementOut:
+    """A deposit (moves nothing until the bank confirms) or a withdrawal (held now, posted on confirmation)."""
+    amount_fen = parse_money_fen(req.amount, field="amount")
+    reference = req.reference.strip()
+    if any(not ch.isprintable() for ch in reference):
+        raise InvalidInput("reference", "The reference must be printable text.")
+    now = ctx.clock.now()
+
+    async def work(uow: UnitOfWork) -> s.FundMovementOut:
+        ses = uow.session
+        if request_key is not None:
+            prior = (
+                await ses.execute(select(FundMovement).where(FundMovement.request_key == request_key))
+            ).scalar_one_or_none()
+            if prior is not None:
+                return movement_out(prior)
+        mv = FundMovement(
+            organisation_id=who.organisation_id,
+            kind=kind,
+            amount_fen=amount_fen,
+            status="requested",
+            reference=reference,
+            requested_by=who.principal_id,
+            request_key=request_key,
+            created_at=now,
+        )
+        ses.add(mv)
+        await ses.flush()
+        if kind == "withdrawal":
+            fund = await ctx.accounts.fund(ses, who.organisation_id)
+            bank = await ctx.accounts.settlement(ses)
+            mv.held_amount = amount_fen
+            mv.hold_transfer_id = await clearing.hold(
+                ses,
+                client_id=f"fund:{mv.id}:h1",
+                from_account_id=fund,
+                clearing_id=bank,
+                asset_id=await ctx.accounts.cny_asset_id(ses),
+                amount=amount_fen,
+                code="withdrawal",
+                now=now,
+                ref=f"fund:{mv.id}",
+                field="amount",
+                what="funds",
+            )
+        uow.audit(who.actor, f"funds.{kind}.request", "fund_movement", str(mv.id), {"amount_fen": amount_fen})
+        return movement_out(mv)
+
+    return await ctx.db.run(work)
+
+
+async def decide_fund_movement(
+    ctx: TradingContext, who: Identity, movement_id: int, req: s.FundDecision
+) -> s.FundMovementOut:
+    """The settlement bank confirms (money arrived / paid out) or rejects a requested movement."""
+    now = ctx.clock.now()
+    target = "confirmed" if req.decision == "confirm" else "rejected"
+
+    async def work(uow: UnitOfWork) -> s.FundMovementOut:
+        ses = uow.session
+        q = select(FundMovement).where(FundMovement.id == movement_id).execution_options(populate_existing=True)
+        if not ctx.db.sqlite:
+            q = q.with_for_update()
+        mv = (await ses.execute(q)).scalar_one_or_none()
+        if mv is None:
+            raise NotFound("fund movement", field="movement_id")
+        if mv.status != "requested":
+            if mv.status == target and mv.decided_by == who.principal_id:
+                return movement_out(mv)
+            raise Conflict("invalid-state", f"Fund movement {mv.id} is already {mv.status}.")
+        fund = await ctx.accounts.fund(ses, mv.organisation_id)
+        if mv.kind == "deposit" and target == "confirmed":
+            bank = await ctx.accounts.settlement(ses)
+            result = await ledger.create_transfer(
+                ses,
+                client_id=f"fund:{mv.id}:deposit",
+                debit_account_id=bank,
+                credit_account_id=fund,
+                asset_id=await ctx.accounts.cny_asset_id(ses),
+                amount=mv.amount_fen,
+                code="deposit",
+                now=now,
+                ref=f"fund:{mv.id}",
+            )
+            mv.transfer_id = result.transfer.id
+        elif mv.kind == "withdrawal":
+            await clearing.collect(
+                ses,
+                hold_id=mv.hold_transfer_id or 0,
+                amount=mv.amount_fen if target == "confirmed" else 0,
+                client_id=f"fund:{mv.id}:h1:r",
+                now=now,
+                code="withdrawal",
+            )
+            mv.hold_transfer_id = None
+            mv.held_amount = 0
+        mv.status = target
+        mv.decided_by = who.principal_id
+        mv.bank_organisation_id = who.organisation_id
+        mv.decided_at = now
+        if req.reference.strip():
+            mv.reference = (mv.reference + " / " + req.reference.strip())[:100]
+        uow.audit(who.actor, f"funds.{mv.kind}.{target}", "fund_movement", str(mv.id), {"amount_fen": mv.amount_fen})
+        return movement_out(mv)
+
+    return await ctx.db.run(work)
+
+
+async def get_fund_account(ctx: TradingContext, who: Identity) -> s.FundAccountOut:
+    async def work(uow: UnitOfWork) -> s.FundAccountOut:
+        ses = uow.session
+        row = (
+            await ses.execute(
+                select(LedgerAccount)
+                .join(LedgerAsset, LedgerAsset.id == LedgerAccount.asset_id)
+                .where(
+                    LedgerAsset.code == clearing.CNY,
+                    LedgerAccount.owner_kind == clearing.FUND,
+                    LedgerAccount.owner_id == who.organisation_id,
+                )
+            )
+        ).scalar_one_or_none()
+        posted = 0 if row is None else row.credits_posted - row.debits_posted
+        held = 0 if row is None else row.debits_pending
+        return s.FundAccountOut(
+            organisation_id=who.organisation_id,
+            currency=clearing.CNY,
+            balance=clearing.yuan(posted),
+            available=clearing.yuan(posted - held),
+            held=clearing.yuan(held),
+            balance_fen=posted,
+            available_fen=posted - held,
+            held_fen=held,
+        )
+
+    return await ctx.db.read(work)
+
+
+async def list_fund_movements(
+    ctx: TradingContext, who: Identity, *, status: str | None, limit: int, before_id: int | None
+) -> list[s.FundMovementOut]:
+    async def work(uow: UnitOfWork) -> list[s.FundMovementOut]:
+        q = select(FundMovement)
+        if not (who.role is Role.BANK or who.reads_all()):
+            q = q.where(FundMovement.organisation_id == who.organisation_id)
+        if status is not None:
+            q = q.where(FundMovement.status == status)
+        if before_id is not None:
+            q = q.where(FundMovement.id < before_id)
+        rows = (await uow.session.execute(q.order_by(FundMovement.id.desc()).limit(limit))).scalars()  # type: ignore[union-attr]
+        return [movement_out(m) for m in rows]
+
+    return await ctx.db.read(work)
+
+
+def movement_out(m: FundMovement) -> s.FundMovementOut:
+    return s.FundMovementOut(
+        id=m.id or 0,
+        organisation_id=m.organisation_id,
+        kind=m.kind,
+        amount=clearing.yuan(m.amount_fen),
+        amount_fen=m.amount_fen,
+        status=m.status,
+        reference=m.reference,
+        created_at=m.created_at,
+        decided_at=m.decided_at,
+    )

@@ -13,7 +13,9 @@ figure is the per-transfer cost.
 Usage: `python bench/ledger.py [--transfers N] [--rounds R] [--pg-url URL] [--profile]`. PostgreSQL is measured
 too when `--pg-url` or GREENRIGHTS_TEST_DATABASE_URL is given (rows are added to that database, nothing is
 dropped but the benchmark's own scratch tables). The last line is
-`ledger_transfers_per_s=<n> baseline_ratio=<service/baseline>` for SQLite; PostgreSQL's figures come the line before.
+`ledger_transfers_per_s=<n> baseline_ratio=<service/baseline> statements_per_transfer=<n>` for SQLite (statements:
+the SQL statements the service sends per transfer, counted on the engine, besides its one BEGIN and COMMIT);
+PostgreSQL's figures come the line before.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, update
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, event, insert, update
 
 from core import ledger
 from core.audit import make_flusher
@@ -83,12 +85,38 @@ class Setup:
     instrument_id: int
 
 
+class StatementCounter:
+    """Counts the SQL statements an engine sends while `counting` (SQLAlchemy's cursor event), not counting the
+    transaction's own BEGIN and COMMIT, which every transfer and every baseline pair pays alike; commits apart."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        self.commits = 0
+        self.counting = False
+        sync_engine = db.engine.sync_engine
+
+        @event.listens_for(sync_engine, "before_cursor_execute")
+        def _statement(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if self.counting and not statement.lstrip().upper().startswith("BEGIN"):
+                self.count += 1
+
+        @event.listens_for(sync_engine, "commit")
+        def _commit(*_: object) -> None:
+            if self.counting:
+                self.commits += 1
+
+
 @dataclass
 class Result:
     backend: str
     transfers: int
     service_s: float
     baseline_s: float
+    statements: int = 0
+
+    @property
+    def statements_per_transfer(self) -> float:
+        return self.statements / self.transfers
 
     @property
     def service_per_s(self) -> float:
@@ -192,6 +220,7 @@ async def measure(url: str, backend: str, transfers: int, rounds: int, profile: 
             await conn.run_sync(_scratch_md.create_all)
             await conn.execute(insert(BALANCE).values(id=1, balance=0))
         setup = await prepare(db, transfers)
+        counter = StatementCounter(db)
         run = secrets.token_hex(4)
         service_s = baseline_s = 0.0
         done = 0
@@ -200,14 +229,16 @@ async def measure(url: str, backend: str, transfers: int, rounds: int, profile: 
             baseline_s += await baseline_round(db, done, count)
             if profile is not None:
                 profile.enable()
+            counter.counting = True
             service_s += await service_round(setup, run, done, count)
+            counter.counting = False
             if profile is not None:
                 profile.disable()
             done += count
         await verify(db, setup, transfers)
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda c: _scratch_md.drop_all(c, checkfirst=True))
-        return Result(backend, transfers, service_s, baseline_s)
+        return Result(backend, transfers, service_s, baseline_s, counter.count)
     finally:
         await db.dispose()
 
@@ -232,7 +263,7 @@ def report(result: Result) -> str:
         f"{result.backend}: service {result.service_per_s:.0f} transfers/s "
         f"({result.service_s / result.transfers * 1000:.2f} ms each), baseline {result.baseline_per_s:.0f} "
         f"INSERT+UPDATE transactions/s ({result.baseline_s / result.transfers * 1000:.2f} ms each), "
-        f"ratio {result.ratio:.3f}"
+        f"ratio {result.ratio:.3f}, {result.statements_per_transfer:.1f} statements per transfer"
     )
 
 
@@ -253,9 +284,15 @@ async def main_async(args: argparse.Namespace) -> int:
         pg = await measure(pg_url, "postgres", args.transfers, args.rounds, None)
         print(report(pg), flush=True)
         print(
-            f"postgres_ledger_transfers_per_s={pg.service_per_s:.0f} postgres_baseline_ratio={pg.ratio:.3f}", flush=True
+            f"postgres_ledger_transfers_per_s={pg.service_per_s:.0f} postgres_baseline_ratio={pg.ratio:.3f} "
+            f"postgres_statements_per_transfer={pg.statements_per_transfer:.1f}",
+            flush=True,
         )
-    print(f"ledger_transfers_per_s={sqlite.service_per_s:.0f} baseline_ratio={sqlite.ratio:.3f}", flush=True)
+    print(
+        f"ledger_transfers_per_s={sqlite.service_per_s:.0f} baseline_ratio={sqlite.ratio:.3f} "
+        f"statements_per_transfer={sqlite.statements_per_transfer:.1f}",
+        flush=True,
+    )
     return 0
 
 

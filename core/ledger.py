@@ -20,11 +20,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.cache import CommittedCache
 from core.errors import AppError, Conflict, InvalidInput
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
 from core.quantity import INT64_MAX
@@ -37,14 +38,36 @@ POST_PENDING = "post_pending"
 VOID_PENDING = "void_pending"
 
 ROLE_ISSUANCE = "issuance"
-BOTH_DEBITS = LedgerAccount.debits_posted + LedgerAccount.debits_pending
-BOTH_CREDITS = LedgerAccount.credits_posted + LedgerAccount.credits_pending
 
 
 @dataclass(frozen=True)
 class TransferResult:
     transfer: LedgerTransfer
     created: bool
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """What never changes about a ledger account: enough to address a transfer to it without reading the row."""
+
+    id: int
+    asset_id: int
+    role: str
+
+
+AccountKey = tuple[str, int, int]  # (owner_kind, owner_id, asset_id)
+ACCOUNT_REFS: CommittedCache[AccountKey, AccountRef] = CommittedCache("ledger.account_refs")
+
+
+async def account_ref(session: AsyncSession, *, asset_id: int, owner_kind: str, owner_id: int, role: str) -> AccountRef:
+    """`ensure_account`'s account as an `AccountRef`, from the process cache when a committed unit of work saw it."""
+    key = (owner_kind, owner_id, asset_id)
+    found = ACCOUNT_REFS.get(session, key)
+    if found is None:
+        account = await ensure_account(session, asset_id=asset_id, owner_kind=owner_kind, owner_id=owner_id, role=role)
+        found = AccountRef(account.id or 0, account.asset_id, account.role)
+        ACCOUNT_REFS.remember(session, key, found)
+    return found
 
 
 async def ensure_asset(session: AsyncSession, code: str, *, scale: int, serialised: bool) -> LedgerAsset:
@@ -66,6 +89,8 @@ async def ensure_account(
     )
     account = (await session.execute(stmt)).scalar_one_or_none()
     if account is None:
+        # Created here (or by a concurrent first use): this unit of work does not cache its id (core/cache.py).
+        ACCOUNT_REFS.created(session, (owner_kind, owner_id, asset_id))
         account = await insert_or_get(
             session,
             LedgerAccount(
@@ -99,43 +124,83 @@ def available(account: LedgerAccount) -> int:
     return account.credits_posted - account.debits_posted - account.debits_pending
 
 
-async def _debit(session: AsyncSession, account_id: int, amount: int, *, pending: bool) -> bool:
-    col_name = "debits_pending" if pending else "debits_posted"
-    col = getattr(LedgerAccount, col_name)
-    stmt = (
-        update(LedgerAccount)
-        .where(
-            LedgerAccount.id == account_id,
-            or_(
-                LedgerAccount.debits_must_not_exceed_credits == False,  # noqa: E712
-                LedgerAccount.debits_posted + LedgerAccount.debits_pending <= LedgerAccount.credits_posted - amount,
-            ),
-            # posted + pending stays within 64 bits, so posting a hold later can never overflow either.
-            INT64_MAX - amount >= BOTH_DEBITS,
-        )
-        .values({col_name: col + amount})
-        .execution_options(synchronize_session=False)
-    )
-    return bool((await session.execute(stmt)).rowcount == 1)
+# The hot path's statements are built once, on the tables (Core, not ORM DML), with bound parameters: building and
+# coercing an expression per call cost more than running it.
+_ACC = LedgerAccount.__table__.c
+_AMOUNT: Any = bindparam("amount")
 
 
-async def _credit(session: AsyncSession, account_id: int, amount: int, *, pending: bool) -> bool:
-    col_name = "credits_pending" if pending else "credits_posted"
-    col = getattr(LedgerAccount, col_name)
-    stmt = (
-        update(LedgerAccount)
-        .where(
-            LedgerAccount.id == account_id,
-            or_(
-                LedgerAccount.credits_must_not_exceed_debits == False,  # noqa: E712
-                LedgerAccount.credits_posted + LedgerAccount.credits_pending <= LedgerAccount.debits_posted - amount,
-            ),
-            INT64_MAX - amount >= BOTH_CREDITS,
-        )
-        .values({col_name: col + amount})
-        .execution_options(synchronize_session=False)
+def _debit_condition(amount: Any) -> Any:
+    return and_(
+        or_(
+            _ACC.debits_must_not_exceed_credits == False,  # noqa: E712
+            _ACC.debits_posted + _ACC.debits_pending <= _ACC.credits_posted - amount,
+        ),
+        # posted + pending stays within 64 bits, so posting a hold later can never overflow either.
+        INT64_MAX - amount >= _ACC.debits_posted + _ACC.debits_pending,
     )
-    return bool((await session.execute(stmt)).rowcount == 1)
+
+
+def _credit_condition(amount: Any) -> Any:
+    return and_(
+        or_(
+            _ACC.credits_must_not_exceed_debits == False,  # noqa: E712
+            _ACC.credits_posted + _ACC.credits_pending <= _ACC.debits_posted - amount,
+        ),
+        INT64_MAX - amount >= _ACC.credits_posted + _ACC.credits_pending,
+    )
+
+
+def _both_sides(pending: bool) -> Any:
+    debit_col = _ACC.debits_pending if pending else _ACC.debits_posted
+    credit_col = _ACC.credits_pending if pending else _ACC.credits_posted
+    debit_id: Any = bindparam("debit_id")
+    credit_id: Any = bindparam("credit_id")
+    is_debit = _ACC.id == debit_id
+    return (
+        update(LedgerAccount.__table__)
+        .where(
+            _ACC.id.in_([debit_id, credit_id]),
+            or_(and_(is_debit, _debit_condition(_AMOUNT)), and_(_ACC.id == credit_id, _credit_condition(_AMOUNT))),
+        )
+        .values(
+            {
+                debit_col.key: case((is_debit, debit_col + _AMOUNT), else_=debit_col),
+                credit_col.key: case((is_debit, credit_col), else_=credit_col + _AMOUNT),
+            }
+        )
+    )
+
+
+_BOTH_SIDES = {pending: _both_sides(pending) for pending in (False, True)}
+_INSERT_TRANSFER = insert(LedgerTransfer.__table__).returning(LedgerTransfer.__table__.c.id)
+
+
+async def _debit_and_credit(
+    session: AsyncSession, debit_id: int, credit_id: int, amount: int, *, pending: bool
+) -> bool:
+    """Both sides of a transfer in one conditional UPDATE of the two rows: it changes both or neither.
+
+    Each row is updated only if its own condition holds (the debit side may not go below zero, neither side past
+    64 bits), and the statement must touch exactly two rows. The two row locks are taken by one statement, in the
+    order its plan scans them, the same for every transaction on the same pair, so crossed transfers queue; a
+    deadlock that PostgreSQL still reports (40P01) retries the unit of work."""
+    result = await session.execute(
+        _BOTH_SIDES[pending], {"debit_id": debit_id, "credit_id": credit_id, "amount": amount}
+    )
+    # Fewer than two rows: a side refused. Half a transfer never stays: the caller raises, and the unit of work
+    # rolls the one updated row back with everything else.
+    return bool(result.rowcount == 2)
+
+
+async def _debit_would_pass(session: AsyncSession, account_id: int, amount: int) -> bool:
+    stmt = select(_ACC.id).where(_ACC.id == account_id, _debit_condition(amount))
+    return (await session.execute(stmt)).first() is not None
+
+
+async def _credit_would_pass(session: AsyncSession, account_id: int, amount: int) -> bool:
+    stmt = select(_ACC.id).where(_ACC.id == account_id, _credit_condition(amount))
+    return (await session.execute(stmt)).first() is not None
 
 
 async def _refuse(session: AsyncSession, account_id: int, amount: int, field: str) -> AppError:
@@ -179,7 +244,7 @@ async def create_transfer(
     pending: bool = False,
     ref: str | None = None,
     field: str = "quantity",
-    accounts: tuple[LedgerAccount, LedgerAccount] | None = None,
+    accounts: tuple[LedgerAccount | AccountRef, LedgerAccount | AccountRef] | None = None,
     serialised: bool | None = None,
     fresh_client_id: bool = False,
 ) -> TransferResult:
@@ -221,19 +286,19 @@ async def create_transfer(
     debit, credit = accounts
     if (debit.id, credit.id) != (debit_account_id, credit_account_id) or any(a.asset_id != asset_id for a in accounts):
         raise AppError("assets-must-match", "Both accounts must hold the transfer's asset.", field="instrument_id")
-    # Ascending id order: two crossed transfers lock the same rows in the same order.
-    steps = sorted([(debit_account_id, "debit"), (credit_account_id, "credit")])
-    for account_id, side in steps:
-        ok = (
-            await _debit(session, account_id, amount, pending=pending)
-            if side == "debit"
-            else await _credit(session, account_id, amount, pending=pending)
-        )
-        if not ok:
-            raise await _refuse(session, account_id, amount, field)
-    transfer = LedgerTransfer(client_id=client_id, created_at=now, ref=ref, **fields)
-    session.add(transfer)
-    await session.flush()
+    if not await _debit_and_credit(session, debit_account_id, credit_account_id, amount, pending=pending):
+        # One of the two conditions failed; say which (the statement changed nothing).
+        for account_id, ok in (
+            (debit_account_id, await _debit_would_pass(session, debit_account_id, amount)),
+            (credit_account_id, await _credit_would_pass(session, credit_account_id, amount)),
+        ):
+            if not ok:
+                raise await _refuse(session, account_id, amount, field)
+        raise AssertionError("the balance update failed but both accounts accept it")
+    transfer_id = (
+        await session.execute(_INSERT_TRANSFER, {"client_id": client_id, "created_at": now, "ref": ref, **fields})
+    ).scalar_one()
+    transfer = LedgerTransfer(id=transfer_id, client_id=client_id, created_at=now, ref=ref, **fields)
     if not pending:
         await _move_serials(
             session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
@@ -303,6 +368,32 @@ async def resolve_pending(
     return TransferResult(transfer, created=True)
 
 
+_BLK = SerialBlock.__table__.c
+# Split the oldest block of `debit_id` when it alone covers `amount` with serials to spare; returns the cut.
+_SPLIT_OLDEST = (
+    update(SerialBlock.__table__)
+    .where(
+        _BLK.id
+        == select(_BLK.id)
+        .where(_BLK.ledger_account_id == bindparam("debit_id"))
+        .order_by(_BLK.serial_start)
+        .limit(1)
+        .scalar_subquery(),
+        _BLK.quantity > bindparam("amount"),
+    )
+    .values(serial_end=_BLK.serial_end - bindparam("amount"), quantity=_BLK.quantity - bindparam("amount"))
+    .returning(_BLK.serial_end)
+)
+# Grow the receiver's block that starts at `end` down to `start`.
+_GROW_DOWN = (
+    update(SerialBlock.__table__)
+    .where(_BLK.ledger_account_id == bindparam("account_id"), _BLK.serial_start == bindparam("end"))
+    .values(serial_start=bindparam("start"), quantity=_BLK.quantity + bindparam("n"))
+    .returning(_BLK.id)
+)
+_INSERT_BLOCK = insert(SerialBlock.__table__)
+
+
 async def _move_serials(
     session: AsyncSession,
     asset_id: int,
@@ -336,6 +427,14 @@ async def _move_serials(
             )
         ).scalar_one()
         await _add_block(session, asset_id, credit_id, end - amount, end)
+        return
+    # The common case in one statement: the oldest block alone covers the amount with serials to spare, so it is
+    # the one block split; the sender keeps its low part and the receiver gets its top `amount` serials.
+    cut = (await session.execute(_SPLIT_OLDEST, {"debit_id": debit_id, "amount": amount})).scalar_one_or_none()
+    if cut is not None:
+        # The sender still holds serial cut - 1, so the only block of the receiver's that can touch [cut, end) is
+        # one starting at `end`: grow it downward, or add the range as a block of its own.
+        await _add_split_block(session, asset_id, credit_id, cut, cut + amount)
         return
     blocks = (
         await session.execute(
@@ -372,6 +471,24 @@ async def _move_serials(
             .where(SerialBlock.id.in_(whole))
             .values(ledger_account_id=credit_id)
             .execution_options(synchronize_session=False)
+        )
+
+
+async def _add_split_block(session: AsyncSession, asset_id: int, account_id: int, start: int, end: int) -> None:
+    """Add [start, end), cut from the top of another account's block, merging with the block that starts at `end`."""
+    merged = (
+        await session.execute(_GROW_DOWN, {"account_id": account_id, "start": start, "end": end, "n": end - start})
+    ).scalar_one_or_none()
+    if merged is None:
+        await session.execute(
+            _INSERT_BLOCK,
+            {
+                "ledger_account_id": account_id,
+                "asset_id": asset_id,
+                "serial_start": start,
+                "serial_end": end,
+                "quantity": end - start,
+            },
         )
 
 

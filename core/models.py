@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# A 64-bit surrogate key; SQLite autoincrements only an INTEGER PRIMARY KEY (which is 64-bit there anyway).
+_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class LedgerAsset(SQLModel, table=True):
@@ -133,7 +136,7 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 class AuditHead(SQLModel, table=True):
-    """One row: the chain's length and last hash. Updating it serialises appends, so the chain never forks."""
+    """One row: the linked chain's length and last hash, moved only by the linker (`core.audit.link_pending`)."""
 
     __tablename__ = "audit_head"
     id: int = Field(default=1, primary_key=True)
@@ -142,13 +145,17 @@ class AuditHead(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
+    """One audited change. Writers insert it with `id` only; the linker gives it its place in the chain (`seq`,
+    unique and gapless) and `prev_hash`/`hash`, after it committed (`core.audit`)."""
+
     __tablename__ = "audit_entry"
-    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=_ID)
+    seq: int | None = Field(default=None, sa_type=BigInteger, unique=True)
     at: dt.datetime = Field(sa_type=DateTimeUTC)
     actor: str = Field(max_length=100)
     action: str = Field(max_length=64)
     entity: str = Field(max_length=64)
     entity_id: str = Field(max_length=64, index=True)
     data: str = Field(sa_type=Text)
-    prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    hash: str | None = Field(default=None, max_length=64)

@@ -59,8 +59,13 @@ async def move(
     *,
     pending: bool = False,
 ) -> int:
-    debit = await ledger_account(ses, source, inst)
-    credit = await ledger_account(ses, dest, inst)
+    # Ids and roles of ledger accounts never change: after first use they come from the process cache.
+    debit = await ledger.account_ref(
+        ses, asset_id=inst.asset_id, owner_kind=OWNER, owner_id=source.id or 0, role=source.type
+    )
+    credit = await ledger.account_ref(
+        ses, asset_id=inst.asset_id, owner_kind=OWNER, owner_id=dest.id or 0, role=dest.type
+    )
     result = await ledger.create_transfer(
         ses,
         client_id=f"rtx:{tx.id}",

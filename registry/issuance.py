@@ -23,6 +23,7 @@ from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind, UnitClass, valid_until, validate_unit_class
 from registry.models import Instrument, RegistryAccount, RegistryTransaction
 from registry.queries import (
+    INSTRUMENTS,
     allocation_account,
     any_user_account,
     by_request_key,
@@ -181,4 +182,7 @@ async def _ensure_instrument(ses: AsyncSession, uc: UnitClass, issuer_org: int, 
         issuer_organisation_id=issuer_org,
         created_at=now,
     )
-    return await ledger.insert_or_get(ses, inst, lookup)
+    found = await ledger.insert_or_get(ses, inst, lookup)
+    if found is inst:
+        INSTRUMENTS.created(ses, inst.id or 0)  # not cached by this unit of work (core/cache.py)
+    return found

@@ -7,8 +7,12 @@ allocation account. Each raises the problem the user sees when the thing is miss
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
+from core.cache import CommittedCache
 from core.errors import AppError, NotFound
 from core.identity import Identity
 from core.models import Organisation
@@ -22,6 +26,23 @@ async def by_request_key(ses: AsyncSession, key: str | None) -> RegistryTransact
     return (
         await ses.execute(select(RegistryTransaction).where(RegistryTransaction.request_key == key))
     ).scalar_one_or_none()
+
+
+async def insert_keyed(ses: AsyncSession, tx: RegistryTransaction) -> bool:
+    """INSERT the new transaction unless its request key exists (one statement: INSERT ... ON CONFLICT DO NOTHING
+    RETURNING, on SQLite and PostgreSQL alike); True when it was inserted, and `tx` is then in the session."""
+    values = {c.key: getattr(tx, c.key) for c in RegistryTransaction.__table__.columns if c.key != "id"}
+    dialect = ses.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(RegistryTransaction.__table__).values(values)
+    if tx.request_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["request_key"])
+    new_id = (await ses.execute(stmt.returning(RegistryTransaction.__table__.c.id))).scalar_one_or_none()
+    if new_id is None:
+        return False
+    tx.id = new_id
+    make_transient_to_detached(tx)
+    ses.add(tx)  # persistent from here: later changes (the hold's id) are flushed as an UPDATE
+    return True
 
 
 async def visible_account(ses: AsyncSession, who: Identity, account_id: int) -> RegistryAccount:
@@ -64,11 +85,41 @@ async def visible_tx(ses: AsyncSession, who: Identity, tx_id: int) -> RegistryTr
     return tx
 
 
+# Instruments never change once issued (a unit class is its attributes): read once per process.
+INSTRUMENTS: CommittedCache[int, Instrument] = CommittedCache("registry.instruments")
+
+
 async def instrument(ses: AsyncSession, instrument_id: int) -> Instrument:
+    """The instrument (a detached, read-only copy from the process cache after its first committed read)."""
+    cached = INSTRUMENTS.get(ses, instrument_id)
+    if cached is not None:
+        return cached
     inst = await ses.get(Instrument, instrument_id)
     if inst is None:
         raise NotFound("instrument", field="instrument_id")
+    INSTRUMENTS.remember(ses, instrument_id, inst)
     return inst
+
+
+async def transfer_accounts(
+    ses: AsyncSession, who: Identity, from_id: int, to_id: int
+) -> tuple[RegistryAccount, RegistryAccount]:
+    """The caller's own source account and any user account as the destination, read in one statement (their
+    status can change, so they are read every time); each missing or foreign one answers as `own_account` and
+    `any_user_account` do."""
+    rows = {
+        a.id: a
+        for a in (
+            await ses.execute(select(RegistryAccount).where(RegistryAccount.id.in_([from_id, to_id])))  # type: ignore[union-attr]
+        ).scalars()
+    }
+    source = rows.get(from_id)
+    if source is None or source.type not in checks.USER_ACCOUNT_TYPES or source.organisation_id != who.organisation_id:
+        raise AppError("unknown-account", "No account with this id is yours.", field="from_account_id")
+    dest = rows.get(to_id)
+    if dest is None or dest.type not in checks.USER_ACCOUNT_TYPES:
+        raise AppError("unknown-account", "No such account.", field="to_account_id")
+    return source, dest
 
 
 async def system_account(ses: AsyncSession, type_: str) -> RegistryAccount:

@@ -6,9 +6,11 @@ initiating organisation, and once approved executes at the dated hour of the nex
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ledger
 from core.clock import business_date, shanghai_time
@@ -23,8 +25,8 @@ from registry._common import facts, move, raise_first, tx_out
 from registry.context import RegistryContext
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
-from registry.models import RegistryTransaction, TrustedAccount
-from registry.queries import any_user_account, by_request_key, instrument, own_account, visible_tx
+from registry.models import Instrument, RegistryAccount, RegistryTransaction, TrustedAccount
+from registry.queries import by_request_key, insert_keyed, instrument, transfer_accounts, visible_tx
 
 
 async def create_transfer(
@@ -32,55 +34,22 @@ async def create_transfer(
 ) -> s.TransactionOut:
     async def work(uow: UnitOfWork) -> s.TransactionOut:
         ses = uow.session
-        if (prior := await by_request_key(ses, request_key)) is not None:
-            return await tx_out(ses, prior)
-        source = await own_account(ses, who, req.from_account_id, "from_account_id")
-        inst = await instrument(ses, req.instrument_id)
-        quantity = parse_quantity(req.quantity, scale=KIND_RULES[Kind(inst.kind)].scale)
-        dest = await any_user_account(ses, req.to_account_id, "to_account_id")
         now = ctx.clock.now()
-        today = business_date(now)
-        raise_first(
-            checks.check_transfer(
-                facts(source),
-                facts(dest),
-                Kind(inst.kind),
-                tradable=inst.tradable,
-                expires_on=inst.valid_until,
-                today=today,
-            )
-        )
-        trusted = (
-            dest.organisation_id == source.organisation_id
-            or (
-                await ses.execute(
-                    select(TrustedAccount.id).where(
-                        TrustedAccount.account_id == source.id,
-                        TrustedAccount.trusted_account_id == dest.id,
-                        TrustedAccount.effective_from <= now,
-                    )
-                )
-            ).first()
-            is not None
-        )
-        if not trusted:
-            raise_first(checks.check_untrusted_cap(quantity, int(ctx.params.value("untrusted_transfer_cap", today))))
-        tx = RegistryTransaction(
-            code="transfer",
-            status="completed" if trusted else "awaiting_approval",
-            instrument_id=inst.id or 0,
-            from_account_id=source.id,
-            to_account_id=dest.id,
-            quantity=quantity,
-            initiated_by=who.principal_id,
-            initiator_organisation_id=who.organisation_id,
-            request_key=request_key,
-            created_at=now,
-            completed_at=now if trusted else None,
-        )
-        ses.add(tx)
-        await ses.flush()
-        held = await move(ses, tx, inst, source, dest, quantity, now, pending=not trusted)
+        try:
+            tx, inst, source, dest, trusted = await _checked(ctx, ses, who, req, request_key, now)
+        except AppError:
+            # A retry of a transfer that was made answers as the first time, even if the checks say no today
+            # (the account blocked since, the trust withdrawn): the key is looked up only on this rare path.
+            if (prior := await by_request_key(ses, request_key)) is not None:
+                return await tx_out(ses, prior)
+            raise
+        # Claim the request key and record the transaction in one statement: a retry of the same key finds the
+        # first transaction instead (everything before only read, so answering with it changes nothing).
+        if not await insert_keyed(ses, tx):
+            prior = await by_request_key(ses, request_key)
+            assert prior is not None
+            return await tx_out(ses, prior)
+        held = await move(ses, tx, inst, source, dest, tx.quantity, now, pending=not trusted)
         if not trusted:
             tx.hold_transfer_id = held
         uow.audit(
@@ -88,11 +57,60 @@ async def create_transfer(
             "units.transfer",
             "transaction",
             str(tx.id),
-            {"instrument": inst.code, "quantity": quantity, "from": source.id, "to": dest.id, "trusted": trusted},
+            {"instrument": inst.code, "quantity": tx.quantity, "from": source.id, "to": dest.id, "trusted": trusted},
         )
         return await tx_out(ses, tx)
 
     return await ctx.db.run(work)
+
+
+async def _checked(
+    ctx: RegistryContext, ses: AsyncSession, who: Identity, req: s.MoveUnits, request_key: str | None, now: dt.datetime
+) -> tuple[RegistryTransaction, Instrument, RegistryAccount, RegistryAccount, bool]:
+    """Every check of a transfer (reads only), and the transaction it would record."""
+    source, dest = await transfer_accounts(ses, who, req.from_account_id, req.to_account_id)
+    inst = await instrument(ses, req.instrument_id)
+    quantity = parse_quantity(req.quantity, scale=KIND_RULES[Kind(inst.kind)].scale)
+    today = business_date(now)
+    raise_first(
+        checks.check_transfer(
+            facts(source),
+            facts(dest),
+            Kind(inst.kind),
+            tradable=inst.tradable,
+            expires_on=inst.valid_until,
+            today=today,
+        )
+    )
+    trusted = (
+        dest.organisation_id == source.organisation_id
+        or (
+            await ses.execute(
+                select(TrustedAccount.id).where(
+                    TrustedAccount.account_id == source.id,
+                    TrustedAccount.trusted_account_id == dest.id,
+                    TrustedAccount.effective_from <= now,
+                )
+            )
+        ).first()
+        is not None
+    )
+    if not trusted:
+        raise_first(checks.check_untrusted_cap(quantity, int(ctx.params.value("untrusted_transfer_cap", today))))
+    tx = RegistryTransaction(
+        code="transfer",
+        status="completed" if trusted else "awaiting_approval",
+        instrument_id=inst.id or 0,
+        from_account_id=source.id,
+        to_account_id=dest.id,
+        quantity=quantity,
+        initiated_by=who.principal_id,
+        initiator_organisation_id=who.organisation_id,
+        request_key=request_key,
+        created_at=now,
+        completed_at=now if trusted else None,
+    )
+    return tx, inst, source, dest, trusted
 
 
 async def approve_transfer(ctx: RegistryContext, who: Identity, tx_id: int, req: s.Decision) -> s.TransactionOut:

@@ -14,10 +14,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from core.audit import link_pending
 from core.clock import SHANGHAI, business_date
 from scheduler.jobs import JobDef, Services, all_jobs
 from scheduler.runs import JobRuns, Outcome
 
+AUDIT_LINK_INTERVAL_S = 1
 log = logging.getLogger("greenrights.scheduler")
 
 
@@ -108,6 +110,15 @@ class Scheduler:
                 coalesce=True,
                 max_instances=1,
             )
+        # The audit linker chains what writers appended (core/audit.py); not a job run: nothing to claim or settle.
+        self.aps.add_job(
+            self.link_audit,
+            IntervalTrigger(seconds=AUDIT_LINK_INTERVAL_S),
+            id="audit-link",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
         self.aps.add_job(
             self.sync_calendar,
             IntervalTrigger(minutes=5),
@@ -121,6 +132,18 @@ class Scheduler:
             await self.sync_calendar()
         except Exception:
             log.exception("calendar sync failed at start; it is retried every 5 minutes")
+
+    async def link_audit(self) -> int:
+        """Link the committed audit entries not chained yet; another linker winning the race is not an error."""
+
+        async def work(uow: Any) -> int:
+            return await link_pending(uow.session)
+
+        try:
+            return int(await self.db.run(work))
+        except RuntimeError:
+            log.info("another process linked the audit chain first")
+            return 0
 
     def shutdown(self) -> None:
         if self.aps is not None and self.aps.running:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from core.audit import make_flusher, verify_chain
+from core.audit import link_and_verify, make_flusher
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
 from core.identity import Role, create_api_key, create_organisation, create_user
@@ -104,12 +104,9 @@ async def _user(username: str, role: Role, enterprise: str | None, password: str
 
 async def _audit_verify() -> tuple[bool, int, str]:
     db = _db()
-
-    async def work(uow: UnitOfWork) -> tuple[bool, int, str]:
-        return await verify_chain(uow.session)
-
     try:
-        return await db.read(work)
+        # Chain what is committed but not linked yet, then check the whole chain from the start.
+        return await link_and_verify(db)
     finally:
         await db.dispose()
 

@@ -3,7 +3,8 @@ between two sets of claim facts, a budget's figures, penalty amounts due with th
 the clawback window.
 
 Dates are business dates in Asia/Shanghai, passed in. Working days come from an injected predicate
-(`is_working_day`), which the service takes from `core.workdays` (the published notices); money is integer fen throughout.
+(`is_working_day`), which the service takes from `core.workdays` (the published notices); money is integer fen
+throughout.
 """
 
 from __future__ import annotations

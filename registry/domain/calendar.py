@@ -10,8 +10,9 @@ exclusive bound avoids the 23:59:59.999999 precision trap (a database or client 
 milliseconds would round 23:59:59.9995 either way) and compares correctly across time zones.
 
 Working days come from an injected `is_working_day(date) -> bool` (the service passes
-`core.workdays.is_working_day`, the State Council's notices as data), because domain code may not import it. Default national carbon deadline:
-31 December of the year after the vintage, set per period by the MEE's notice (`overrides`).
+`core.workdays.is_working_day`, the State Council's notices as data), because domain code may not import it.
+Default national carbon deadline: 31 December of the year after the vintage, set per period by the MEE's notice
+(`overrides`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import jwt

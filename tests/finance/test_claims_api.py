@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from core import ledger
-from core.audit import verify_chain
+from core.audit import link_and_verify
 from core.db import UnitOfWork
 from tests.finance.kit import (
     BASE,
@@ -151,10 +151,7 @@ async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_ap
     ]
     await invariants(env)
 
-    async def chain(uow: UnitOfWork) -> Any:
-        return await verify_chain(uow.session)
-
-    ok, entries, message = await env.db.read(chain)
+    ok, entries, message = await link_and_verify(env.db)
     assert ok, message
     assert entries >= 10
 

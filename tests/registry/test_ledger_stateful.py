@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 )
 
 from core import ledger
-from core.audit import verify_chain
+from core.audit import link_and_verify
 from core.clock import FixedClock
 from core.db import Database, UnitOfWork
 from core.errors import AppError
@@ -249,10 +249,8 @@ class RegistryMachine(RuleBasedStateMachine):
             assert (bal, avail) == (self.balance[acc], self.avail(acc)), acc
 
     def teardown(self) -> None:
-        async def chain(uow: UnitOfWork) -> bool:
-            return (await verify_chain(uow.session))[0]
-
-        assert self.run(self.db.read(chain))
+        ok, _, message = self.run(link_and_verify(self.db))
+        assert ok, message
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

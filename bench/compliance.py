@@ -140,7 +140,7 @@ async def build_period(url: str, facts: Sequence[ObligationFacts]) -> tuple[Any,
     tx = await registry.issue_units(
         reg, rs.IssueUnits(kind="cea", scheme="national", vintage=2024, quantity=str(reserve_units)), None
     )
-    await registry.approve_transfer(reg2, tx.id, rs.Decision())
+    await registry.approve_transfer(reg2, tx.id, rs.Decision(decision="approve"))
     cea = tx.instrument_id
     await comp.fund_reserve(reg, cs.FundReserve(instrument_id=cea, quantity=str(reserve_units)), None)
     scheme = await comp.create_scheme(

@@ -161,7 +161,7 @@ async def prepare(db: Database, transfers: int) -> Setup:
         s.IssueUnits(kind="cea", scheme="national", vintage=2025, quantity=str(transfers + 1)),
         f"bench:{run}:issue",
     )
-    await svc.approve_transfer(reg2, issued.id, s.Decision())
+    await svc.approve_transfer(reg2, issued.id, s.Decision(decision="approve"))
     ent = await svc.create_enterprise(
         reg,
         s.CreateEnterprise(

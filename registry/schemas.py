@@ -79,7 +79,9 @@ class AllocateUnits(Req):
 
 
 class Decision(Req):
-    decision: Literal["approve", "reject"] = "approve"
+    """A second person's decision: approve or reject, always said explicitly (a reason is required to reject)."""
+
+    decision: Literal["approve", "reject"]
     reason: str = ""
 
 

@@ -63,7 +63,7 @@ async def seed_demo() -> list[str]:
         tx = await reg.issue_units(
             r1, s.IssueUnits(kind="cea", scheme="national", vintage=2025, quantity="100000"), None
         )
-        await reg.approve_transfer(r2, tx.id, s.Decision())
+        await reg.approve_transfer(r2, tx.id, s.Decision(decision="approve"))
         accounts = []
         for uscc, name, city, industry in (POWER, CEMENT):
             ent = await reg.create_enterprise(

@@ -123,7 +123,9 @@ class TradingDayController(Controller):
         summary="Close a trading day now (the scheduler's market_close job does this at 15:05)",
     )
     async def close(self, request: Request[Identity, Any, Any], data: JSONBody[s.CloseDay]) -> s.CloseOut:
-        return await close.close_trading_day(ctx(request), data.trade_date, request.user)
+        return await close.close_trading_day(
+            ctx(request), data.trade_date, request.user, early_close=data.early_close, reason=data.reason
+        )
 
 
 class OrderController(Controller):

@@ -10,10 +10,11 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from core.clock import business_date
+from core.clock import SHANGHAI, business_date
 from core.db import UnitOfWork
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput
 from core.identity import Identity
+from core.text import clean_text
 from trading import clearing
 from trading import schemas as s
 from trading._common import SYSTEM_ACTOR
@@ -23,6 +24,7 @@ from trading.context import MarketInfo, TradingContext
 from trading.domain.commands import Cancel
 from trading.domain.marketdata import TradePrint, Venue, daily_summary
 from trading.domain.model import Status
+from trading.domain.sessions import LISTED_SESSIONS
 from trading.markets import market_info
 from trading.models import BlockTrade, BookDay, Market, Order, Trade
 from trading.settlement import release
@@ -59,16 +61,37 @@ async def close_stale_days(ctx: TradingContext, info: MarketInfo, day: dt.date, 
         await close_market_day(ctx, info, stale, now, SYSTEM_ACTOR)
 
 
-async def close_trading_day(ctx: TradingContext, day: dt.date | None = None, who: Identity | None = None) -> s.CloseOut:
+async def close_trading_day(
+    ctx: TradingContext,
+    day: dt.date | None = None,
+    who: Identity | None = None,
+    *,
+    early_close: bool = False,
+    reason: str = "",
+) -> s.CloseOut:
     """Close `day` (default today) in every market: expire open orders and block proposals (holds released),
     set the close (VWAP of the day's listed and continuous trades, else the previous close), which is the
-    next day's band reference. Idempotent per market and day; earlier unclosed days are closed first."""
+    next day's band reference. Idempotent per market and day; earlier unclosed days are closed first.
+
+    Before today's last session has ended, a person must say so: `early_close` with a reason, kept in the audit
+    entry of every market it closes; without them the request is refused and nothing closes."""
     now = ctx.clock.now()
     today = business_date(now)
     day = day or today
     if day > today:
         raise InvalidInput("trade_date", "A trading day can be closed on or after that day, not before.")
     actor = who.actor if who is not None else SYSTEM_ACTOR
+    early = day == today and _sessions_left(ctx, now)
+    early_reason: str | None = None
+    if early and who is not None:
+        if not early_close:
+            raise Conflict(
+                "invalid-state",
+                "Today's sessions have not ended (they end at 15:00 Asia/Shanghai). To close the day early, send "
+                "`early_close: true` with the `reason`; it is audited.",
+                field="early_close",
+            )
+        early_reason = clean_text(reason, "reason", max_len=500, required=True)
 
     async def markets(uow: UnitOfWork) -> list[int]:
         return list((await uow.session.execute(select(Market.instrument_id).order_by(Market.id))).scalars())  # type: ignore[arg-type]
@@ -77,14 +100,28 @@ async def close_trading_day(ctx: TradingContext, day: dt.date | None = None, who
     for instrument_id in await ctx.db.read(markets):
         info = await market_info(ctx, instrument_id)
         await close_stale_days(ctx, info, day, now)
-        closed = await close_market_day(ctx, info, day, now, actor)
+        closed = await close_market_day(ctx, info, day, now, actor, early_reason=early_reason)
         if closed is not None:
             out.append(closed)
     return s.CloseOut(trade_date=day, markets=out)
 
 
+def _sessions_left(ctx: TradingContext, now: dt.datetime) -> bool:
+    """True while today is a trading day and its last session (listed and block trades end alike) is not over."""
+    today = business_date(now)
+    if today.weekday() >= 5 or not ctx.is_working_day(today):
+        return False
+    return now.astimezone(SHANGHAI).time() < LISTED_SESSIONS.windows[-1].end
+
+
 async def close_market_day(
-    ctx: TradingContext, info: MarketInfo, day: dt.date, now: dt.datetime, actor: str
+    ctx: TradingContext,
+    info: MarketInfo,
+    day: dt.date,
+    now: dt.datetime,
+    actor: str,
+    *,
+    early_reason: str | None = None,
 ) -> s.ClosedMarketOut | None:
     async def find(uow: UnitOfWork) -> tuple[int | None, bool]:
         found = (
@@ -176,7 +213,12 @@ async def close_market_day(
             "market.close",
             "market",
             str(info.market_id),
-            {"trade_date": day.isoformat(), "close_fen": summary.close_fen, "expired_orders": expired},
+            {
+                "trade_date": day.isoformat(),
+                "close_fen": summary.close_fen,
+                "expired_orders": expired,
+                **({"early_close_reason": early_reason} if early_reason is not None else {}),
+            },
         )
         return s.ClosedMarketOut(
             instrument_id=info.instrument_id,

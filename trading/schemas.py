@@ -86,12 +86,18 @@ class FundRequest(Req):
 
 
 class FundDecision(Req):
-    decision: Literal["confirm", "reject"] = "confirm"
+    """The settlement bank's decision on a deposit or withdrawal: it must be said, never assumed."""
+
+    decision: Literal["confirm", "reject"]
     reference: Reference = ""
 
 
 class CloseDay(Req):
+    """Closing before today's sessions end needs `early_close: true` and a `reason` (audited)."""
+
     trade_date: dt.date | None = None
+    early_close: bool = False
+    reason: str = ""
 
 
 class MarketOut(msgspec.Struct, kw_only=True):

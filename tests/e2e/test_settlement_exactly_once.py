@@ -101,7 +101,7 @@ async def scenario(env: Any, deadline: dt.date) -> Scenario:
     year = deadline.year - 1
     tx = await reg_svc.issue_units(reg, rs.IssueUnits(kind="cea", scheme="national", vintage=year,
                                                       quantity=str(10 * N * 1000)), None)
-    await reg_svc.approve_transfer(reg2, tx.id, rs.Decision())
+    await reg_svc.approve_transfer(reg2, tx.id, rs.Decision(decision="approve"))
     cea = tx.instrument_id
     scheme = await comp.create_scheme(reg, cs.CreateScheme(code="CN-CEA", name="全国碳市场", kind="carbon",
                                                            cea_scheme="national"))
@@ -119,7 +119,7 @@ async def scenario(env: Any, deadline: dt.date) -> Scenario:
     table = await comp.upload_allocation_table(reg, period.id, cs.UploadAllocationTable(
         kind="allocation", instrument_id=cea,
         lines=[cs.AllocationLineIn(enterprise_id=e.id, quantity="600") for e, _, _ in ents]), None)
-    assert (await comp.approve_allocation_table(reg2, table.id, cs.Decision())).status == "posted"
+    assert (await comp.approve_allocation_table(reg2, table.id, cs.Decision(decision="approve"))).status == "posted"
     forced = owed = 0
     for i, (ent, acc, who) in enumerate(ents):
         if i % 4 == 2:

@@ -69,7 +69,7 @@ class RegistryMachine(RuleBasedStateMachine):
                 self.reg, s.IssueUnits(kind="cea", scheme="national", vintage=2000 + n % 90, quantity="500"), None
             )
         )
-        self.run(self.svc.approve_transfer(self.reg2, tx.id, s.Decision()))
+        self.run(self.svc.approve_transfer(self.reg2, tx.id, s.Decision(decision="approve")))
         self.inst = tx.instrument_id
         # Two enterprises; the first has two accounts (transfers between them are trusted).
         self.accounts: list[int] = []
@@ -163,9 +163,9 @@ class RegistryMachine(RuleBasedStateMachine):
         item = data.draw(st.sampled_from(self.pending))
         tx_id, a, _b, q = item
         if self_approve:
-            self.expect_refusal(self.svc.approve_transfer(self.owner[a], tx_id, s.Decision()), "four-eyes-required")
+            self.expect_refusal(self.svc.approve_transfer(self.owner[a], tx_id, s.Decision(decision="approve")), "four-eyes-required")
             return
-        decision = s.Decision(decision="reject", reason="不同意") if reject else s.Decision()
+        decision = s.Decision(decision="reject", reason="不同意") if reject else s.Decision(decision="approve")
         self.run(self.svc.approve_transfer(self.second[a], tx_id, decision))
         self.pending.remove(item)
         if reject:

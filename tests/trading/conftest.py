@@ -273,7 +273,7 @@ async def service_world(
         )
         who = ident(Role.EMITTER, ent.organisation_id)
         mv = await trading.request_fund_movement(who, "deposit", ts.FundRequest(amount=funds_yuan), None)
-        await trading.decide_fund_movement(bank, mv.id, ts.FundDecision())
+        await trading.decide_fund_movement(bank, mv.id, ts.FundDecision(decision="confirm"))
         sw.traders.append(who)
         sw.accounts.append(acc.id)
     return sw

@@ -281,7 +281,7 @@ async def _run(
                 elif name == "deposit":
                     _, i, yuan = op
                     mv = await t.request_fund_movement(sw.traders[i], "deposit", ts.FundRequest(amount=str(yuan)), None)
-                    await t.decide_fund_movement(sw.bank, mv.id, ts.FundDecision())
+                    await t.decide_fund_movement(sw.bank, mv.id, ts.FundDecision(decision="confirm"))
                 elif name == "withdraw":
                     _, i, yuan, decide = op
                     mv = await t.request_fund_movement(

@@ -125,12 +125,12 @@ async def test_a_settled_shortfall_is_deducted_from_the_next_periods_allocation(
     table_body = {"kind": "allocation", "instrument_id": cea26,
                   "lines": [{"enterprise_id": ent["id"], "quantity": "200"}]}
     r = await env.post(f"{BASE}/periods/{next_period['id']}/allocation-tables", cw.reg.key, table_body)
-    r = await env.post(f"{BASE}/allocation-tables/{r.json()['id']}/approval", cw.reg.key2, {})
+    r = await env.post(f"{BASE}/allocation-tables/{r.json()['id']}/approval", cw.reg.key2, {"decision": "approve"})
     line = r.json()["lines"][0]
     assert (line["quantity"], line["deducted"], line["posted"]) == (200, 200, 0)
     r = await env.post(f"{BASE}/periods/{next_period['id']}/allocation-tables", cw.reg.key,
                        {**table_body, "lines": [{"enterprise_id": ent["id"], "quantity": "250"}]})
-    r = await env.post(f"{BASE}/allocation-tables/{r.json()['id']}/approval", cw.reg.key2, {})
+    r = await env.post(f"{BASE}/allocation-tables/{r.json()['id']}/approval", cw.reg.key2, {"decision": "approve"})
     line = r.json()["lines"][0]
     assert (line["deducted"], line["posted"]) == (100, 150)
     assert await balance(env, ent, cea26) == 150

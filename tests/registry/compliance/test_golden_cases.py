@@ -146,7 +146,7 @@ async def test_energy_use_obligation_is_verified_energy_less_retired_green_certi
     r = await env.post(f"{BASE}/periods/{period['id']}/allocation-tables", ea.key, {
         "kind": "allocation", "instrument_id": eur, "lines": [{"enterprise_id": ent["id"], "quantity": "4000.000"}]})
     assert r.status_code == 201, r.text
-    r = await env.post(f"{BASE}/allocation-tables/{r.json()['id']}/approval", ea.key2, {})
+    r = await env.post(f"{BASE}/allocation-tables/{r.json()['id']}/approval", ea.key2, {"decision": "approve"})
     assert r.status_code == 200 and r.json()["lines"][0]["posted"] == 4_000_000, r.text
     # 5,000 t raw coal × 0.7143 + 1,200 MWh × 0.3000 kgce/kWh (等价值) = 3,931,500 kgce.
     r = await env.post(f"{BASE}/periods/{period['id']}/reports", ent["key"], {"lines": [

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from core.errors import AppError, InvalidInput
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
+from core.schema import IdPath
 from registry.compliance import (
     allocation,
     calendars,
@@ -80,7 +81,7 @@ class SchemeController(Controller):
         return await periods.list_periods(ctx(request), request.user)
 
     @get("/periods/{period_id:int}", operation_id="getPeriod", guards=[allow(*READERS)], responses=READ_PROBLEMS)
-    async def get_period(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> s.PeriodOut:
+    async def get_period(self, request: Request[Identity, Any, Any], period_id: IdPath) -> s.PeriodOut:
         return await periods.get_period(ctx(request), request.user, period_id)
 
     @get(
@@ -90,7 +91,7 @@ class SchemeController(Controller):
         responses=READ_PROBLEMS,
         summary="The period's dated events (Asia/Shanghai, Chinese working days) and the job each one fires",
     )
-    async def calendar(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> s.CalendarOut:
+    async def calendar(self, request: Request[Identity, Any, Any], period_id: IdPath) -> s.CalendarOut:
         return await calendars.period_calendar(ctx(request), request.user, period_id)
 
     @post(
@@ -103,7 +104,7 @@ class SchemeController(Controller):
         summary="Apply the authority's notice: new event dates or a correction window for an open period",
     )
     async def update_dates(
-        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.UpdatePeriodDates]
+        self, request: Request[Identity, Any, Any], period_id: IdPath, data: JSONBody[s.UpdatePeriodDates]
     ) -> s.PeriodOut:
         return await periods.update_period_dates(ctx(request), request.user, period_id, data)
 
@@ -117,7 +118,7 @@ class SchemeController(Controller):
         summary="Enter the average CEA price used when the market has none for the reference month",
     )
     async def reference_price(
-        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.SetReferencePrice]
+        self, request: Request[Identity, Any, Any], period_id: IdPath, data: JSONBody[s.SetReferencePrice]
     ) -> s.PeriodOut:
         return await periods.set_reference_price(ctx(request), request.user, period_id, data)
 
@@ -131,7 +132,7 @@ class SchemeController(Controller):
         summary="Name obligated enterprises (and green-power quotas) of a period",
     )
     async def obligations(
-        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.RegisterObligations]
+        self, request: Request[Identity, Any, Any], period_id: IdPath, data: JSONBody[s.RegisterObligations]
     ) -> list[s.ObligationOut]:
         return await obligations.register_obligations(ctx(request), request.user, period_id, data)
 
@@ -145,7 +146,7 @@ class SchemeController(Controller):
         summary="Order a forced surrender from the provincial reserve at settlement",
     )
     async def forced(
-        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.OrderForcedSurrender]
+        self, request: Request[Identity, Any, Any], period_id: IdPath, data: JSONBody[s.OrderForcedSurrender]
     ) -> s.ObligationOut:
         return await obligations.order_forced_surrender(ctx(request), request.user, period_id, data)
 
@@ -174,7 +175,7 @@ class ReportController(Controller):
         summary="Submit an annual report as JSON lines; the figure is computed by the national method",
     )
     async def submit(
-        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.SubmitReport]
+        self, request: Request[Identity, Any, Any], period_id: IdPath, data: JSONBody[s.SubmitReport]
     ) -> s.ReportOut:
         return await reports.submit_report(ctx(request), request.user, period_id, data)
 
@@ -189,7 +190,7 @@ class ReportController(Controller):
     async def upload(
         self,
         request: Request[Identity, Any, Any],
-        period_id: FromPath[int],
+        period_id: IdPath,
         filename: FromQuery[str | None] = None,
     ) -> s.UploadOut:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -213,11 +214,11 @@ class ReportController(Controller):
         guards=[allow(*READERS)],
         responses=READ_PROBLEMS,
     )
-    async def list_reports(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> list[s.ReportOut]:
+    async def list_reports(self, request: Request[Identity, Any, Any], period_id: IdPath) -> list[s.ReportOut]:
         return await reports.list_reports(ctx(request), request.user, period_id)
 
     @get("/reports/{report_id:int}", operation_id="getReport", guards=[allow(*READERS)], responses=READ_PROBLEMS)
-    async def get_report(self, request: Request[Identity, Any, Any], report_id: FromPath[int]) -> s.ReportOut:
+    async def get_report(self, request: Request[Identity, Any, Any], report_id: IdPath) -> s.ReportOut:
         return await reports.get_report(ctx(request), request.user, report_id)
 
     @post(
@@ -230,7 +231,7 @@ class ReportController(Controller):
         summary="Verify (or correct) the latest version of a report; the verified figure is the obligation",
     )
     async def verify(
-        self, request: Request[Identity, Any, Any], report_id: FromPath[int], data: JSONBody[s.VerifyReport]
+        self, request: Request[Identity, Any, Any], report_id: IdPath, data: JSONBody[s.VerifyReport]
     ) -> s.ReportOut:
         return await verification.verify_report(ctx(request), request.user, report_id, data)
 
@@ -248,7 +249,7 @@ class AllocationController(Controller):
         summary="Upload an allocation, pre-allocation or true-up table; a second user must approve it",
     )
     async def upload_table(
-        self, request: Request[Identity, Any, Any], period_id: FromPath[int], data: JSONBody[s.UploadAllocationTable]
+        self, request: Request[Identity, Any, Any], period_id: IdPath, data: JSONBody[s.UploadAllocationTable]
     ) -> s.AllocationTableOut:
         return await allocation.upload_allocation_table(
             ctx(request), request.user, period_id, data, request_key(request)
@@ -260,7 +261,7 @@ class AllocationController(Controller):
         guards=[allow(*AUTHORITIES, R.AUDITOR)],
         responses=READ_PROBLEMS,
     )
-    async def get_table(self, request: Request[Identity, Any, Any], table_id: FromPath[int]) -> s.AllocationTableOut:
+    async def get_table(self, request: Request[Identity, Any, Any], table_id: IdPath) -> s.AllocationTableOut:
         return await allocation.get_allocation_table(ctx(request), request.user, table_id)
 
     @post(
@@ -273,7 +274,7 @@ class AllocationController(Controller):
         summary="Approve (four-eyes) or reject a table; approved lines are posted through the ledger",
     )
     async def approve_table(
-        self, request: Request[Identity, Any, Any], table_id: FromPath[int], data: JSONBody[s.Decision]
+        self, request: Request[Identity, Any, Any], table_id: IdPath, data: JSONBody[s.Decision]
     ) -> s.AllocationTableOut:
         return await allocation.approve_allocation_table(ctx(request), request.user, table_id, data)
 
@@ -294,7 +295,7 @@ class SettlementController(Controller):
     async def settle(
         self,
         request: Request[Identity, Any, Any],
-        period_id: FromPath[int],
+        period_id: IdPath,
         dry_run: FromQuery[bool] = False,
     ) -> s.SettlementOut:
         context = ctx(request)
@@ -318,7 +319,7 @@ class SettlementController(Controller):
     async def results(
         self,
         request: Request[Identity, Any, Any],
-        period_id: FromPath[int],
+        period_id: IdPath,
         status: Annotated[str | None, Parameter(query="status", pattern="^[ABC]$")] = None,
         city: Annotated[str | None, Parameter(query="city", max_length=8)] = None,
         limit: Annotated[int, Parameter(query="limit", ge=1, le=1000)] = 100,
@@ -335,7 +336,7 @@ class SettlementController(Controller):
         responses=READ_PROBLEMS,
         media_type="text/csv",
     )
-    async def results_csv(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> Response[str]:
+    async def results_csv(self, request: Request[Identity, Any, Any], period_id: IdPath) -> Response[str]:
         text = await exports.export_results_csv(ctx(request), request.user, period_id)
         return Response(
             "\ufeff" + text,  # A BOM, so Excel on Chinese Windows reads the names as UTF-8.
@@ -351,7 +352,7 @@ class SettlementController(Controller):
         media_type="application/pdf",
         summary="The compliance report in Chinese: status per enterprise, totals by city and industry",
     )
-    async def report_pdf(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> Response[bytes]:
+    async def report_pdf(self, request: Request[Identity, Any, Any], period_id: IdPath) -> Response[bytes]:
         from registry.compliance.pdf import render_compliance_report
 
         data = await exports.report_data(ctx(request), request.user, period_id)
@@ -369,7 +370,7 @@ class SettlementController(Controller):
         responses=READ_PROBLEMS,
         summary="Open shortfall (yes/no, owed quantities) and the latest settled status per scheme",
     )
-    async def status(self, request: Request[Identity, Any, Any], enterprise_id: FromPath[int]) -> s.ComplianceStatusOut:
+    async def status(self, request: Request[Identity, Any, Any], enterprise_id: IdPath) -> s.ComplianceStatusOut:
         return await results.get_compliance_status(ctx(request), request.user, enterprise_id)
 
     @get(
@@ -389,7 +390,7 @@ class SettlementController(Controller):
         guards=[allow(*RESULT_READERS)],
         responses=READ_PROBLEMS,
     )
-    async def notices(self, request: Request[Identity, Any, Any], period_id: FromPath[int]) -> list[s.NoticeOut]:
+    async def notices(self, request: Request[Identity, Any, Any], period_id: IdPath) -> list[s.NoticeOut]:
         return await notices.list_notices(ctx(request), request.user, period_id)
 
 

@@ -5,6 +5,7 @@ the market has none; and the month whose average price a carbon shortfall is fin
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -104,13 +105,18 @@ async def update_period_dates(
     ctx: ComplianceContext, who: Identity, period_id: int, req: s.UpdatePeriodDates
 ) -> s.PeriodOut:
     """Apply the authority's (new or corrected) notice to an open period: event dates and the correction
-    window. Surrenders already made keep their instants; on time or late is judged against the new dates."""
-    note = clean_text(req.note, "note", max_len=500, required=False)
+    window. Time only moves forward for obligations: an event (or window end) that has already come cannot be
+    moved, and nothing can be moved to before now, so what was done by a date (a surrender on time, a report)
+    keeps the timeliness it had; `note` (why, and the notice's 文号) is required and audited with the change."""
+    note = clean_text(req.note, "note", max_len=500, required=True)
+    now = ctx.clock.now()
 
     async def work(uow: UnitOfWork) -> s.PeriodOut:
         period, scheme = await load_period(uow.session, period_id)
         require_authority(who, scheme)
         require_open(period)
+        old_calendar = calendar_of(scheme, period)
+        old_late_until = period.late_until
         try:
             merged = {
                 **json.loads(period.overrides),
@@ -129,6 +135,7 @@ async def update_period_dates(
         deadline = calendar.event(cal.EventKind.SURRENDER_DEADLINE).business_date
         if period.late_until is not None and period.late_until < deadline:
             raise InvalidInput("late_until", "The correction window ends on or after the surrender deadline.")
+        _forward_only(old_calendar, calendar, old_late_until, period.late_until, now)
         uow.audit(
             who.actor,
             "compliance.period.dates",
@@ -245,3 +252,37 @@ def period_out(ctx: ComplianceContext, scheme: ComplianceScheme, period: Complia
         created_at=period.created_at,
         settled_at=period.settled_at,
     )
+
+
+def _forward_only(
+    old: cal.PeriodCalendar,
+    new: cal.PeriodCalendar,
+    old_late_until: dt.date | None,
+    new_late_until: dt.date | None,
+    now: dt.datetime,
+) -> None:
+    """Refuse a change that reaches back in time: moving an event that has already come (what was done by it
+    was judged against it), or moving one to an instant already past (which would make on-time acts late)."""
+    before = {e.kind: e for e in old.events}
+    for e in new.events:
+        was = before.get(e.kind)
+        if was is None or was.business_date == e.business_date:
+            continue
+        field = f"overrides.{e.kind.value}"
+        if was.fires_at <= now:
+            raise Conflict(
+                "invalid-state",
+                f"The {e.kind.value} of {was.business_date.isoformat()} has already come; what was done by it "
+                "stands, so a later notice may move only events still to come.",
+                field=field,
+            )
+        if e.fires_at <= now:
+            raise InvalidInput(
+                field, f"{e.business_date.isoformat()} has passed; an event can only move to a later date."
+            )
+    if new_late_until != old_late_until:
+        today = business_date(now)
+        if old_late_until is not None and old_late_until < today:
+            raise Conflict("invalid-state", "The correction window has already ended.", field="late_until")
+        if new_late_until is not None and new_late_until < today:
+            raise InvalidInput("late_until", "The correction window cannot end in the past.")

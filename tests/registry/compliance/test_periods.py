@@ -50,15 +50,39 @@ async def test_a_correction_window_accepts_late_surrenders_which_lower_the_deduc
 
 async def test_a_notice_cannot_end_the_window_before_the_deadline_or_change_a_settled_period(env) -> None:
     cw = await carbon_world(env)
-    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2026-12-30"})
+    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2026-12-30", "note": "n"})
     assert r.status_code == 422 and r.json()["field"] == "late_until"
-    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"overrides": {"tea_time": "2026-01-01"}})
+    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"overrides": {"tea_time": "2026-01-01"}, "note": "n"})
     assert r.status_code == 422 and r.json()["field"] == "overrides"
     env.clock.set(at("2027-01-02"))
     await env.post(f"{BASE}/periods/{cw.pid}/reference-price", cw.reg.key, {"price_yuan": "100.00"})
     assert (await settle(cw)).json()["status"] == "settled"
-    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2027-06-30"})
+    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2027-06-30", "note": "n"})
     assert r.status_code == 409 and r.json()["type"] == "/problems/period-closed"
+
+
+async def test_a_calendar_change_cannot_reach_back_in_time(env) -> None:
+    """Found by a user: moving a surrender deadline that had passed turned 800,000 t surrendered on time into "late"
+    and the fine from 8,336,370.00 to 400,336,370.00 元. Events that have come stay; nothing moves into the past."""
+    cw = await carbon_world(env)
+    ent = await enterprise(env, cw.reg)
+    await env.post("/api/v1/allocations", cw.reg.key,
+                   {"to_account_id": ent["account_id"], "instrument_id": cw.cea, "quantity": "1000"})
+    await report(cw, ent, carbon_lines(1_000))
+    assert (await surrender(cw, ent, 1_000)).status_code == 201
+    calendar = f"{BASE}/periods/{cw.pid}/calendar"
+    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2026-12-31"}})
+    assert r.status_code == 422 and r.json()["field"] == "note", r.text  # why, and under which notice
+    env.clock.set(at("2026-12-15"))
+    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2026-12-01"}, "note": "x"})
+    assert r.status_code == 422 and r.json()["field"] == "overrides.surrender_deadline", r.text
+    env.clock.set(at("2027-01-02"))
+    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2027-01-31"}, "note": "x"})
+    assert r.status_code == 409 and r.json()["field"] == "overrides.surrender_deadline", r.text
+    await env.post(f"{BASE}/periods/{cw.pid}/reference-price", cw.reg.key, {"price_yuan": "100.00"})
+    assert (await settle(cw)).status_code == 200
+    row = by_enterprise(await results(cw))[ent["id"]]
+    assert (row["timeliness"], row["fine_fen"], row["status"]) == ("on_time", 0, "A"), row
 
 
 async def test_a_green_power_quota_is_met_by_certificates_of_the_year_retired_before_the_deadline(env) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
+from core.csvfile import csv_response
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
@@ -223,15 +224,11 @@ class DisbursementController(Controller):
         guards=[allow(*STAFF, R.AUDITOR)],
         responses=READ_PROBLEMS,
         media_type="text/csv",
-        summary="The batch's payment file for the bank (CSV, UTF-8)",
+        summary="The batch's payment file for the bank (CSV, UTF-8 with BOM; columns in finance/domain/payments.py)",
     )
     async def payment_file(self, request: Request[Identity, Any, Any], batch_id: IdPath) -> Response[str]:
         batch_no, text = await disbursement.payment_file(ctx(request), request.user, batch_id)
-        return Response(
-            text,
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{batch_no}.csv"'},
-        )
+        return csv_response(text, f"{batch_no}.csv")
 
 
 class BudgetController(Controller):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
+from core.csvfile import MEDIA_TYPE
 from core.http import READ_PROBLEMS, allow, problem_responses
 from core.identity import Identity, Role
 from core.schema import IdPath
@@ -161,7 +162,7 @@ class EvaluationController(Controller):
         wants_csv = format == "csv" or (format is None and "text/csv" in (request.headers.get("accept") or ""))
         headers = {"X-Batch-Run-Id": str(result.run_id)}
         if wants_csv:
-            return Response(result.to_csv(), media_type="text/csv; charset=utf-8", headers=headers)
+            return Response(result.to_csv(), media_type=MEDIA_TYPE, headers=headers)
         return Response(result.to_json(), media_type="application/json", headers=headers)
 
     @post(

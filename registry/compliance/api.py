@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromQuery, JSONBody, Parameter
 
+from core.csvfile import csv_response
 from core.errors import AppError, InvalidInput
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
@@ -338,11 +339,7 @@ class SettlementController(Controller):
     )
     async def results_csv(self, request: Request[Identity, Any, Any], period_id: IdPath) -> Response[str]:
         text = await exports.export_results_csv(ctx(request), request.user, period_id)
-        return Response(
-            "\ufeff" + text,  # A BOM, so Excel on Chinese Windows reads the names as UTF-8.
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="compliance-{period_id}.csv"'},
-        )
+        return csv_response(text, f"compliance-{period_id}.csv")
 
     @get(
         "/periods/{period_id:int}/report.pdf",

@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.csvfile import cell
 from core.db import UnitOfWork
 from core.errors import Conflict
 from core.identity import Identity
 from core.models import Organisation
+from core.quantity import format_amount
 from registry.compliance._common import calendar_of
 from registry.compliance.context import ComplianceContext
 from registry.compliance.models import SettlementResultRow, SettlementRun
@@ -57,15 +59,13 @@ async def export_results_csv(ctx: ComplianceContext, who: Identity, period_id: i
     ]
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
+    text_columns = {"enterprise_name", "fine_formula", "citation"}
     for item in page.items:
-        row = []
-        for c in columns:
-            value = getattr(item, c)
-            text = "" if value is None else str(value)
-            # A cell starting with = + - @ is a formula to a spreadsheet; prefix it so it stays text.
-            if text[:1] in ("=", "+", "-", "@") and c in ("enterprise_name", "fine_formula", "citation"):
-                text = "'" + text
-            row.append(text)
+        row = [
+            # A machine column: the plain decimal, not the thousands-separated figure the page shows.
+            format_amount(item.fine_fen, 2) if c == "fine_yuan" else cell(getattr(item, c), text=c in text_columns)
+            for c in columns
+        ]
         writer.writerow(row)
     return out.getvalue()
 

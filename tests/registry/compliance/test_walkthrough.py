@@ -4,6 +4,7 @@ PDF and the CSV; a second settlement changes nothing."""
 
 from __future__ import annotations
 
+import csv
 import io
 
 from pypdf import PdfReader
@@ -101,9 +102,12 @@ async def test_a_whole_carbon_period_runs_through_the_api_and_settles_once(env) 
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
     assert "碳排放配额清缴履约情况报告" in text and "九江电厂" in text and "196,000.00" in text
     r = await env.get(f"{BASE}/periods/{cw.pid}/results.csv", cw.reg.key)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    lines = r.text.lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("obligation_id,") and len(lines) == 3
+    assert r.status_code == 200 and r.headers["content-type"] == "text/csv; charset=utf-8"
+    assert r.content.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert len(rows) == 2 and list(rows[0])[0] == "obligation_id"
+    assert {row["report_late"] for row in rows} <= {"true", "false"}  # not Python's False
+    assert all("," not in row["fine_yuan"] and "." in row["fine_yuan"] for row in rows)  # a plain number
 
     r = await env.get(f"{BASE}/enterprises/{b['id']}/status", b["key"])
     assert r.status_code == 200, r.text

@@ -111,7 +111,7 @@ async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_ap
     assert r.status_code == 200 and r.headers["content-type"] == "text/csv; charset=utf-8"
     assert r.content.startswith("\ufeff".encode()) and not r.content.startswith(("\ufeff" * 2).encode())
     [row] = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert list(row)[0] == "batch_no"
+    assert next(iter(row)) == "batch_no"
     assert (row["payee_name"], row["payee_account_no"], row["amount_fen"], row["amount_yuan"]) == (
         ent["name"],
         "6217000000000001",

@@ -52,7 +52,9 @@ async def test_a_notice_cannot_end_the_window_before_the_deadline_or_change_a_se
     cw = await carbon_world(env)
     r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2026-12-30", "note": "n"})
     assert r.status_code == 422 and r.json()["field"] == "late_until"
-    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"overrides": {"tea_time": "2026-01-01"}, "note": "n"})
+    r = await env.post(
+        f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"overrides": {"tea_time": "2026-01-01"}, "note": "n"}
+    )
     assert r.status_code == 422 and r.json()["field"] == "overrides"
     env.clock.set(at("2027-01-02"))
     await env.post(f"{BASE}/periods/{cw.pid}/reference-price", cw.reg.key, {"price_yuan": "100.00"})

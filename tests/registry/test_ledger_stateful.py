@@ -163,7 +163,9 @@ class RegistryMachine(RuleBasedStateMachine):
         item = data.draw(st.sampled_from(self.pending))
         tx_id, a, _b, q = item
         if self_approve:
-            self.expect_refusal(self.svc.approve_transfer(self.owner[a], tx_id, s.Decision(decision="approve")), "four-eyes-required")
+            self.expect_refusal(
+                self.svc.approve_transfer(self.owner[a], tx_id, s.Decision(decision="approve")), "four-eyes-required"
+            )
             return
         decision = s.Decision(decision="reject", reason="不同意") if reject else s.Decision(decision="approve")
         self.run(self.svc.approve_transfer(self.second[a], tx_id, decision))

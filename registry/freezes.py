@@ -1,5 +1,9 @@
 """Freezes: an authority holds units of an account against the freeze account on a stated legal basis (the units
 stay in the account but are not available), and releases them later. Both are idempotent.
+
+Who may: the authority of the instrument's kind (the regulator for allowances, offsets and discharge permits, the
+energy authority for energy-use rights, the certificate issuer for green certificates) freezes; a freeze is
+released only by the organisation that placed it, so one authority can never lift another's.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ import json
 
 from core import ledger
 from core.db import UnitOfWork
-from core.errors import Conflict
+from core.errors import Conflict, Forbidden
 from core.identity import Identity
 from core.quantity import parse_quantity
 from core.text import clean_text
@@ -32,6 +36,9 @@ async def freeze_units(
             return await tx_out(ses, prior)
         acc = await any_user_account(ses, req.account_id, "account_id")
         inst = await instrument(ses, req.instrument_id)
+        issuer_role = KIND_RULES[Kind(inst.kind)].issuer_role
+        if who.role.value != issuer_role:
+            raise Forbidden(f"Only the {issuer_role} freezes {inst.kind} units.")
         quantity = parse_quantity(req.quantity, scale=KIND_RULES[Kind(inst.kind)].scale)
         now = ctx.clock.now()
         target = await system_account(ses, "freeze")
@@ -75,6 +82,8 @@ async def unfreeze_units(ctx: RegistryContext, who: Identity, tx_id: int, req: s
             raise Conflict("invalid-state", f"Transaction {tx.id} is a {tx.code}, not a freeze.")
         if tx.status == "released":
             return await tx_out(ses, tx)
+        if tx.initiator_organisation_id != who.organisation_id:
+            raise Forbidden("Only the authority that placed a freeze releases it.")
         now = ctx.clock.now()
         await ledger.resolve_pending(
             ses,

@@ -41,7 +41,10 @@ def _check(value: str, name: str) -> str:
     return value
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL (None for any other database or an in-memory one)."""
+    if not is_sqlite(url):
+        return None
     database = make_url(async_url(url)).database
     return None if not database or database == ":memory:" else Path(database)
 
@@ -52,7 +55,7 @@ def jwt_secrets(settings: Settings) -> tuple[str, ...]:
     previous = () if not old else (_check(old, "GREENRIGHTS_JWT_PREVIOUS_SECRET"),)
     if settings.jwt_secret:
         return (_check(settings.jwt_secret, "GREENRIGHTS_JWT_SECRET"), *previous)
-    db_file = _sqlite_file(settings.database_url) if is_sqlite(settings.database_url) else None
+    db_file = sqlite_file(settings.database_url)
     if db_file is None:
         raise InsecureSecret(
             "GREENRIGHTS_JWT_SECRET is not set; only the embedded SQLite database generates its own "

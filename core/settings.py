@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     db_retries_max: int = 5
     sqlite_busy_timeout_ms: int = 10_000
     log_json: bool = False
+    # Where the audit linker appends signed checkpoints of the chain (keep it off the database's machine, or copy it
+    # there). Unset: beside the embedded SQLite database; on PostgreSQL no checkpoints are written until it is set.
+    audit_checkpoint_path: str | None = None
     # A YAML file of holiday notices an operator has published beyond those shipped in core/holidays.yaml.
     holidays_path: str | None = None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from core.clock import Clock, business_date
 from core.db import Database
-from finance.signing import Signer
+from core.signing import Signer
 from incentives.service import IncentivesService
 from registry.compliance.service import ComplianceService
 from registry.service import RegistryService

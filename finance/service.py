@@ -46,11 +46,11 @@ from typing import Any
 from core.clock import Clock
 from core.db import Database
 from core.identity import Identity
+from core.signing import DEFAULT_SIGNING_KEY_PATH, SIGNING_KEY_ENV, Signer
 from finance import claims_review, disbursement, penalties
 from finance import schemas as s
 from finance._common import BATCH_SIZE_MAX
 from finance.context import FinanceContext
-from finance.signing import DEFAULT_SIGNING_KEY_PATH, SIGNING_KEY_ENV, Signer
 from incentives.service import IncentivesService
 from registry.compliance.service import ComplianceService
 from registry.service import RegistryService

@@ -134,10 +134,16 @@ class Scheduler:
             log.exception("calendar sync failed at start; it is retried every 5 minutes")
 
     async def link_audit(self) -> int:
-        """Link the committed audit entries not chained yet; another linker winning the race is not an error."""
+        """Link the committed audit entries not chained yet, and checkpoint the head when one is due; another
+        linker winning the race is not an error."""
+
+        checkpoints = self.services.get("audit_checkpoints")
 
         async def work(uow: Any) -> int:
-            return await link_pending(uow.session)
+            linked = await link_pending(uow.session)
+            if checkpoints is not None:
+                await checkpoints.maybe_write(uow.session, self.clock.now())
+            return linked
 
         try:
             return int(await self.db.run(work))

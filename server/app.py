@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath, JSONBody
 
-from core.audit import make_flusher
+from core.audit import checkpoints_for, make_flusher
 from core.clock import Clock, SystemClock
 from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
@@ -97,6 +97,7 @@ def create_app(
     )
     db.audit_flusher = make_flusher(clock)
     services = build_services(db, clock)
+    services["audit_checkpoints"] = checkpoints_for(settings)
     state = State({"settings": settings, "jwt_secrets": secrets, **services})
     embed = settings.scheduler_embedded if embed_scheduler is None else embed_scheduler
     scheduler = Scheduler(services)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from core.audit import link_and_verify, make_flusher
+from core.audit import checkpoints_for, link_and_verify, link_pending, make_flusher
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
 from core.identity import Role, create_api_key, create_organisation, create_user
@@ -105,8 +105,27 @@ async def _user(username: str, role: Role, enterprise: str | None, password: str
 async def _audit_verify() -> tuple[bool, int, str]:
     db = _db()
     try:
-        # Chain what is committed but not linked yet, then check the whole chain from the start.
-        return await link_and_verify(db)
+        # Chain what is committed but not linked yet, then check the whole chain from the start and against the
+        # latest signed checkpoint.
+        return await link_and_verify(db, checkpoints_for(get_settings()))
+    finally:
+        await db.dispose()
+
+
+async def _audit_checkpoint() -> str:
+    """Link what is pending and write a signed checkpoint of the head now (an operator's `audit checkpoint`)."""
+    checkpoints = checkpoints_for(get_settings())
+    if checkpoints is None:
+        return "no checkpoint file: set GREENRIGHTS_AUDIT_CHECKPOINT_PATH"
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> str:
+        await link_pending(uow.session, batch_max=10**9)
+        cp = await checkpoints.maybe_write(uow.session, SystemClock().now(), force=True)
+        return "nothing new since the last checkpoint" if cp is None else f"checkpoint at entry {cp.seq} written"
+
+    try:
+        return f"{await db.run(work)} ({checkpoints.path})"
     finally:
         await db.dispose()
 
@@ -138,7 +157,9 @@ async def _run_scheduler() -> None:
 
     clock = SystemClock()
     db = _db()
-    sched = Scheduler(build_services(db, clock))
+    services = build_services(db, clock)
+    services["audit_checkpoints"] = checkpoints_for(get_settings())
+    sched = Scheduler(services)
     await sched.start()
     print(f"scheduler {sched.owner} running; jobs: {', '.join(sorted(sched.jobs))}", flush=True)
     try:
@@ -189,8 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_audit = sub.add_parser("audit", help="audit log")
     p_audit.add_argument(
         "action",
-        choices=["verify", "reconcile"],
-        help="verify: the audit hash chain; reconcile: balances and holdings against transfers and serial blocks",
+        choices=["verify", "reconcile", "checkpoint"],
+        help="verify: the audit chain and its signed checkpoint; reconcile: balances and holdings against "
+        "transfers and serial blocks; checkpoint: sign the chain's head now",
     )
     sub.add_parser("calendar", help="the published working-day calendar: one line per year with its holiday notice")
     sub.add_parser("demo", help="seed a small Jiangxi demo when the database is empty")
@@ -219,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         password = os.environ.get("GREENRIGHTS_NEW_PASSWORD") or getpass.getpass("password: ")
         uid = asyncio.run(_user(args.username, Role(args.role), args.enterprise, password))
         print(f"user {args.username} created with id {uid}")
+        return 0
+    if args.cmd == "audit" and args.action == "checkpoint":
+        print(asyncio.run(_audit_checkpoint()))
         return 0
     if args.cmd == "audit" and args.action == "reconcile":
         problems, accounts, transfers = asyncio.run(_audit_reconcile())

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 
+from core.audit import APPEND_ONLY_POSTGRES, APPEND_ONLY_SQLITE
 from core.db import sync_url
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -30,6 +31,8 @@ def upgrade(url: str) -> None:
         # The audit chain's head row exists from the start, so appends only ever UPDATE it.
         if conn.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 0:
             conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+        for statement in APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else APPEND_ONLY_SQLITE:
+            conn.execute(text(statement))
     engine.dispose()
 
 
@@ -47,4 +50,6 @@ def create_schema(url: str) -> None:
     with engine.begin() as conn:
         if conn.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 0:
             conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+        for statement in APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else APPEND_ONLY_SQLITE:
+            conn.execute(text(statement))
     engine.dispose()

@@ -1,5 +1,6 @@
-"""The Ed25519 key that signs green-credit answers, kept in one PEM file that every process of an installation
-shares (banks check the signatures against the public key published at `/verify/public-key`).
+"""The installation's Ed25519 signing key, kept in one PEM file that every process shares and that is not in the
+database: it signs green-credit answers (banks check them against the public key at `/verify/public-key`) and the
+audit chain's checkpoints (`core.audit`), so someone who can write the database still cannot forge either.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ DEFAULT_SIGNING_KEY_PATH = Path("var") / "signing-key.pem"
 
 
 class Signer:
-    """The Ed25519 key that signs green-credit answers.
+    """The Ed25519 signing key.
 
     The private key is read from `GREENRIGHTS_SIGNING_KEY_PATH` (PEM, PKCS#8), or generated on first use into
     `./var/signing-key.pem` with mode 0600. Generation writes a temporary file and links it into place, which

@@ -1,12 +1,24 @@
 """Durable order throughput: orders per second through `TradingService.place_order`, end to end.
 
-Each order is one unit of work: the hold on units or funds, the matcher, the journal row under the book's next
+Every order goes the whole way: the hold on units or funds, the matcher, the journal row under the book's next
 sequence number, DVP settlement of any trade through clearing (ledger transfers, serial blocks), the order and
-trade rows, the audit chain entry, and the commit (SQLite: WAL, `synchronous=FULL`). The stream alternates a
-resting sell and a buy that crosses it, so every second order trades. `bench/matching.py` prints the result as
-`durable_orders_per_s_sqlite=<n>` beside the in-memory matcher's rate.
+trade rows, the audit entry, and the commit (SQLite: WAL, `synchronous=FULL`) before the caller is answered.
+Two figures on one fresh database:
 
-Usage: `python bench/durable_orders.py [URL] [--orders N]` (default: a temporary SQLite file, 600 orders).
+- **sequential**: one caller, one order at a time, on one book; the stream alternates a resting sell and a buy
+  that crosses it, so every second order trades. Each order is its own batch, its own commit.
+- **concurrent**: `--placers` callers at once (default 64) over `--books` books (default 2), a fixed number of
+  orders in all (`--concurrent-orders`), bounded by `--timeout` seconds. Per book half the callers sell and half
+  buy, all at one price, so about every second order trades. Commands of a book that arrive together share one
+  transaction (group commit, `trading.books.submit`).
+
+Then the run must have left everything sound: `core.ledger.check_invariants` and `TradingService.reconcile()`
+are empty. Also printed: the SQL statements of one resting sell and of one crossing buy (each alone in its
+transaction, BEGIN included, COMMIT not), and for the concurrent run the statements per order and the orders per
+commit.
+
+Usage: `python bench/durable_orders.py [URL] [--orders N] [--concurrent-orders N] [--placers P] [--books B]`
+(default: a temporary SQLite file). A PostgreSQL URL must name a fresh, empty database.
 """
 
 from __future__ import annotations
@@ -17,16 +29,19 @@ import datetime as dt
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlmodel import SQLModel
 
 import core.models  # noqa: F401 - the tables must be known to SQLModel.metadata
 import registry.models  # noqa: F401
 import trading.models  # noqa: F401
+from core import ledger
 from core.audit import make_flusher
 from core.clock import FixedClock
 from core.db import Database, UnitOfWork, sync_url
@@ -39,6 +54,7 @@ from trading.service import TradingService
 # Monday 2 March 2026, 10:00 Asia/Shanghai: a working day, inside the morning session.
 SESSION = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 LOT = 10
+VINTAGES = (2025, 2026, 2024, 2023, 2022, 2021)
 
 
 def _uscc(n: int) -> str:
@@ -61,7 +77,19 @@ def _create_tables(url: str) -> None:
     engine.dispose()
 
 
-async def _setup(db: Database, clock: FixedClock, orders: int) -> tuple[TradingService, list[Identity], list[int], int]:
+@dataclass
+class World:
+    trading: TradingService
+    traders: list[Identity]  # traders[0] sells, traders[1] buys
+    accounts: list[int]
+    instruments: list[int]  # instruments[0]: the sequential book; the rest: the concurrent books
+
+
+async def _setup(db: Database, clock: FixedClock, *, books: int, orders: int) -> World:
+    """A regulator, a market per instrument (1 + `books` of them), and two traders with units of each instrument
+    and funds for `orders` buys."""
+    if books + 1 > len(VINTAGES):
+        raise SystemExit(f"at most {len(VINTAGES) - 1} concurrent books")
     registry = RegistryService(db, clock)
     await registry.bootstrap()
     trading = TradingService(db, clock, registry)
@@ -77,13 +105,16 @@ async def _setup(db: Database, clock: FixedClock, orders: int) -> tuple[TradingS
     bank = Identity(3, bank_org, Role.BANK, "bench")
     units = orders * LOT
     await registry.open_account(reg, rs.OpenAccount(type="allocation"))
-    tx = await registry.issue_units(
-        reg, rs.IssueUnits(kind="cea", scheme="national", vintage=2025, quantity=str(units)), None
-    )
-    await registry.approve_transfer(reg2, tx.id, rs.Decision(decision="approve"))
-    await trading.create_market(
-        reg, ts.CreateMarket(instrument_id=tx.instrument_id, mode="continuous", reference_price="50.00"), None
-    )
+    instruments: list[int] = []
+    for vintage in VINTAGES[: books + 1]:
+        tx = await registry.issue_units(
+            reg, rs.IssueUnits(kind="cea", scheme="national", vintage=vintage, quantity=str(2 * units)), None
+        )
+        await registry.approve_transfer(reg2, tx.id, rs.Decision(decision="approve"))
+        await trading.create_market(
+            reg, ts.CreateMarket(instrument_id=tx.instrument_id, mode="continuous", reference_price="50.00"), None
+        )
+        instruments.append(tx.instrument_id)
     traders: list[Identity] = []
     accounts: list[int] = []
     for i in range(2):
@@ -91,61 +122,186 @@ async def _setup(db: Database, clock: FixedClock, orders: int) -> tuple[TradingS
             reg, rs.CreateEnterprise(uscc=_uscc(900_000 + i), name=f"基准企业{i}", city="南昌", industry_code="D4411")
         )
         acc = await registry.open_account(reg, rs.OpenAccount(type="holding", enterprise_id=ent.id))
-        await registry.allocate_units(
-            reg, rs.AllocateUnits(to_account_id=acc.id, instrument_id=tx.instrument_id, quantity=str(units // 2)), None
-        )
+        for instrument_id in instruments:
+            await registry.allocate_units(
+                reg, rs.AllocateUnits(to_account_id=acc.id, instrument_id=instrument_id, quantity=str(units)), None
+            )
         who = Identity(10 + i, ent.organisation_id, Role.EMITTER, "bench")
         movement = await trading.request_fund_movement(
             who, "deposit", ts.FundRequest(amount=str(orders * LOT * 60)), None
         )
-        await trading.decide_fund_movement(bank, movement.id, ts.FundDecision())
+        await trading.decide_fund_movement(bank, movement.id, ts.FundDecision(decision="confirm"))
         traders.append(who)
         accounts.append(acc.id)
-    return trading, traders, accounts, tx.instrument_id
+    return World(trading, traders, accounts, instruments)
 
 
-async def durable_orders_per_s(url: str, orders: int = 600) -> float:
-    """Orders journalled and settled per second on `url` (a fresh database), for a crossing stream."""
+def _order(w: World, instrument_id: int, selling: bool) -> tuple[Identity, ts.PlaceOrder]:
+    k = 0 if selling else 1
+    return w.traders[k], ts.PlaceOrder(
+        instrument_id=instrument_id,
+        account_id=w.accounts[k],
+        side="sell" if selling else "buy",
+        price="50.00",
+        quantity=str(LOT),
+    )
+
+
+class Counter:
+    """SQL statements sent (executemany counts once, BEGIN counts, COMMIT does not) and commits."""
+
+    def __init__(self, db: Database) -> None:
+        self.statements = 0
+        self.commits = 0
+        engine = db.engine.sync_engine
+
+        def on_statement(*_: Any) -> None:
+            self.statements += 1
+
+        def on_commit(*_: Any) -> None:
+            self.commits += 1
+
+        event.listen(engine, "before_cursor_execute", on_statement)
+        event.listen(engine, "commit", on_commit)
+
+    def reset(self) -> None:
+        self.statements = self.commits = 0
+
+
+@dataclass
+class DurableRun:
+    sequential_per_s: float
+    concurrent_per_s: float
+    statements_resting_sell: int
+    statements_crossing_buy: int
+    statements_per_order_concurrent: float
+    orders_per_commit: float
+    orders: int
+    concurrent_orders: int
+    placers: int
+    books: int
+
+    def line(self, suffix: str = "") -> str:
+        return (
+            f"durable_orders_per_s{suffix}={self.concurrent_per_s:.0f} "
+            f"durable_orders_sequential_per_s{suffix}={self.sequential_per_s:.0f} "
+            f"statements_per_resting_sell={self.statements_resting_sell} "
+            f"statements_per_crossing_buy={self.statements_crossing_buy} "
+            f"statements_per_order_concurrent={self.statements_per_order_concurrent:.1f} "
+            f"orders_per_commit={self.orders_per_commit:.1f} "
+            f"(sequential {self.orders} orders; concurrent {self.concurrent_orders} orders, "
+            f"{self.placers} placers over {self.books} books)"
+        )
+
+
+async def durable_run(
+    url: str,
+    *,
+    orders: int = 600,
+    concurrent_orders: int = 4096,
+    placers: int = 64,
+    books: int = 2,
+    timeout_s: float = 600.0,
+) -> DurableRun:
+    """Both figures on `url` (a fresh database); raises if the run left the ledger or the books unsound."""
+    if placers % (2 * books) or concurrent_orders % placers:
+        raise SystemExit("--placers must be a multiple of 2 × books, --concurrent-orders a multiple of placers")
     _create_tables(url)
     clock = FixedClock(SESSION)
     db = Database(url)
     db.audit_flusher = make_flusher(clock)
     try:
-        trading, traders, accounts, instrument_id = await _setup(db, clock, orders)
-        stream = [
-            (
-                traders[k % 2],
-                ts.PlaceOrder(
-                    instrument_id=instrument_id,
-                    account_id=accounts[k % 2],
-                    side="sell" if k % 2 == 0 else "buy",
-                    price="50.00",
-                    quantity=str(LOT),
-                ),
-            )
-            for k in range(orders)
-        ]
+        w = await _setup(db, clock, books=books, orders=orders + concurrent_orders + 2)
+        t = w.trading
+        counter = Counter(db)
+
+        # Sequential: one caller on the first book, a resting sell then a buy that crosses it.
+        stream = [_order(w, w.instruments[0], k % 2 == 0) for k in range(orders)]
         started = time.perf_counter()
         for who, order in stream:
-            await trading.place_order(who, order, None)
-        elapsed = time.perf_counter() - started
-        problems = await trading.reconcile()
+            await t.place_order(who, order, None)
+        sequential = orders / (time.perf_counter() - started)
+
+        # The statements of one resting sell and one crossing buy (the book is empty after an even stream).
+        counts: list[int] = []
+        for selling in (True, False):
+            counter.reset()
+            await t.place_order(*_order(w, w.instruments[0], selling), None)
+            counts.append(counter.statements)
+
+        # Concurrent: per book, half the placers sell and half buy, all at once.
+        per_placer = concurrent_orders // placers
+
+        async def placer(p: int) -> None:
+            instrument_id = w.instruments[1 + p % books]
+            who, order = _order(w, instrument_id, (p // books) % 2 == 0)
+            for _ in range(per_placer):
+                await t.place_order(who, order, None)
+
+        # Warm-up, untimed: the first order of a day opens its book (and fills the process's caches of markets and
+        # books); a crossing pair per book leaves it empty again.
+        for instrument_id in w.instruments[1:]:
+            for selling in (True, False):
+                await t.place_order(*_order(w, instrument_id, selling), None)
+        counter.reset()
+        started = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(placer(p) for p in range(placers))), timeout_s)
+        concurrent = concurrent_orders / (time.perf_counter() - started)
+        statements, commits = counter.statements, max(counter.commits, 1)
+
+        async def invariants(uow: UnitOfWork) -> list[str]:
+            return await ledger.check_invariants(uow.session)
+
+        problems = await db.read(invariants) + await t.reconcile()
         if problems:
             raise AssertionError(f"the durable run left inconsistencies: {problems[:3]}")
-        return orders / elapsed
+        return DurableRun(
+            sequential_per_s=sequential,
+            concurrent_per_s=concurrent,
+            statements_resting_sell=counts[0],
+            statements_crossing_buy=counts[1],
+            statements_per_order_concurrent=statements / concurrent_orders,
+            orders_per_commit=concurrent_orders / commits,
+            orders=orders,
+            concurrent_orders=concurrent_orders,
+            placers=placers,
+            books=books,
+        )
     finally:
         await db.dispose()
+
+
+async def durable_orders_per_s(url: str, orders: int = 600) -> float:
+    """The concurrent figure of `durable_run` (kept for callers of the single number)."""
+    return (await durable_run(url, orders=orders)).concurrent_per_s
+
+
+def backend_suffix(url: str | None) -> str:
+    return "_postgresql" if url and url.startswith("postgres") else "_sqlite"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", nargs="?", default=None)
-    parser.add_argument("--orders", type=int, default=600)
+    parser.add_argument("--orders", type=int, default=600, help="sequential orders")
+    parser.add_argument("--concurrent-orders", type=int, default=4096)
+    parser.add_argument("--placers", type=int, default=64)
+    parser.add_argument("--books", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=600.0, help="bound on the concurrent run, seconds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"sqlite+aiosqlite:///{Path(tmp) / 'durable.db'}"
-        rate = asyncio.run(durable_orders_per_s(url, args.orders))
-    print(f"durable_orders_per_s={rate:.0f}")
+        run = asyncio.run(
+            durable_run(
+                url,
+                orders=args.orders,
+                concurrent_orders=args.concurrent_orders,
+                placers=args.placers,
+                books=args.books,
+                timeout_s=args.timeout,
+            )
+        )
+    print(run.line(backend_suffix(args.url)))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ before any timing) runs through, in this process:
 2. a minimal dict-and-deque price-time book written below, the baseline: the least a Python matcher can
    do (no result values, no terminal-state map, lazy cancels);
 3. pyorderbook 0.4.9, with market and IOC emulated as limit-then-cancel and FOK as a depth check first.
-Then `bench/durable_orders.py`'s `durable_orders_per_s(url)` measures orders journalled and settled per second
-on SQLite.
+Then `bench/durable_orders.py`'s `durable_run(url)` measures orders journalled and settled per second through the
+service, on SQLite (or the `--durable-url` database): concurrent callers sharing group commits, and one caller alone.
 
 Usage: `python bench/matching.py [--events N] [--seed S] [--durable-url URL]`. The last line is
-`matcher_events_per_s=<n> vs_minimal_baseline=<x> vs_pyorderbook=<y> durable_orders_per_s_sqlite=<n>`.
+`matcher_events_per_s=<n> vs_minimal_baseline=<x> vs_pyorderbook=<y> durable_orders_per_s_sqlite=<n>
+durable_orders_sequential_per_s_sqlite=<n>` (`_postgresql` for a PostgreSQL `--durable-url`), followed by the
+durable run's statement counts on the line before.
 Goals: at least 0.5× the baseline and 4× pyorderbook.
 """
 
@@ -31,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.durable_orders import durable_orders_per_s
+from bench.durable_orders import DurableRun, backend_suffix, durable_run
 from trading.domain.book import Book, BookConfig
 from trading.domain.model import OrderKind, Side
 
@@ -234,8 +236,8 @@ def run_pyorderbook(stream: list[Event]) -> tuple[float, int]:
     return time.perf_counter() - started, trades
 
 
-def durable_rate(url: str) -> float:
-    return asyncio.run(durable_orders_per_s(url))
+def durable_rates(url: str, orders: int, concurrent_orders: int) -> DurableRun:
+    return asyncio.run(durable_run(url, orders=orders, concurrent_orders=concurrent_orders))
 
 
 def main() -> None:
@@ -243,7 +245,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=20_250_303)
     parser.add_argument("--repeat", type=int, default=5, help="runs of matcher and baseline; the best counts")
-    parser.add_argument("--durable-url", default=None, help="database URL for the durable run")
+    parser.add_argument("--durable-url", default=None, help="database URL for the durable run (fresh, empty)")
+    parser.add_argument("--durable-orders", type=int, default=600, help="sequential orders of the durable run")
+    parser.add_argument("--durable-concurrent-orders", type=int, default=4096, help="its concurrent orders")
     args = parser.parse_args()
 
     stream = generate(args.events, args.seed)
@@ -269,14 +273,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.durable_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench_durable.db'}"
-        durable = durable_rate(url)
+        durable = durable_rates(url, args.durable_orders, args.durable_concurrent_orders)
+    suffix = backend_suffix(args.durable_url)
+    print(durable.line(suffix))
 
     events = args.events
     print(
         f"matcher_events_per_s={events / matcher_s:.0f} "
         f"vs_minimal_baseline={baseline_s / matcher_s:.2f} "
         f"vs_pyorderbook={peer_s / matcher_s:.2f} "
-        f"durable_orders_per_s_sqlite={durable:.0f}"
+        f"durable_orders_per_s{suffix}={durable.concurrent_per_s:.0f} "
+        f"durable_orders_sequential_per_s{suffix}={durable.sequential_per_s:.0f}"
     )
 
 

@@ -1,27 +1,51 @@
 """A market's order book of one trading day: its row (`trading_book`, which freezes the band, tick, lot, fees and
-self-trade rule the day opened with, so that a replay builds the same book) and the exclusive unit of work that
-every command on the book runs in, holding the book's lock, so that the sequencer's in-memory book never runs
-ahead of the journal in the database.
+self-trade rule the day opened with, so that a replay builds the same book) and the units of work that commands on
+the book run in, holding the book's lock, so that the sequencer's in-memory book never runs ahead of the journal
+in the database.
+
+Two ways in:
+- `submit` (placements and cancels): group commit. Commands of one book that arrive while a batch is being written
+  wait in the book's queue and join the next batch. One drainer task per book runs a batch as ONE unit of work:
+  the book's row and in-memory state are loaded once, each command runs in its own SAVEPOINT (a refusal, say
+  insufficient funds or a price off the band, rolls back that command alone and answers its caller with its
+  problem), the accepted commands are journalled under consecutive sequence numbers in one INSERT, the unit of
+  work commits once, and only then is every caller answered (acknowledge after durable). If the batch cannot
+  commit, every command of it fails (503, nothing changed) and the book is rebuilt from the journal.
+- `exclusive` (the daily close): one unit of work holding the book's lock, journalling through
+  `Sequencer.append`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import UnitOfWork
-from core.errors import ServiceUnavailable
+from core.db import UnitOfWork, is_connection_loss, is_retryable
+from core.errors import AppError, ServiceUnavailable
+from registry.models import Instrument, RegistryAccount
 from trading._common import STALE_RETRIES, kind_scale
 from trading.context import TradingContext
+from trading.domain.commands import Command
+from trading.domain.model import Result
 from trading.models import BookDay, Market
-from trading.sequencer import StaleBook
+from trading.sequencer import BookState, StaleBook
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# `trading.clearing.Accounts` stages the ids of ledger accounts it finds or creates in the session's info under this
+# key and caches them when the unit of work commits. An account created inside a command's savepoint that rolls
+# back must not be cached, so the batch restores the staged ids when it rolls a command back.
+_STAGED_ACCOUNTS = "trading.accounts"
 
 
 async def exclusive(ctx: TradingContext, book_id: int, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
@@ -44,6 +68,243 @@ async def exclusive(ctx: TradingContext, book_id: int, work: Callable[[UnitOfWor
             seq.committed(book_id)
             return result
     raise ServiceUnavailable("Another process is writing this order book; retry shortly.")
+
+
+# ---------------------------------------------------------------------------------------------- group commit
+
+
+@dataclass
+class BookTxn:
+    """What the commands of one batch share: the unit of work, the book's row and in-memory state, the journal rows
+    staged so far, and per-batch copies of rows no command of the batch changes (the instrument, the callers'
+    registry accounts)."""
+
+    ctx: TradingContext
+    uow: UnitOfWork
+    row: BookDay
+    state: BookState
+    staged: list[tuple[int, Command, dt.datetime]] = field(default_factory=list)
+    instruments: dict[int, Instrument] = field(default_factory=dict)
+    accounts: dict[tuple[int, str, int], RegistryAccount] = field(default_factory=dict)
+    # Set when the running command changed the in-memory book (reset before each command).
+    changed: bool = False
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.uow.session
+
+    async def instrument(self, instrument_id: int) -> Instrument:
+        inst = self.instruments.get(instrument_id)
+        if inst is None:
+            inst = self.instruments[instrument_id] = await self.ctx.registry._instrument(self.session, instrument_id)
+        return inst
+
+    def apply(self, command: Command) -> Result:
+        result = self.ctx.sequencer.apply(self.state, command)
+        if result.ok:
+            self.changed = True
+        return result
+
+    def journal(self, command: Command, at: dt.datetime) -> int:
+        """The command's sequence number; its journal row is written with the batch's others before the commit."""
+        return self.ctx.sequencer.stage(self.state, command, at, self.staged)
+
+
+BookCommand = Callable[[BookTxn], Awaitable[Any]]
+
+
+class _CommandRefused(Exception):
+    """The one command of a batch of one failed: carried out of the unit of work, which then rolls back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(eq=False)
+class _Queued:
+    work: BookCommand
+    future: asyncio.Future[Any]
+
+
+async def submit(ctx: TradingContext, book_id: int, work: Callable[[BookTxn], Awaitable[T]]) -> T:
+    """Run the command `work` on the book in the next batch; its result once the batch has committed.
+
+    A caller that stops waiting (cancelled) before its batch starts is skipped; once the batch has started, the
+    command's effect stands or falls with the batch, like a request whose reply was lost (idempotency keys cover
+    the retry)."""
+    seq = ctx.sequencer
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    seq.queue(book_id).append(_Queued(work, future))
+    if seq.drainer(book_id) is None:
+        # The drainer serves every caller of the book, so it runs in a context of its own: nothing bound to the
+        # request that happened to start it (log context, a request's rider in `core.db`) leaks into the batches.
+        task = asyncio.get_running_loop().create_task(_drain(ctx, book_id), context=contextvars.Context())
+        seq.set_drainer(book_id, task)
+    return await future
+
+
+async def _drain(ctx: TradingContext, book_id: int) -> None:
+    """Run the book's queue in batches until it is empty (one drainer per book and process)."""
+    seq = ctx.sequencer
+    queue = seq.queue(book_id)
+    batch: list[_Queued] = []
+    try:
+        while queue:
+            await _collect(ctx, book_id)
+            batch = [queue.popleft() for _ in range(min(len(queue), ctx.group_commit_max))]
+            batch = [q for q in batch if not q.future.done()]
+            if batch:
+                await _run_batch(ctx, book_id, batch)
+            batch = []
+    except BaseException as exc:
+        # The drainer itself was cancelled (the loop is closing) or broke: nobody may be left waiting.
+        failure = _batch_failure(exc)
+        for q in [*batch, *queue]:
+            if not q.future.done():
+                q.future.set_exception(_copy_failure(failure, exc))
+        queue.clear()
+        if not isinstance(exc, Exception):
+            raise
+        log.exception("order book %s: group commit drainer failed", book_id)
+    finally:
+        seq.set_drainer(book_id, None)
+
+
+async def _collect(ctx: TradingContext, book_id: int) -> None:
+    """Let the batch fill: yield to the callers that are ready to submit, and keep yielding while new commands keep
+    arriving, until the batch is full or `group_commit_linger_s` has passed. A lone caller never waits."""
+    queue = ctx.sequencer.queue(book_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.group_commit_linger_s
+    before = len(queue)
+    await asyncio.sleep(0)
+    while before < len(queue) < ctx.group_commit_max and loop.time() < deadline:
+        before = len(queue)
+        await asyncio.sleep(0)
+
+
+async def _run_batch(ctx: TradingContext, book_id: int, batch: list[_Queued]) -> None:
+    seq = ctx.sequencer
+    outcomes: list[tuple[bool, Any] | None] | None = None
+    failure: BaseException | None = None
+    try:
+        for _ in range(STALE_RETRIES):
+            async with seq.lock(book_id):
+                try:
+                    outcomes = await ctx.db.run(_batch_work, ctx, book_id, batch)
+                except StaleBook:
+                    continue
+                except _CommandRefused as refused:
+                    # The batch's one command failed and its unit of work rolled back: answer it with its problem.
+                    seq.discard_if_dirty(book_id)
+                    outcomes = [(False, refused.error)]
+                    break
+                except BaseException:
+                    seq.discard_if_dirty(book_id)
+                    raise
+                seq.committed(book_id)
+                break
+        else:
+            failure = ServiceUnavailable("Another process is writing this order book; retry shortly.")
+    except Exception as exc:
+        failure = exc
+    seq.note_batch(book_id, len(batch))
+    if outcomes is None:
+        assert failure is not None
+        answer = _batch_failure(failure)
+        for q in batch:
+            if not q.future.done():
+                q.future.set_exception(_copy_failure(answer, failure))
+        return
+    for q, outcome in zip(batch, outcomes, strict=True):
+        if outcome is None or q.future.done():
+            continue
+        ok, value = outcome
+        if ok:
+            q.future.set_result(value)
+        else:
+            q.future.set_exception(value)
+
+
+async def _batch_work(
+    uow: UnitOfWork, ctx: TradingContext, book_id: int, batch: list[_Queued]
+) -> list[tuple[bool, Any] | None]:
+    """The batch's unit of work: every command in its own savepoint, the journal rows in one INSERT."""
+    ses = uow.session
+    seq = ctx.sequencer
+    row = await ses.get(BookDay, book_id)
+    assert row is not None
+    txn = BookTxn(ctx, uow, row, await seq.load(ses, row))
+    outcomes: list[tuple[bool, Any] | None] = []
+    if len(batch) == 1:
+        # A batch of one needs no savepoint: if its command fails, the whole unit of work rolls back instead.
+        try:
+            value = await batch[0].work(txn)
+        except StaleBook:
+            raise
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and (is_retryable(exc) or is_connection_loss(exc)):
+                raise
+            raise _CommandRefused(exc) from exc
+        await seq.write_staged(ses, book_id, txn.staged)
+        return [(True, value)]
+    for q in batch:
+        if q.future.done():  # its caller gave up while the batch waited for the book's lock
+            outcomes.append(None)
+            continue
+        audit_mark, staged_mark = len(uow.audit_events), len(txn.staged)
+        accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
+        accounts_mark = None if accounts is None else dict(accounts)
+        txn.changed = False
+        try:
+            async with ses.begin_nested():
+                value = await q.work(txn)
+        except StaleBook:
+            raise
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and (is_retryable(exc) or is_connection_loss(exc)):
+                raise  # the transaction itself is gone or must be retried whole: the whole batch goes
+            # The savepoint rolled this command back; forget what it staged, and rebuild the book if it changed.
+            del uow.audit_events[audit_mark:]
+            del txn.staged[staged_mark:]
+            accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
+            if accounts is not None:
+                accounts.clear()
+                accounts.update(accounts_mark or {})
+            if txn.changed:
+                txn.state = await seq.rebuild(ses, row, [command for _, command, _ in txn.staged])
+            outcomes.append((False, exc))
+            continue
+        outcomes.append((True, value))
+    await seq.write_staged(ses, book_id, txn.staged)
+    return outcomes
+
+
+def _batch_failure(exc: BaseException) -> AppError:
+    """What every caller of a batch that did not commit is told: its own problem when it is one (503 from the
+    database layer, say), else 503: the transaction rolled back, so nothing changed and a retry is safe."""
+    if isinstance(exc, AppError):
+        return exc
+    return ServiceUnavailable("The order book's batch could not be committed; nothing was changed. Retry shortly.")
+
+
+def _copy_failure(answer: AppError, cause: BaseException) -> AppError:
+    """One exception object per waiting caller (each raise writes its own traceback into it)."""
+    copy: AppError
+    if isinstance(answer, ServiceUnavailable):
+        copy = ServiceUnavailable(answer.detail, retry_after_s=int(answer.headers.get("Retry-After", "1")))
+    else:
+        copy = AppError(
+            answer.problem.slug,
+            answer.detail,
+            field=answer.field,
+            status=answer.status,
+            extra=dict(answer.extra),
+            headers=dict(answer.headers),
+        )
+    copy.__cause__ = cause
+    return copy
 
 
 async def ensure_book_row(ses: AsyncSession, market_id: int, day: dt.date, now: dt.datetime) -> BookDay:

@@ -1,29 +1,33 @@
-"""Placing and cancelling orders through the sequenced book of the day, each in one unit of work under the
-book's lock (`trading.books.exclusive`).
+"""Placing and cancelling orders through the sequenced book of the day: each is a command submitted to the book's
+group commit (`trading.books.submit`), which runs it in its own savepoint inside the unit of work of its batch,
+under the book's lock, and answers after the batch has committed.
 
 How an order goes (`place_order`):
 1. the caller's units (sell) or funds (buy: remaining × unit cost) are held on the ledger, after the T+1 check;
-2. the pure book runs the command; a rejection raises its problem and rolls everything back;
-3. the accepted command is journalled under the book's next sequence number;
+2. the pure book runs the command; a rejection raises its problem and rolls back this command alone;
+3. the accepted command takes the book's next sequence number (journalled with its batch, before the commit);
 4. every trade settles delivery versus payment through clearing (`trading.settlement`): each side's hold is
    posted for what the trade needs (the rest released, exactly once), what stays open is held again, clearing
    pays out units, yuan and fees; cancelled remainders release their holds.
-The commit acknowledges the command; if anything fails after the book changed, the in-memory book is dropped
-and rebuilt from the journal, so memory never runs ahead of the database.
+The commit acknowledges the command; if anything fails after the book changed, the command's savepoint rolls back
+and the book is rebuilt from the journal, so memory never runs ahead of the database. The order's own row is
+written with two Core statements (insert, then the final fields), not through the ORM's flush.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput, NotFound
 from core.identity import Identity
 from core.quantity import parse_money_fen, parse_quantity
+from trading import clearing
 from trading import schemas as s
 from trading._common import book_error, entry_check
-from trading.books import exclusive
+from trading.books import BookTxn, submit
 from trading.close import open_book_day
 from trading.context import TradingContext
 from trading.domain.commands import Cancel, Command, Pick, Place
@@ -31,7 +35,7 @@ from trading.domain.model import Code, OrderKind, Side, Status
 from trading.domain.money import buy_hold_fen
 from trading.domain.sessions import LISTED_SESSIONS
 from trading.markets import market_info
-from trading.models import BookDay, Market, Order
+from trading.models import Market, Order
 from trading.queries import order_out, order_view, visible_order
 from trading.settlement import check_sellable, hold, release, settle, trading_account, units_ledger
 
@@ -61,23 +65,31 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
     book_id = await open_book_day(ctx, info, day, now)
     owner = str(who.organisation_id)
 
-    async def work(uow: UnitOfWork) -> s.OrderOut:
-        ses = uow.session
+    async def work(txn: BookTxn) -> s.OrderOut:
+        ses = txn.session
         if request_key is not None:
             prior = (await ses.execute(select(Order).where(Order.request_key == request_key))).scalar_one_or_none()
             if prior is not None:
                 return await order_out(ses, prior, info.kind)
-        row = await ses.get(BookDay, book_id)
-        assert row is not None
+        row = txn.row
         if row.status != "open":
             raise AppError("market-closed", "Today's trading in this instrument is closed.")
-        inst = await ctx.registry._instrument(ses, info.instrument_id)
-        acc = await trading_account(ctx, ses, who, req.account_id, inst, buying=side is Side.BUY, now=now)
-        state = await ctx.sequencer.load(ses, row)
-        early = entry_check(state.book.config, kind, price_fen, quantity, pick=pick)
+        inst = await txn.instrument(info.instrument_id)
+        acc = await trading_account(
+            ctx, ses, who, req.account_id, inst, buying=side is Side.BUY, now=now, cache=txn.accounts
+        )
+        book = txn.state.book
+        early = entry_check(book.config, kind, price_fen, quantity, pick=pick)
         if early is not None:
             raise book_error(early, row, pick=pick)
         ids = await ctx.accounts.ids_for(ses, inst.asset_id)
+        if pick:
+            assert req.listing_id is not None
+            listing = book.order(req.listing_id)
+            cost_price = listing.price_fen if listing is not None else None
+        else:
+            band = book.config.band
+            cost_price = price_fen if price_fen is not None else (band.upper_fen if band is not None else None)
         order = Order(
             book_id=book_id,
             market_id=info.market_id,
@@ -87,7 +99,7 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
             principal_id=who.principal_id,
             side=side.value,
             kind="pick" if pick else kind.value,
-            price_fen=price_fen,
+            price_fen=cost_price if pick else price_fen,
             quantity=quantity,
             status="new",
             listing_id=req.listing_id,
@@ -96,63 +108,49 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
             created_at=now,
             updated_at=now,
         )
-        ses.add(order)
-        await ses.flush()
-        oid = order.id or 0
-        command: Command
-        if pick:
-            assert req.listing_id is not None
-            command = Pick(oid, side, req.listing_id, quantity, owner, now)
-            listing = state.book.order(req.listing_id)
-            cost_price = listing.price_fen if listing is not None else None
-            order.price_fen = cost_price
-        else:
-            command = Place(oid, side, kind, price_fen, quantity, owner, now)
-            band = state.book.config.band
-            cost_price = price_fen if price_fen is not None else (band.upper_fen if band is not None else None)
-        # Hold first: a refusal here leaves the book untouched. A pick of a listing that is not there holds
-        # nothing; the book refuses it next.
+        # What the hold will be is known before the row is written; its transfer's client id needs the row's id.
+        holder: tuple[int, str] | None = None
         if side is Side.SELL:
-            la = await units_ledger(ctx, ses, acc, inst)
-            await check_sellable(ses, la, acc, inst, quantity, day)
+            holder = (await units_ledger(ctx, ses, acc, inst), acc.type)
             order.hold_count = 1
             order.held_amount = quantity
-            order.hold_transfer_id = await hold(
-                ses,
-                prefix=f"ord:{oid}",
-                count=1,
-                from_account_id=la,
-                clearing_id=ids.units_clearing_id,
-                asset_id=ids.units_asset_id,
-                amount=quantity,
-                now=now,
-                ref=f"order:{oid}",
-                funds=False,
-            )
         elif cost_price is not None:
-            fund = await ctx.accounts.fund(ses, who.organisation_id)
+            holder = (await ctx.accounts.fund(ses, who.organisation_id), clearing.FUND)
             order.hold_price_fen = cost_price
             order.hold_fee_bps = max(row.taker_fee_bps, row.maker_fee_bps)
             order.hold_count = 1
             order.held_amount = buy_hold_fen(cost_price, quantity, row.scale, order.hold_fee_bps)
+        oid = order.id = await insert_order(ses, order)
+        command: Command = (
+            Pick(oid, side, req.listing_id or 0, quantity, owner, now)
+            if pick
+            else Place(oid, side, kind, price_fen, quantity, owner, now)
+        )
+        # Hold first: a refusal here leaves the book untouched (the savepoint rolls the row back). A pick of a
+        # listing that is not there holds nothing; the book refuses it next.
+        if holder is not None:
+            if side is Side.SELL:
+                await check_sellable(ses, holder[0], acc, inst, quantity, day)
             order.hold_transfer_id = await hold(
                 ses,
                 prefix=f"ord:{oid}",
                 count=1,
-                from_account_id=fund,
-                clearing_id=ids.cny_clearing_id,
-                asset_id=ids.cny_asset_id,
+                from_account_id=holder[0],
+                clearing_id=ids.units_clearing_id if side is Side.SELL else ids.cny_clearing_id,
+                asset_id=ids.units_asset_id if side is Side.SELL else ids.cny_asset_id,
                 amount=order.held_amount,
                 now=now,
                 ref=f"order:{oid}",
-                funds=True,
+                funds=side is Side.BUY,
+                holder_role=holder[1],
             )
-        result = ctx.sequencer.apply(state, command)
+        result = txn.apply(command)
         if not result.ok:
             raise book_error(result.code, row, pick=pick)
-        order.journal_seq = await ctx.sequencer.append(ses, state, command, now)
-        fills = await settle(ctx, ses, row, inst, ids, order, result, now)
-        uow.audit(
+        order.journal_seq = txn.journal(command, now)
+        fills = await settle(ctx, ses, row, inst, ids, order, result, now, taker_account=acc, taker_holder=holder)
+        await update_order(ses, order)
+        txn.uow.audit(
             who.actor,
             "order.place",
             "order",
@@ -170,7 +168,7 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
         )
         return order_view(order, info.kind, fills)
 
-    return await exclusive(ctx, book_id, work)
+    return await submit(ctx, book_id, work)
 
 
 async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.OrderOut:
@@ -183,8 +181,8 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
     book_id, kind = await ctx.db.read(locate)
     now = ctx.clock.now()
 
-    async def work(uow: UnitOfWork) -> s.OrderOut:
-        ses = uow.session
+    async def work(txn: BookTxn) -> s.OrderOut:
+        ses = txn.session
         order = (
             await ses.execute(select(Order).where(Order.id == order_id).execution_options(populate_existing=True))
         ).scalar_one()
@@ -194,20 +192,68 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
             raise book_error(Code.ORDER_FILLED)
         if order.status == Status.CANCELLED.value:
             raise book_error(Code.ORDER_CANCELLED)
-        row = await ses.get(BookDay, book_id)
-        assert row is not None
-        state = await ctx.sequencer.load(ses, row)
+        row = txn.row
         command = Cancel(order_id, now, str(who.organisation_id))
-        result = ctx.sequencer.apply(state, command)
+        result = txn.apply(command)
         if not result.ok:
             raise book_error(result.code, row)
-        order.journal_seq = await ctx.sequencer.append(ses, state, command, now)
+        order.journal_seq = txn.journal(command, now)
         order.cancelled_quantity += result.cancelled_quantity
         order.status = Status.CANCELLED.value
         order.cancel_reason = "user"
         order.updated_at = now
         await release(ses, order, now)
-        uow.audit(who.actor, "order.cancel", "order", str(order_id), {"released": result.cancelled_quantity})
+        await ses.flush()
+        txn.uow.audit(who.actor, "order.cancel", "order", str(order_id), {"released": result.cancelled_quantity})
         return await order_out(ses, order, kind)
 
-    return await exclusive(ctx, book_id, work)
+    return await submit(ctx, book_id, work)
+
+
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_INSERT_ORDER = insert(_ORDERS).returning(_ORDERS.c.id)
+_UPDATE_ORDER = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "filled_quantity",
+                "cancelled_quantity",
+                "status",
+                "cancel_reason",
+                "hold_transfer_id",
+                "held_amount",
+                "hold_count",
+                "journal_seq",
+                "updated_at",
+            )
+        }
+    )
+)
+
+
+async def insert_order(ses: AsyncSession, order: Order) -> int:
+    """Write a new order's row (one Core `INSERT ... RETURNING`, no ORM flush); its id."""
+    values = {c.key: getattr(order, c.key) for c in _ORDERS.columns if c.key != "id"}
+    return int((await ses.execute(_INSERT_ORDER, values)).scalar_one())
+
+
+async def update_order(ses: AsyncSession, order: Order) -> None:
+    """Write what the command changed on its own order's row, in one UPDATE."""
+    await ses.execute(
+        _UPDATE_ORDER,
+        {
+            "order_id": order.id,
+            "filled_quantity": order.filled_quantity,
+            "cancelled_quantity": order.cancelled_quantity,
+            "status": order.status,
+            "cancel_reason": order.cancel_reason,
+            "hold_transfer_id": order.hold_transfer_id,
+            "held_amount": order.held_amount,
+            "hold_count": order.hold_count,
+            "journal_seq": order.journal_seq,
+            "updated_at": order.updated_at,
+        },
+    )

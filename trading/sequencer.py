@@ -15,6 +15,15 @@ a process never acts on an outdated book. Two processes racing for the same sequ
 `(book_id, seq)` is unique, the loser's insert fails, it drops its copy, replays and retries the command. Even
 so the design point is one writer per book (docs/trading.md): concurrent writers to one book only queue.
 
+Group commit: commands of a book that arrive while a batch of them is being written wait in the book's queue
+(`enqueue`) and form the next batch, which `trading.books` runs in one unit of work under the book's lock, each
+command in its own savepoint. The batch journals its accepted commands under consecutive sequence numbers
+(`stage`, then one INSERT for all of them, `write_staged`), commits once, and only then answers every caller. A
+command that fails inside the batch after it changed the book rolls back alone, and the book is rebuilt from the
+journal plus the batch's staged commands (`rebuild`), so the numbers stay gapless and memory never runs ahead of
+what will commit. The batch is bounded: at most `GROUP_COMMIT_MAX_COMMANDS` commands, and its leader collects
+arrivals for at most `GROUP_COMMIT_LINGER_S` (only while they keep arriving).
+
 Session checks are done by the service, against the clock, before a command reaches the book; books run with
 `check_session=False` so that replay depends on journalled data only, never on today's calendar.
 """
@@ -24,9 +33,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +47,12 @@ from trading.domain.commands import Command
 from trading.domain.journal import decode, encode, replay
 from trading.domain.model import BookMode, Result, SelfTradePrevention
 from trading.models import BookDay, JournalEntry
+
+# Group commit bounds (overridable per process: `TradingContext.group_commit_max` / `group_commit_linger_s`).
+GROUP_COMMIT_MAX_COMMANDS = 64
+GROUP_COMMIT_LINGER_S = 0.002
+
+_INSERT_JOURNAL = insert(JournalEntry.__table__)  # type: ignore[attr-defined]
 
 
 class StaleBook(Exception):
@@ -95,6 +113,10 @@ class Sequencer:
     def __init__(self) -> None:
         self._states: dict[int, BookState] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        # Group commit: the commands waiting per book, the task draining each queue, the size of its last batch.
+        self._queues: dict[int, deque[Any]] = {}
+        self._drainers: dict[int, asyncio.Task[None]] = {}
+        self._last_batch: dict[int, int] = {}
 
     def lock(self, book_id: int) -> asyncio.Lock:
         """The book's lock: hold it around the whole unit of work of any command on the book."""
@@ -145,6 +167,67 @@ class Sequencer:
             raise StaleBook(f"book {state.book_id}: seq {seq} was written by another process") from exc
         state.next_seq = seq + 1
         return seq
+
+    def stage(
+        self, state: BookState, command: Command, at: dt.datetime, staged: list[tuple[int, Command, dt.datetime]]
+    ) -> int:
+        """Give an accepted command of a batch the book's next sequence number; written by `write_staged`."""
+        seq = state.next_seq
+        staged.append((seq, command, at))
+        state.next_seq = seq + 1
+        return seq
+
+    async def write_staged(
+        self, ses: AsyncSession, book_id: int, staged: Sequence[tuple[int, Command, dt.datetime]]
+    ) -> None:
+        """Journal a batch's accepted commands in one statement. A clash on the unique key means another process
+        wrote this book meanwhile: the whole unit of work must roll back and replay (`StaleBook`)."""
+        if not staged:
+            return
+        rows = [
+            {
+                "book_id": book_id,
+                "seq": seq,
+                "command": json.dumps(encode(command), separators=(",", ":"), ensure_ascii=False),
+                "created_at": at,
+            }
+            for seq, command, at in staged
+        ]
+        try:
+            await ses.execute(_INSERT_JOURNAL, rows)
+        except IntegrityError as exc:
+            self.discard(book_id)
+            raise StaleBook(f"book {book_id}: seq {staged[0][0]}.. was written by another process") from exc
+
+    async def rebuild(self, ses: AsyncSession, row: BookDay, staged: Sequence[Command]) -> BookState:
+        """The book as the journal in `ses` plus a batch's staged (not yet written) commands say: after a command
+        of the batch failed once it had changed the book. It stays dirty until the batch commits."""
+        commands = await read_journal(ses, row.id or 0) + list(staged)
+        state = BookState(row.id or 0, replay(commands, book_config(row)), len(commands) + 1, dirty=True)
+        self._states[row.id or 0] = state
+        return state
+
+    # ------------------------------------------------------------------ group commit queues
+    def queue(self, book_id: int) -> deque[Any]:
+        q = self._queues.get(book_id)
+        if q is None:
+            q = self._queues[book_id] = deque()
+        return q
+
+    def drainer(self, book_id: int) -> asyncio.Task[None] | None:
+        return self._drainers.get(book_id)
+
+    def set_drainer(self, book_id: int, task: asyncio.Task[None] | None) -> None:
+        if task is None:
+            self._drainers.pop(book_id, None)
+        else:
+            self._drainers[book_id] = task
+
+    def last_batch(self, book_id: int) -> int:
+        return self._last_batch.get(book_id, 0)
+
+    def note_batch(self, book_id: int, size: int) -> None:
+        self._last_batch[book_id] = size
 
     def committed(self, book_id: int) -> None:
         state = self._states.get(book_id)

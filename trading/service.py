@@ -4,7 +4,8 @@ tests call. It holds the context (`trading.context.TradingContext`) and delegate
 the controllers in `trading.api` call the use-case modules directly:
 
     markets.py       opening a market in an instrument, listing markets, the per-process market cache
-    books.py         a market's book of a day (its frozen row) and the exclusive unit of work under its lock
+    books.py         a market's book of a day (its frozen row), the group commit of its commands, and the
+                     exclusive unit of work under its lock
     orders.py        placing (or picking) and cancelling orders through the sequenced book
     settlement.py    account checks, T+1, holds, and delivery versus payment of every trade through clearing
     queries.py       reading orders (with their fills) and the trades feed
@@ -17,10 +18,13 @@ the controllers in `trading.api` call the use-case modules directly:
     _common.py       limits, the problems of the matcher's codes, entry checks and formatting they share
 
 Guarantees:
-- One public use-case function is one transaction (through `Database.run`); commands on a book run under the
-  book's lock (`books.exclusive`), are journalled under its next sequence number in the same transaction, and
-  a failure after the book changed drops the in-memory book so that it is rebuilt from the journal.
-- Every movement of units or yuan is a ledger transfer through `trading.clearing`; each hold is posted or voided
+- One public use-case function is one transaction (through `Database.run`), except that placements and cancels
+  of one book that arrive together share one (group commit, `books.submit`: each in its own savepoint, answered
+  after the one commit); commands on a book run under the book's lock, are journalled under its next sequence
+  numbers in the same transaction, and a failure after the book changed rebuilds the in-memory book from the
+  journal.
+- Every movement of units or yuan is a ledger transfer between clearing's accounts (`trading.clearing`; the
+  order path hands `core.ledger` both accounts, `trading.settlement`); each hold is posted or voided
   exactly once (its client id is unique), and every amount is computed by `trading.domain.money` at the
   instrument's scale.
 - `reconcile()` is empty when every hold matches what it belongs to and every open book equals its journal.
@@ -40,7 +44,7 @@ from trading import block_trades, clearing, close, funds, market_data, markets, 
 from trading import schemas as s
 from trading.context import MarketInfo, TradingContext
 from trading.domain.book import BookSnapshot
-from trading.sequencer import Sequencer
+from trading.sequencer import GROUP_COMMIT_LINGER_S, GROUP_COMMIT_MAX_COMMANDS, Sequencer
 
 __all__ = ["MarketInfo", "TradingContext", "TradingService"]
 
@@ -58,6 +62,8 @@ class TradingService:
         sequencer: Sequencer | None = None,
         is_working_day: Callable[[dt.date], bool] = calendar_working_day,
         accounts: clearing.Accounts | None = None,
+        group_commit_max: int = GROUP_COMMIT_MAX_COMMANDS,
+        group_commit_linger_s: float = GROUP_COMMIT_LINGER_S,
     ) -> None:
         self.ctx = TradingContext(
             db,
@@ -66,6 +72,8 @@ class TradingService:
             sequencer=Sequencer() if sequencer is None else sequencer,
             is_working_day=is_working_day,
             accounts=clearing.Accounts() if accounts is None else accounts,
+            group_commit_max=group_commit_max,
+            group_commit_linger_s=group_commit_linger_s,
         )
 
     # ------------------------------------------------------------------ markets

@@ -7,13 +7,20 @@ command trades, each side's hold is posted for what the trade needs and what sta
 (`collect_and_rehold`); clearing then pays out units, yuan and fees as one linked delivery (`deliver`). A hold is
 resolved exactly once: a cancelled or expired remainder is voided (`release`), and the ledger refuses a second
 resolution.
+
+The order path is the market's hot path, so it reads nothing it already knows: the ledger accounts of a transfer
+are passed to the ledger as stand-ins (`_ref`: an account's id, asset and role never change) instead of being read
+back, trades are inserted with one Core `INSERT ... RETURNING`, and the availability and T+1 figures of a sale come
+from one statement.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ledger
@@ -32,6 +39,8 @@ from trading.domain.model import Result, Side, Status
 from trading.domain.money import buy_hold_fen
 from trading.models import BookDay, Order, Trade
 
+AccountCache = dict[tuple[int, str, int], RegistryAccount]
+
 
 async def trading_account(
     ctx: TradingContext,
@@ -42,9 +51,18 @@ async def trading_account(
     *,
     buying: bool,
     now: dt.datetime,
+    cache: AccountCache | None = None,
 ) -> RegistryAccount:
-    """The caller's own registry account, fit to deliver (sell) or receive (buy) these units."""
-    acc = await ctx.registry._own_account(ses, who, account_id, "account_id")
+    """The caller's own registry account, fit to deliver (sell) or receive (buy) these units.
+
+    `cache` (a batch of order commands shares one) keeps the rows already read in this unit of work: no command
+    changes a registry account, so a second order on the same account in the same transaction reads nothing."""
+    key = (who.organisation_id, who.role.value, account_id)
+    acc = None if cache is None else cache.get(key)
+    if acc is None:
+        acc = await ctx.registry._own_account(ses, who, account_id, "account_id")
+        if cache is not None:
+            cache[key] = acc
     facts = checks.AccountFacts(id=acc.id or 0, type=acc.type, status=acc.status)
     failures = checks.check_status(facts, "account_id", acquiring=buying)
     kind = Kind(inst.kind)
@@ -61,25 +79,33 @@ async def units_ledger(ctx: TradingContext, ses: AsyncSession, acc: RegistryAcco
     return await ctx.accounts.units(ses, asset_id=inst.asset_id, registry_account_id=acc.id or 0, role=acc.type)
 
 
+_ACC = LedgerAccount.__table__.c  # type: ignore[attr-defined]
+_TRADE = Trade.__table__  # type: ignore[attr-defined]
+# A sale's two figures in one statement: the account's available balance and what it bought today (T+1).
+_SELLABLE = select(
+    _ACC.credits_posted - _ACC.debits_posted - _ACC.debits_pending,
+    select(func.coalesce(func.sum(_TRADE.c.quantity), 0))
+    .where(
+        _TRADE.c.buyer_account_id == bindparam("registry_account_id"),
+        _TRADE.c.instrument_id == bindparam("instrument_id"),
+        _TRADE.c.trade_date == bindparam("day"),
+    )
+    .scalar_subquery(),
+).where(_ACC.id == bindparam("ledger_account_id"))
+_INSERT_TRADE = insert(_TRADE).returning(_TRADE.c.id)
+
+
 async def check_sellable(
     ses: AsyncSession, la: int, acc: RegistryAccount, inst: Instrument, quantity: int, day: dt.date
 ) -> None:
     """No short selling, and T+1: units bought today are not available for sale until the next trading day."""
-    fresh = (
-        await ses.execute(select(LedgerAccount).where(LedgerAccount.id == la).execution_options(populate_existing=True))
-    ).scalar_one()
-    available = ledger.available(fresh)
-    bought_today = int(
-        (
-            await ses.execute(
-                select(func.coalesce(func.sum(Trade.quantity), 0)).where(
-                    Trade.buyer_account_id == acc.id,
-                    Trade.instrument_id == inst.id,
-                    Trade.trade_date == day,
-                )
-            )
-        ).scalar_one()
-    )
+    available, bought = (
+        await ses.execute(
+            _SELLABLE,
+            {"ledger_account_id": la, "registry_account_id": acc.id, "instrument_id": inst.id, "day": day},
+        )
+    ).one()
+    bought_today = int(bought)
     sellable = max(available - bought_today, 0)
     if quantity <= sellable:
         return
@@ -99,6 +125,13 @@ async def check_sellable(
     )
 
 
+@lru_cache(maxsize=4096)
+def _ref(account_id: int, asset_id: int, role: str) -> LedgerAccount:
+    """A stand-in for a ledger account's row, for `ledger.create_transfer(accounts=...)`: an account's id, asset and
+    role never change, so the transfer need not read the two rows back. Never added to a session."""
+    return LedgerAccount(id=account_id, asset_id=asset_id, owner_kind="", owner_id=0, role=role)
+
+
 async def hold(
     ses: AsyncSession,
     *,
@@ -112,22 +145,57 @@ async def hold(
     ref: str,
     funds: bool,
     field_name: str = "quantity",
+    holder_role: str | None = None,
 ) -> int:
+    """Hold `amount` of the holder's available balance in clearing (a pending transfer); the hold's id.
+
+    With `holder_role` (the holder's ledger role, known to the caller) the ledger is handed both accounts and reads
+    neither; the refusal is the same as `clearing.hold`'s (`insufficient-available`, in yuan for funds)."""
     if amount > INT64_MAX:
         raise AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field_name)
-    return await clearing.hold(
-        ses,
-        client_id=f"{prefix}:h{count}",
-        from_account_id=from_account_id,
-        clearing_id=clearing_id,
-        asset_id=asset_id,
-        amount=amount,
-        code="trade-hold",
-        now=now,
-        ref=ref,
-        field=field_name,
-        what="funds" if funds else "units",
-    )
+    client_id = f"{prefix}:h{count}"
+    if holder_role is None:
+        return await clearing.hold(
+            ses,
+            client_id=client_id,
+            from_account_id=from_account_id,
+            clearing_id=clearing_id,
+            asset_id=asset_id,
+            amount=amount,
+            code="trade-hold",
+            now=now,
+            ref=ref,
+            field=field_name,
+            what="funds" if funds else "units",
+        )
+    try:
+        result = await ledger.create_transfer(
+            ses,
+            client_id=client_id,
+            debit_account_id=from_account_id,
+            credit_account_id=clearing_id,
+            asset_id=asset_id,
+            amount=amount,
+            code="trade-hold",
+            now=now,
+            pending=True,
+            ref=ref,
+            field=field_name,
+            accounts=(_ref(from_account_id, asset_id, holder_role), _ref(clearing_id, asset_id, clearing.CLEARING)),
+            fresh_client_id=True,
+        )
+    except Conflict as exc:
+        if exc.problem.slug != "insufficient-available" or not funds:
+            raise
+        have = int(exc.extra.get("available", 0))
+        raise Conflict(
+            "insufficient-available",
+            f"The fund account has {clearing.yuan(have)} yuan available; this needs {clearing.yuan(amount)} yuan. "
+            "Deposit first.",
+            field=field_name,
+            extra={"available": clearing.yuan(have), "requested": clearing.yuan(amount)},
+        ) from exc
+    return result.transfer.id or 0
 
 
 async def settle(
@@ -139,8 +207,15 @@ async def settle(
     taker: Order,
     result: Result,
     now: dt.datetime,
+    *,
+    taker_account: RegistryAccount | None = None,
+    taker_holder: tuple[int, str] | None = None,
 ) -> list[Trade]:
-    """Settle one accepted command's outcome: trades DVP, holds posted, re-held or released."""
+    """Settle one accepted command's outcome: trades DVP, holds posted, re-held or released.
+
+    The makers' rows are read (once) and written back through the session; the taker's fields are set on `taker`
+    and its caller writes them (`trading.orders`). `taker_account` is the taker's registry account and
+    `taker_holder` the ledger account (id, role) its hold is drawn from, when the caller knows them."""
     taker.filled_quantity = result.filled_quantity
     taker.cancelled_quantity = result.cancelled_quantity
     taker.status = result.status.value
@@ -151,8 +226,9 @@ async def settle(
     if trades:
         units = sum(t.quantity for t in trades)
         funds = sum(t.notional_fen + t.taker_fee_fen for t in trades)
+        holder = taker_holder or await holder_account(ctx, ses, taker, inst)
         await collect_and_rehold(
-            ses, ids, taker, units if taker_sells else funds, result.resting_quantity, row.scale, now
+            ses, ids, taker, units if taker_sells else funds, result.resting_quantity, row.scale, now, holder
         )
     elif result.status is not Status.RESTING:
         await release(ses, taker, now)
@@ -160,45 +236,52 @@ async def settle(
     makers: dict[int, Order] = {}
     touched = [t.maker_order_id for t in trades] + [mc.order_id for mc in result.maker_cancels]
     if touched:
-        rows = await ses.execute(select(Order).where(Order.id.in_(touched)))  # type: ignore[union-attr]
+        rows = await ses.execute(
+            select(Order).where(Order.id.in_(touched)).execution_options(populate_existing=True)  # type: ignore[union-attr]
+        )
         makers = {o.id or 0: o for o in rows.scalars()}
     venue = VENUE_OF_MODE[row.mode]
     out: list[Trade] = []
     for t in trades:
         maker = makers[t.maker_order_id]
         buy, sell = (maker, taker) if taker_sells else (taker, maker)
-        trade = Trade(
-            market_id=row.market_id,
-            instrument_id=inst.id or 0,
-            venue=venue,
-            trade_date=row.trade_date,
-            book_id=row.id,
-            book_seq=t.seq,
-            price_fen=t.price_fen,
-            quantity=t.quantity,
-            notional_fen=t.notional_fen,
-            buyer_organisation_id=buy.organisation_id,
-            seller_organisation_id=sell.organisation_id,
-            buyer_account_id=buy.account_id,
-            seller_account_id=sell.account_id,
-            buy_order_id=buy.id,
-            sell_order_id=sell.id,
-            taker_side=t.taker_side.value,
-            buyer_fee_fen=t.maker_fee_fen if taker_sells else t.taker_fee_fen,
-            seller_fee_fen=t.taker_fee_fen if taker_sells else t.maker_fee_fen,
-            at=t.at,
-        )
-        ses.add(trade)
-        await ses.flush()
+        values: dict[str, Any] = {
+            "market_id": row.market_id,
+            "instrument_id": inst.id or 0,
+            "venue": venue,
+            "trade_date": row.trade_date,
+            "book_id": row.id,
+            "book_seq": t.seq,
+            "price_fen": t.price_fen,
+            "quantity": t.quantity,
+            "notional_fen": t.notional_fen,
+            "buyer_organisation_id": buy.organisation_id,
+            "seller_organisation_id": sell.organisation_id,
+            "buyer_account_id": buy.account_id,
+            "seller_account_id": sell.account_id,
+            "buy_order_id": buy.id,
+            "sell_order_id": sell.id,
+            "taker_side": t.taker_side.value,
+            "buyer_fee_fen": t.maker_fee_fen if taker_sells else t.taker_fee_fen,
+            "seller_fee_fen": t.taker_fee_fen if taker_sells else t.maker_fee_fen,
+            "block_trade_id": None,
+            "auction_id": None,
+            "at": t.at,
+        }
+        trade_id = (await ses.execute(_INSERT_TRADE, values)).scalar_one()
+        trade = Trade(id=trade_id, **values)
         out.append(trade)
-        maker.filled_quantity += t.quantity
+        maker_filled = maker.filled_quantity + t.quantity
+        maker_remaining = maker.quantity - maker_filled - maker.cancelled_quantity
+        contribution = t.quantity if not taker_sells else t.notional_fen + t.maker_fee_fen
+        holder = await holder_account(ctx, ses, maker, inst)
+        await collect_and_rehold(ses, ids, maker, contribution, maker_remaining, row.scale, now, holder)
+        # Changed after the ledger's calls (which flush the session), so that the maker's row is written once.
+        maker.filled_quantity = maker_filled
         maker.updated_at = now
-        maker_remaining = maker.quantity - maker.filled_quantity - maker.cancelled_quantity
         if maker_remaining == 0:
             maker.status = Status.FILLED.value
-        contribution = t.quantity if not taker_sells else t.notional_fen + t.maker_fee_fen
-        await collect_and_rehold(ses, ids, maker, contribution, maker_remaining, row.scale, now)
-        await deliver(ctx, ses, ids, inst, trade, now)
+        await deliver(ctx, ses, ids, inst, trade, now, buyer_account=taker_account if not taker_sells else None)
     for mc in result.maker_cancels:
         maker = makers[mc.order_id]
         maker.cancelled_quantity += mc.quantity
@@ -206,8 +289,19 @@ async def settle(
         maker.cancel_reason = "self-trade"
         maker.updated_at = now
         await release(ses, maker, now)
-    await ses.flush()
+    if makers:
+        await ses.flush()
     return out
+
+
+async def holder_account(ctx: TradingContext, ses: AsyncSession, order: Order, inst: Instrument) -> tuple[int, str]:
+    """The ledger account (id, role) an order's holds are drawn from: its organisation's fund account for a buy,
+    its registry account's units for a sale (the account it was placed from, so it exists)."""
+    if order.side == Side.BUY.value:
+        return await ctx.accounts.fund(ses, order.organisation_id), clearing.FUND
+    acc = await ses.get(RegistryAccount, order.account_id)
+    assert acc is not None
+    return await units_ledger(ctx, ses, acc, inst), acc.type
 
 
 async def collect_and_rehold(
@@ -218,15 +312,16 @@ async def collect_and_rehold(
     remaining: int,
     scale: int,
     now: dt.datetime,
+    holder: tuple[int, str] | None = None,
 ) -> None:
-    """Post `amount` of the order's hold into clearing; hold what its remaining quantity needs again."""
+    """Post `amount` of the order's hold into clearing; hold what its remaining quantity needs again (from
+    `holder`, the ledger account the hold was drawn from, when known)."""
     assert order.hold_transfer_id is not None
     oid = order.id or 0
-    prior = await ses.get(LedgerTransfer, order.hold_transfer_id)
-    assert prior is not None
+    hold_id = order.hold_transfer_id
     await clearing.collect(
         ses,
-        hold_id=order.hold_transfer_id,
+        hold_id=hold_id,
         amount=amount,
         client_id=f"ord:{oid}:h{order.hold_count}:r",
         now=now,
@@ -236,6 +331,12 @@ async def collect_and_rehold(
     order.held_amount = 0
     if remaining <= 0:
         return
+    if holder is None:
+        prior = await ses.get(LedgerTransfer, hold_id)
+        assert prior is not None
+        from_id, role = prior.debit_account_id, None
+    else:
+        from_id, role = holder
     sells = order.side == Side.SELL.value
     held = remaining if sells else buy_hold_fen(order.hold_price_fen or 0, remaining, scale, order.hold_fee_bps)
     order.hold_count += 1
@@ -244,13 +345,14 @@ async def collect_and_rehold(
         ses,
         prefix=f"ord:{oid}",
         count=order.hold_count,
-        from_account_id=prior.debit_account_id,
+        from_account_id=from_id,
         clearing_id=ids.units_clearing_id if sells else ids.cny_clearing_id,
         asset_id=ids.units_asset_id if sells else ids.cny_asset_id,
         amount=held,
         now=now,
         ref=f"order:{oid}",
         funds=not sells,
+        holder_role=role,
     )
 
 
@@ -271,23 +373,45 @@ async def release(ses: AsyncSession, order: Order, now: dt.datetime) -> None:
 
 
 async def deliver(
-    ctx: TradingContext, ses: AsyncSession, ids: clearing.Ids, inst: Instrument, trade: Trade, now: dt.datetime
+    ctx: TradingContext,
+    ses: AsyncSession,
+    ids: clearing.Ids,
+    inst: Instrument,
+    trade: Trade,
+    now: dt.datetime,
+    *,
+    buyer_account: RegistryAccount | None = None,
 ) -> None:
-    buyer_acc = await ses.get(RegistryAccount, trade.buyer_account_id)
-    assert buyer_acc is not None
+    """Pay the trade out of clearing (`clearing.deliver`'s transfers, with the accounts handed to the ledger): units
+    to the buyer, the price less the seller's fee to the seller, both fees to the fee account."""
+    buyer_acc = buyer_account if buyer_account is not None else await ses.get(RegistryAccount, trade.buyer_account_id)
+    assert buyer_acc is not None and buyer_acc.id == trade.buyer_account_id
     buyer_units = await units_ledger(ctx, ses, buyer_acc, inst)
     seller_fund = await ctx.accounts.fund(ses, trade.seller_organisation_id)
-    await clearing.deliver(
-        ses,
-        ids,
-        clearing.Delivery(
-            trade_id=trade.id or 0,
-            quantity=trade.quantity,
-            notional_fen=trade.notional_fen,
-            buyer_fee_fen=trade.buyer_fee_fen,
-            seller_fee_fen=trade.seller_fee_fen,
-            buyer_units_account_id=buyer_units,
-            seller_fund_account_id=seller_fund,
-        ),
-        now,
-    )
+    trade_id = trade.id or 0
+    ref = f"trade:{trade_id}"
+    payouts = (
+        (f"trd:{trade_id}:units", ids.units_clearing_id, buyer_units, buyer_acc.type, ids.units_asset_id,
+         trade.quantity, "trade", True),
+        (f"trd:{trade_id}:funds", ids.cny_clearing_id, seller_fund, clearing.FUND, ids.cny_asset_id,
+         trade.notional_fen - trade.seller_fee_fen, "trade", False),
+        (f"trd:{trade_id}:fee", ids.cny_clearing_id, ids.fee_account_id, clearing.FEE, ids.cny_asset_id,
+         trade.buyer_fee_fen + trade.seller_fee_fen, "fee", False),
+    )  # fmt: skip
+    for client_id, from_id, to_id, to_role, asset_id, amount, code, serialised in payouts:
+        if amount <= 0:
+            continue
+        await ledger.create_transfer(
+            ses,
+            client_id=client_id,
+            debit_account_id=from_id,
+            credit_account_id=to_id,
+            asset_id=asset_id,
+            amount=amount,
+            code=code,
+            now=now,
+            ref=ref,
+            accounts=(_ref(from_id, asset_id, clearing.CLEARING), _ref(to_id, asset_id, to_role)),
+            serialised=serialised,
+            fresh_client_id=True,
+        )

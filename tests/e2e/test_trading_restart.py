@@ -32,7 +32,8 @@ async def test_a_new_instance_rebuilds_identical_books_and_trades_on(backend: st
             {"kind": "cea", "scheme": "national", "vintage": 2026, "quantity": "100000"},
         )
         tx = r.json()
-        assert (await env.post(f"/api/v1/transactions/{tx['id']}/approval", w.regulator2, {})).status_code == 200
+        approval = {"decision": "approve"}
+        assert (await env.post(f"/api/v1/transactions/{tx['id']}/approval", w.regulator2, approval)).status_code == 200
         instruments = {"listed": w.instrument_id, "continuous": tx["instrument_id"]}
         bank = await env.key(Role.BANK, name="结算银行")
         for mode, inst in instruments.items():

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from core.db import UnitOfWork
 from tests.trading.conftest import MONDAY_10, ServiceWorld, invariants, service_world
-from trading import clearing
 from trading import schemas as ts
 from trading import sequencer as sequencer_module
+from trading import settlement
 from trading.models import JournalEntry
 from trading.service import TradingService
 
@@ -43,19 +43,19 @@ async def test_a_failure_after_the_book_changed_rebuilds_the_book_from_the_journ
     maker = await t.place_order(sw.traders[0], _order(sw.instrument_id, sw.accounts[0], "sell", "50.00", 10), None)
     before = await t.book_snapshot(sw.instrument_id, MONDAY_10.date())
 
-    real = clearing.deliver
+    real = settlement.deliver
 
     async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("settlement failed half way")
 
-    monkeypatch.setattr(clearing, "deliver", broken)
+    monkeypatch.setattr(settlement, "deliver", broken)
     crossing = _order(sw.instrument_id, sw.accounts[1], "buy", "50.00", 4)
     with pytest.raises(RuntimeError):
         await t.place_order(sw.traders[1], crossing, None)
     # The matcher had filled 4 in memory; the unit of work rolled back, so the book is the journal's again.
     assert await t.book_snapshot(sw.instrument_id, MONDAY_10.date()) == before
     assert await _journal_seqs(sw) == [1]
-    monkeypatch.setattr(clearing, "deliver", real)
+    monkeypatch.setattr(settlement, "deliver", real)
     filled = await t.place_order(sw.traders[1], crossing, None)
     assert filled.status == "filled"
     assert (await t.get_order(sw.traders[0], maker.id)).remaining_base == 6

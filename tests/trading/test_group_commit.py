@@ -1,0 +1,369 @@
+"""Group commit of a book's commands (`trading.books.submit`): commands that arrive together run as one batch in one
+transaction, each in its own savepoint, and are answered after the one commit.
+
+- Concurrent placements give exactly what a sequential run of the same journal order gives: the trades, every
+  order's outcome and every balance (against a second, sequential world, and against the journal's replay).
+- A refused command inside a batch (insufficient funds, off the band, off the tick; or a failure after the book
+  had changed) rolls back alone; the others commit, the journal stays gapless and the book equals its replay.
+- A batch whose commit fails changes nothing: every caller gets 503, and the book is rebuilt from the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import event, select
+
+from core.db import Database, UnitOfWork
+from core.errors import AppError, ServiceUnavailable
+from core.models import LedgerAccount
+from registry.models import Instrument
+from registry.service import OWNER
+from server.migrate import create_schema
+from tests.trading.conftest import MONDAY_10, ServiceWorld, invariants, service_world
+from trading import books as books_module
+from trading import schemas as ts
+from trading import settlement
+from trading.domain.commands import Place
+from trading.domain.journal import decode, replay, replay_with_results
+from trading.models import BookDay, JournalEntry, Order, Trade
+from trading.sequencer import book_config
+
+DAY = MONDAY_10.date()
+
+
+def _order(sw: ServiceWorld, trader: int, side: str, quantity: int, price: str | None, kind: str = "limit") -> Any:
+    return ts.PlaceOrder(
+        instrument_id=sw.instrument_id,
+        account_id=sw.accounts[trader],
+        side=side,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
+        price=price,
+        quantity=str(quantity),
+    )
+
+
+def _stream(sw: ServiceWorld, n: int, seed: int) -> list[tuple[int, Any]]:
+    """Mixed placements by three traders around 50.00: limits that rest or cross, some IOC, FOK and market orders,
+    and crossings of a trader's own orders (self-trade prevention)."""
+    rng = random.Random(seed)
+    out: list[tuple[int, Any]] = []
+    for _ in range(n):
+        trader = rng.randrange(3)
+        side = rng.choice(["buy", "sell"])
+        roll = rng.random()
+        kind = "limit" if roll < 0.75 else "ioc" if roll < 0.85 else "fok" if roll < 0.93 else "market"
+        price = None if kind == "market" else f"{49 + rng.randint(0, 200) / 100:.2f}"
+        out.append((trader, _order(sw, trader, side, rng.randint(1, 40), price, kind)))
+    return out
+
+
+class BatchSizes:
+    """Records the size of every batch the books run."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        real = books_module._run_batch
+
+        async def recording(ctx: Any, book_id: int, batch: list[Any]) -> None:
+            self.sizes.append(len(batch))
+            await real(ctx, book_id, batch)
+
+        monkeypatch.setattr(books_module, "_run_batch", recording)
+
+
+async def _warm(sw: ServiceWorld) -> None:
+    """Open the day's book (and fill the process's caches) with an order far from the action, then cancel it."""
+    o = await sw.trading.place_order(sw.traders[0], _order(sw, 0, "sell", 1, "54.00"), None)
+    await sw.trading.cancel_order(sw.traders[0], o.id)
+
+
+async def _rows(db: Database, model: Any, order_by: Any) -> list[Any]:
+    async def work(uow: UnitOfWork) -> list[Any]:
+        return list((await uow.session.execute(select(model).order_by(order_by))).scalars())
+
+    return await db.read(work)
+
+
+async def _journal(db: Database) -> list[tuple[int, Any]]:
+    rows = await _rows(db, JournalEntry, JournalEntry.seq)
+    return [(r.seq, decode(json.loads(r.command))) for r in rows]
+
+
+async def _balances(sw: ServiceWorld) -> list[tuple[int, int, int, int]]:
+    """Per trader: (fund posted balance, fund held, units posted balance, units held)."""
+
+    async def work(uow: UnitOfWork) -> list[tuple[int, int, int, int]]:
+        ses = uow.session
+        inst = await ses.get(Instrument, sw.instrument_id)
+        assert inst is not None
+        out = []
+        for who, account_id in zip(sw.traders, sw.accounts, strict=True):
+            fund = (
+                await ses.execute(
+                    select(LedgerAccount).where(
+                        LedgerAccount.owner_kind == "fund", LedgerAccount.owner_id == who.organisation_id
+                    )
+                )
+            ).scalar_one()
+            units = (
+                await ses.execute(
+                    select(LedgerAccount).where(
+                        LedgerAccount.owner_kind == OWNER,
+                        LedgerAccount.owner_id == account_id,
+                        LedgerAccount.asset_id == inst.asset_id,
+                    )
+                )
+            ).scalar_one()
+            out.append(
+                (
+                    fund.credits_posted - fund.debits_posted,
+                    fund.debits_pending,
+                    units.credits_posted - units.debits_posted,
+                    units.debits_pending,
+                )
+            )
+        return out
+
+    return await sw.db.read(work)
+
+
+async def _outcome(sw: ServiceWorld, request_of: dict[int, int]) -> dict[str, Any]:
+    """Everything a run settled, keyed by request index and trader index (ids differ between worlds)."""
+    trader_of = {who.organisation_id: i for i, who in enumerate(sw.traders)}
+    orders = {
+        request_of[o.id]: (o.status, o.filled_quantity, o.cancelled_quantity, o.held_amount, o.cancel_reason)
+        for o in await _rows(sw.db, Order, Order.id)
+        if o.id in request_of
+    }
+    trades = [
+        (
+            request_of[t.buy_order_id],
+            request_of[t.sell_order_id],
+            trader_of[t.buyer_organisation_id],
+            trader_of[t.seller_organisation_id],
+            t.price_fen,
+            t.quantity,
+            t.taker_side,
+        )
+        for t in await _rows(sw.db, Trade, Trade.book_seq)
+        if t.buy_order_id in request_of and t.sell_order_id in request_of
+    ]
+    return {"orders": orders, "trades": trades, "balances": await _balances(sw)}
+
+
+async def _sound(sw: ServiceWorld) -> None:
+    assert await invariants(sw.db) == []
+    assert await sw.trading.reconcile() == []
+    seqs = [seq for seq, _ in await _journal(sw.db)]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_concurrent_placements_settle_exactly_as_a_sequential_run_of_the_journal_order(
+    service_db: tuple[Database, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3)
+    await _warm(sw)
+    journal_before = len(await _journal(db))
+    sizes = BatchSizes(monkeypatch)
+    requests = _stream(sw, 60, seed=7)
+    results = await asyncio.gather(
+        *(sw.trading.place_order(sw.traders[i], req, None) for i, req in requests), return_exceptions=True
+    )
+    assert max(sizes.sizes) > 1, sizes.sizes  # the placements really shared transactions
+    request_of = {r.id: k for k, r in enumerate(results) if not isinstance(r, BaseException)}
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, AppError) for r in refused), refused
+    await _sound(sw)
+
+    # The journal's order of the placements, and the book and trades its replay gives.
+    journal = (await _journal(db))[journal_before:]
+    placed = [c for _, c in journal]
+    assert all(isinstance(c, Place) for c in placed)
+    assert sorted(request_of) == sorted(c.order_id for c in placed)
+    row = (await _rows(db, BookDay, BookDay.id))[0]
+    everything = [c for _, c in await _journal(db)]
+    _, replayed = replay_with_results(everything, book_config(row))
+    replayed_trades = [
+        (t.seq, t.price_fen, t.quantity, t.buyer_order_id, t.seller_order_id) for r in replayed for t in r.trades
+    ]
+    settled = [
+        (t.book_seq, t.price_fen, t.quantity, t.buy_order_id, t.sell_order_id)
+        for t in await _rows(db, Trade, Trade.book_seq)
+    ]
+    assert settled == replayed_trades
+    assert await sw.trading.book_snapshot(sw.instrument_id, DAY) == replay(everything, book_config(row)).snapshot()
+
+    # A second world places the same requests one at a time, in the journal's order: it must settle the same.
+    ref_db = Database(f"sqlite+aiosqlite:///{tmp_path / 'sequential.db'}")
+    create_schema(ref_db.url)
+    try:
+        ref = await service_world(ref_db, clock, mode="continuous", traders=3)
+        await _warm(ref)
+        ref_request_of: dict[int, int] = {}
+        for command in placed:
+            k = request_of[command.order_id]
+            trader, req = requests[k]
+            ref_req = msgspec.structs.replace(req, instrument_id=ref.instrument_id, account_id=ref.accounts[trader])
+            out = await ref.trading.place_order(ref.traders[trader], ref_req, None)
+            ref_request_of[out.id] = k
+        assert await _outcome(ref, ref_request_of) == await _outcome(sw, request_of)
+        await _sound(ref)
+    finally:
+        await ref_db.dispose()
+
+
+async def test_a_refused_command_inside_a_batch_rolls_back_alone(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3, funds_yuan="1000.00")
+    t = sw.trading
+    await _warm(sw)
+    before = len(await _journal(db))
+    sizes = BatchSizes(monkeypatch)
+    requests = [
+        (0, _order(sw, 0, "sell", 10, "50.00")),  # rests
+        (1, _order(sw, 1, "buy", 100, "50.00")),  # needs 5,000 yuan of 1,000: insufficient-available
+        (1, _order(sw, 1, "buy", 4, "50.00")),  # crosses the sell
+        (2, _order(sw, 2, "buy", 5, "80.00")),  # outside the band
+        (2, _order(sw, 2, "sell", 3000, "50.00")),  # holds 2,000 units: insufficient-available
+        (2, _order(sw, 2, "buy", 6, "50.00")),  # crosses the rest of the sell
+    ]
+    results = await asyncio.gather(
+        *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+    )
+    assert sizes.sizes == [len(requests)]
+    problems = [r.problem.slug if isinstance(r, AppError) else None for r in results]
+    assert problems == [None, "insufficient-available", None, "outside-band", "insufficient-available", None]
+    sell, _, buy1, _, _, buy2 = results
+    assert isinstance(sell, ts.OrderOut) and isinstance(buy1, ts.OrderOut) and isinstance(buy2, ts.OrderOut)
+    assert (sell.journal_seq, buy1.journal_seq, buy2.journal_seq) == (before + 1, before + 2, before + 3)
+    assert (await t.get_order(sw.traders[0], sell.id)).status == "filled"
+    assert buy1.status == buy2.status == "filled"
+    # The refused orders left no row, no hold and no journal entry.
+    assert len([o for o in await _rows(db, Order, Order.id) if o.status != "cancelled"]) == 3
+    assert [seq for seq, _ in await _journal(db)][before:] == [before + 1, before + 2, before + 3]
+    await _sound(sw)
+
+
+async def test_a_failure_after_the_book_changed_inside_a_batch_rolls_back_that_command_and_rebuilds_the_book(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3)
+    t = sw.trading
+    await _warm(sw)
+    await t.place_order(sw.traders[0], _order(sw, 0, "sell", 10, "50.00"), None)
+    before = len(await _journal(db))
+    real = settlement.deliver
+    calls = 0
+
+    async def second_delivery_fails(*args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("settlement failed half way")
+        await real(*args, **kwargs)
+
+    monkeypatch.setattr(settlement, "deliver", second_delivery_fails)
+    sizes = BatchSizes(monkeypatch)
+    requests = [
+        (1, _order(sw, 1, "buy", 3, "50.00")),  # fills 3
+        (2, _order(sw, 2, "buy", 4, "50.00")),  # the book fills it, then its settlement fails: rolled back alone
+        (1, _order(sw, 1, "buy", 5, "50.00")),  # fills 5 of what is left (7), in the rebuilt book
+        (2, _order(sw, 2, "sell", 2, "51.00")),  # rests
+    ]
+    results = await asyncio.gather(
+        *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+    )
+    assert sizes.sizes == [len(requests)]
+    assert isinstance(results[1], RuntimeError)
+    done = [r for r in results if isinstance(r, ts.OrderOut)]
+    assert [r.filled_base for r in done] == [3, 5, 0]
+    assert [r.journal_seq for r in done] == [before + 1, before + 2, before + 3]
+    snapshot = await t.book_snapshot(sw.instrument_id, DAY)
+    row = (await _rows(db, BookDay, BookDay.id))[0]
+    assert snapshot == replay([c for _, c in await _journal(db)], book_config(row)).snapshot()
+    assert snapshot is not None and snapshot.trade_seq == 2  # the failed command's trade was never made
+    await _sound(sw)
+
+
+async def test_a_batch_whose_commit_fails_changes_nothing_and_the_book_is_rebuilt(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3)
+    t = sw.trading
+    await _warm(sw)
+    await t.place_order(sw.traders[0], _order(sw, 0, "sell", 10, "50.00"), None)
+    journal = await _journal(db)
+    orders, trades, balances = await _rows(db, Order, Order.id), await _rows(db, Trade, Trade.id), await _balances(sw)
+    book = await t.book_snapshot(sw.instrument_id, DAY)
+
+    failing = True
+
+    def commit_fails(conn: Any) -> None:
+        if failing:
+            raise RuntimeError("the disk is full")
+
+    sizes = BatchSizes(monkeypatch)
+    event.listen(db.engine.sync_engine, "commit", commit_fails)
+    requests = [
+        (1, _order(sw, 1, "buy", 4, "50.00")),
+        (2, _order(sw, 2, "buy", 6, "50.00")),
+        (2, _order(sw, 2, "sell", 5, "52.00")),
+        (1, _order(sw, 1, "buy", 500_000, "50.00")),  # refused in the batch; told the batch failed too
+    ]
+    try:
+        results = await asyncio.gather(
+            *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+        )
+    finally:
+        failing = False
+        event.remove(db.engine.sync_engine, "commit", commit_fails)
+    assert sizes.sizes == [len(requests)]
+    assert all(isinstance(r, ServiceUnavailable) and r.status == 503 for r in results), results
+    # Nothing changed: journal, orders, trades, balances; memory is the journal's book again.
+    assert await _journal(db) == journal
+    assert _order_rows(await _rows(db, Order, Order.id)) == _order_rows(orders)
+    assert len(await _rows(db, Trade, Trade.id)) == len(trades)
+    assert await _balances(sw) == balances
+    book_id = (await _rows(db, BookDay, BookDay.id))[0].id
+    assert t.ctx.sequencer.cached(book_id) is None  # dropped: the next use replays the journal
+    assert await t.book_snapshot(sw.instrument_id, DAY) == book
+    await _sound(sw)
+    # The same commands go through once the database commits again.
+    retried = await asyncio.gather(*(t.place_order(sw.traders[i], r, None) for i, r in requests[:3]))
+    assert [r.filled_base for r in retried] == [4, 6, 0]
+    await _sound(sw)
+
+
+async def test_batches_are_bounded_and_answer_in_journal_order(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3)
+    sw.trading.ctx.group_commit_max = 4
+    await _warm(sw)
+    before = len(await _journal(db))
+    sizes = BatchSizes(monkeypatch)
+    results = await asyncio.gather(
+        *(sw.trading.place_order(sw.traders[k % 3], _order(sw, k % 3, "sell", 1, "52.00"), None) for k in range(10))
+    )
+    assert sizes.sizes == [4, 4, 2]
+    # Commands are journalled in the order they were submitted.
+    assert [r.journal_seq for r in results] == list(range(before + 1, before + 11))
+    await _sound(sw)
+
+
+def _order_rows(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return [(o.id, o.status, o.filled_quantity, o.cancelled_quantity, o.hold_transfer_id, o.held_amount) for o in rows]

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.cache import CommittedCache
-from core.errors import AppError, Conflict, InvalidInput
+from core.errors import AppError, Conflict, InvalidInput, ServiceUnavailable
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
 from core.quantity import INT64_MAX
 
@@ -38,6 +38,7 @@ POST_PENDING = "post_pending"
 VOID_PENDING = "void_pending"
 
 ROLE_ISSUANCE = "issuance"
+BALANCE_UPDATE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -169,10 +170,22 @@ def _both_sides(pending: bool) -> Any:
                 credit_col.key: case((is_debit, credit_col), else_=credit_col + _AMOUNT),
             }
         )
+        .returning(_ACC.id)
     )
 
 
 _BOTH_SIDES = {pending: _both_sides(pending) for pending in (False, True)}
+_UNDO = {
+    (side, pending): update(LedgerAccount.__table__)
+    .where(_ACC.id == bindparam("account_id"))
+    .values({col.key: col - _AMOUNT})
+    for side, pending, col in (
+        ("debit", False, _ACC.debits_posted),
+        ("debit", True, _ACC.debits_pending),
+        ("credit", False, _ACC.credits_posted),
+        ("credit", True, _ACC.credits_pending),
+    )
+}
 _INSERT_TRANSFER = insert(LedgerTransfer.__table__).returning(LedgerTransfer.__table__.c.id)
 
 
@@ -185,12 +198,19 @@ async def _debit_and_credit(
     64 bits), and the statement must touch exactly two rows. The two row locks are taken by one statement, in the
     order its plan scans them, the same for every transaction on the same pair, so crossed transfers queue; a
     deadlock that PostgreSQL still reports (40P01) retries the unit of work."""
-    result = await session.execute(
-        _BOTH_SIDES[pending], {"debit_id": debit_id, "credit_id": credit_id, "amount": amount}
+    changed = (
+        (await session.execute(_BOTH_SIDES[pending], {"debit_id": debit_id, "credit_id": credit_id, "amount": amount}))
+        .scalars()
+        .all()
     )
-    # Fewer than two rows: a side refused. Half a transfer never stays: the caller raises, and the unit of work
-    # rolls the one updated row back with everything else.
-    return bool(result.rowcount == 2)
+    if len(changed) == 2:
+        return True
+    # A side refused. Half a transfer never stays, not even until the unit of work rolls back: the one row that
+    # changed is changed back at once (a caller may go on in the same transaction, e.g. after a savepoint).
+    for account_id in changed:
+        side = "debit" if account_id == debit_id else "credit"
+        await session.execute(_UNDO[(side, pending)], {"account_id": account_id, "amount": amount})
+    return False
 
 
 async def _debit_would_pass(session: AsyncSession, account_id: int, amount: int) -> bool:
@@ -286,15 +306,19 @@ async def create_transfer(
     debit, credit = accounts
     if (debit.id, credit.id) != (debit_account_id, credit_account_id) or any(a.asset_id != asset_id for a in accounts):
         raise AppError("assets-must-match", "Both accounts must hold the transfer's asset.", field="instrument_id")
-    if not await _debit_and_credit(session, debit_account_id, credit_account_id, amount, pending=pending):
-        # One of the two conditions failed; say which (the statement changed nothing).
+    for attempt in range(BALANCE_UPDATE_TRIES):
+        if await _debit_and_credit(session, debit_account_id, credit_account_id, amount, pending=pending):
+            break
+        # A side refused; say which. Under concurrency (PostgreSQL re-checks a row another transaction just
+        # changed) the balance may have moved again since: if both sides accept now, try the update again.
         for account_id, ok in (
             (debit_account_id, await _debit_would_pass(session, debit_account_id, amount)),
             (credit_account_id, await _credit_would_pass(session, credit_account_id, amount)),
         ):
             if not ok:
                 raise await _refuse(session, account_id, amount, field)
-        raise AssertionError("the balance update failed but both accounts accept it")
+        if attempt == BALANCE_UPDATE_TRIES - 1:
+            raise ServiceUnavailable("The balances are changing quickly; retry shortly.")
     transfer_id = (
         await session.execute(_INSERT_TRANSFER, {"client_id": client_id, "created_at": now, "ref": ref, **fields})
     ).scalar_one()

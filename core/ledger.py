@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -152,29 +152,17 @@ def _credit_condition(amount: Any) -> Any:
     )
 
 
-def _both_sides(pending: bool) -> Any:
-    debit_col = _ACC.debits_pending if pending else _ACC.debits_posted
-    credit_col = _ACC.credits_pending if pending else _ACC.credits_posted
-    debit_id: Any = bindparam("debit_id")
-    credit_id: Any = bindparam("credit_id")
-    is_debit = _ACC.id == debit_id
+def _one_side(side: str, pending: bool) -> Any:
+    col = getattr(_ACC, f"{side}s_{'pending' if pending else 'posted'}")
+    condition = _debit_condition(_AMOUNT) if side == "debit" else _credit_condition(_AMOUNT)
     return (
         update(LedgerAccount.__table__)
-        .where(
-            _ACC.id.in_([debit_id, credit_id]),
-            or_(and_(is_debit, _debit_condition(_AMOUNT)), and_(_ACC.id == credit_id, _credit_condition(_AMOUNT))),
-        )
-        .values(
-            {
-                debit_col.key: case((is_debit, debit_col + _AMOUNT), else_=debit_col),
-                credit_col.key: case((is_debit, credit_col), else_=credit_col + _AMOUNT),
-            }
-        )
-        .returning(_ACC.id)
+        .where(_ACC.id == bindparam("account_id"), condition)
+        .values({col.key: col + _AMOUNT})
     )
 
 
-_BOTH_SIDES = {pending: _both_sides(pending) for pending in (False, True)}
+_ONE_SIDE = {(side, pending): _one_side(side, pending) for side in ("debit", "credit") for pending in (False, True)}
 _UNDO = {
     (side, pending): update(LedgerAccount.__table__)
     .where(_ACC.id == bindparam("account_id"))
@@ -192,25 +180,23 @@ _INSERT_TRANSFER = insert(LedgerTransfer.__table__).returning(LedgerTransfer.__t
 async def _debit_and_credit(
     session: AsyncSession, debit_id: int, credit_id: int, amount: int, *, pending: bool
 ) -> bool:
-    """Both sides of a transfer in one conditional UPDATE of the two rows: it changes both or neither.
+    """Both sides of a transfer, each a conditional UPDATE (the debit side may not go below zero, neither side past
+    64 bits), in ascending id order, so that two crossed transfers lock the same rows in the same order and queue
+    instead of deadlocking. It changes both or neither: when the second side refuses, the first is changed back
+    at once (a caller may go on in the same transaction, e.g. after a savepoint).
 
-    Each row is updated only if its own condition holds (the debit side may not go below zero, neither side past
-    64 bits), and the statement must touch exactly two rows. The two row locks are taken by one statement, in the
-    order its plan scans them, the same for every transaction on the same pair, so crossed transfers queue; a
-    deadlock that PostgreSQL still reports (40P01) retries the unit of work."""
-    changed = (
-        (await session.execute(_BOTH_SIDES[pending], {"debit_id": debit_id, "credit_id": credit_id, "amount": amount}))
-        .scalars()
-        .all()
-    )
-    if len(changed) == 2:
-        return True
-    # A side refused. Half a transfer never stays, not even until the unit of work rolls back: the one row that
-    # changed is changed back at once (a caller may go on in the same transaction, e.g. after a savepoint).
-    for account_id in changed:
-        side = "debit" if account_id == debit_id else "credit"
-        await session.execute(_UNDO[(side, pending)], {"account_id": account_id, "amount": amount})
-    return False
+    (One UPDATE of both rows saved a statement but misbehaved under concurrency on PostgreSQL: its re-check of a
+    row another transaction had just changed refused transfers both sides could take, and crossed transfers
+    stalled under load. Two ordered statements are the proven path.)"""
+    done: list[tuple[str, int]] = []
+    for account_id, side in sorted([(debit_id, "debit"), (credit_id, "credit")]):
+        result = await session.execute(_ONE_SIDE[(side, pending)], {"account_id": account_id, "amount": amount})
+        if result.rowcount != 1:
+            for undo_side, undo_id in done:
+                await session.execute(_UNDO[(undo_side, pending)], {"account_id": undo_id, "amount": amount})
+            return False
+        done.append((side, account_id))
+    return True
 
 
 async def _debit_would_pass(session: AsyncSession, account_id: int, amount: int) -> bool:

@@ -111,9 +111,7 @@ class Accounts:
     async def settlement(self, ses: AsyncSession) -> int:
         # Role "issuance": the bank side is the one CNY source; its balance is minus the money inside the system.
         cny = await self.cny_asset_id(ses)
-        return await self.account_id(
-            ses, asset_id=cny, owner_kind=SETTLEMENT, owner_id=0, role=ledger.ROLE_ISSUANCE
-        )
+        return await self.account_id(ses, asset_id=cny, owner_kind=SETTLEMENT, owner_id=0, role=ledger.ROLE_ISSUANCE)
 
     async def units(self, ses: AsyncSession, *, asset_id: int, registry_account_id: int, role: str) -> int:
         """The ledger account of a registry account for one instrument (as `RegistryService.ledger_account`)."""
@@ -157,11 +155,21 @@ async def hold(
     ref: str,
     field: str = "quantity",
     what: str = "units",
+    holder_role: str | None = None,
 ) -> int:
     """Reserve `amount` of the holder's available balance (a pending transfer into clearing); its id.
 
-    Refuses with `insufficient-available` (409) naming what is short, in yuan for funds.
+    Refuses with `insufficient-available` (409) naming what is short, in yuan for funds. With `holder_role` (the
+    holder's ledger role, known to the caller) the ledger is handed both accounts and reads neither.
     """
+    accounts = (
+        None
+        if holder_role is None
+        else (
+            ledger.AccountRef(from_account_id, asset_id, holder_role),
+            ledger.AccountRef(clearing_id, asset_id, CLEARING),
+        )
+    )
     try:
         result = await ledger.create_transfer(
             ses,
@@ -175,6 +183,7 @@ async def hold(
             pending=True,
             ref=ref,
             field=field,
+            accounts=accounts,
             fresh_client_id=True,
         )
     except Conflict as exc:

@@ -126,12 +126,6 @@ async def check_sellable(
 
 
 @lru_cache(maxsize=4096)
-def _ref(account_id: int, asset_id: int, role: str) -> LedgerAccount:
-    """A stand-in for a ledger account's row, for `ledger.create_transfer(accounts=...)`: an account's id, asset and
-    role never change, so the transfer need not read the two rows back. Never added to a session."""
-    return LedgerAccount(id=account_id, asset_id=asset_id, owner_kind="", owner_id=0, role=role)
-
-
 async def hold(
     ses: AsyncSession,
     *,
@@ -149,53 +143,24 @@ async def hold(
 ) -> int:
     """Hold `amount` of the holder's available balance in clearing (a pending transfer); the hold's id.
 
-    With `holder_role` (the holder's ledger role, known to the caller) the ledger is handed both accounts and reads
-    neither; the refusal is the same as `clearing.hold`'s (`insufficient-available`, in yuan for funds)."""
+    With `holder_role` (the holder's ledger role, known to the caller) the ledger reads neither account
+    (`clearing.hold`)."""
     if amount > INT64_MAX:
         raise AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field_name)
-    client_id = f"{prefix}:h{count}"
-    if holder_role is None:
-        return await clearing.hold(
-            ses,
-            client_id=client_id,
-            from_account_id=from_account_id,
-            clearing_id=clearing_id,
-            asset_id=asset_id,
-            amount=amount,
-            code="trade-hold",
-            now=now,
-            ref=ref,
-            field=field_name,
-            what="funds" if funds else "units",
-        )
-    try:
-        result = await ledger.create_transfer(
-            ses,
-            client_id=client_id,
-            debit_account_id=from_account_id,
-            credit_account_id=clearing_id,
-            asset_id=asset_id,
-            amount=amount,
-            code="trade-hold",
-            now=now,
-            pending=True,
-            ref=ref,
-            field=field_name,
-            accounts=(_ref(from_account_id, asset_id, holder_role), _ref(clearing_id, asset_id, clearing.CLEARING)),
-            fresh_client_id=True,
-        )
-    except Conflict as exc:
-        if exc.problem.slug != "insufficient-available" or not funds:
-            raise
-        have = int(exc.extra.get("available", 0))
-        raise Conflict(
-            "insufficient-available",
-            f"The fund account has {clearing.yuan(have)} yuan available; this needs {clearing.yuan(amount)} yuan. "
-            "Deposit first.",
-            field=field_name,
-            extra={"available": clearing.yuan(have), "requested": clearing.yuan(amount)},
-        ) from exc
-    return result.transfer.id or 0
+    return await clearing.hold(
+        ses,
+        client_id=f"{prefix}:h{count}",
+        from_account_id=from_account_id,
+        clearing_id=clearing_id,
+        asset_id=asset_id,
+        amount=amount,
+        code="trade-hold",
+        now=now,
+        ref=ref,
+        field=field_name,
+        what="funds" if funds else "units",
+        holder_role=holder_role,
+    )
 
 
 async def settle(
@@ -411,7 +376,10 @@ async def deliver(
             code=code,
             now=now,
             ref=ref,
-            accounts=(_ref(from_id, asset_id, clearing.CLEARING), _ref(to_id, asset_id, to_role)),
+            accounts=(
+                ledger.AccountRef(from_id, asset_id, clearing.CLEARING),
+                ledger.AccountRef(to_id, asset_id, to_role),
+            ),
             serialised=serialised,
             fresh_client_id=True,
         )

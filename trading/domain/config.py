@@ -76,9 +76,7 @@ class BookConfig:
         )
 
     @classmethod
-    def national_listed(
-        cls, prev_close_fen: int, is_working_day: WorkingDayTest | None, scale: int = 0
-    ) -> BookConfig:
+    def national_listed(cls, prev_close_fen: int, is_working_day: WorkingDayTest | None, scale: int = 0) -> BookConfig:
         """The national carbon market's listed agreement (挂牌协议) rules: ±10%, under 100,000 display units."""
         return cls(
             mode=BookMode.LISTED,

@@ -295,7 +295,12 @@ class EdgeMiddleware:
         self.clock_getter = clock_getter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if (
+            scope["type"] != ScopeType.HTTP
+            or scope["method"] not in ("POST", "PUT", "PATCH")
+            or not scope["path"].startswith("/api/")
+        ):
+            # Pages (web/) post forms under CSRF protection; the app's body limit still holds for them.
             await self.app(scope, receive, send)
             return
         settings = self.settings_getter()

@@ -177,13 +177,53 @@ async def authenticate_jwt(session: AsyncSession, token: str, secrets: Sequence[
     return _identity(p)
 
 
-async def login(session: AsyncSession, username: str, password: str) -> Principal:
+# Sign-in throttling: after LOCK_AFTER consecutive wrong passwords a user is locked for LOCK_S seconds (the API's
+# token route and the browser's sign-in share it). A right password resets the count.
+LOCK_AFTER = 5
+LOCK_S = 900
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    principal: Principal | None
+    locked_until: dt.datetime | None = None
+
+
+async def check_login(session: AsyncSession, username: str, password: str, now: dt.datetime) -> LoginResult:
+    """Check a username and password and record the outcome (failure count, lock). Run it in a unit of work that
+    commits, and refuse afterwards (`refuse_login`): raising inside would roll the count back."""
     p = (await session.execute(select(Principal).where(Principal.username == username))).scalar_one_or_none()
-    if (
-        p is None
-        or p.password_hash is None
-        or p.revoked_at is not None
-        or not verify_password(p.password_hash, password)
-    ):
-        raise AppError("unauthenticated", "Unknown user or wrong password.")
-    return p
+    if p is None or p.password_hash is None or p.revoked_at is not None:
+        verify_password(_DUMMY_HASH, password)  # the same work as for a known user: no timing oracle
+        return LoginResult(None)
+    if p.locked_until is not None and p.locked_until > now:
+        return LoginResult(None, p.locked_until)
+    if not verify_password(p.password_hash, password):
+        p.failed_logins += 1
+        if p.failed_logins >= LOCK_AFTER:
+            p.locked_until = now + dt.timedelta(seconds=LOCK_S)
+            p.failed_logins = 0
+        session.add(p)
+        return LoginResult(None, p.locked_until if p.locked_until and p.locked_until > now else None)
+    if p.failed_logins or p.locked_until is not None:
+        p.failed_logins = 0
+        p.locked_until = None
+        session.add(p)
+    return LoginResult(p)
+
+
+def refuse_login(result: LoginResult, now: dt.datetime) -> Principal:
+    """The principal of a successful check, or the refusal: 429 with Retry-After while locked, else 401."""
+    if result.principal is not None:
+        return result.principal
+    if result.locked_until is not None:
+        wait = max(1, int((result.locked_until - now).total_seconds()))
+        raise AppError(
+            "sign-in-locked",
+            f"Too many wrong passwords: try again in {(wait + 59) // 60} minutes.",
+            headers={"Retry-After": str(wait)},
+        )
+    raise AppError("unauthenticated", "Unknown user or wrong password.")
+
+
+_DUMMY_HASH = hash_password("not-a-password-of-anyone")

@@ -118,6 +118,20 @@ class Principal(SQLModel, table=True):
     key_hash: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = Field(sa_type=DateTimeUTC)
     revoked_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+    # Sign-in throttling (core.identity.check_login): consecutive wrong passwords, and the lock they set.
+    failed_logins: int = Field(default=0)
+    locked_until: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in person's browser session (web/). The cookie carries a random token; only its SHA-256 is stored,
+    so a copy of the table signs nobody in. Deleted at sign-out; refused after the idle or absolute limit."""
+
+    __tablename__ = "web_session"
+    id: str = Field(primary_key=True, max_length=64)
+    principal_id: int = Field(foreign_key="principal.id", index=True)
+    created_at: dt.datetime = Field(sa_type=DateTimeUTC)
+    last_seen_at: dt.datetime = Field(sa_type=DateTimeUTC)
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     # Where the audit linker appends signed checkpoints of the chain (keep it off the database's machine, or copy it
     # there). Unset: beside the embedded SQLite database; on PostgreSQL no checkpoints are written until it is set.
     audit_checkpoint_path: str | None = None
+    # Browser sessions (web/): signed out after this long without a request, and after the absolute limit anyway.
+    web_idle_s: int = 1800
+    web_max_s: int = 43_200
+    # Mark session and CSRF cookies Secure. Set it when the app is served behind TLS (any real deployment); the
+    # embedded default serves plain http on 127.0.0.1, where a Secure cookie would never be sent back.
+    cookie_secure: bool = False
     # A YAML file of holiday notices an operator has published beyond those shipped in core/holidays.yaml.
     holidays_path: str | None = None
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, get, post
+from litestar.config.csrf import CSRFConfig
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
@@ -18,7 +21,7 @@ from core.clock import Clock, SystemClock
 from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
 from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
-from core.identity import issue_jwt, login
+from core.identity import LoginResult, check_login, issue_jwt, refuse_login
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
@@ -29,9 +32,15 @@ from scheduler.api import CONTROLLERS as SCHEDULER_CONTROLLERS
 from scheduler.runner import Scheduler
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
+from web.app import ROUTES as WEB_ROUTES
+from web.app import SecurityHeaders, error_page, is_page, template_config
+from web.auth import SessionAuth, SignInRequired
+from web.pages import ROUTES as PAGE_ROUTES
 
 API_VERSION = "0.1.0"
-PUBLIC_PATHS = ["^/health", "^/ready", "^/schema", "^/problems", "^/api/v1/auth/token", "^/verify", "^/$"]
+# Bearer credentials are for the API; everything outside /api/ is public or a page behind the browser session.
+PUBLIC_PATHS = ["^/$", "^/(?!api/)[A-Za-z]", "^/api/v1/auth/token"]
+CSRF_EXEMPT = ["^/api/", "^/verify", "^/problems", "^/health", "^/ready", "^/schema"]
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,18 +81,39 @@ async def problem_type(slug: FromPath[str]) -> dict[str, Any]:
     operation_id="createToken",
     tags=["auth"],
     status_code=200,
-    responses=problem_responses(400, 401, 422),
+    responses=problem_responses(400, 401, 422, 429),
 )
 async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> TokenOut:
     state = request.app.state
     settings: Settings = state.settings
 
-    async def work(uow: UnitOfWork) -> str:
-        p = await login(uow.session, data.username, data.password)
-        return issue_jwt(p, state.jwt_secrets[0], state.clock.now(), settings.jwt_ttl_s)
+    now = state.clock.now()
 
-    token = await state.db.read(work)
+    async def work(uow: UnitOfWork) -> LoginResult:
+        return await check_login(uow.session, data.username, data.password, now)
+
+    p = refuse_login(await state.db.run(work), now)  # the failure count commits before the refusal
+    token = issue_jwt(p, state.jwt_secrets[0], now, settings.jwt_ttl_s)
     return TokenOut(access_token=token, token_type="Bearer", expires_in=settings.jwt_ttl_s)  # noqa: S106
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """The API's problem+json handlers, except on pages, where a person gets the same refusal as a page."""
+
+    def for_pages(api_handler: Any) -> Any:
+        def handle(request: Request[Any, Any, Any], exc: Exception) -> Any:
+            return error_page(request, exc) if is_page(request.url.path) else api_handler(request, exc)
+
+        return handle
+
+    handlers: dict[Any, Any] = {k: for_pages(v) for k, v in EXCEPTION_HANDLERS.items()}
+    handlers[SignInRequired] = error_page
+    return handlers
+
+
+def derive_secret(secret: str, purpose: str) -> str:
+    """A key for one purpose derived from the installation's secret (HMAC-SHA256): the CSRF key is not the JWT key."""
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def create_app(
@@ -115,6 +145,10 @@ def create_app(
         await db.dispose()
 
     middleware = [
+        SecurityHeaders,
+        DefineMiddleware(
+            SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
+        ),
         DefineMiddleware(BearerAuth, db_getter=get_db, secret_getter=lambda: secrets, exclude=PUBLIC_PATHS),
         DefineMiddleware(
             EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
@@ -132,10 +166,21 @@ def create_app(
             *INCENTIVES_CONTROLLERS,
             *FINANCE_CONTROLLERS,
             *SCHEDULER_CONTROLLERS,
+            *WEB_ROUTES,
+            *PAGE_ROUTES,
         ],
         state=state,
         middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+        template_config=template_config(),
+        csrf_config=CSRFConfig(
+            secret=derive_secret(secrets[0], "csrf"),
+            cookie_name="gr_csrf",
+            cookie_secure=settings.cookie_secure,
+            cookie_httponly=True,
+            cookie_samesite="strict",
+            exclude=CSRF_EXEMPT,
+        ),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         request_max_body_size=settings.max_body_bytes,

@@ -1,12 +1,14 @@
 """A small Jiangxi demo, seeded once into an empty database: the provincial ecology and environment department
 (two regulator keys, for four-eyes), an allocation account, two key emitters (a power plant in 南昌 and a cement
 plant in 九江), 2025 national allowances issued, approved and allocated, and each emitter trusting the other so
-that a transfer between them executes at once. Keys are printed once and kept in ./var/demo-keys.txt (0600)."""
+that a transfer between them executes at once; people who sign in to the workbench (regulators, auditor, finance
+bureau, bank, emitters' staff). Keys and passwords are printed once and kept in ./var/demo-keys.txt (0600)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,7 +16,7 @@ from sqlalchemy import select
 from core.audit import make_flusher
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
-from core.identity import Identity, Role, create_api_key, create_organisation
+from core.identity import Identity, Role, create_api_key, create_organisation, create_user
 from core.settings import get_settings
 from registry import schemas as s
 from registry.models import Enterprise, TrustedAccount
@@ -23,6 +25,32 @@ from registry.service import RegistryService
 KEYS_FILE = Path("var/demo-keys.txt")
 POWER = ("91360100MA35F0XK2T", "江西赣能示范电厂", "南昌", "D4411")
 CEMENT = ("91360400MA35G1YL33", "九江示范水泥有限公司", "九江", "C3011")
+
+
+async def demo_people(
+    uow: UnitOfWork, keys: dict[str, tuple[int, int, str]], now: dt.datetime
+) -> list[tuple[str, str, str]]:
+    """Staff users for every kind of person, each with a random password shown once: the regulator's two officers,
+    an auditor, a finance bureau reviewer and approver, a bank officer and one staff member per demo emitter."""
+    bureau = await create_organisation(uow.session, "江西省财政厅", "finance", now)
+    bank = await create_organisation(uow.session, "中国银行江西省分行", "bank", now)
+    regulator_org = keys["regulator"][1]
+    people = [
+        ("regulator", Role.REGULATOR, regulator_org),
+        ("regulator2", Role.REGULATOR, regulator_org),
+        ("auditor", Role.AUDITOR, regulator_org),
+        ("reviewer", Role.FINANCE_REVIEWER, bureau.id or 0),
+        ("approver", Role.FINANCE_APPROVER, bureau.id or 0),
+        ("bank", Role.BANK, bank.id or 0),
+        ("power", Role.EMITTER, keys[POWER[0]][1]),
+        ("cement", Role.EMITTER, keys[CEMENT[0]][1]),
+    ]
+    out = []
+    for username, role, org_id in people:
+        password = secrets.token_urlsafe(12)
+        await create_user(uow.session, organisation_id=org_id, role=role, username=username, password=password, now=now)
+        out.append((username, role.value, password))
+    return out
 
 
 async def seed_demo() -> list[str]:
@@ -96,6 +124,8 @@ async def seed_demo() -> list[str]:
             None,
         )
 
+        people = await db.run(demo_people, keys, now)
+
         async def trust(uow: UnitOfWork) -> None:
             # Demo data: the mutual trust is seeded as already in force, skipping the four-working-day wait.
             (_, _, a), (_, _, b) = accounts
@@ -120,6 +150,9 @@ async def seed_demo() -> list[str]:
         ]
         for uscc, name, acc_id in accounts:
             lines.append(f"  {name} ({uscc}) holding account {acc_id}, emitter key: {keys[uscc][2]}")
+        lines.append("people who sign in at http://127.0.0.1:8000/ (username / password):")
+        for username, role, password in people:
+            lines.append(f"  {username:<18} {password}   {role}")
         KEYS_FILE.parent.mkdir(parents=True, exist_ok=True)
         KEYS_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
         os.chmod(KEYS_FILE, 0o600)

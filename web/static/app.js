@@ -1,0 +1,47 @@
+// greenrights workbench: charts from data attributes (no inline script, so the CSP can forbid it).
+// <canvas data-chart='{"type":"bar","data":{...},"options":{...}}'> becomes a Chart.js chart; a chart of
+// "type":"candlestick" is drawn as floating bars (low-high wick, open-close body) with a volume bar underneath.
+(function () {
+  "use strict";
+  function candlestick(spec) {
+    var bars = spec.bars || [];
+    var labels = bars.map(function (b) { return b.day; });
+    var up = "#1f7a4d", down = "#b3261e";
+    var colours = bars.map(function (b) { return b.close >= b.open ? up : down; });
+    return {
+      type: "bar",
+      data: {
+        labels: labels,
+        datasets: [
+          { label: spec.wickLabel || "high-low", data: bars.map(function (b) { return [b.low, b.high]; }),
+            backgroundColor: colours, barPercentage: 0.12, grouped: false, yAxisID: "price", order: 2 },
+          { label: spec.bodyLabel || "open-close", data: bars.map(function (b) { return [Math.min(b.open, b.close), Math.max(b.open, b.close) || b.close]; }),
+            backgroundColor: colours, barPercentage: 0.7, grouped: false, yAxisID: "price", order: 1 },
+          { label: spec.volumeLabel || "volume", data: bars.map(function (b) { return b.volume; }),
+            backgroundColor: "rgba(90,110,100,0.35)", yAxisID: "volume", order: 3 }
+        ]
+      },
+      options: {
+        maintainAspectRatio: false, animation: false,
+        plugins: { legend: { display: false } },
+        scales: {
+          price: { position: "left", stack: "k", stackWeight: 3, title: { display: true, text: spec.priceTitle || "" } },
+          volume: { position: "left", stack: "k", stackWeight: 1, beginAtZero: true, title: { display: true, text: spec.volumeTitle || "" } }
+        }
+      }
+    };
+  }
+  function draw(root) {
+    if (typeof Chart === "undefined") { return; }
+    (root || document).querySelectorAll("canvas[data-chart]").forEach(function (el) {
+      if (el.dataset.drawn) { return; }
+      var spec = JSON.parse(el.dataset.chart);
+      var config = spec.type === "candlestick" ? candlestick(spec) : spec;
+      config.options = Object.assign({ maintainAspectRatio: false, animation: false }, config.options || {});
+      new Chart(el, config);
+      el.dataset.drawn = "1";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { draw(document); });
+  document.addEventListener("htmx:afterSwap", function (e) { draw(e.target); });
+})();

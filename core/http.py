@@ -5,14 +5,31 @@ Order of work for a request: authenticate the bearer token (401), check the body
 415, 400: malformed JSON, duplicate keys, NaN, nesting too deep), then for value-moving POSTs claim the
 Idempotency-Key (400 missing, 409 in flight, 422 reused with another body, or replay the stored answer), then
 the route's guard (403), then the handler. A 5xx answer releases the key: a 5xx never changes state.
+
+What a write request costs the database: the key's record is looked up with one statement (outside a
+transaction on PostgreSQL). A key seen before is answered from that row (replay, 422, 409) without running the
+handler. A new key is claimed inside the service's own transaction: the claim (`_Claim`) rides in the first
+writing unit of work the request's task runs (`core.db.riding`), as its first statement, so the claim and the
+effect commit together or not at all, and a concurrent request with the same key waits on the unique index and
+then answers 409 in flight, as before. A refusal (4xx) from that unit of work rolls its writes back to a
+savepoint and still commits the claim, so the key stays taken by this request. The stored answer is one more
+statement after the handler and before the client gets the answer (so a retry always finds it): an UPDATE of the
+claimed row, or, when the handler wrote nothing, the INSERT of a finished row. So a transfer writes in two
+transactions (the service with its claim, then the answer) where it used four transactions, three of them
+writing (authentication, claim, service, answer).
+
+API keys: a key's principal comes from `CredentialCache` for a short TTL after a database lookup (see
+core/identity.py for what that means for revocation).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,12 +46,20 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import Database, UnitOfWork
+from core.db import Database, UnitOfWork, riding
 from core.errors import AppError
-from core.identity import Identity, Role, authenticate_api_key, authenticate_jwt
+from core.identity import (
+    CredentialCache,
+    Identity,
+    Role,
+    api_key_digest,
+    authenticate_api_key,
+    authenticate_jwt,
+)
 from core.models import IdempotencyRecord
 
 log = logging.getLogger("greenrights.http")
@@ -184,11 +209,18 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Callable[..., Response[Any]]] = 
 
 class BearerAuth(AbstractAuthenticationMiddleware):
     def __init__(
-        self, app: ASGIApp, db_getter: Callable[[], Database], secret_getter: Callable[[], Sequence[str]], **kw: Any
+        self,
+        app: ASGIApp,
+        db_getter: Callable[[], Database],
+        secret_getter: Callable[[], Sequence[str]],
+        credential_cache: CredentialCache | None = None,
+        **kw: Any,
     ):
         super().__init__(app, **kw)
         self.db_getter = db_getter
         self.secret_getter = secret_getter
+        # One cache per app, shared by every route's middleware instance (built by create_app).
+        self.credential_cache = credential_cache
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
@@ -197,6 +229,11 @@ class BearerAuth(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException("Send `Authorization: Bearer <API key or token>`.")
         token = token.strip()
         db = self.db_getter()
+        cache = self.credential_cache
+        digest = api_key_digest(token) if token.startswith("gr_") and cache is not None else None
+        ident = cache.get(digest) if cache is not None and digest is not None else None
+        if ident is not None:
+            return AuthenticationResult(user=ident, auth=token)
 
         async def _lookup(uow: UnitOfWork) -> Identity | None:
             if token.startswith("gr_"):
@@ -204,6 +241,8 @@ class BearerAuth(AbstractAuthenticationMiddleware):
             return await authenticate_jwt(uow.session, token, self.secret_getter())
 
         ident = await db.read(_lookup)
+        if ident is not None and cache is not None and digest is not None:
+            cache.put(digest, ident)
         if ident is None:
             raise NotAuthorizedException("The credential is unknown, expired, forged or revoked.")
         return AuthenticationResult(user=ident, auth=token)
@@ -382,13 +421,19 @@ class EdgeMiddleware:
         ).hexdigest()
         db = self.db_getter()
         now = self.clock_getter().now()
-        outcome = await _claim(db, ident.principal_id, key, request_hash, now)
-        if isinstance(outcome, tuple):
-            await _send_raw(send, outcome[0], outcome[1], outcome[2])
-            return
-        record_id = outcome
+        claim = _Claim(db, ident.principal_id, key, request_hash, now)
+        seen = await _lookup_key(db, ident.principal_id, key)
+        if seen is not None:
+            outcome = await _seen_before(db, seen, request_hash, now)
+            if isinstance(outcome, tuple):
+                await _send_raw(send, outcome[0], outcome[1], outcome[2])
+                return
+            claim.taken_over(outcome)
         scope.setdefault("state", {})["idempotency_key"] = f"{ident.principal_id}:{key}"
         captured: dict[str, Any] = {"status": 500, "body": [], "ctype": "application/json"}
+        # The answer is held back until it is stored, so that a client that has it and retries gets the replay
+        # (never 409 in flight for a request that has finished).
+        held: list[Message] = []
 
         async def capture_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -398,94 +443,248 @@ class EdgeMiddleware:
                         captured["ctype"] = v.decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
-            await self.app(scope, replay_receive, capture_send)
+            async with riding(claim):
+                await self.app(scope, replay_receive, capture_send)
         finally:
-            await _finish(db, record_id, captured)
+            claim.closed = True
+            try:
+                await _finish(db, claim, captured)
+            except Exception:
+                # The effect (if any) committed with the claim; a retry after the lease takes it over and the
+                # service answers from its request key. The client still gets the answer it is owed.
+                log.exception("could not store the answer for Idempotency-Key %r", key)
+        if claim.state == "lost":
+            # Another request with this key claimed it first: whatever the handler answered (it wrote nothing), the
+            # client gets the in-flight refusal the claim always gave.
+            await _send_raw(send, *_IN_FLIGHT)
+            return
+        for message in held:
+            await send(message)
 
 
-async def _claim(
-    db: Database, principal_id: int, key: str, request_hash: str, now: dt.datetime
+_IN_FLIGHT_DETAIL = "Retry shortly."
+_IN_FLIGHT = (*_raw_problem(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key"), None)
+
+
+class _Claim:
+    """One request's hold on its Idempotency-Key: a `core.db.Rider` that inserts the key's in-flight row as the
+    first statement of the first writing unit of work the request's own task runs.
+
+    States: `pending` (not in the database yet), `committed` (its row exists: `record_id`), `lost` (another
+    request inserted the key first; every later writing unit of work of this request refuses, so it has no
+    effect, and its answer becomes 409 in flight)."""
+
+    def __init__(self, db: Database, principal_id: int, key: str, request_hash: str, now: dt.datetime) -> None:
+        self.db = db
+        self.task = asyncio.current_task()
+        self.state = "pending"
+        self.record_id: int | None = None
+        self.closed = False
+        self._boarded_id: int | None = None
+        self.values: dict[str, Any] = {
+            "principal_id": principal_id,
+            "key": key,
+            "request_hash": request_hash,
+            "state": "in_flight",
+            "created_at": now,
+            "lease_until": now + dt.timedelta(seconds=IDEMPOTENCY_LEASE_S),
+        }
+
+    def taken_over(self, record_id: int) -> None:
+        """The key's row exists already and this request took its expired lease over."""
+        self.state = "committed"
+        self.record_id = record_id
+
+    def wants(self, db: Database) -> bool:
+        return (
+            db is self.db
+            and not self.closed
+            and self.state in ("pending", "lost")
+            and asyncio.current_task() is self.task
+        )
+
+    async def board(self, session: AsyncSession) -> None:
+        if self.state == "lost":
+            raise AppError("idempotency-key-in-flight", _IN_FLIGHT_DETAIL, field="Idempotency-Key")
+        try:
+            result = await session.execute(insert(IdempotencyRecord.__table__).values(**self.values))
+        except IntegrityError:
+            # Another request with the same key inserted first (and, on PostgreSQL, committed while this one waited
+            # on the unique index).
+            self.state = "lost"
+            raise AppError("idempotency-key-in-flight", _IN_FLIGHT_DETAIL, field="Idempotency-Key") from None
+        self._boarded_id = int(result.inserted_primary_key[0])
+
+    def committed(self) -> None:
+        self.state = "committed"
+        self.record_id = self._boarded_id
+
+
+_SEEN_COLUMNS = (
+    IdempotencyRecord.id,
+    IdempotencyRecord.request_hash,
+    IdempotencyRecord.state,
+    IdempotencyRecord.response_status,
+    IdempotencyRecord.response_body,
+    IdempotencyRecord.response_type,
+    IdempotencyRecord.lease_until,
+)
+
+
+async def _lookup_key(db: Database, principal_id: int, key: str) -> Row[Any] | None:
+    rows = await db.execute_once(
+        select(*_SEEN_COLUMNS).where(IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.key == key),
+        readonly=True,
+    )
+    return rows[0] if rows else None
+
+
+async def _seen_before(
+    db: Database, rec: Row[Any], request_hash: str, now: dt.datetime
 ) -> int | tuple[int, bytes, str | None]:
-    async def claim(uow: UnitOfWork) -> int | tuple[int, bytes, str | None]:
-        s = uow.session
-        rec = (
-            await s.execute(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.key == key
-                )
-            )
-        ).scalar_one_or_none()
-        lease = now + dt.timedelta(seconds=IDEMPOTENCY_LEASE_S)
-        if rec is None:
-            rec = IdempotencyRecord(
-                principal_id=principal_id,
-                key=key,
-                request_hash=request_hash,
-                state="in_flight",
-                created_at=now,
-                lease_until=lease,
-            )
-            s.add(rec)
-            await s.flush()
-            assert rec.id is not None
-            return rec.id
-        if rec.request_hash != request_hash:
-            return _refusal(
-                422,
-                "idempotency-key-reused",
-                "This Idempotency-Key was used with another request; use a new key.",
-                "Idempotency-Key",
-            )
-        if rec.state == "done":
-            return (rec.response_status or 200, (rec.response_body or "").encode(), rec.response_type)
-        if rec.lease_until > now:
-            return _refusal(
-                409,
-                "idempotency-key-in-flight",
-                "A request with this key is still in progress; retry shortly.",
-                "Idempotency-Key",
-            )
-        # The first attempt died without an answer; its effects (if any) are keyed by the same request key,
-        # so running again is safe. Take the lease over conditionally.
-        taken = await s.execute(
+    """The answer for a key that has a row already: a replay or a refusal, or the row's id when this request
+    takes over the lease of a first attempt that died without an answer."""
+    if rec.request_hash != request_hash:
+        return _refusal(
+            422,
+            "idempotency-key-reused",
+            "This Idempotency-Key was used with another request; use a new key.",
+            "Idempotency-Key",
+        )
+    if rec.state == "done":
+        return (rec.response_status or 200, (rec.response_body or "").encode(), rec.response_type)
+    if rec.lease_until > now:
+        return _refusal(
+            409,
+            "idempotency-key-in-flight",
+            "A request with this key is still in progress; retry shortly.",
+            "Idempotency-Key",
+        )
+
+    # The first attempt died without an answer; its effects (if any) are keyed by the same request key, so
+    # running again is safe. Take the lease over conditionally.
+    async def take_over(uow: UnitOfWork) -> bool:
+        taken = await uow.session.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.id == rec.id, IdempotencyRecord.lease_until == rec.lease_until)
-            .values(lease_until=lease)
+            .values(lease_until=now + dt.timedelta(seconds=IDEMPOTENCY_LEASE_S))
         )
-        if taken.rowcount != 1:
-            return _refusal(409, "idempotency-key-in-flight", "Retry shortly.", "Idempotency-Key")
-        assert rec.id is not None
-        return rec.id
+        return bool(taken.rowcount == 1)
 
-    try:
-        return await db.run(claim)
-    except IntegrityError:
-        # Another request with the same key inserted first.
-        return _refusal(409, "idempotency-key-in-flight", "Retry shortly.", "Idempotency-Key")
+    if not await db.run(take_over):
+        return _refusal(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key")
+    return int(rec.id)
 
 
-async def _finish(db: Database, record_id: int, captured: dict[str, Any]) -> None:
+async def _finish(db: Database, claim: _Claim, captured: dict[str, Any]) -> None:
+    """Store the answer for the key (batched with concurrent ones, `_AnswerWriter`), or release the key after a
+    5xx: one statement."""
     status = int(captured["status"])
+    if claim.state == "lost":
+        return  # the key belongs to another request; this one changed nothing
+    if status >= 500:
+        if claim.record_id is not None:
+            await db.execute_once(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id))
+        return
+    answer = {
+        "state": "done",
+        "response_status": status,
+        "response_body": b"".join(captured["body"]).decode("utf-8", "replace"),
+        "response_type": captured["ctype"],
+    }
+    if claim.record_id is not None:
+        await _answers_for(db).store({"b_record_id": claim.record_id, **{f"b_{k}": v for k, v in answer.items()}})
+        return
+    # No writing unit of work took the claim (the handler refused before writing, or wrote nothing): the answer
+    # is the key's first row.
+    try:
+        await db.execute_once(insert(IdempotencyRecord.__table__).values({**claim.values, **answer}))
+    except IntegrityError:
+        # Another request with this key claimed it meanwhile; this one changed nothing, so nothing is lost.
+        return
 
-    async def finish(uow: UnitOfWork) -> None:
-        if status >= 500:
-            await uow.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
-            return
-        await uow.session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == record_id)
-            .values(
-                state="done",
-                response_status=status,
-                response_body=b"".join(captured["body"]).decode("utf-8", "replace"),
-                response_type=captured["ctype"],
-            )
-        )
 
-    await db.run(finish)
+_RECORDS = IdempotencyRecord.__table__
+# Core, not ORM, so that a batch runs as one executemany; bind names differ from the columns they set.
+_STORE_ANSWER = (
+    update(_RECORDS)
+    .where(_RECORDS.c.id == bindparam("b_record_id"))
+    .values(
+        state=bindparam("b_state"),
+        response_status=bindparam("b_response_status"),
+        response_body=bindparam("b_response_body"),
+        response_type=bindparam("b_response_type"),
+    )
+)
+
+
+class _AnswerWriter:
+    """Group commit of stored answers: the answers of requests that finish while one batch is being written go
+    together into the next one, in one transaction (on SQLite one turn of the write queue and one fsync instead of
+    one per request). The first request to arrive leads a batch; when it is written, a waiting request's batch
+    follows. Each request still waits for its own answer to be stored before its client gets it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self.busy = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def store(self, answer: dict[str, Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((answer, done))
+        if not self.busy:
+            self.busy = True
+            await self._write_batch()
+        await done
+
+    async def _write_batch(self) -> None:
+        batch, self.waiting = self.waiting, []
+        try:
+            if len(batch) == 1 and not self.db.sqlite:
+                await self.db.execute_once(_STORE_ANSWER, batch[0][0])
+            else:
+
+                async def write(uow: UnitOfWork) -> None:
+                    await uow.session.execute(_STORE_ANSWER, [a for a, _ in batch])
+
+                await self.db.run(write)
+        except Exception as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+        finally:
+            if self.waiting:
+                # Those who arrived meanwhile go next, without holding up the request that led this batch.
+                task = asyncio.get_running_loop().create_task(self._write_batch())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                self.busy = False
+
+
+# One answer writer per database and event loop (a test drives one database from two loops).
+_writers: weakref.WeakKeyDictionary[Database, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AnswerWriter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _answers_for(db: Database) -> _AnswerWriter:
+    per_loop = _writers.get(db)
+    if per_loop is None:
+        per_loop = _writers[db] = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    writer = per_loop.get(loop)
+    if writer is None:
+        writer = per_loop[loop] = _AnswerWriter(db)
+    return writer
 
 
 async def _send_raw(send: Send, status: int, body: bytes, ctype: str | None = None, *, replayed: bool = False) -> None:

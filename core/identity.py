@@ -4,6 +4,12 @@ Staff users log in with argon2id-hashed passwords and get short HS256 JWTs; mach
 (`gr_<prefix>_<secret>`, 256 random bits), shown once and stored as a SHA-256 hash beside a lookup prefix (a
 random 256-bit secret needs no slow hash). Both arrive as `Authorization: Bearer ...`. Deny by default: every
 route names the roles it allows, and every query is scoped to the caller's organisation.
+
+An API key's principal is remembered in the process for a short time (`CredentialCache`, 30 s by default) so that
+a machine client's every request does not read the principal table. The cost is stated plainly: a key revoked in
+the database keeps working in a process that used it recently for at most that TTL; a revocation made through
+`CredentialCache.forget_principal` in the same process takes effect at once. Staff JWTs are not cached (their
+principal is read on every request; the token itself lives `jwt_ttl_s`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -80,7 +87,7 @@ def new_api_key() -> tuple[str, str, str]:
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = f"gr_{prefix}_{secret}"
-    return key, prefix, hashlib.sha256(key.encode()).hexdigest()
+    return key, prefix, api_key_digest(key)
 
 
 async def create_organisation(session: AsyncSession, name: str, kind: str, now: dt.datetime) -> Organisation:
@@ -132,6 +139,58 @@ def _identity(p: Principal) -> Identity:
     return Identity(principal_id=p.id, organisation_id=p.organisation_id, role=Role(p.role), label=p.label)
 
 
+def api_key_digest(key: str) -> str:
+    """The stored form of an API key (SHA-256, hex): what the database keeps and what the cache is keyed by."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+API_KEY_CACHE_TTL_S = 30.0
+
+
+class CredentialCache:
+    """API-key principals this process authenticated in the last `ttl_s` seconds, keyed by the key's SHA-256.
+
+    Only successes are remembered (an unknown or revoked key is looked up every time, so a flood of bad keys
+    cannot fill memory, and a key never answers from here after a lookup refused it). At most `size_max` entries;
+    the oldest go first. `ttl_s <= 0` turns the cache off."""
+
+    def __init__(
+        self, ttl_s: float = API_KEY_CACHE_TTL_S, size_max: int = 10_000, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.size_max = size_max
+        self.now = now  # a monotonic clock (tests pass their own)
+        self._entries: dict[str, tuple[float, Identity]] = {}
+
+    def get(self, digest: str) -> Identity | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[0] <= self.now():
+            self._entries.pop(digest, None)
+            return None
+        return entry[1]
+
+    def put(self, digest: str, ident: Identity) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= self.size_max:
+            now = self.now()
+            for d in [d for d, (until, _) in self._entries.items() if until <= now]:
+                del self._entries[d]
+            while len(self._entries) >= self.size_max:
+                del self._entries[next(iter(self._entries))]
+        self._entries[digest] = (self.now() + self.ttl_s, ident)
+
+    def forget_principal(self, principal_id: int) -> None:
+        """Stop honouring every cached key of this principal in this process (call it when revoking one)."""
+        for d in [d for d, (_, ident) in self._entries.items() if ident.principal_id == principal_id]:
+            del self._entries[d]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 async def authenticate_api_key(session: AsyncSession, key: str) -> Identity | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != "gr":
@@ -139,7 +198,7 @@ async def authenticate_api_key(session: AsyncSession, key: str) -> Identity | No
     p = (await session.execute(select(Principal).where(Principal.key_prefix == parts[1]))).scalar_one_or_none()
     if p is None or p.key_hash is None or p.revoked_at is not None:
         return None
-    if not hmac.compare_digest(p.key_hash, hashlib.sha256(key.encode()).hexdigest()):
+    if not hmac.compare_digest(p.key_hash, api_key_digest(key)):
         return None
     return _identity(p)
 

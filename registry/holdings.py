@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ledger
@@ -20,7 +20,10 @@ from registry._common import OWNER, instrument_out, tx_out
 from registry.context import RegistryContext
 from registry.domain.instruments import KIND_RULES, Kind, unit_identifier
 from registry.models import Enterprise, Instrument, RegistryTransaction
-from registry.queries import visible_account, visible_tx
+from registry.queries import INSTRUMENTS, visible_account, visible_tx
+
+# The serial ranges a holding lists (the first ones by serial number).
+BLOCKS_SHOWN_MAX = 100
 
 
 async def list_holdings(ctx: RegistryContext, who: Identity, account_id: int) -> list[s.HoldingOut]:
@@ -37,20 +40,10 @@ async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s
             .order_by(Instrument.code)
         )
     ).all()
+    blocks_of = await _first_blocks(ses, [la.id or 0 for la, _ in rows])
     out = []
     for la, inst in rows:
-        blocks = (
-            (
-                await ses.execute(
-                    select(SerialBlock)
-                    .where(SerialBlock.ledger_account_id == la.id)
-                    .order_by(SerialBlock.serial_start)
-                    .limit(100)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        blocks = blocks_of.get(la.id or 0, [])
         scale = KIND_RULES[Kind(inst.kind)].scale
         balance = la.credits_posted - la.debits_posted
         out.append(
@@ -74,6 +67,46 @@ async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s
     return out
 
 
+async def _first_blocks(ses: AsyncSession, ledger_account_ids: list[int]) -> dict[int, list[SerialBlock]]:
+    """The first `BLOCKS_SHOWN_MAX` serial blocks of each ledger account, in one statement whatever the number of
+    holdings: a UNION ALL of one index range scan with its own LIMIT per account (not a query per holding)."""
+    if not ledger_account_ids:
+        return {}
+    by_serial = SerialBlock.serial_start
+    if len(ledger_account_ids) == 1:
+        # The common case (one unit class held): the plain range scan.
+        query: Any = (
+            select(SerialBlock)
+            .where(SerialBlock.ledger_account_id == ledger_account_ids[0])
+            .order_by(by_serial)
+            .limit(BLOCKS_SHOWN_MAX)
+        )
+    else:
+        firsts = union_all(
+            *(
+                select(
+                    select(SerialBlock.id)
+                    .where(SerialBlock.ledger_account_id == la_id)
+                    .order_by(by_serial)
+                    .limit(BLOCKS_SHOWN_MAX)
+                    .subquery()
+                    .c.id
+                )
+                for la_id in ledger_account_ids
+            )
+        )
+        query = (
+            select(SerialBlock)
+            .where(SerialBlock.id.in_(firsts))  # type: ignore[union-attr]
+            .order_by(SerialBlock.ledger_account_id, by_serial)
+        )
+    blocks = (await ses.execute(query)).scalars().all()
+    out: dict[int, list[SerialBlock]] = {}
+    for b in blocks:
+        out.setdefault(b.ledger_account_id, []).append(b)
+    return out
+
+
 async def list_account_transactions(
     ctx: RegistryContext, who: Identity, account_id: int, *, limit: int, before_id: int | None
 ) -> s.Page:
@@ -90,7 +123,16 @@ async def _transactions(
     if before_id is not None:
         q = q.where(RegistryTransaction.id < before_id)
     rows = (await ses.execute(q.order_by(RegistryTransaction.id.desc()).limit(limit + 1))).scalars().all()  # type: ignore[union-attr]
+    # The page's instruments in one read (not one per row) when the process cache does not hold them yet; kept
+    # referenced here, so that `tx_out` finds each in the session without a statement.
+    missing = {t.instrument_id for t in rows[:limit] if INSTRUMENTS.get(ses, t.instrument_id) is None}
+    loaded = (
+        (await ses.execute(select(Instrument).where(Instrument.id.in_(missing)))).scalars().all()  # type: ignore[union-attr]
+        if missing
+        else []
+    )
     items = [await tx_out(ses, t) for t in rows[:limit]]
+    del loaded
     return s.Page(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
 
 

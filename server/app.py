@@ -21,7 +21,7 @@ from core.clock import Clock, SystemClock
 from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
 from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
-from core.identity import LoginResult, check_login, issue_jwt, refuse_login
+from core.identity import API_KEY_CACHE_TTL_S, CredentialCache, LoginResult, check_login, issue_jwt, refuse_login
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
@@ -128,7 +128,10 @@ def create_app(
     db.audit_flusher = make_flusher(clock)
     services = build_services(db, clock)
     services["audit_checkpoints"] = checkpoints_for(settings)
-    state = State({"settings": settings, "jwt_secrets": secrets, **services})
+    # API-key principals are remembered for a short TTL (core/identity.py says what that means for revocation).
+    # The TTL is read from `settings.api_key_cache_ttl_s` when the settings define it.
+    credentials = CredentialCache(float(getattr(settings, "api_key_cache_ttl_s", API_KEY_CACHE_TTL_S)))
+    state = State({"settings": settings, "jwt_secrets": secrets, "credentials": credentials, **services})
     embed = settings.scheduler_embedded if embed_scheduler is None else embed_scheduler
     scheduler = Scheduler(services)
     state["scheduler"] = scheduler
@@ -149,7 +152,13 @@ def create_app(
         DefineMiddleware(
             SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
         ),
-        DefineMiddleware(BearerAuth, db_getter=get_db, secret_getter=lambda: secrets, exclude=PUBLIC_PATHS),
+        DefineMiddleware(
+            BearerAuth,
+            db_getter=get_db,
+            secret_getter=lambda: secrets,
+            credential_cache=credentials,
+            exclude=PUBLIC_PATHS,
+        ),
         DefineMiddleware(
             EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
         ),

@@ -186,6 +186,42 @@ def db_upgrade() -> None:
     asyncio.run(boot())
 
 
+def _serve(host: str | None, port: int | None, workers: int) -> int:
+    """uvicorn with the app factory (`server.app:create_app`), so that each of `workers` processes builds its own
+    app, engine and pool. SQLite allows one: its writers queue in one process (core/db.py) and the file has one
+    writer at a time anyway, so more processes would only poll each other's locks."""
+    import uvicorn
+
+    from core.db import is_sqlite
+    from core.secrets import jwt_secrets
+
+    s = get_settings()
+    host, port = host or s.host, port or s.port
+    if workers < 1:
+        print("greenrights serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1 and is_sqlite(s.database_url):
+        print(
+            f"greenrights serve: --workers {workers} refused: SQLite serves from one process (one writer at a time, "
+            "queued in that process). Run without --workers, or set GREENRIGHTS_DATABASE_URL to PostgreSQL "
+            "(docs/scaling.md).",
+            file=sys.stderr,
+        )
+        return 2
+    # Refuse a guessable secret here, once, before any worker starts (each would refuse it again and exit).
+    jwt_secrets(s)
+    if workers > 1 and s.scheduler_embedded:
+        print(
+            f"greenrights serve: each of the {workers} workers embeds the scheduler (safe: every job run claims a "
+            "row, but wasteful); set GREENRIGHTS_SCHEDULER_EMBEDDED=false and run `greenrights scheduler` once.",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(f"greenrights: API docs at http://{host}:{port}/schema/swagger", flush=True)
+    uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="greenrights", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -194,6 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_serve.add_argument("--host", default=None)
     p_serve.add_argument("--port", type=int, default=None)
+    p_serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes, each with its own connection pool (PostgreSQL only; SQLite serves with one)",
+    )
     p_db = sub.add_parser("db", help="database maintenance")
     p_db.add_argument("action", choices=["upgrade"])
     p_key = sub.add_parser("apikey", help="API keys for machine clients")
@@ -220,14 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "serve":
-        import uvicorn
-
-        from server.app import create_app
-
-        s = get_settings()
-        print(f"greenrights: API docs at http://{args.host or s.host}:{args.port or s.port}/schema/swagger", flush=True)
-        uvicorn.run(create_app(), host=args.host or s.host, port=args.port or s.port, log_level="info")
-        return 0
+        return _serve(args.host, args.port, args.workers)
     if args.cmd == "db":
         db_upgrade()
         print("database upgraded")

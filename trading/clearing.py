@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ledger
 from core.errors import Conflict
-from core.models import LedgerAccount
+from core.models import LedgerAccount, LedgerAsset
 from core.quantity import format_amount
 from registry.service import OWNER
 
@@ -53,7 +53,8 @@ class Accounts:
     """The ledger accounts clearing uses, found or created on first use, their ids cached per process.
 
     An id enters the cache only when the transaction that saw it commits (a SQLAlchemy `after_commit` hook on the
-    unit of work's session), so an account created by a unit of work that rolled back is never remembered.
+    unit of work's session), and never from the unit of work that created the row (as in core/cache.py): a
+    savepoint can roll the creation back while the transaction around it commits.
     """
 
     def __init__(self) -> None:
@@ -78,9 +79,13 @@ class Accounts:
         cached = self._ids.get(_CNY_KEY)
         if cached is not None:
             return cached
-        asset = await ledger.ensure_asset(ses, CNY, scale=CNY_SCALE, serialised=False)
-        self._remember(ses, _CNY_KEY, asset.id or 0)
-        return asset.id or 0
+        found = (await ses.execute(select(LedgerAsset.id).where(LedgerAsset.code == CNY))).scalar_one_or_none()
+        if found is None:
+            # Created here: not remembered by this unit of work (see `account_id`).
+            asset = await ledger.ensure_asset(ses, CNY, scale=CNY_SCALE, serialised=False)
+            return int(asset.id or 0)
+        self._remember(ses, _CNY_KEY, int(found))
+        return int(found)
 
     async def account_id(self, ses: AsyncSession, *, asset_id: int, owner_kind: str, owner_id: int, role: str) -> int:
         """The id of the owner's ledger account for the asset, created on first use (`ledger.ensure_account` is
@@ -96,12 +101,15 @@ class Accounts:
         )
         found = (await ses.execute(stmt)).scalar_one_or_none()
         if found is None:
+            # Created here (or by a concurrent first use): not remembered by this unit of work. A savepoint that
+            # rolls the creation back while the transaction commits (a refused command in a group commit) would
+            # otherwise leave the id of a row that does not exist, which SQLite hands to the next new account.
             account = await ledger.ensure_account(
                 ses, asset_id=asset_id, owner_kind=owner_kind, owner_id=owner_id, role=role
             )
-            found = account.id
-        self._remember(ses, key, int(found or 0))
-        return int(found or 0)
+            return int(account.id or 0)
+        self._remember(ses, key, int(found))
+        return int(found)
 
     async def fund(self, ses: AsyncSession, organisation_id: int) -> int:
         """The organisation's fund account in CNY."""

@@ -14,8 +14,8 @@ busy timeout still order writers of other processes (the CLI, a separate schedul
 
 A request may hand the first writing unit of work of its task a `Rider` (through `riding`): work that must commit
 with it, run first in its transaction. The HTTP edge uses it to claim the Idempotency-Key in the same transaction
-as the service's effect (core/http.py). When the unit of work refuses with a 4xx `AppError`, its own writes roll
-back to a savepoint and the rider's writes still commit; on any other failure nothing commits.
+as the service's effect (core/http.py). The rider shares the unit of work's fate: when the unit of work fails (a
+4xx refusal included) nothing of either commits, and the rider rides again in the next writing unit of work.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql import Executable
 
-from core.errors import AppError, ServiceUnavailable
+from core.errors import ServiceUnavailable
 
 T = TypeVar("T")
 
@@ -153,13 +153,6 @@ async def riding(rider: Rider) -> AsyncIterator[None]:
         _rider.reset(token)
 
 
-class _Refused(Exception):
-    """Internal: the unit of work refused with a 4xx after its rider boarded; commit the rider, then re-raise."""
-
-    def __init__(self, error: AppError) -> None:
-        self.error = error
-
-
 def _rows(result: Result[Any]) -> list[Row[Any]]:
     if isinstance(result, CursorResult) and not result.returns_rows:
         return []
@@ -222,14 +215,8 @@ class Database:
                 rider = None
             token = _sqlite_begin.set("BEGIN" if readonly else "BEGIN IMMEDIATE")
             try:
-                try:
-                    async with self._write_turn(readonly):
-                        result = await self._attempt(fn, args, kwargs, readonly=readonly, rider=rider)
-                except _Refused as refused:
-                    # The rider's writes committed without the unit of work's own: the refusal stands.
-                    if rider is not None:
-                        rider.committed()
-                    raise refused.error from None
+                async with self._write_turn(readonly):
+                    result = await self._attempt(fn, args, kwargs, readonly=readonly, rider=rider)
                 if rider is not None:
                     rider.committed()
                 return result
@@ -250,7 +237,6 @@ class Database:
     async def _attempt(
         self, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any, *, readonly: bool, rider: Rider | None
     ) -> T:
-        refusal: AppError | None = None
         async with self.sessions() as session, session.begin():
             if readonly and not self.sqlite:
                 # A read sees one snapshot (a balance and its serial blocks agree); SQLite's read
@@ -259,28 +245,16 @@ class Database:
                     execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
                 )
             uow = UnitOfWork(session)
-            if rider is None:
-                result = await fn(uow, *args, **kwargs)
-            else:
+            if rider is not None:
                 await rider.board(session)
-                savepoint = await session.begin_nested()
-                try:
-                    result = await fn(uow, *args, **kwargs)
-                except AppError as exc:
-                    if exc.status >= 500:
-                        raise
-                    # Undo the unit of work's own writes and forget its objects (so that nothing of it is
-                    # flushed at commit); the rider's writes commit when the block ends, then the refusal stands.
-                    await savepoint.rollback()
-                    session.expunge_all()
-                    uow.audit_events.clear()
-                    refusal = exc
-                else:
-                    await savepoint.commit()
+            # A unit of work nested in this one (same task) does not take the rider a second time.
+            token = _rider.set(None)
+            try:
+                result = await fn(uow, *args, **kwargs)
+            finally:
+                _rider.reset(token)
             if uow.audit_events and self.audit_flusher is not None:
                 await self.audit_flusher(uow)
-        if refusal is not None:
-            raise _Refused(refusal)
         return result
 
     async def read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:

@@ -11,12 +11,15 @@ transaction on PostgreSQL). A key seen before is answered from that row (replay,
 handler. A new key is claimed inside the service's own transaction: the claim (`_Claim`) rides in the first
 writing unit of work the request's task runs (`core.db.riding`), as its first statement, so the claim and the
 effect commit together or not at all, and a concurrent request with the same key waits on the unique index and
-then answers 409 in flight, as before. A refusal (4xx) from that unit of work rolls its writes back to a
-savepoint and still commits the claim, so the key stays taken by this request. The stored answer is one more
-statement after the handler and before the client gets the answer (so a retry always finds it): an UPDATE of the
-claimed row, or, when the handler wrote nothing, the INSERT of a finished row. So a transfer writes in two
-transactions (the service with its claim, then the answer) where it used four transactions, three of them
-writing (authentication, claim, service, answer).
+then answers 409 in flight, as before. A refusal (4xx) from that unit of work rolls the claim back with the rest.
+The stored answer is one more statement after the handler and before the client gets the answer (so a retry
+always finds it): an UPDATE of the claimed row, or, when no writing unit of work committed (a refusal, or a
+handler that writes nothing), the INSERT of a finished row; if another request with the key inserted its row
+meanwhile, this one changed nothing and its client gets 409 in flight. So a transfer writes in two transactions
+(the service with its claim, then the answer, batched with concurrent answers) where it used four transactions,
+three of them writing (authentication, claim, service, answer). The answer is not in the service's transaction
+because it exists only once the handler has returned; a crash between the two leaves the key in flight until its
+lease ends, and the retry then runs the handler again, which finds its first effect by the request key.
 
 API keys: a key's principal comes from `CredentialCache` for a short TTL after a database lookup (see
 core/identity.py for what that means for revocation).
@@ -603,8 +606,9 @@ async def _finish(db: Database, claim: _Claim, captured: dict[str, Any]) -> None
     try:
         await db.execute_once(insert(IdempotencyRecord.__table__).values({**claim.values, **answer}))
     except IntegrityError:
-        # Another request with this key claimed it meanwhile; this one changed nothing, so nothing is lost.
-        return
+        # Another request with this key claimed it meanwhile; this one changed nothing, and its client gets the
+        # in-flight refusal (a retry then finds the other request's answer).
+        claim.state = "lost"
 
 
 _RECORDS = IdempotencyRecord.__table__
@@ -652,10 +656,13 @@ class _AnswerWriter:
                     await uow.session.execute(_STORE_ANSWER, [a for a, _ in batch])
 
                 await self.db.run(write)
-        except Exception as exc:
+        except BaseException as exc:
+            # Also on cancellation of the leading request: the others of the batch must not wait for ever.
             for _, done in batch:
                 if not done.done():
-                    done.set_exception(exc)
+                    done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("answer batch cancelled"))
+            if not isinstance(exc, Exception):
+                raise
         else:
             for _, done in batch:
                 if not done.done():

@@ -49,11 +49,11 @@ def build_app(db: Database, gate: Gate) -> Litestar:
     async def add_org(uow: UnitOfWork, name: str) -> int:
         return (await create_organisation(uow.session, name, "test", clock.now())).id or 0
 
-    @post("/w", opt=IDEMPOTENT, status_code=201)
+    @post("/api/w", opt=IDEMPOTENT, status_code=201)
     async def write(data: dict[str, Any]) -> dict[str, Any]:
         return {"id": await db.run(add_org, str(data["name"])), "name": data["name"]}
 
-    @post("/refuse", opt=IDEMPOTENT, status_code=201)
+    @post("/api/refuse", opt=IDEMPOTENT, status_code=201)
     async def refuse(data: dict[str, Any]) -> dict[str, Any]:
         async def work(uow: UnitOfWork) -> None:
             await add_org(uow, str(data["name"]))
@@ -63,11 +63,11 @@ def build_app(db: Database, gate: Gate) -> Litestar:
         await db.run(work)
         return {}
 
-    @post("/nowrite", opt=IDEMPOTENT, status_code=201)
+    @post("/api/nowrite", opt=IDEMPOTENT, status_code=201)
     async def nowrite(data: dict[str, Any]) -> dict[str, Any]:
         raise AppError("not-found", "Nothing here; no unit of work ran.")
 
-    @post("/boom", opt=IDEMPOTENT, status_code=201)
+    @post("/api/boom", opt=IDEMPOTENT, status_code=201)
     async def boom(data: dict[str, Any]) -> dict[str, Any]:
         async def work(uow: UnitOfWork) -> None:
             await add_org(uow, str(data["name"]))
@@ -76,13 +76,13 @@ def build_app(db: Database, gate: Gate) -> Litestar:
         await db.run(work)
         return {}
 
-    @post("/two", opt=IDEMPOTENT, status_code=201)
+    @post("/api/two", opt=IDEMPOTENT, status_code=201)
     async def two(data: dict[str, Any]) -> dict[str, Any]:
         first = await db.run(add_org, f"{data['name']}-1")
         second = await db.run(add_org, f"{data['name']}-2")
         return {"ids": [first, second]}
 
-    @post("/slow", opt=IDEMPOTENT, status_code=201)
+    @post("/api/slow", opt=IDEMPOTENT, status_code=201)
     async def slow(data: dict[str, Any]) -> dict[str, Any]:
         async def work(uow: UnitOfWork) -> int:
             org = await add_org(uow, str(data["name"]))
@@ -172,8 +172,8 @@ async def edge(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 async def test_a_replay_returns_the_first_answer_and_one_effect(edge: Edge) -> None:
     name = f"w-{uuid.uuid4().hex[:8]}"
-    first = await edge.post("/w", {"name": name}, "k1")
-    again = await edge.post("/w", {"name": name}, "k1")
+    first = await edge.post("/api/w", {"name": name}, "k1")
+    again = await edge.post("/api/w", {"name": name}, "k1")
     assert first.status_code == 201 and "idempotent-replayed" not in first.headers
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
@@ -182,31 +182,31 @@ async def test_a_replay_returns_the_first_answer_and_one_effect(edge: Edge) -> N
 
 
 async def test_another_body_under_the_key_is_422_and_a_missing_key_400(edge: Edge) -> None:
-    assert (await edge.post("/w", {"name": "a"}, "k2")).status_code == 201
-    other = await edge.post("/w", {"name": "b"}, "k2")
+    assert (await edge.post("/api/w", {"name": "a"}, "k2")).status_code == 201
+    other = await edge.post("/api/w", {"name": "b"}, "k2")
     assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
-    missing = await edge.post("/w", {"name": "c"}, None)
+    missing = await edge.post("/api/w", {"name": "c"}, None)
     assert missing.status_code == 400 and missing.json()["type"] == "/problems/idempotency-key-missing"
     assert await edge.orgs("b") == 0 and await edge.orgs("c") == 0
 
 
 async def test_a_refusal_is_stored_and_nothing_of_its_unit_of_work_stays(edge: Edge) -> None:
     name = f"r-{uuid.uuid4().hex[:8]}"
-    first = await edge.post("/refuse", {"name": name}, "k3")
+    first = await edge.post("/api/refuse", {"name": name}, "k3")
     assert first.status_code == 409 and first.json()["type"] == "/problems/invalid-state"
     assert await edge.orgs(name) == 0  # the handler's write rolled back with its savepoint
     assert await edge.records() == [("k3", "done", 409)]  # the claim committed and holds the answer
-    again = await edge.post("/refuse", {"name": name}, "k3")
+    again = await edge.post("/api/refuse", {"name": name}, "k3")
     assert again.status_code == 409 and again.headers["idempotent-replayed"] == "true"
     assert again.content == first.content
     # The key is taken by the refused request: another body under it is still 422.
-    assert (await edge.post("/refuse", {"name": "other"}, "k3")).status_code == 422
+    assert (await edge.post("/api/refuse", {"name": "other"}, "k3")).status_code == 422
 
 
 async def test_an_answer_without_any_unit_of_work_is_stored_too(edge: Edge) -> None:
-    first = await edge.post("/nowrite", {"x": 1}, "k4")
+    first = await edge.post("/api/nowrite", {"x": 1}, "k4")
     assert first.status_code == 404
-    again = await edge.post("/nowrite", {"x": 1}, "k4")
+    again = await edge.post("/api/nowrite", {"x": 1}, "k4")
     assert again.status_code == 404 and again.headers["idempotent-replayed"] == "true"
     assert again.content == first.content
     assert await edge.records() == [("k4", "done", 404)]
@@ -214,18 +214,18 @@ async def test_an_answer_without_any_unit_of_work_is_stored_too(edge: Edge) -> N
 
 async def test_a_5xx_changes_nothing_and_releases_the_key(edge: Edge) -> None:
     name = f"b-{uuid.uuid4().hex[:8]}"
-    r = await edge.post("/boom", {"name": name}, "k5")
+    r = await edge.post("/api/boom", {"name": name}, "k5")
     assert r.status_code == 500
     assert await edge.orgs(name) == 0
     assert await edge.records() == []
     # Released: the same key now runs a request afresh.
-    ok = await edge.post("/w", {"name": name}, "k5")
+    ok = await edge.post("/api/w", {"name": name}, "k5")
     assert ok.status_code == 201 and "idempotent-replayed" not in ok.headers
 
 
 async def test_the_claim_commits_with_the_first_write_and_later_writes_run_as_usual(edge: Edge) -> None:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    r = await edge.post("/two", {"name": name}, "k6")
+    r = await edge.post("/api/two", {"name": name}, "k6")
     assert r.status_code == 201
     assert await edge.orgs(f"{name}-%") == 2
     assert await edge.records() == [("k6", "done", 201)]
@@ -233,11 +233,11 @@ async def test_the_claim_commits_with_the_first_write_and_later_writes_run_as_us
 
 async def test_a_second_request_while_the_first_is_in_flight_gets_409_and_then_the_replay(edge: Edge) -> None:
     name = f"s-{uuid.uuid4().hex[:8]}"
-    first = asyncio.create_task(edge.post("/slow", {"name": name}, "k7"))
+    first = asyncio.create_task(edge.post("/api/slow", {"name": name}, "k7"))
     await asyncio.wait_for(edge.gate.entered.wait(), 10)
     # The first holds its claim uncommitted inside its unit of work: the second passes the look-up, then waits
     # for the claim (the write queue on SQLite, the unique index on PostgreSQL) and loses it.
-    second = asyncio.create_task(edge.post("/slow", {"name": name}, "k7"))
+    second = asyncio.create_task(edge.post("/api/slow", {"name": name}, "k7"))
     await asyncio.sleep(0.3)
     edge.gate.release.set()
     a, b = await asyncio.wait_for(asyncio.gather(first, second), 20)
@@ -245,16 +245,16 @@ async def test_a_second_request_while_the_first_is_in_flight_gets_409_and_then_t
     assert b.status_code == 409 and b.json()["type"] == IN_FLIGHT and b.json()["field"] == "Idempotency-Key"
     assert "idempotent-replayed" not in b.headers
     assert await edge.orgs(name) == 1
-    late = await edge.post("/slow", {"name": name}, "k7")
+    late = await edge.post("/api/slow", {"name": name}, "k7")
     assert late.status_code == 201 and late.headers["idempotent-replayed"] == "true" and late.json() == a.json()
 
 
 async def test_answers_of_concurrent_requests_are_all_stored_and_replay(edge: Edge) -> None:
     # Answers finishing together are written in batches (one transaction each); every one must land.
     names = [f"c-{i}-{uuid.uuid4().hex[:6]}" for i in range(16)]
-    firsts = await asyncio.gather(*(edge.post("/w", {"name": n}, f"c{i}") for i, n in enumerate(names)))
+    firsts = await asyncio.gather(*(edge.post("/api/w", {"name": n}, f"c{i}") for i, n in enumerate(names)))
     assert [r.status_code for r in firsts] == [201] * 16
     assert sorted(await edge.records()) == sorted((f"c{i}", "done", 201) for i in range(16))
-    again = await asyncio.gather(*(edge.post("/w", {"name": n}, f"c{i}") for i, n in enumerate(names)))
+    again = await asyncio.gather(*(edge.post("/api/w", {"name": n}, f"c{i}") for i, n in enumerate(names)))
     assert all(r.headers.get("idempotent-replayed") == "true" for r in again)
     assert [r.json() for r in again] == [r.json() for r in firsts]

@@ -5,11 +5,11 @@ Staff users log in with argon2id-hashed passwords and get short HS256 JWTs; mach
 random 256-bit secret needs no slow hash). Both arrive as `Authorization: Bearer ...`. Deny by default: every
 route names the roles it allows, and every query is scoped to the caller's organisation.
 
-An API key's principal is remembered in the process for a short time (`CredentialCache`, 30 s by default) so that
-a machine client's every request does not read the principal table. The cost is stated plainly: a key revoked in
-the database keeps working in a process that used it recently for at most that TTL; a revocation made through
-`CredentialCache.forget_principal` in the same process takes effect at once. Staff JWTs are not cached (their
-principal is read on every request; the token itself lives `jwt_ttl_s`).
+An API key's principal is remembered in each server process for a short time (`CredentialCache`,
+`GREENRIGHTS_API_KEY_CACHE_TTL_S`, 30 s by default) so that a machine client's every request does not read the
+principal table. The cost, stated plainly: a key revoked in the database (revocation is a database change; no route
+revokes keys) keeps working for at most that TTL in a process that accepted it recently, and never after; 0 turns
+the cache off. Staff JWTs are not cached (their principal is read on every request; the token lives `jwt_ttl_s`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -144,51 +145,38 @@ def api_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-API_KEY_CACHE_TTL_S = 30.0
-
-
 class CredentialCache:
     """API-key principals this process authenticated in the last `ttl_s` seconds, keyed by the key's SHA-256.
 
-    Only successes are remembered (an unknown or revoked key is looked up every time, so a flood of bad keys
-    cannot fill memory, and a key never answers from here after a lookup refused it). At most `size_max` entries;
-    the oldest go first. `ttl_s <= 0` turns the cache off."""
+    Only successes are remembered: an unknown or revoked key is looked up every time, so a flood of bad keys cannot
+    fill memory. At most `size_max` entries; every entry lives `ttl_s`, so insertion order is expiry order and the
+    oldest goes first. `ttl_s <= 0` turns the cache off."""
 
-    def __init__(
-        self, ttl_s: float = API_KEY_CACHE_TTL_S, size_max: int = 10_000, now: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, ttl_s: float = 30.0, size_max: int = 10_000, now: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self.size_max = size_max
         self.now = now  # a monotonic clock (tests pass their own)
-        self._entries: dict[str, tuple[float, Identity]] = {}
+        self._entries: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
 
     def get(self, digest: str) -> Identity | None:
         entry = self._entries.get(digest)
         if entry is None:
             return None
         if entry[0] <= self.now():
-            self._entries.pop(digest, None)
+            del self._entries[digest]
             return None
         return entry[1]
 
     def put(self, digest: str, ident: Identity) -> None:
         if self.ttl_s <= 0:
             return
-        if len(self._entries) >= self.size_max:
-            now = self.now()
-            for d in [d for d, (until, _) in self._entries.items() if until <= now]:
-                del self._entries[d]
-            while len(self._entries) >= self.size_max:
-                del self._entries[next(iter(self._entries))]
+        self._entries.pop(digest, None)
+        while len(self._entries) >= self.size_max:
+            self._entries.popitem(last=False)
         self._entries[digest] = (self.now() + self.ttl_s, ident)
 
-    def forget_principal(self, principal_id: int) -> None:
-        """Stop honouring every cached key of this principal in this process (call it when revoking one)."""
-        for d in [d for d, (_, ident) in self._entries.items() if ident.principal_id == principal_id]:
-            del self._entries[d]
-
-    def clear(self) -> None:
-        self._entries.clear()
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 async def authenticate_api_key(session: AsyncSession, key: str) -> Identity | None:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     jwt_previous_secret: str | None = None
     jwt_ttl_s: int = 900
+    # An API key's principal is remembered this long per process: a key revoked in the database stops working within
+    # it (core/identity.py). 0 reads the principal on every request.
+    api_key_cache_ttl_s: float = 30.0
     # The scheduler runs inside `greenrights serve` for the single-machine default.
     scheduler_embedded: bool = True
     pdf_font_path: str | None = None

@@ -21,7 +21,7 @@ from core.clock import Clock, SystemClock
 from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
 from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
-from core.identity import API_KEY_CACHE_TTL_S, CredentialCache, LoginResult, check_login, issue_jwt, refuse_login
+from core.identity import CredentialCache, LoginResult, check_login, issue_jwt, refuse_login
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
@@ -129,8 +129,7 @@ def create_app(
     services = build_services(db, clock)
     services["audit_checkpoints"] = checkpoints_for(settings)
     # API-key principals are remembered for a short TTL (core/identity.py says what that means for revocation).
-    # The TTL is read from `settings.api_key_cache_ttl_s` when the settings define it.
-    credentials = CredentialCache(float(getattr(settings, "api_key_cache_ttl_s", API_KEY_CACHE_TTL_S)))
+    credentials = CredentialCache(settings.api_key_cache_ttl_s)
     state = State({"settings": settings, "jwt_secrets": secrets, "credentials": credentials, **services})
     embed = settings.scheduler_embedded if embed_scheduler is None else embed_scheduler
     scheduler = Scheduler(services)
@@ -149,9 +148,7 @@ def create_app(
 
     middleware = [
         SecurityHeaders,
-        DefineMiddleware(
-            SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
-        ),
+        DefineMiddleware(SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock),
         DefineMiddleware(
             BearerAuth,
             db_getter=get_db,

@@ -1,7 +1,7 @@
 """What one HTTP request costs the database, counted with SQLAlchemy's `before_cursor_execute` and `begin` events:
 a transfer's Idempotency-Key claim commits in the service's own transaction (two writing transactions per
 transfer: the service with its claim, then the stored answer), an API key is not read again within its cache TTL
-(and a revoked one stops at the TTL, or at once when forgotten), and listings read each instrument once, not once
+(and a revoked one stops at the TTL; the cache is bounded), and listings read each instrument once, not once
 per row (a 100-row history, a statement with its holdings)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import event, update
 
 from core.clock import FixedClock
 from core.db import UnitOfWork
-from core.identity import CredentialCache, Role
+from core.identity import CredentialCache, Identity, Role
 from core.models import Principal
 from core.settings import Settings
 from server.app import create_app
@@ -147,21 +147,20 @@ async def test_an_api_key_is_read_once_within_the_ttl_and_a_revocation_ends_it(e
     assert r.status_code == 401 and r.json()["type"] == "/problems/unauthenticated"
 
 
-async def test_forgetting_a_principal_revokes_its_cached_keys_at_once(env: Env) -> None:
-    cache: CredentialCache = env.app.state.credentials
-    key = await env.key(Role.AUDITOR)
-    assert (await env.get("/api/v1/instruments", key)).status_code == 200
-    prefix = key.split("_", 2)[1]
-
-    async def revoke(uow: UnitOfWork) -> int:
-        await uow.session.execute(
-            update(Principal).where(Principal.key_prefix == prefix).values(revoked_at=env.clock.now())
-        )
-        p = (await uow.session.execute(Principal.__table__.select().where(Principal.key_prefix == prefix))).one()  # type: ignore[attr-defined]
-        return int(p.id)
-
-    cache.forget_principal(await env.db.run(revoke))
-    assert (await env.get("/api/v1/instruments", key)).status_code == 401
+def test_the_credential_cache_holds_at_most_size_max_keys_and_drops_the_oldest() -> None:
+    now = [0.0]
+    cache = CredentialCache(ttl_s=30, size_max=3, now=lambda: now[0])
+    ident = Identity(principal_id=1, organisation_id=1, role=Role.AUDITOR, label="t")
+    for i in range(5):
+        now[0] += 1
+        cache.put(f"d{i}", ident)
+    assert len(cache) == 3
+    assert cache.get("d0") is None and cache.get("d1") is None and cache.get("d4") is ident
+    now[0] += 30
+    assert cache.get("d4") is None  # past its TTL
+    off = CredentialCache(ttl_s=0)
+    off.put("d", ident)
+    assert len(off) == 0 and off.get("d") is None
 
 
 async def test_an_unknown_key_is_looked_up_every_time_and_never_cached(env: Env) -> None:

@@ -44,6 +44,9 @@ _sqlite_begin: contextvars.ContextVar[str] = contextvars.ContextVar("_sqlite_beg
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
+# The longest a SQLite writer waits for its turn in the process's write queue before answering 503.
+WRITE_WAIT_S_MAX = 30.0
+
 
 def async_url(url: str) -> str:
     """Normalise a database URL to the async driver we ship (aiosqlite or psycopg 3)."""
@@ -199,12 +202,19 @@ class Database:
         if queue.holder is task:
             yield
             return
-        async with queue.lock:
-            queue.holder = task
-            try:
-                yield
-            finally:
-                queue.holder = None
+        try:
+            async with asyncio.timeout(WRITE_WAIT_S_MAX):
+                await queue.lock.acquire()
+        except TimeoutError:
+            # A limit on the wait (a writer that waits on a task of its own would otherwise wait for ever); nothing
+            # has been done yet, so the client may retry.
+            raise ServiceUnavailable("The database is busy; retry shortly.", retry_after_s=1) from None
+        queue.holder = task
+        try:
+            yield
+        finally:
+            queue.holder = None
+            queue.lock.release()
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
         """Run `fn(uow, *args, **kwargs)` as one transaction, retrying the whole of it on transient conflicts."""

@@ -1,6 +1,7 @@
 """On SQLite the writers of one process queue in the process (core/db.py): sixteen concurrent write units of work
 all commit, one at a time, in arrival order, without ever meeting SQLite's lock (proved with a busy timeout of 0
-and no retries, where a second writer at the file would fail at once). Readers do not queue behind them.
+and no retries, where a second writer at the file would fail at once). Readers do not queue behind them, and a
+writer that waits past the limit answers 503 having changed nothing.
 And `greenrights serve --workers N` refuses more than one process on SQLite, saying why."""
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core import db as db_module
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
+from core.errors import ServiceUnavailable
 from core.identity import create_organisation
 from core.models import Organisation
 from server.migrate import create_schema
@@ -77,6 +80,31 @@ async def test_a_reader_does_not_wait_for_the_write_queue(strict_db: Database) -
     release.set()
     await task
     assert await strict_db.read(reader) == 1
+
+
+async def test_a_writer_that_waits_past_the_limit_gets_503_and_changes_nothing(
+    strict_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "WRITE_WAIT_S_MAX", 0.05)
+    release = asyncio.Event()
+    holding = asyncio.Event()
+
+    async def writer(uow: UnitOfWork, name: str) -> None:
+        await create_organisation(uow.session, name, "test", SystemClock().now())
+        holding.set()
+        await release.wait()
+
+    first = asyncio.create_task(strict_db.run(writer, "first"))
+    await asyncio.wait_for(holding.wait(), 5)
+    with pytest.raises(ServiceUnavailable):
+        await strict_db.run(writer, "second")
+    release.set()
+    await first
+
+    async def names(uow: UnitOfWork) -> list[str]:
+        return list((await uow.session.execute(select(Organisation.name))).scalars().all())
+
+    assert await strict_db.read(names) == ["first"]
 
 
 def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ transfers, the ledger's invariants hold, and the bare balance equals the bare re
 The embedded scheduler is switched off in the served app (GREENRIGHTS_SCHEDULER_EMBEDDED=false), as the
 end-to-end tests do, so its periodic sweeps do not add noise.
 
-Usage: `python bench/http.py [--transfers N] [--holdings N] [--rounds R] [--connections C] [--workers W]
+Usage: `python -m bench.http_path [--transfers N] [--holdings N] [--rounds R] [--connections C] [--workers W]
 [--pg-url URL]`. SQLite (a temporary file) by default; with `--pg-url` the PostgreSQL database given (rows are
 added to it; only the benchmark's own scratch tables are dropped). The last line is
 `http_transfers_per_s=<n> http_vs_bare=<x> http_holdings_vs_bare=<y> p99_ms=<n>`.
@@ -43,10 +43,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-# This file shares its name with the standard library's `http` package, which httpx and uvicorn import: run as a
-# script, its own folder must not stay first on the path, or `import http` would find this file.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # run as a script (`python bench/http_path.py`), the repository is not on the path
 
 import httpx  # noqa: E402
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select, update  # noqa: E402

@@ -15,6 +15,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath, JSONBody
+from litestar.plugins.prometheus import PrometheusController
 
 from core.audit import checkpoints_for, make_flusher
 from core.clock import Clock, SystemClock
@@ -22,6 +23,7 @@ from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
 from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
 from core.identity import LoginResult, check_login, issue_jwt, refuse_login
+from core.observability import RequestId, prometheus_config
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
@@ -40,7 +42,15 @@ from web.pages import ROUTES as PAGE_ROUTES
 API_VERSION = "0.1.0"
 # Bearer credentials are for the API; everything outside /api/ is public or a page behind the browser session.
 PUBLIC_PATHS = ["^/$", "^/(?!api/)[A-Za-z]", "^/api/v1/auth/token"]
-CSRF_EXEMPT = ["^/api/", "^/verify", "^/problems", "^/health", "^/ready", "^/schema"]
+CSRF_EXEMPT = ["^/api/", "^/verify", "^/problems", "^/health", "^/ready", "^/schema", "^/metrics"]
+
+
+class MetricsController(PrometheusController):
+    """Prometheus metrics (`/metrics`): requests by operation and status, latencies, ledger transfers, trades, job
+    runs and idempotent replays. Serve it to the monitoring network only (docs/operations.md)."""
+
+    path = "/metrics"
+    include_in_schema = False
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -144,7 +154,10 @@ def create_app(
         scheduler.shutdown()
         await db.dispose()
 
+    metrics = prometheus_config()
     middleware = [
+        RequestId,
+        metrics.middleware,
         SecurityHeaders,
         DefineMiddleware(
             SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
@@ -166,6 +179,7 @@ def create_app(
             *INCENTIVES_CONTROLLERS,
             *FINANCE_CONTROLLERS,
             *SCHEDULER_CONTROLLERS,
+            MetricsController,
             *WEB_ROUTES,
             *PAGE_ROUTES,
         ],

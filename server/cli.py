@@ -222,11 +222,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "serve":
         import uvicorn
 
+        from core.observability import configure_logging
         from server.app import create_app
 
         s = get_settings()
-        print(f"greenrights: API docs at http://{args.host or s.host}:{args.port or s.port}/schema/swagger", flush=True)
-        uvicorn.run(create_app(), host=args.host or s.host, port=args.port or s.port, log_level="info")
+        configure_logging(s.log_json)
+        base = f"http://{args.host or s.host}:{args.port or s.port}"
+        print(f"greenrights: workbench at {base}/ , API docs at {base}/schema/swagger", flush=True)
+        uvicorn.run(create_app(), host=args.host or s.host, port=args.port or s.port, log_config=None)
         return 0
     if args.cmd == "db":
         db_upgrade()
@@ -270,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.cmd == "scheduler":
+        from core.observability import configure_logging
+
+        configure_logging(get_settings().log_json)
         asyncio.run(_run_scheduler())
         return 0
     if args.cmd == "demo":

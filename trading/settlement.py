@@ -29,6 +29,7 @@ from core.clock import business_date
 from core.errors import AppError, Conflict
 from core.identity import Identity
 from core.models import LedgerAccount, LedgerTransfer
+from core.observability import TRADES, count_on_commit
 from core.quantity import INT64_MAX
 from registry.domain import checks
 from registry.domain.instruments import Kind
@@ -390,6 +391,7 @@ async def deliver(
             "completed_at": now,
         },
     )
+    count_on_commit(ses, TRADES, venue=trade.venue)
     for client_id, from_id, to_id, to_role, asset_id, amount, code, serialised in payouts:
         if amount <= 0:
             continue

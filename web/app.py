@@ -45,7 +45,7 @@ HOME: dict[Role, str] = {
 }
 
 # Paths that are not pages: the API and the machine-facing endpoints keep their problem+json answers.
-NOT_PAGES = ("/api/", "/schema", "/problems", "/verify", "/health", "/ready")
+NOT_PAGES = ("/api/", "/schema", "/problems", "/verify", "/health", "/ready", "/metrics")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "

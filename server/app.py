@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
@@ -32,6 +33,7 @@ from registry.api import CONTROLLERS as REGISTRY_CONTROLLERS
 from registry.compliance.api import CONTROLLERS as COMPLIANCE_CONTROLLERS
 from scheduler.api import CONTROLLERS as SCHEDULER_CONTROLLERS
 from scheduler.runner import Scheduler
+from server.migrate import schema_problem
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
 from web.app import ROUTES as WEB_ROUTES
@@ -69,13 +71,31 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", operation_id="ready", tags=["ops"])
-async def ready(request: Request[Any, Any, Any]) -> dict[str, str]:
+@get("/ready", operation_id="ready", tags=["ops"], cache=False)
+async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """Ready to serve: the database answers, its schema is at this version's head migration, and (when embedded)
+    the scheduler runs. 503 with the failing check otherwise, so a load balancer keeps traffic away."""
+    state = request.app.state
+    checks: dict[str, str] = {}
+
     async def ping(uow: UnitOfWork) -> None:
         await uow.session.connection()
 
-    await request.app.state.db.read(ping)
-    return {"status": "ready"}
+    try:
+        await state.db.read(ping)
+        checks["database"] = "ok"
+    except Exception as exc:  # reported, not raised
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    problem = await asyncio.to_thread(schema_problem, state.settings.database_url)
+    checks["migrations"] = problem or "ok"
+    sched = state.scheduler
+    if state.embed_scheduler:
+        running = sched.aps is not None and sched.aps.running
+        checks["scheduler"] = "ok" if running else "not running"
+    else:
+        checks["scheduler"] = "external (greenrights scheduler)"
+    good = all(v == "ok" or v.startswith("external") for v in checks.values())
+    return Response({"status": "ready" if good else "not ready", "checks": checks}, status_code=200 if good else 503)
 
 
 @get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404))
@@ -142,6 +162,7 @@ def create_app(
     embed = settings.scheduler_embedded if embed_scheduler is None else embed_scheduler
     scheduler = Scheduler(services)
     state["scheduler"] = scheduler
+    state["embed_scheduler"] = embed
 
     def get_db() -> Database:
         return db
@@ -159,9 +180,7 @@ def create_app(
         RequestId,
         metrics.middleware,
         SecurityHeaders,
-        DefineMiddleware(
-            SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
-        ),
+        DefineMiddleware(SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock),
         DefineMiddleware(BearerAuth, db_getter=get_db, secret_getter=lambda: secrets, exclude=PUBLIC_PATHS),
         DefineMiddleware(
             EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock

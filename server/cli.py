@@ -224,12 +224,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from core.observability import configure_logging
         from server.app import create_app
+        from server.migrate import schema_problem
 
         s = get_settings()
+        app = create_app()  # refuses a guessable JWT secret first (core/secrets.py)
+        problem = schema_problem(s.database_url)
+        if problem:
+            print(f"greenrights serve: {problem}", file=sys.stderr)
+            return 1
         configure_logging(s.log_json)
         base = f"http://{args.host or s.host}:{args.port or s.port}"
         print(f"greenrights: workbench at {base}/ , API docs at {base}/schema/swagger", flush=True)
-        uvicorn.run(create_app(), host=args.host or s.host, port=args.port or s.port, log_config=None)
+        uvicorn.run(app, host=args.host or s.host, port=args.port or s.port, log_config=None)
         return 0
     if args.cmd == "db":
         db_upgrade()
@@ -274,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.cmd == "scheduler":
         from core.observability import configure_logging
+        from server.migrate import schema_problem
+
+        problem = schema_problem(get_settings().database_url)
+        if problem:
+            print(f"greenrights scheduler: {problem}", file=sys.stderr)
+            return 1
 
         configure_logging(get_settings().log_json)
         asyncio.run(_run_scheduler())

@@ -33,6 +33,7 @@ from registry.api import CONTROLLERS as REGISTRY_CONTROLLERS
 from registry.compliance.api import CONTROLLERS as COMPLIANCE_CONTROLLERS
 from scheduler.api import CONTROLLERS as SCHEDULER_CONTROLLERS
 from scheduler.runner import Scheduler
+from server.access import CONTROLLERS as ACCESS_CONTROLLERS
 from server.migrate import schema_problem
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
@@ -198,6 +199,7 @@ def create_app(
             *INCENTIVES_CONTROLLERS,
             *FINANCE_CONTROLLERS,
             *SCHEDULER_CONTROLLERS,
+            *ACCESS_CONTROLLERS,
             MetricsController,
             *WEB_ROUTES,
             *PAGE_ROUTES,

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from core.audit import checkpoints_for, link_and_verify, link_pending, make_flusher
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
+from core.errors import AppError
 from core.identity import Role, create_api_key, create_organisation, create_user
 from core.models import Organisation
 from core.settings import get_settings
@@ -95,6 +96,23 @@ async def _user(username: str, role: Role, enterprise: str | None, password: str
         )
         uow.audit("cli", "user.create", "principal", str(p.id), {"role": role.value, "username": username})
         return p.id or 0
+
+    try:
+        return await db.run(work)
+    finally:
+        await db.dispose()
+
+
+async def _apikey_revoke(prefix: str) -> str:
+    from core.identity import revoke_api_key
+
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> str:
+        p = await revoke_api_key(uow.session, prefix.removeprefix("gr_").split("_", 1)[0], None, SystemClock().now())
+        uow.audit("operator:cli", "apikey.revoke", "principal", str(p.id), {"prefix": p.key_prefix})
+        label = p.label or "no label"
+        return f"API key {p.key_prefix} ({p.role}, {label}) revoked at {p.revoked_at:%Y-%m-%d %H:%M} UTC"
 
     try:
         return await db.run(work)
@@ -197,8 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_db = sub.add_parser("db", help="database maintenance")
     p_db.add_argument("action", choices=["upgrade"])
     p_key = sub.add_parser("apikey", help="API keys for machine clients")
-    p_key.add_argument("action", choices=["create"])
-    p_key.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p_key.add_argument("action", choices=["create", "revoke"])
+    p_key.add_argument("prefix", nargs="?", default=None, help="revoke: the key's prefix (the 12 characters after gr_)")
+    p_key.add_argument("--role", default=None, choices=[r.value for r in Role])
     p_key.add_argument("--enterprise", default=None, metavar="USCC")
     p_key.add_argument("--label", default="")
     p_key.add_argument("--organisation", default=None, help="organisation name, e.g. one bank among several")
@@ -241,7 +260,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_upgrade()
         print("database upgraded")
         return 0
+    if args.cmd == "apikey" and args.action == "revoke":
+        if not args.prefix:
+            print("greenrights apikey revoke PREFIX: name the key's prefix", file=sys.stderr)
+            return 2
+        try:
+            print(asyncio.run(_apikey_revoke(args.prefix)))
+        except AppError as exc:
+            print(f"greenrights apikey revoke: {exc.detail}", file=sys.stderr)
+            return 1
+        return 0
     if args.cmd == "apikey":
+        if not args.role:
+            print("greenrights apikey create: --role is required", file=sys.stderr)
+            return 2
         key = asyncio.run(_apikey(Role(args.role), args.enterprise, args.label, args.organisation))
         print(f"API key for role {args.role} (shown once; store it now):")
         print(key)

@@ -15,6 +15,7 @@ from incentives.api import CONTROLLERS as INCENTIVES
 from registry.api import CONTROLLERS as REGISTRY
 from registry.compliance.api import CONTROLLERS as COMPLIANCE
 from scheduler.api import CONTROLLERS as SCHEDULER
+from server.access import CONTROLLERS as ACCESS
 from server.app import create_token
 from trading.api import CONTROLLERS as TRADING
 
@@ -39,7 +40,7 @@ class Operation:
 
 
 def _handlers() -> list[Any]:
-    return [*REGISTRY, *COMPLIANCE, *TRADING, *INCENTIVES, *FINANCE, *SCHEDULER]
+    return [*REGISTRY, *COMPLIANCE, *TRADING, *INCENTIVES, *FINANCE, *SCHEDULER, *ACCESS]
 
 
 @lru_cache(maxsize=1)

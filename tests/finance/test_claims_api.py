@@ -38,6 +38,16 @@ async def invariants(env: Any) -> None:
     assert await env.db.read(work) == []
 
 
+
+def save_artefact(name: str, content: bytes) -> None:
+    """Keep a rendered document as a test artefact (var/artefacts/) to look at."""
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[2] / "var" / "artefacts"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_bytes(content)
+
+
 async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_api(env) -> None:
     fw = await finance_world(env)
     ent = fw.ents[0]
@@ -76,7 +86,9 @@ async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_ap
 
     r = await env.get(f"{BASE}/claims/{c['id']}/decision-letter.pdf", ent["key"])
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    save_artefact("decision-letter.pdf", r.content)
     txt = pdf_text(r.content)
+    assert f"/verify/{code}" in txt.replace("\n", "")  # the QR code's address is printed beside it
     compact = txt.replace("\n", "").replace(" ", "")
     assert "财政补贴资金审核决定书" in compact
     assert "人民币壹佰贰拾万元整" in compact

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
+from litestar.response import Template
 
 from core.csvfile import csv_response
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
@@ -442,8 +443,13 @@ class VerifyController(Controller):
         responses=problem_responses(404),
         summary="Check a document's verification code without logging in",
     )
-    async def verify(self, request: Request[Any, Any, Any], code: str) -> s.VerificationOut:
-        return await letters.verify_document(ctx(request), code)
+    async def verify(self, request: Request[Any, Any, Any], code: str) -> Response[s.VerificationOut]:
+        """JSON for programs; a page for a person (a browser that opened the QR code's address)."""
+        out = await letters.verify_document(ctx(request), code)
+        accept = request.headers.get("accept", "")
+        if "text/html" in accept and ("json" not in accept or accept.find("text/html") < accept.find("json")):
+            return Template(template_name="verify.html", context={"doc": out})
+        return Response(out)
 
 
 CONTROLLERS: list[Any] = [

@@ -38,7 +38,7 @@ from server.migrate import schema_problem
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
 from web.app import ROUTES as WEB_ROUTES
-from web.app import SecurityHeaders, error_page, is_page, template_config
+from web.app import SecurityHeaders, error_page, is_page, template_config, wants_html
 from web.auth import SessionAuth, SignInRequired
 from web.pages import ROUTES as PAGE_ROUTES
 
@@ -133,7 +133,9 @@ def exception_handlers() -> dict[Any, Any]:
 
     def for_pages(api_handler: Any) -> Any:
         def handle(request: Request[Any, Any, Any], exc: Exception) -> Any:
-            return error_page(request, exc) if is_page(request.url.path) else api_handler(request, exc)
+            path = request.url.path
+            html = is_page(path) or (path.startswith("/verify/") and wants_html(request))
+            return error_page(request, exc) if html else api_handler(request, exc)
 
         return handle
 

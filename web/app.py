@@ -63,6 +63,13 @@ def is_page(path: str) -> bool:
     return not path.startswith(NOT_PAGES)
 
 
+def wants_html(request: Request[Any, Any, Any]) -> bool:
+    """A browser asking for a page (Accept names text/html before any JSON), not a program."""
+    accept = request.headers.get("accept", "")
+    html, json_ = accept.find("text/html"), accept.find("json")
+    return html >= 0 and (json_ < 0 or html < json_)
+
+
 class SecurityHeaders:
     """Security headers on every answer; the Content-Security-Policy (no inline script, no framing) on pages."""
 
@@ -73,15 +80,18 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(SECURITY_HEADERS)
-        if is_page(scope["path"]):
-            extra.append((b"content-security-policy", CSP.encode()))
-            extra.append((b"cache-control", b"no-store"))
+        page = is_page(scope["path"])
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
-                have = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in have)]
+                headers = message.get("headers", [])
+                have = {k.lower(): v for k, v in headers}
+                extra = list(SECURITY_HEADERS)
+                # Every HTML answer (pages, the public verification page) gets the CSP and is never cached.
+                if page or have.get(b"content-type", b"").startswith(b"text/html"):
+                    extra.append((b"content-security-policy", CSP.encode()))
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in have)]
             await send(message)
 
         await self.app(scope, receive, wrapped)

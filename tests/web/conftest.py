@@ -179,9 +179,9 @@ async def page(browser: Any) -> AsyncIterator[Any]:
     # A page's own status is the test's business; a script, stylesheet or fetch that fails is a broken page.
     p.on(
         "response",
-        lambda r: errors.append(f"{r.status} {r.url}")
-        if r.status >= 400 and r.request.resource_type != "document"
-        else None,
+        lambda r: (
+            errors.append(f"{r.status} {r.url}") if r.status >= 400 and r.request.resource_type != "document" else None
+        ),
     )
     try:
         yield p
@@ -204,5 +204,3 @@ async def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
-
-

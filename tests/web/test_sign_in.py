@@ -73,8 +73,11 @@ async def test_after_sign_in_only_a_local_next_is_followed(web_env: Env) -> None
     user, _ = await make_user(web_env, Role.REGULATOR)
     page = await web_env.client.get("/login")
     token = csrf_of(page.text)
-    for target, expected in (("https://evil.example/", "/compliance"), ("//evil.example", "/compliance"),
-                             ("/enterprises?x=1", "/enterprises?x=1")):
+    for target, expected in (
+        ("https://evil.example/", "/compliance"),
+        ("//evil.example", "/compliance"),
+        ("/enterprises?x=1", "/enterprises?x=1"),
+    ):
         r = await web_env.client.post(
             "/login",
             data={"username": user, "password": PASSWORD, "_csrf_token": token, "next": target},

@@ -1,7 +1,100 @@
-"""Pages: enterprise (being built)."""
+"""Pages for a key emitter's staff: the enterprise's accounts with holdings and serial ranges, recent transactions,
+statement PDFs, and consents for banks (grant, revoke, and every query a bank made under them)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-ROUTES: list[Any] = []
+from litestar import Request, Response, get, post
+from litestar.params import URLEncodedBody
+from litestar.response import Redirect, Template
+
+from core.errors import AppError, InvalidInput
+from core.identity import Role
+from finance import consents, green_credit
+from finance import schemas as fs
+from finance.context import FinanceContext
+from registry import enterprises, holdings
+from registry.context import RegistryContext
+from registry.pdf import render_statement
+from web.app import page
+from web.auth import identity, page_for
+
+EMITTER = (Role.EMITTER,)
+
+
+def rctx(request: Request[Any, Any, Any]) -> RegistryContext:
+    return request.app.state.registry.ctx  # type: ignore[no-any-return]
+
+
+def fctx(request: Request[Any, Any, Any]) -> FinanceContext:
+    return request.app.state.finance.ctx  # type: ignore[no-any-return]
+
+
+async def _home(request: Request[Any, Any, Any], status_code: int = 200, **extra: Any) -> Template:
+    who = identity(request)
+    ent, accounts = await enterprises.own_enterprise(rctx(request), who)
+    held = []
+    for acc in accounts:
+        rows = await holdings.list_holdings(rctx(request), who, acc.id)
+        page_ = await holdings.list_account_transactions(rctx(request), who, acc.id, limit=10, before_id=None)
+        held.append((acc, rows, page_.items))
+    my_consents = await consents.list_consents(fctx(request), who)
+    banks = await consents.list_banks(fctx(request), who)
+    queries = await green_credit.list_queries(fctx(request), who, 50)
+    return page(
+        request,
+        "enterprise/index.html",
+        status_code=status_code,
+        enterprise=ent,
+        accounts=held,
+        consents=my_consents,
+        banks=banks,
+        queries=queries,
+        **extra,
+    )
+
+
+@get("/enterprise", guards=[page_for(*EMITTER)], include_in_schema=False)
+async def home(request: Request[Any, Any, Any]) -> Template:
+    return await _home(request)
+
+
+@get("/enterprise/accounts/{account_id:int}/statement.pdf", guards=[page_for(*EMITTER)], include_in_schema=False)
+async def statement(request: Request[Any, Any, Any], account_id: int) -> Response[bytes]:
+    data = await holdings.statement_data(rctx(request), identity(request), account_id)  # 404 for another's account
+    pdf = render_statement(data, generated_at=request.app.state.clock.now())
+    disposition = f'attachment; filename="statement-{account_id}.pdf"'
+    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})
+
+
+@post("/enterprise/consents", guards=[page_for(*EMITTER)], include_in_schema=False, status_code=303)
+async def grant(request: Request[Any, Any, Any], data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
+    who = identity(request)
+    ent, _ = await enterprises.own_enterprise(rctx(request), who)
+    try:
+        if ent is None:
+            raise InvalidInput("enterprise_id", "Your organisation is not a registered enterprise.")
+        bank = (data.get("bank_organisation_id") or "").strip()
+        if not bank.isdigit():
+            raise InvalidInput("bank_organisation_id", "Choose a bank.")
+        purpose = (data.get("purpose") or "").strip()
+        await consents.grant_consent(
+            fctx(request), who, fs.GrantConsent(enterprise_id=ent.id, bank_organisation_id=int(bank), purpose=purpose)
+        )
+    except AppError as exc:
+        return await _home(request, status_code=exc.status, refusal=exc)
+    return Redirect("/enterprise#consents", status_code=303)
+
+
+@post("/enterprise/consents/{consent_id:int}/revoke", guards=[page_for(*EMITTER)], include_in_schema=False,
+      status_code=303)  # fmt: skip
+async def revoke(request: Request[Any, Any, Any], consent_id: int) -> Response[Any]:
+    try:
+        await consents.revoke_consent(fctx(request), identity(request), consent_id)
+    except AppError as exc:
+        return await _home(request, status_code=exc.status, refusal=exc)
+    return Redirect("/enterprise#consents", status_code=303)
+
+
+ROUTES: list[Any] = [home, statement, grant, revoke]

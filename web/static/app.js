@@ -4,7 +4,11 @@
 (function () {
   "use strict";
   function candlestick(spec) {
-    var bars = spec.bars || [];
+    // Prices arrive as the API's exact decimal strings ("51.00"); numbers only for drawing.
+    var bars = (spec.bars || []).map(function (b) {
+      return { day: b.day, open: Number(b.open), high: Number(b.high), low: Number(b.low), close: Number(b.close),
+               volume: Number(b.volume) };
+    });
     var labels = bars.map(function (b) { return b.day; });
     var up = "#1f7a4d", down = "#b3261e";
     var colours = bars.map(function (b) { return b.close >= b.open ? up : down; });

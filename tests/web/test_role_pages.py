@@ -171,3 +171,18 @@ async def _org_of_kind(env: Any, kind: str) -> int:
     return await env.db.read(work)
 
 
+
+
+async def test_the_policy_page_shows_dated_parameters_with_their_basis(web_env) -> None:
+    user, _ = await make_user(web_env, Role.FINANCE_REVIEWER)
+    await sign_in(web_env.client, user)
+    index = await web_env.client.get("/policy")
+    assert index.status_code == 200 and "发改产业〔2021〕1609号" in index.text
+    one = await web_env.client.get("/policy?name=benchmark.bf_ironmaking.advanced&on=2024-06-01")
+    assert one.status_code == 200 and "361" in one.text and "2024-06-01 适用" in one.text
+    bad = await web_env.client.get("/policy?name=benchmark.bf_ironmaking.advanced&on=June")
+    assert bad.status_code == 422 and "on" in bad.text
+    emitter, _ = await make_user(web_env, Role.EMITTER)
+    await form_post(web_env.client, "/logout", "/policy", {})
+    await sign_in(web_env.client, emitter)
+    assert (await web_env.client.get("/policy", follow_redirects=False)).status_code == 403

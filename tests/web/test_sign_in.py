@@ -113,3 +113,19 @@ async def test_sign_in_in_chromium(live, page) -> None:  # type: ignore[no-untyp
     await screenshot(page, "login")
     await browser_sign_in(page, live.base_url, user)
     assert page.url.endswith("/compliance") or "/compliance" in page.url
+
+
+def test_every_page_text_has_both_languages_and_every_key_used_exists() -> None:
+    import re
+    from pathlib import Path
+
+    from web.i18n import catalogue
+
+    texts = catalogue()  # raises on a key missing a language or defined twice
+    root = Path(__file__).resolve().parents[2] / "web"
+    used = set()
+    for path in [*root.rglob("*.html"), *root.rglob("*.py")]:
+        used |= set(re.findall(r"""\bt(?:ranslate)?\(\s*["']([a-z_][\w.-]*)["']""", path.read_text(encoding="utf-8")))
+    prefixes = {k for k in used if k.endswith(".")}  # t("claim.state." ~ state): a family of keys
+    assert used and not sorted(k for k in used - prefixes if k not in texts)
+    assert not sorted(p for p in prefixes if not any(k.startswith(p) for k in texts))

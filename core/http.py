@@ -90,10 +90,12 @@ def _raw_problem(status: int, slug: str, detail: str, field: str | None = None) 
     return status, json.dumps(err.to_problem(), ensure_ascii=False).encode()
 
 
-def _refusal(status: int, slug: str, detail: str, field: str | None = None) -> tuple[int, bytes, None]:
-    """A problem answer from the idempotency claim (no stored content type: not a replay)."""
+def _refusal(
+    status: int, slug: str, detail: str, field: str | None = None, *, retry_after: int = 1
+) -> tuple[int, bytes, None, int]:
+    """A problem answer from the idempotency claim (no stored content type: not a replay), and when to retry."""
     code, body = _raw_problem(status, slug, detail, field)
-    return code, body, None
+    return code, body, None, retry_after
 
 
 # ---------------------------------------------------------------- exception handlers
@@ -384,13 +386,17 @@ class EdgeMiddleware:
         now = self.clock_getter().now()
         outcome = await _claim(db, ident.principal_id, key, request_hash, now)
         if isinstance(outcome, tuple):
-            await _send_raw(send, outcome[0], outcome[1], outcome[2])
+            retry = outcome[3] if len(outcome) > 3 and outcome[0] == 409 else None
+            await _send_raw(send, outcome[0], outcome[1], outcome[2], retry_after=retry)
             return
         record_id = outcome
         scope.setdefault("state", {})["idempotency_key"] = f"{ident.principal_id}:{key}"
         captured: dict[str, Any] = {"status": 500, "body": [], "ctype": "application/json"}
+        held: list[Message] = []
 
         async def capture_send(message: Message) -> None:
+            # The answer is held back until it is stored: a client that received it will always find it again
+            # under its key, even if this process dies right after sending.
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 for k, v in message.get("headers", []):
@@ -398,18 +404,20 @@ class EdgeMiddleware:
                         captured["ctype"] = v.decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
             await self.app(scope, replay_receive, capture_send)
         finally:
             await _finish(db, record_id, captured)
+        for message in held:
+            await send(message)
 
 
 async def _claim(
     db: Database, principal_id: int, key: str, request_hash: str, now: dt.datetime
-) -> int | tuple[int, bytes, str | None]:
-    async def claim(uow: UnitOfWork) -> int | tuple[int, bytes, str | None]:
+) -> int | tuple[Any, ...]:
+    async def claim(uow: UnitOfWork) -> int | tuple[Any, ...]:
         s = uow.session
         rec = (
             await s.execute(
@@ -442,11 +450,13 @@ async def _claim(
         if rec.state == "done":
             return (rec.response_status or 200, (rec.response_body or "").encode(), rec.response_type)
         if rec.lease_until > now:
+            wait = max(1, int((rec.lease_until - now).total_seconds()))
             return _refusal(
                 409,
                 "idempotency-key-in-flight",
-                "A request with this key is still in progress; retry shortly.",
+                f"A request with this key is still in progress; retry in {wait} s at the latest.",
                 "Idempotency-Key",
+                retry_after=wait,
             )
         # The first attempt died without an answer; its effects (if any) are keyed by the same request key,
         # so running again is safe. Take the lease over conditionally.
@@ -488,9 +498,19 @@ async def _finish(db: Database, record_id: int, captured: dict[str, Any]) -> Non
     await db.run(finish)
 
 
-async def _send_raw(send: Send, status: int, body: bytes, ctype: str | None = None, *, replayed: bool = False) -> None:
+async def _send_raw(
+    send: Send,
+    status: int,
+    body: bytes,
+    ctype: str | None = None,
+    *,
+    replayed: bool = False,
+    retry_after: int | None = None,
+) -> None:
     is_replay = ctype is not None
     headers = [(b"content-type", (ctype or PROBLEM_JSON).encode()), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     if is_replay or replayed:
         headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

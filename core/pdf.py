@@ -604,9 +604,9 @@ class Document:
                     styles.note,
                 )
             )
-            block: Flowable
+            closing: Flowable
             if self._verification_url is None:
-                block = KeepTogether([Spacer(1, 10), *text])
+                closing = KeepTogether([Spacer(1, 10), *text])
             else:
                 side = 30 * mm
                 qr = Table(
@@ -623,8 +623,8 @@ class Document:
                         ]
                     )
                 )
-                block = KeepTogether([Spacer(1, 10), qr])
-            story.append(block)
+                closing = KeepTogether([Spacer(1, 10), qr])
+            story.append(closing)
         return story
 
     def render(self) -> bytes:

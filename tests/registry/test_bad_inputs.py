@@ -823,6 +823,9 @@ async def test_key_still_in_flight_is_409(bw: BadWorld) -> None:
     await env.db.run(in_flight)
     await refused(bw, lambda: post_raw(env, TRANSFERS, bw.a["key"], content, idem="in-flight-1"), 409,
                   "idempotency-key-in-flight", "Idempotency-Key")
+    # The refusal says when to retry: at the latest when the first attempt's lease ends.
+    again = await post_raw(env, TRANSFERS, bw.a["key"], content, idem="in-flight-1")
+    assert 1 <= int(again.headers["retry-after"]) <= 60
 
 
 @pytest.mark.parametrize(("path",), [pytest.param(p, id=p.rsplit("/", 1)[1]) for p in

@@ -29,12 +29,12 @@ class LiveEnv:
 
         return await Env.key(self, role, organisation_id, name)  # type: ignore[arg-type]
 
-    def h(self, key: str) -> dict[str, str]:
+    def h(self, key: str, idem: str | None = None) -> dict[str, str]:
         self.counter += 1
-        return {"Authorization": f"Bearer {key}", "Idempotency-Key": f"web-{self.counter}-{id(self)}"}
+        return {"Authorization": f"Bearer {key}", "Idempotency-Key": idem or f"web-{self.counter}-{id(self)}"}
 
-    async def post(self, path: str, key: str, body: Any) -> Any:
-        return await self.client.post(path, json=body, headers=self.h(key))
+    async def post(self, path: str, key: str, body: Any, idem: str | None = None) -> Any:
+        return await self.client.post(path, json=body, headers=self.h(key, idem))
 
     async def get(self, path: str, key: str) -> Any:
         return await self.client.get(path, headers={"Authorization": f"Bearer {key}"})

@@ -186,3 +186,32 @@ async def test_the_policy_page_shows_dated_parameters_with_their_basis(web_env) 
     await form_post(web_env.client, "/logout", "/policy", {})
     await sign_in(web_env.client, emitter)
     assert (await web_env.client.get("/policy", follow_redirects=False)).status_code == 403
+
+
+async def test_the_market_chart_in_chromium(live, page) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from core.db import Database
+    from tests.trading.conftest import trading_world
+    from tests.web.test_finance_pages import LiveEnv
+
+    db = Database(live.app.state.db.url)
+    env = LiveEnv(live, db)
+    try:
+        tw = await trading_world(env, mode="continuous", units=1_000, issue=10_000, funds="1000000.00")
+        start = live.clock.now()
+        days = [("50.00", "50.60", "50.30"), ("50.80", "51.40", "51.10"), ("50.90", "50.40", "50.60")]
+        for day, prices in enumerate(days):
+            live.clock.set(start + dt.timedelta(days=day))
+            for k, price in enumerate(prices):  # three trades a day: open, high or low, close
+                qty = str(40 + 20 * k)
+                assert (await tw.order(0, {"side": "sell", "price": price, "quantity": qty})).status_code == 201
+                assert (await tw.order(1, {"side": "buy", "price": price, "quantity": qty})).status_code == 201
+        await page.goto(f"{live.base_url}/market?instrument={tw.instrument_id}")
+        await page.wait_for_timeout(400)  # the chart draws after the scripts load
+        assert await page.locator("canvas[data-chart]").count() == 1
+        assert await page.evaluate("document.querySelector('canvas[data-chart]').dataset.drawn") == "1"
+        await screenshot(page, "market-chart")
+    finally:
+        await env.client.aclose()
+        await db.dispose()

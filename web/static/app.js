@@ -18,9 +18,9 @@
         labels: labels,
         datasets: [
           { label: spec.wickLabel || "high-low", data: bars.map(function (b) { return [b.low, b.high]; }),
-            backgroundColor: colours, barPercentage: 0.12, grouped: false, yAxisID: "price", order: 2 },
+            backgroundColor: colours, barPercentage: 0.05, grouped: false, yAxisID: "price", order: 2, minBarLength: 2 },
           { label: spec.bodyLabel || "open-close", data: bars.map(function (b) { return [Math.min(b.open, b.close), Math.max(b.open, b.close) || b.close]; }),
-            backgroundColor: colours, barPercentage: 0.7, grouped: false, yAxisID: "price", order: 1 },
+            backgroundColor: colours, barPercentage: 0.7, grouped: false, yAxisID: "price", order: 1, minBarLength: 2 },
           { label: spec.volumeLabel || "volume", data: bars.map(function (b) { return b.volume; }),
             backgroundColor: "rgba(90,110,100,0.35)", yAxisID: "volume", order: 3 }
         ]
@@ -28,9 +28,10 @@
       options: {
         maintainAspectRatio: false, animation: false,
         plugins: { legend: { display: false } },
+        // Stacked axes are laid out bottom-up in the order given: volume below, prices above (3/4 of the height).
         scales: {
-          price: { position: "left", stack: "k", stackWeight: 3, title: { display: true, text: spec.priceTitle || "" } },
-          volume: { position: "left", stack: "k", stackWeight: 1, beginAtZero: true, title: { display: true, text: spec.volumeTitle || "" } }
+          volume: { position: "left", stack: "k", stackWeight: 1, beginAtZero: true, title: { display: true, text: spec.volumeTitle || "" } },
+          price: { position: "left", stack: "k", stackWeight: 3, beginAtZero: false, grace: "5%", offset: true, title: { display: true, text: spec.priceTitle || "" } }
         }
       }
     };

@@ -25,7 +25,7 @@ from core.errors import AppError
 from core.identity import Identity, LoginResult, Role, check_login, refuse_login
 from web import auth
 from web.format import FILTERS
-from web.i18n import translate
+from web.i18n import catalogue, translate
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -106,6 +106,13 @@ def _t(ctx: Any, key: str, **values: object) -> str:
 
 
 @pass_context
+def _t_or(ctx: Any, key: str, fallback: str) -> str:
+    """The text of `key`, or `fallback` when the catalogue has none (field names of open-ended records)."""
+    texts = catalogue().get(key)
+    return texts[lang_of(ctx["request"])] if texts else fallback
+
+
+@pass_context
 def _lang(ctx: Any) -> str:
     return lang_of(ctx["request"])
 
@@ -119,7 +126,7 @@ def _user(ctx: Any) -> Identity | None:
 def _configure(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.filters.update(FILTERS)
-    env.globals.update(t=_t, lang=_lang, current_user=_user, HOME=HOME)
+    env.globals.update(t=_t, t_or=_t_or, lang=_lang, current_user=_user, HOME=HOME)
     env.trim_blocks = True
     env.lstrip_blocks = True
 

@@ -215,3 +215,50 @@ async def test_the_market_chart_in_chromium(live, page) -> None:  # type: ignore
     finally:
         await env.client.aclose()
         await db.dispose()
+
+
+async def test_an_excel_report_with_one_bad_row_shows_that_rows_error_and_imports_nothing(web_env) -> None:
+    import io
+
+    import openpyxl
+
+    env = web_env
+    cw = await carbon_world(env)
+    ent = await enterprise(env, cw.reg, "南昌水泥", "南昌", "C3011")
+    user, _ = await make_user(env, Role.EMITTER, ent["organisation_id"])
+    await sign_in(env.client, user)
+
+    def workbook(rows: list[list[Any]]) -> bytes:
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        ws.append(["uscc", "year", "line_type", "item", "quantity", "unit"])
+        for row in rows:
+            ws.append(row)
+        buf = io.BytesIO()
+        wb.save(buf)
+        return buf.getvalue()
+
+    home = await env.client.get("/enterprise")
+    from tests.web.conftest import csrf_of
+
+    token = csrf_of(home.text)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    bad = workbook([[ent["uscc"], 2025, "electricity", "purchased", 1, "MWh"],
+                    [ent["uscc"], 2025, "electricity", "purchased", "一千", "MWh"]])  # fmt: skip
+    r = await env.client.post(
+        "/enterprise/reports",
+        data={"_csrf_token": token, "period_id": str(cw.pid)},
+        files={"file": ("report.xlsx", bad, xlsx)},
+    )
+    assert r.status_code == 422 and "<td>3</td>" in r.text and "quantity" in r.text  # row 3 of the sheet
+    assert (await env.get(f"/api/v1/compliance/periods/{cw.pid}/reports", cw.reg.key)).json() == []
+    good = workbook([[ent["uscc"], 2025, "electricity", "purchased", 1000, "MWh"]])
+    r = await env.client.post(
+        "/enterprise/reports",
+        data={"_csrf_token": token, "period_id": str(cw.pid)},
+        files={"file": ("report.xlsx", good, xlsx)},
+    )
+    assert r.status_code == 200 and "已导入 1 行" in r.text
+    no_token = await env.client.post("/enterprise/reports", data={"period_id": str(cw.pid)},
+                                     files={"file": ("report.xlsx", good, xlsx)})  # fmt: skip
+    assert no_token.status_code == 403

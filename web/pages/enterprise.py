@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.params import URLEncodedBody
 from litestar.response import Redirect, Template
 
@@ -15,6 +16,8 @@ from finance import consents, green_credit
 from finance import schemas as fs
 from finance.context import FinanceContext
 from registry import enterprises, holdings
+from registry.compliance import periods, reports
+from registry.compliance.context import ComplianceContext
 from registry.context import RegistryContext
 from registry.pdf import render_statement
 from web.app import page
@@ -25,6 +28,10 @@ EMITTER = (Role.EMITTER,)
 
 def rctx(request: Request[Any, Any, Any]) -> RegistryContext:
     return request.app.state.registry.ctx  # type: ignore[no-any-return]
+
+
+def cctx(request: Request[Any, Any, Any]) -> ComplianceContext:
+    return request.app.state.compliance.ctx  # type: ignore[no-any-return]
 
 
 def fctx(request: Request[Any, Any, Any]) -> FinanceContext:
@@ -39,6 +46,7 @@ async def _home(request: Request[Any, Any, Any], status_code: int = 200, **extra
         rows = await holdings.list_holdings(rctx(request), who, acc.id)
         page_ = await holdings.list_account_transactions(rctx(request), who, acc.id, limit=10, before_id=None)
         held.append((acc, rows, page_.items))
+    open_periods = [p for p in await periods.list_periods(cctx(request), who) if p.status == "open"]
     my_consents = await consents.list_consents(fctx(request), who)
     banks = await consents.list_banks(fctx(request), who)
     queries = await green_credit.list_queries(fctx(request), who, 50)
@@ -51,6 +59,7 @@ async def _home(request: Request[Any, Any, Any], status_code: int = 200, **extra
         consents=my_consents,
         banks=banks,
         queries=queries,
+        periods=open_periods,
         **extra,
     )
 
@@ -97,4 +106,24 @@ async def revoke(request: Request[Any, Any, Any], consent_id: int) -> Response[A
     return Redirect("/enterprise#consents", status_code=303)
 
 
-ROUTES: list[Any] = [home, statement, grant, revoke]
+@post("/enterprise/reports", guards=[page_for(*EMITTER)], include_in_schema=False, status_code=200,
+      request_max_body_size=4 * 1024 * 1024)  # fmt: skip
+async def upload_report(request: Request[Any, Any, Any]) -> Template:
+    """An emissions (or energy, discharge) report as an Excel or CSV file: every bad row is shown with its row
+    number and column, and nothing is imported until the file is right."""
+    form = await request.form()
+    period = str(form.get("period_id") or "")
+    upload = form.get("file")
+    try:
+        if not period.isdigit():
+            raise InvalidInput("period_id", "Choose the period the report is for.")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise InvalidInput("file", "Choose the report file (.xlsx or .csv).")
+        data = await upload.read()
+        out = await reports.upload_reports(cctx(request), identity(request), int(period), data, upload.filename[:200])
+    except AppError as exc:
+        return await _home(request, status_code=exc.status, refusal=exc, row_errors=exc.extra.get("errors", []))
+    return await _home(request, uploaded=out)
+
+
+ROUTES: list[Any] = [home, statement, grant, revoke, upload_report]

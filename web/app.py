@@ -4,6 +4,7 @@ role's home page. The pages themselves live in web/pages/, one module per area; 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -27,6 +28,7 @@ from web import auth
 from web.format import FILTERS
 from web.i18n import catalogue, translate
 
+log = logging.getLogger("greenrights.web")
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 
@@ -160,6 +162,7 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         if status == 403:
             detail = translate("error.csrf", lang_of(request)) if "CSRF" in (exc.detail or "") else detail
     else:
+        log.exception("unhandled error on page %s %s", request.method, request.url.path, exc_info=exc)
         status, title, detail, field = 500, "", translate("error.internal", lang_of(request)), None
     if request.headers.get("hx-request"):
         return Template(

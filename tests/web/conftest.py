@@ -204,3 +204,13 @@ async def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture(autouse=True)
+def signing_key_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Each workbench test signs (bank answers, checkpoints) with its own key, never ./var of the checkout."""
+    from core.signing import SIGNING_KEY_ENV
+
+    path = tmp_path / "keys" / "signing-key.pem"
+    monkeypatch.setenv(SIGNING_KEY_ENV, str(path))
+    return path

@@ -262,3 +262,34 @@ async def test_an_excel_report_with_one_bad_row_shows_that_rows_error_and_import
     no_token = await env.client.post("/enterprise/reports", data={"period_id": str(cw.pid)},
                                      files={"file": ("report.xlsx", good, xlsx)})  # fmt: skip
     assert no_token.status_code == 403
+
+
+async def test_a_verifier_verifies_a_submitted_report_from_the_queue(web_env) -> None:
+    env = web_env
+    cw = await carbon_world(env)
+    ent = await enterprise(env, cw.reg, "南昌水泥", "南昌", "C3011")
+    rep = await report(cw, ent, carbon_lines(1000), verify=False)
+    verifier_org = await _org_of_principal(env, cw.verifier)
+    user, _ = await make_user(env, Role.VERIFIER, verifier_org)
+    await sign_in(env.client, user)
+    page = await env.client.get(f"/compliance?period={cw.pid}")
+    assert f'/compliance/reports/{rep["id"]}/verification' in page.text
+    r = await form_post(env.client, f"/compliance/reports/{rep['id']}/verification", f"/compliance?period={cw.pid}",
+                        {"version": str(rep["current_version"]), "period_id": str(cw.pid)})  # fmt: skip
+    assert r.status_code == 303
+    got = await env.get(f"/api/v1/compliance/reports/{rep['id']}", cw.reg.key)
+    assert got.json()["status"] == "verified"
+
+
+async def _org_of_principal(env: Any, key: str) -> int:
+    from sqlalchemy import select
+
+    from core.models import Principal
+
+    prefix = key.split("_", 2)[1]
+
+    async def work(uow: Any) -> int:
+        q = select(Principal.organisation_id).where(Principal.key_prefix == prefix)
+        return int((await uow.session.execute(q)).scalar_one())
+
+    return await env.db.read(work)

@@ -15,7 +15,8 @@ from core.errors import AppError, InvalidInput
 from core.identity import Role
 from registry import enterprises, holdings, transfers
 from registry import schemas as rs
-from registry.compliance import periods, results
+from registry.compliance import periods, reports, results, verification
+from registry.compliance import schemas as cs
 from registry.compliance.api import run_settlement
 from registry.compliance.context import ComplianceContext
 from registry.context import RegistryContext
@@ -65,6 +66,9 @@ async def _dashboard(
             "options": {"scales": {"x": {"stacked": True}, "y": {"stacked": True, "beginAtZero": True}}},
         }  # fmt: skip
     inbox = [] if who.role not in AUTHORITIES else await holdings.awaiting_approval(rctx(request), who)
+    to_verify = []
+    if chosen is not None and who.role in (Role.VERIFIER, *AUTHORITIES):
+        to_verify = [r for r in await reports.list_reports(cctx(request), who, chosen.id) if r.status == "submitted"]
     counts: dict[str, int] = {}
     for row in summary.items if summary else []:
         counts[row.status] = counts.get(row.status, 0) + 1
@@ -78,6 +82,7 @@ async def _dashboard(
         counts=counts,
         chart=chart,
         inbox=inbox,
+        to_verify=to_verify,
         me=who,
         **extra,
     )
@@ -113,6 +118,25 @@ async def settle(request: Request[Any, Any, Any], period_id: int, data: URLEncod
     return await _dashboard(request, period_id, settlement=out)
 
 
+@post("/compliance/reports/{report_id:int}/verification", guards=[page_for(Role.VERIFIER)], include_in_schema=False,
+      status_code=303)  # fmt: skip
+async def verify(
+    request: Request[Any, Any, Any], report_id: int, data: URLEncodedBody[dict[str, str]]
+) -> Response[Any]:
+    version = data.get("version") or ""
+    period = data.get("period_id") or ""
+    try:
+        if not version.isdigit():
+            raise InvalidInput("version", "The version you read is missing.")
+        await verification.verify_report(
+            cctx(request), identity(request), report_id, cs.VerifyReport(decision="verify", version=int(version))
+        )
+    except AppError as exc:
+        return await _dashboard(request, int(period) if period.isdigit() else None, status_code=exc.status,
+                                refusal=exc)  # fmt: skip
+    return Redirect(f"/compliance?period={period}#verify" if period.isdigit() else "/compliance", status_code=303)
+
+
 @get("/enterprises", guards=[page_for(*ENTERPRISE_READERS)], include_in_schema=False)
 async def search(
     request: Request[Any, Any, Any],
@@ -144,4 +168,4 @@ async def enterprise_page(request: Request[Any, Any, Any], enterprise_id: int) -
     return page(request, "enterprises/detail.html", enterprise=ent, accounts=held, status=status)
 
 
-ROUTES: list[Any] = [dashboard, decide, settle, search, enterprise_page]
+ROUTES: list[Any] = [dashboard, decide, settle, verify, search, enterprise_page]

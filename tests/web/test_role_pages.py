@@ -293,3 +293,22 @@ async def _org_of_principal(env: Any, key: str) -> int:
         return int((await uow.session.execute(q)).scalar_one())
 
     return await env.db.read(work)
+
+
+async def test_the_eligibility_self_check_shows_every_failed_gate(web_env) -> None:
+    env = web_env
+    fw = await finance_world(env, 1)
+    a = fw.ents[0]
+    user, _ = await make_user(env, Role.EMITTER, a["organisation_id"])
+    await sign_in(env.client, user)
+    form = await env.client.get("/enterprise/eligibility?programme=first_set_insurance")
+    assert form.status_code == 200 and "fs_policy_year" in form.text
+    facts = {"fact.fs_catalogue_code": "FS2019-01", "fact.fs_first_insured_on": "2023-03-01",
+             "fact.fs_policy_year": "4", "fact.fs_insured_value_fen": "50,000,000",
+             "fact.fs_premium_rate_bp": "400", "fact.fs_premium_paid_fen": "2000000"}  # fmt: skip
+    r = await form_post(env.client, "/enterprise/eligibility", "/enterprise/eligibility",
+                        {"programme": "first_set_insurance", **facts})  # fmt: skip
+    assert r.status_code == 200 and "不符合" in r.text and "财建〔2015〕19号" in r.text
+    bad = await form_post(env.client, "/enterprise/eligibility", "/enterprise/eligibility",
+                          {"programme": "first_set_insurance", **facts, "fact.fs_policy_year": "four"})  # fmt: skip
+    assert bad.status_code == 422 and "facts.fs_policy_year" in bad.text

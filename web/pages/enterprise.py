@@ -7,14 +7,18 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import URLEncodedBody
+from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from core.errors import AppError, InvalidInput
 from core.identity import Role
+from core.quantity import parse_money_fen
 from finance import consents, green_credit
 from finance import schemas as fs
 from finance.context import FinanceContext
+from incentives import engine, evaluations
+from incentives import schemas as ins
+from incentives.context import IncentivesContext
 from registry import enterprises, holdings
 from registry.compliance import periods, reports
 from registry.compliance.context import ComplianceContext
@@ -32,6 +36,10 @@ def rctx(request: Request[Any, Any, Any]) -> RegistryContext:
 
 def cctx(request: Request[Any, Any, Any]) -> ComplianceContext:
     return request.app.state.compliance.ctx  # type: ignore[no-any-return]
+
+
+def ictx(request: Request[Any, Any, Any]) -> IncentivesContext:
+    return request.app.state.incentives.ctx  # type: ignore[no-any-return]
 
 
 def fctx(request: Request[Any, Any, Any]) -> FinanceContext:
@@ -126,4 +134,59 @@ async def upload_report(request: Request[Any, Any, Any]) -> Template:
     return await _home(request, uploaded=out)
 
 
-ROUTES: list[Any] = [home, statement, grant, revoke, upload_report]
+def _parse_fact(kind: str, name: str, raw: str) -> Any:
+    """A fact typed in a form, as the engine takes it: whole numbers (fen, bp, counts, years), dates, yes/no."""
+    raw = raw.strip()
+    if kind == "bool":
+        if raw not in ("true", "false"):
+            raise InvalidInput(f"facts.{name}", "Choose yes or no.")
+        return raw == "true"
+    if kind in ("int", "count", "year", "bp"):
+        if not raw.lstrip("-").isdigit():
+            raise InvalidInput(f"facts.{name}", "Give a whole number.")
+        return int(raw)
+    if kind == "fen":  # typed in yuan, exactly
+        return parse_money_fen(raw.replace(",", ""), field=f"facts.{name}")
+    return raw  # str, date (YYYY-MM-DD; the engine checks it)
+
+
+@get("/enterprise/eligibility", guards=[page_for(*EMITTER)], include_in_schema=False)
+async def eligibility_form(request: Request[Any, Any, Any], programme: FromQuery[str | None] = None) -> Template:
+    return await _eligibility(request, programme, None)
+
+
+async def _eligibility(
+    request: Request[Any, Any, Any], programme: str | None, form: dict[str, str] | None, status_code: int = 200,
+    **extra: Any,
+) -> Template:
+    codes = [p["code"] for p in engine.list_programmes()]
+    chosen = programme if programme in codes else codes[0]
+    described = engine.get_programme(chosen)
+    return page(request, "enterprise/eligibility.html", status_code=status_code, programmes=codes,
+                programme=chosen, described=described, form=form or {}, **extra)  # fmt: skip
+
+
+@post("/enterprise/eligibility", guards=[page_for(*EMITTER)], include_in_schema=False, status_code=200)
+async def eligibility_check(request: Request[Any, Any, Any], data: URLEncodedBody[dict[str, str]]) -> Template:
+    """Evaluate the enterprise against one programme with the facts typed, and show every gate."""
+    who = identity(request)
+    programme = data.get("programme") or ""
+    try:
+        described = engine.get_programme(programme)
+        facts = {}
+        for f in described["facts"]:  # type: ignore[union-attr]
+            raw = data.get(f"fact.{f['name']}", "")
+            if raw.strip() == "":
+                continue
+            facts[f["name"]] = _parse_fact(str(f["kind"]), str(f["name"]), raw)
+        ent, _ = await enterprises.own_enterprise(rctx(request), who)
+        out = await evaluations.evaluate_eligibility(
+            ictx(request), who,
+            ins.EvaluateEligibility(facts=facts, enterprise_id=ent.id if ent else None, programmes=[programme]),
+        )  # fmt: skip
+    except AppError as exc:
+        return await _eligibility(request, programme, data, status_code=exc.status, refusal=exc)
+    return await _eligibility(request, programme, data, result=out)
+
+
+ROUTES: list[Any] = [home, statement, grant, revoke, upload_report, eligibility_form, eligibility_check]

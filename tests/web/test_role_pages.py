@@ -312,3 +312,28 @@ async def test_the_eligibility_self_check_shows_every_failed_gate(web_env) -> No
     bad = await form_post(env.client, "/enterprise/eligibility", "/enterprise/eligibility",
                           {"programme": "first_set_insurance", **facts, "fact.fs_policy_year": "four"})  # fmt: skip
     assert bad.status_code == 422 and "facts.fs_policy_year" in bad.text
+
+
+async def test_an_enterprise_submits_a_claim_from_its_self_check(web_env) -> None:
+    env = web_env
+    fw = await finance_world(env, 1)
+    a = fw.ents[0]
+    user, _ = await make_user(env, Role.EMITTER, a["organisation_id"])
+    await sign_in(env.client, user)
+    facts = {"fact.fs_catalogue_code": "FS2019-01", "fact.fs_first_insured_on": "2023-03-01",
+             "fact.fs_policy_year": "1", "fact.fs_insured_value_fen": "50,000,000",
+             "fact.fs_premium_rate_bp": "400", "fact.fs_premium_paid_fen": "2000000"}  # fmt: skip
+    checked = await form_post(env.client, "/enterprise/eligibility", "/enterprise/eligibility",
+                              {"programme": "first_set_insurance", **facts})  # fmt: skip
+    assert checked.status_code == 200 and 'action="/enterprise/claims"' in checked.text
+    claim = {"programme": "first_set_insurance", **facts, "project_ref": "P-WEB", "period": "2025",
+             "payee_bank": "中国银行南昌分行", "payee_account_no": "6217 0000 0000 0001"}  # fmt: skip
+    r = await form_post(env.client, "/enterprise/claims", "/enterprise/eligibility", claim)
+    assert r.status_code == 303, r.text
+    mine = (await env.get(f"{FIN}/claims", a["key"])).json()["items"]
+    assert [(c["project_ref"], c["state"]) for c in mine] == [("P-WEB", "submitted")]
+    assert mine[0]["facts"]["fs_insured_value_fen"] == 50_000_000_00  # yuan typed, fen stored exactly
+    home = await env.client.get("/enterprise")
+    assert mine[0]["claim_no"] in home.text
+    again = await form_post(env.client, "/enterprise/claims", "/enterprise/eligibility", claim)
+    assert again.status_code == 409  # one claim per enterprise, programme, project and period

@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from core.errors import AppError, InvalidInput
 from core.identity import Role
 from core.quantity import parse_money_fen
+from finance import claims as finance_claims
 from finance import consents, green_credit
 from finance import schemas as fs
 from finance.context import FinanceContext
@@ -58,6 +59,7 @@ async def _home(request: Request[Any, Any, Any], status_code: int = 200, **extra
     my_consents = await consents.list_consents(fctx(request), who)
     banks = await consents.list_banks(fctx(request), who)
     queries = await green_credit.list_queries(fctx(request), who, 50)
+    my_claims = (await finance_claims.list_claims(fctx(request), who, limit=50)).items
     return page(
         request,
         "enterprise/index.html",
@@ -68,6 +70,7 @@ async def _home(request: Request[Any, Any, Any], status_code: int = 200, **extra
         banks=banks,
         queries=queries,
         periods=open_periods,
+        claims=my_claims,
         **extra,
     )
 
@@ -172,13 +175,8 @@ async def eligibility_check(request: Request[Any, Any, Any], data: URLEncodedBod
     who = identity(request)
     programme = data.get("programme") or ""
     try:
-        described = engine.get_programme(programme)
-        facts = {}
-        for f in described["facts"]:  # type: ignore[union-attr]
-            raw = data.get(f"fact.{f['name']}", "")
-            if raw.strip() == "":
-                continue
-            facts[f["name"]] = _parse_fact(str(f["kind"]), str(f["name"]), raw)
+        engine.get_programme(programme)  # an unknown programme is refused here
+        facts = _facts(programme, data)
         ent, _ = await enterprises.own_enterprise(rctx(request), who)
         out = await evaluations.evaluate_eligibility(
             ictx(request), who,
@@ -189,4 +187,43 @@ async def eligibility_check(request: Request[Any, Any, Any], data: URLEncodedBod
     return await _eligibility(request, programme, data, result=out)
 
 
-ROUTES: list[Any] = [home, statement, grant, revoke, upload_report, eligibility_form, eligibility_check]
+def _facts(programme: str, data: dict[str, str]) -> dict[str, Any]:
+    described = engine.get_programme(programme)
+    facts = {}
+    for f in described["facts"]:  # type: ignore[union-attr]
+        raw = data.get(f"fact.{f['name']}", "")
+        if raw.strip():
+            facts[str(f["name"])] = _parse_fact(str(f["kind"]), str(f["name"]), raw)
+    return facts
+
+
+@post("/enterprise/claims", guards=[page_for(*EMITTER)], include_in_schema=False, status_code=303)
+async def submit_claim(request: Request[Any, Any, Any], data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
+    """Submit a subsidy claim with the facts of the self-check (the finance bureau's review recomputes it)."""
+    who = identity(request)
+    programme = data.get("programme") or ""
+    try:
+        ent, _ = await enterprises.own_enterprise(rctx(request), who)
+        if ent is None:
+            raise InvalidInput("enterprise_id", "Your organisation is not a registered enterprise.")
+        await finance_claims.submit_claim(
+            fctx(request),
+            who,
+            fs.SubmitClaim(
+                enterprise_id=ent.id,
+                programme=programme,
+                project_ref=(data.get("project_ref") or "").strip(),
+                period=(data.get("period") or "").strip(),
+                facts=_facts(programme, data),
+                payee_bank=(data.get("payee_bank") or "").strip(),
+                payee_account_no=(data.get("payee_account_no") or "").strip(),
+            ),
+        )
+    except AppError as exc:
+        return await _eligibility(request, programme, data, status_code=exc.status, refusal=exc)
+    return Redirect("/enterprise#claims", status_code=303)
+
+
+ROUTES: list[Any] = [
+    home, statement, grant, revoke, upload_report, eligibility_form, eligibility_check, submit_claim
+]  # fmt: skip

@@ -337,3 +337,27 @@ async def test_an_enterprise_submits_a_claim_from_its_self_check(web_env) -> Non
     assert mine[0]["claim_no"] in home.text
     again = await form_post(env.client, "/enterprise/claims", "/enterprise/eligibility", claim)
     assert again.status_code == 409  # one claim per enterprise, programme, project and period
+
+
+async def test_the_self_check_in_chromium(live, page) -> None:  # type: ignore[no-untyped-def]
+    from core.db import Database
+    from tests.web.test_finance_pages import LiveEnv
+
+    db = Database(live.app.state.db.url)
+    env = LiveEnv(live, db)
+    try:
+        fw = await finance_world(env, 1)
+        emitter, _ = await make_user(db, Role.EMITTER, fw.ents[0]["organisation_id"], now=live.clock.now())
+        await browser_sign_in(page, live.base_url, emitter)
+        await page.goto(f"{live.base_url}/enterprise/eligibility?programme=first_set_insurance")
+        for name, value in (("fs_catalogue_code", "FS2019-01"), ("fs_first_insured_on", "2023-03-01"),
+                            ("fs_policy_year", "4"), ("fs_insured_value_fen", "50,000,000"),
+                            ("fs_premium_rate_bp", "400"), ("fs_premium_paid_fen", "2,000,000")):  # fmt: skip
+            await page.fill(f"input[name='fact.{name}']", value)
+        await page.click("button:has-text('自查')")
+        await page.wait_for_load_state("networkidle")
+        assert await page.locator("span.badge.bad").count() >= 1
+        await screenshot(page, "enterprise-eligibility")
+    finally:
+        await env.client.aclose()
+        await db.dispose()

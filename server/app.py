@@ -29,6 +29,7 @@ from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
 from incentives.api import CONTROLLERS as INCENTIVES_CONTROLLERS
+from incentives.publications import start_published_parameters
 from registry.api import CONTROLLERS as REGISTRY_CONTROLLERS
 from registry.compliance.api import CONTROLLERS as COMPLIANCE_CONTROLLERS
 from scheduler.api import CONTROLLERS as SCHEDULER_CONTROLLERS
@@ -171,6 +172,7 @@ def create_app(
         return db
 
     async def on_startup(app: Litestar) -> None:
+        await start_published_parameters(services["incentives"].ctx)
         if embed:
             await scheduler.start()
 

@@ -377,6 +377,18 @@ class SettlementController(Controller):
         return await results.get_compliance_status(ctx(request), request.user, enterprise_id)
 
     @get(
+        "/enterprises/{enterprise_id:int}/obligations",
+        operation_id="listEnterpriseObligations",
+        guards=[allow(*RESULT_READERS)],
+        responses=READ_PROBLEMS,
+        summary="An enterprise's obligations: owed, surrendered so far, remaining, and the surrender deadlines",
+    )
+    async def enterprise_obligations(
+        self, request: Request[Identity, Any, Any], enterprise_id: IdPath
+    ) -> list[s.EnterpriseObligationOut]:
+        return await obligations.enterprise_obligations(ctx(request), request.user, enterprise_id)
+
+    @get(
         "/fines",
         operation_id="listComplianceFines",
         guards=[allow(R.REGULATOR, R.ENERGY_AUTHORITY, R.AUDITOR, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],

@@ -141,7 +141,7 @@ async def test_every_role_in_chromium(live, page) -> None:  # type: ignore[no-un
         await page.fill("input[name=purpose]", "项目贷款审批")
         await page.click("text=授予授权")
         await page.wait_for_load_state("networkidle")
-        assert await page.locator("text=撤回").count() == 1
+        assert await page.locator("text=撤回").count() >= 1
         await screenshot(page, "enterprise-home")
         await page.click("text=退出")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.observability import REQUEST_ID
+
 PROBLEM_BASE = "/problems/"
 
 
@@ -152,6 +154,9 @@ class AppError(Exception):
             body["field"] = self.field
         if instance is not None:
             body["instance"] = instance
+        rid = REQUEST_ID.get()
+        if rid is not None:
+            body["request_id"] = rid
         body.update(self.extra)
         return body
 

@@ -118,10 +118,12 @@ def _raw_problem(status: int, slug: str, detail: str, field: str | None = None) 
     return status, json.dumps(err.to_problem(), ensure_ascii=False).encode()
 
 
-def _refusal(status: int, slug: str, detail: str, field: str | None = None) -> tuple[int, bytes, None]:
-    """A problem answer from the idempotency claim (no stored content type: not a replay)."""
+def _refusal(
+    status: int, slug: str, detail: str, field: str | None = None, *, retry_after: int | None = None
+) -> tuple[int, bytes, None, int | None]:
+    """A problem answer from the idempotency claim (no stored content type: not a replay), and when to retry."""
     code, body = _raw_problem(status, slug, detail, field)
-    return code, body, None
+    return code, body, None, retry_after
 
 
 # ---------------------------------------------------------------- exception handlers
@@ -429,7 +431,7 @@ class EdgeMiddleware:
         if seen is not None:
             outcome = await _seen_before(db, seen, request_hash, now)
             if isinstance(outcome, tuple):
-                await _send_raw(send, outcome[0], outcome[1], outcome[2])
+                await _send_raw(send, *outcome[:3], retry_after=outcome[3] if len(outcome) > 3 else None)
                 return
             claim.taken_over(outcome)
         scope.setdefault("state", {})["idempotency_key"] = f"{ident.principal_id}:{key}"
@@ -462,7 +464,7 @@ class EdgeMiddleware:
         if claim.state == "lost":
             # Another request with this key claimed it first: whatever the handler answered (it wrote nothing), the
             # client gets the in-flight refusal the claim always gave.
-            await _send_raw(send, *_IN_FLIGHT)
+            await _send_raw(send, *_IN_FLIGHT, retry_after=1)
             return
         for message in held:
             await send(message)
@@ -547,7 +549,7 @@ async def _lookup_key(db: Database, principal_id: int, key: str) -> Row[Any] | N
 
 async def _seen_before(
     db: Database, rec: Row[Any], request_hash: str, now: dt.datetime
-) -> int | tuple[int, bytes, str | None]:
+) -> int | tuple[Any, ...]:
     """The answer for a key that has a row already: a replay or a refusal, or the row's id when this request
     takes over the lease of a first attempt that died without an answer."""
     if rec.request_hash != request_hash:
@@ -560,11 +562,13 @@ async def _seen_before(
     if rec.state == "done":
         return (rec.response_status or 200, (rec.response_body or "").encode(), rec.response_type)
     if rec.lease_until > now:
+        wait = max(1, int((rec.lease_until - now).total_seconds()))
         return _refusal(
             409,
             "idempotency-key-in-flight",
-            "A request with this key is still in progress; retry shortly.",
+            f"A request with this key is still in progress; retry in {wait} s at the latest.",
             "Idempotency-Key",
+            retry_after=wait,
         )
 
     # The first attempt died without an answer; its effects (if any) are keyed by the same request key, so
@@ -578,7 +582,7 @@ async def _seen_before(
         return bool(taken.rowcount == 1)
 
     if not await db.run(take_over):
-        return _refusal(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key")
+        return _refusal(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key", retry_after=1)
     return int(rec.id)
 
 
@@ -694,9 +698,19 @@ def _answers_for(db: Database) -> _AnswerWriter:
     return writer
 
 
-async def _send_raw(send: Send, status: int, body: bytes, ctype: str | None = None, *, replayed: bool = False) -> None:
+async def _send_raw(
+    send: Send,
+    status: int,
+    body: bytes,
+    ctype: str | None = None,
+    *,
+    replayed: bool = False,
+    retry_after: int | None = None,
+) -> None:
     is_replay = ctype is not None
     headers = [(b"content-type", (ctype or PROBLEM_JSON).encode()), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     if is_replay or replayed:
         headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

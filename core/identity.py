@@ -135,6 +135,22 @@ async def create_user(
     return p
 
 
+async def revoke_api_key(session: AsyncSession, prefix: str, by: Identity | None, now: dt.datetime) -> Principal:
+    """Revoke the API key with this lookup prefix: from now on it authenticates nobody (at once for this process;
+    other processes drop a cached key within its cache lifetime). `by` is None for an operator at the command line;
+    a principal may revoke its own organisation's keys, a regulator any key. Revoking twice keeps the first time."""
+    p = (
+        await session.execute(select(Principal).where(Principal.key_prefix == prefix, Principal.kind == "apikey"))
+    ).scalar_one_or_none()
+    if p is None or (by is not None and by.role is not Role.REGULATOR and p.organisation_id != by.organisation_id):
+        raise AppError("not-found", "No API key with this prefix is visible to you.", field="prefix")
+    if p.revoked_at is None:
+        p.revoked_at = now
+        session.add(p)
+        await session.flush()
+    return p
+
+
 def _identity(p: Principal) -> Identity:
     assert p.id is not None
     return Identity(principal_id=p.id, organisation_id=p.organisation_id, role=Role(p.role), label=p.label)
@@ -174,6 +190,12 @@ class CredentialCache:
         while len(self._entries) >= self.size_max:
             self._entries.popitem(last=False)
         self._entries[digest] = (self.now() + self.ttl_s, ident)
+
+    def forget_principal(self, principal_id: int) -> None:
+        """Drop every entry of this principal (its key was revoked through this process): it is refused at once
+        here; other processes forget it within `ttl_s`."""
+        for digest in [d for d, (_, ident) in self._entries.items() if ident.principal_id == principal_id]:
+            del self._entries[digest]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 from core.cache import CommittedCache
 from core.errors import AppError, Conflict, InvalidInput, ServiceUnavailable
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
+from core.observability import LEDGER_TRANSFERS, count_on_commit
 from core.quantity import INT64_MAX
 
 T = TypeVar("T")
@@ -313,6 +314,7 @@ async def create_transfer(
         await _move_serials(
             session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
         )
+    count_on_commit(session, LEDGER_TRANSFERS, code=code)
     return TransferResult(transfer, created=True)
 
 
@@ -375,6 +377,7 @@ async def resolve_pending(
     await session.flush()
     if posted_amount:
         await _move_serials(session, hold.asset_id, hold.debit_account_id, hold.credit_account_id, posted_amount)
+    count_on_commit(session, LEDGER_TRANSFERS, code=transfer.code)
     return TransferResult(transfer, created=True)
 
 

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any, Self
 from xml.sax.saxutils import escape as _xml_escape
 
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.pagesizes import A4
@@ -63,6 +65,7 @@ from reportlab.platypus import (
 )
 
 from core.clock import SHANGHAI, require_aware
+from core.settings import get_settings
 
 FONT_PATH_ENV = "GREENRIGHTS_PDF_FONT_PATH"
 FONT_PACKAGE = "paperang_p2_fonts_cjk"
@@ -222,6 +225,20 @@ def canonical_json(record: Mapping[str, object]) -> bytes:
     """The record as canonical JSON: sorted keys, no whitespace, UTF-8 text rather than \\u escapes."""
     _check_canonical(record, "record")
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def qr_drawing(url: str, side: float) -> Drawing:
+    """A square QR code of `url` (error correction M), `side` points wide, for a reader's phone camera."""
+    widget = QrCodeWidget(url, barLevel="M")
+    x0, y0, x1, y1 = widget.getBounds()
+    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), -x0, -y0])
+    drawing.add(widget)
+    return drawing
+
+
+def verify_url(code: str) -> str:
+    """The public page where anyone checks a document's code (setting `public_base_url`)."""
+    return f"{get_settings().public_base_url.rstrip('/')}/verify/{code}"
 
 
 def verification_code(record: Mapping[str, object]) -> str:
@@ -402,6 +419,7 @@ class Document:
         self.author = _text(author, "author")
         self._blocks: list[_Block] = []
         self._verification: tuple[str, str] | None = None
+        self._verification_url: str | None = None
 
     def heading(self, text: str) -> Self:
         self._blocks.append(_Heading(_text(text, "heading")))
@@ -451,11 +469,13 @@ class Document:
         self._blocks.append(_PageBreak())
         return self
 
-    def verification_footer(self, code: str, url_hint: str) -> Self:
-        """Print `code` in every page footer and, at the end, a block saying how and where to check it."""
+    def verification_footer(self, code: str, url_hint: str, url: str | None = None) -> Self:
+        """Print `code` in every page footer and, at the end, a block saying how and where to check it; with `url`
+        (the public verification page of this code) the block carries a QR code of it too."""
         if self._verification is not None:
             raise ValueError("a document has one verification footer")
         self._verification = (_text(code, "code"), _text(url_hint, "url_hint"))
+        self._verification_url = None if url is None else _text(url, "url")
         return self
 
     # -- rendering ------------------------------------------------------------------------------------------
@@ -568,23 +588,43 @@ class Document:
                 story.append(PageBreak())
         if self._verification is not None:
             code, url_hint = self._verification
-            story.append(
-                KeepTogether(
-                    [
-                        Spacer(1, 10),
-                        Paragraph(escape_markup(f"验证码：{code}"), styles.body),
-                        Paragraph(escape_markup(f"核验方式：{url_hint}"), styles.body),
-                        Paragraph(
-                            escape_markup(
-                                "说明：验证码由本文件所依据记录的 SHA-256 哈希值生成，"
-                                "用于核对文件内容与登记系统中的记录是否一致；"
-                                "它不是电子签名，不能证明签发人的身份。"
-                            ),
-                            styles.note,
-                        ),
-                    ]
+            text: list[Flowable] = [
+                Paragraph(escape_markup(f"验证码：{code}"), styles.body),
+                Paragraph(escape_markup(f"核验方式：{url_hint}"), styles.body),
+            ]
+            if self._verification_url is not None:
+                text.append(Paragraph(escape_markup(f"核验网址：{self._verification_url}"), styles.body))
+            text.append(
+                Paragraph(
+                    escape_markup(
+                        "说明：验证码由本文件所依据记录的 SHA-256 哈希值生成，"
+                        "用于核对文件内容与登记系统中的记录是否一致；"
+                        "它不是电子签名，不能证明签发人的身份。"
+                    ),
+                    styles.note,
                 )
             )
+            closing: Flowable
+            if self._verification_url is None:
+                closing = KeepTogether([Spacer(1, 10), *text])
+            else:
+                side = 30 * mm
+                qr = Table(
+                    [[text, qr_drawing(self._verification_url, side)]],
+                    colWidths=[_FRAME_WIDTH - side - 4 * mm, side + 4 * mm],
+                    hAlign="LEFT",
+                )
+                qr.setStyle(
+                    TableStyle(
+                        [
+                            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                            ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                            ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+                        ]
+                    )
+                )
+                closing = KeepTogether([Spacer(1, 10), qr])
+            story.append(closing)
         return story
 
     def render(self) -> bytes:

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Mark session and CSRF cookies Secure. Set it when the app is served behind TLS (any real deployment); the
     # embedded default serves plain http on 127.0.0.1, where a Secure cookie would never be sent back.
     cookie_secure: bool = False
+    # Where people reach this installation: printed under documents' QR codes (`<public_base_url>/verify/<code>`).
+    public_base_url: str = "http://127.0.0.1:8000"
     # A YAML file of holiday notices an operator has published beyond those shipped in core/holidays.yaml.
     holidays_path: str | None = None
 

@@ -7,14 +7,17 @@ call is one more logged look. `/verify/...` is public: anyone holding a document
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as dt
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
+from litestar.response import Template
 
 from core.csvfile import csv_response
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
+from core.quantity import parse_money_fen
 from core.schema import MAX_ID, IdPath
 from finance import budgets, claims, claims_review, consents, disbursement, green_credit, letters, penalties
 from finance import schemas as s
@@ -59,7 +62,17 @@ class ClaimController(Controller):
         overdue: bool | None = None,
         limit: Limit = 50,
         before_id: BeforeId = None,
+        city: Annotated[str | None, Parameter(max_length=8)] = None,
+        amount_min: Annotated[str | None, Parameter(max_length=24)] = None,
+        amount_max: Annotated[str | None, Parameter(max_length=24)] = None,
+        submitted_from: dt.date | None = None,
+        submitted_to: dt.date | None = None,
+        sort: Literal["-id", "submitted_at", "-submitted_at", "amount", "-amount"] = "-id",
+        offset: Annotated[int, Parameter(ge=0, le=100_000)] = 0,
     ) -> s.ClaimPage:
+        """Claims, newest first by default; filter by state, programme, enterprise, city, amount in yuan
+        (`amount_min`/`amount_max`, both ends included) and submission date (Asia/Shanghai); sort by submission
+        time or amount (`-` for descending) and then page with `offset`."""
         return await claims.list_claims(
             ctx(request),
             request.user,
@@ -69,6 +82,13 @@ class ClaimController(Controller):
             overdue=overdue,
             limit=limit,
             before_id=before_id,
+            city=city,
+            amount_min_fen=None if amount_min is None else parse_money_fen(amount_min, field="amount_min"),
+            amount_max_fen=None if amount_max is None else parse_money_fen(amount_max, field="amount_max"),
+            submitted_from=submitted_from,
+            submitted_to=submitted_to,
+            sort=sort,
+            offset=offset,
         )
 
     @get(
@@ -442,8 +462,13 @@ class VerifyController(Controller):
         responses=problem_responses(404),
         summary="Check a document's verification code without logging in",
     )
-    async def verify(self, request: Request[Any, Any, Any], code: str) -> s.VerificationOut:
-        return await letters.verify_document(ctx(request), code)
+    async def verify(self, request: Request[Any, Any, Any], code: str) -> Response[s.VerificationOut]:
+        """JSON for programs; a page for a person (a browser that opened the QR code's address)."""
+        out = await letters.verify_document(ctx(request), code)
+        accept = request.headers.get("accept", "")
+        if "text/html" in accept and ("json" not in accept or accept.find("text/html") < accept.find("json")):
+            return Template(template_name="verify.html", context={"doc": out})
+        return Response(out)
 
 
 CONTROLLERS: list[Any] = [

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from core.clock import business_date
+from core.clock import SHANGHAI, business_date
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput
 from core.identity import Identity, Role
@@ -37,6 +37,14 @@ from finance.domain.workflow import Action, State
 from finance.models import FinanceClaim
 from incentives import engine
 from incentives.service import facts_problem
+from registry.models import Enterprise
+
+CLAIM_SORTS = ("-id", "submitted_at", "-submitted_at", "amount", "-amount")
+
+
+def start_of_day(day: dt.date) -> dt.datetime:
+    """00:00 of a business date in Asia/Shanghai, as an aware moment."""
+    return dt.datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
 
 
 def _programme_facts(programme: str) -> set[str]:
@@ -82,12 +90,40 @@ async def list_claims(
     overdue: bool | None = None,
     limit: int = 50,
     before_id: int | None = None,
+    city: str | None = None,
+    amount_min_fen: int | None = None,
+    amount_max_fen: int | None = None,
+    submitted_from: dt.date | None = None,
+    submitted_to: dt.date | None = None,
+    sort: str = "-id",
+    offset: int = 0,
 ) -> s.ClaimPage:
+    """Claims visible to `who`, filtered in the query. `sort` is one of CLAIM_SORTS; the default (newest first) pages
+    with `before_id`, any other order with `offset` (then `next_before_id` is None and `next_offset` says where the
+    next page starts). Submission dates are business dates in Asia/Shanghai, both ends included."""
     today = ctx.today()
     limit = max(1, min(limit, LIST_LIMIT_MAX))
+    if sort not in CLAIM_SORTS:
+        raise InvalidInput("sort", f"Sort by one of {', '.join(CLAIM_SORTS)}.")
+    if sort != "-id" and before_id is not None:
+        raise InvalidInput("before_id", "before_id pages the default order; with another sort use offset.")
+    if amount_min_fen is not None and amount_max_fen is not None and amount_min_fen > amount_max_fen:
+        raise InvalidInput("amount_min", "The lower bound is above the upper bound.")
+    if submitted_from is not None and submitted_to is not None and submitted_from > submitted_to:
+        raise InvalidInput("submitted_from", "The first day is after the last day.")
 
     async def work(uow: UnitOfWork) -> s.ClaimPage:
         q = select(FinanceClaim)
+        if city is not None:
+            q = q.join(Enterprise, Enterprise.id == FinanceClaim.enterprise_id).where(Enterprise.city == city)
+        if amount_min_fen is not None:
+            q = q.where(FinanceClaim.amount_fen >= amount_min_fen)
+        if amount_max_fen is not None:
+            q = q.where(FinanceClaim.amount_fen <= amount_max_fen)
+        if submitted_from is not None:
+            q = q.where(FinanceClaim.submitted_at >= start_of_day(submitted_from))  # type: ignore[operator]
+        if submitted_to is not None:
+            q = q.where(FinanceClaim.submitted_at < start_of_day(submitted_to + dt.timedelta(days=1)))  # type: ignore[operator]
         if who.role not in SEES_ALL_CLAIMS:
             q = q.where(FinanceClaim.enterprise_organisation_id == who.organisation_id)
         if state is not None:
@@ -102,12 +138,22 @@ async def list_claims(
             q = q.where(or_(FinanceClaim.due_on.is_(None), FinanceClaim.due_on >= today))  # type: ignore[union-attr]
         if before_id is not None:
             q = q.where(FinanceClaim.id < before_id)  # type: ignore[operator]
-        rows = list((await uow.session.execute(q.order_by(FinanceClaim.id.desc()).limit(limit + 1))).scalars())  # type: ignore[union-attr]
+        column = {"id": FinanceClaim.id, "submitted_at": FinanceClaim.submitted_at, "amount": FinanceClaim.amount_fen}[
+            sort.lstrip("-")
+        ]
+        order = [column.desc() if sort.startswith("-") else column.asc()]  # type: ignore[union-attr]
+        if sort.lstrip("-") != "id":
+            order.append(FinanceClaim.id.desc())  # type: ignore[union-attr]
+        q = q.order_by(*order).limit(limit + 1)
+        if sort != "-id":
+            q = q.offset(offset)
+        rows = list((await uow.session.execute(q)).scalars())
         more = len(rows) > limit
         rows = rows[:limit]
         return s.ClaimPage(
             items=[claim_out(c, today) for c in rows],
-            next_before_id=(rows[-1].id if more and rows else None),
+            next_before_id=(rows[-1].id if more and rows and sort == "-id" else None),
+            next_offset=(offset + limit if more and sort != "-id" else None),
         )
 
     return await ctx.db.read(work)

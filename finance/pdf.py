@@ -13,9 +13,9 @@ import datetime as dt
 from typing import Any
 
 from core.capitals import format_fen, yuan_in_capitals
-from core.pdf import Document
+from core.pdf import Document, verify_url
 
-VERIFY_HINT = "在本系统公开核验页面输入验证码（GET /verify/<验证码>，无需登录）"
+VERIFY_HINT = "扫描右侧二维码，或在本系统公开核验页面输入验证码（无需登录）"
 
 DECISION_ZH = {"approved": "予以补贴", "rejected": "不予补贴", "clawback": "追回补贴资金"}
 TITLE_ZH = {"decision_letter": "财政补贴资金审核决定书", "clawback_decision": "财政补贴资金追回决定书"}
@@ -126,7 +126,7 @@ def render_decision_letter(record: dict[str, Any], code: str, *, generated_at: d
         "如对本决定不服，可以自收到本决定书之日起六十日内依法申请行政复议，或者在六个月内依法提起行政诉讼"
         "（《中华人民共和国行政复议法》第二十条、《中华人民共和国行政诉讼法》第四十六条）。"
     )
-    doc.verification_footer(code, VERIFY_HINT)
+    doc.verification_footer(code, VERIFY_HINT, verify_url(code))
     return doc.render()
 
 
@@ -248,5 +248,5 @@ def render_green_credit_report(report: dict[str, Any], *, generated_at: dt.datet
         "签名针对查询结果的规范化 JSON（键排序、无空白、UTF-8）计算；公钥见 GET /verify/public-key。"
         "本报告仅基于企业授权范围内的登记簿数据及查询机构提供的项目信息。"
     )
-    doc.verification_footer(str(report["code"]), VERIFY_HINT)
+    doc.verification_footer(str(report["code"]), VERIFY_HINT, verify_url(str(report["code"])))
     return doc.render()

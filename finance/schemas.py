@@ -142,6 +142,7 @@ class ClaimOut(msgspec.Struct, kw_only=True):
 class ClaimPage(msgspec.Struct, kw_only=True):
     items: list[ClaimOut]
     next_before_id: int | None
+    next_offset: int | None = None
 
 
 # ------------------------------------------------------------------------------------------------ budgets

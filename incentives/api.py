@@ -15,10 +15,10 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
 from core.csvfile import MEDIA_TYPE
-from core.http import READ_PROBLEMS, allow, problem_responses
+from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses
 from core.identity import Identity, Role
-from core.schema import IdPath
-from incentives import batch_runs, catalogue, determinations, evaluations, reforms
+from core.schema import MAX_ID, IdPath
+from incentives import batch_runs, catalogue, determinations, evaluations, publications, reforms
 from incentives import schemas as s
 from incentives.context import IncentivesContext
 
@@ -89,6 +89,7 @@ class ProgrammeController(Controller):
         summary="Every dated parameter by name",
     )
     async def list_parameters(self, request: Request[Identity, Any, Any]) -> list[dict[str, Any]]:
+        await publications.refresh(ctx(request))
         return catalogue.list_parameters()
 
     @get(
@@ -101,6 +102,7 @@ class ProgrammeController(Controller):
     async def parameter_history(
         self, request: Request[Identity, Any, Any], name: str, on: Day = None, known_on: Day = None
     ) -> dict[str, Any]:
+        await publications.refresh(ctx(request))
         return catalogue.parameter_history(name, on, known_on)
 
 
@@ -179,4 +181,58 @@ class EvaluationController(Controller):
         return await reforms.simulate_reform(ctx(request), request.user, data)
 
 
-CONTROLLERS: list[Any] = [ProgrammeController, EvaluationController]
+class PublicationController(Controller):
+    """Publishing a dated parameter's new value (or catalogue edition) in the system, confirmed by a second
+    person; the old entries stay, so what was known on a day stays answerable (`incentives.publications`)."""
+
+    path = "/api/v1/incentives"
+    tags = ["incentives"]
+
+    @post(
+        "/parameters/{name:str}/publications",
+        operation_id="publishParameter",
+        guards=[allow(*publications.PUBLISHERS)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        summary="Publish a new value of a dated parameter with its validity and citation; pending a second person",
+    )
+    async def publish(
+        self, request: Request[Identity, Any, Any], name: str, data: JSONBody[s.PublishParameter]
+    ) -> dict[str, Any]:
+        return await publications.publish_parameter(ctx(request), request.user, name[:100], data)
+
+    @post(
+        "/parameter-publications/{publication_id:int}/confirmation",
+        operation_id="confirmParameter",
+        guards=[allow(*publications.PUBLISHERS)],
+        opt=IDEMPOTENT,
+        responses=WRITE_PROBLEMS,
+        status_code=200,
+        summary="The second person confirms (known from today) or rejects a pending parameter publication",
+    )
+    async def confirm(
+        self, request: Request[Identity, Any, Any], publication_id: IdPath, data: JSONBody[s.ConfirmParameter]
+    ) -> dict[str, Any]:
+        return await publications.decide_publication(ctx(request), request.user, publication_id, data)
+
+    @get(
+        "/parameter-publications",
+        operation_id="listParameterPublications",
+        guards=[allow(*publications.READERS)],
+        responses=READ_PROBLEMS,
+        summary="Parameter publications, newest first: filter by parameter and status; page with before_id",
+    )
+    async def list_publications(
+        self,
+        request: Request[Identity, Any, Any],
+        name: Annotated[str | None, Parameter(max_length=100)] = None,
+        status: Literal["pending", "confirmed", "rejected"] | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        before_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
+    ) -> list[dict[str, Any]]:
+        return await publications.list_publications(
+            ctx(request), request.user, name=name, status=status, limit=limit, before_id=before_id
+        )
+
+
+CONTROLLERS: list[Any] = [ProgrammeController, EvaluationController, PublicationController]

@@ -126,7 +126,8 @@ def _citation(c: Mapping[str, Any]) -> s.CitationOut:
     return s.CitationOut(document=str(c["document"]), article=str(c["article"]))
 
 
-def _gate_out(g: Mapping[str, Any]) -> s.GateOut:
+def gate_out(g: Mapping[str, Any]) -> s.GateOut:
+    """A gate of a stored determination as people read it: measured and threshold in words, with its unit."""
     unit = str(g["unit"])
     return s.GateOut(
         code=g["code"], label_zh=g["label_zh"], label_en=g["label_en"],
@@ -150,7 +151,7 @@ def determination_out(row: IncentiveDetermination) -> s.DeterminationOut:
                     yuan=yuan(value))
         for name, value in outputs.items() if name.endswith("_fen")
     ]
-    gates = [_gate_out(g) for g in record["gates"]]
+    gates = [gate_out(g) for g in record["gates"]]
     seen: dict[tuple[str, str], None] = {}
     for c in [*record["citations"], *(g["citation"] for g in record["gates"]),
               *(st["citation"] for st in record["steps"] if st.get("citation")),

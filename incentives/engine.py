@@ -27,7 +27,7 @@ from incentives.domain.claims import Claim, Conflict, conflicts
 from incentives.domain.facts import FACTS, FactsError
 from incentives.domain.params import NotInForce, ParameterError, ParameterSet, value_to_json
 from incentives.domain.rules import Determination, Evaluation, Programme
-from incentives.parameters import default_parameters
+from incentives.parameters import current_parameters
 
 __all__ = [
     "BatchInputError", "Determination", "Evaluation", "FactsError", "NotInForce", "ParameterError",
@@ -41,8 +41,8 @@ class UnknownProgramme(KeyError):
 
 
 def parameters() -> ParameterSet:
-    """The shipped, checked parameter set (loaded once)."""
-    return default_parameters()
+    """The checked parameter set in force: the shipped YAML plus the confirmed publications installed."""
+    return current_parameters()
 
 
 def _programme(code: str) -> Programme:

@@ -15,7 +15,7 @@ from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput
 from core.identity import Identity, Role
-from incentives import engine
+from incentives import engine, publications
 from incentives import schemas as s
 from incentives._common import BY_CODE, READ_ANY, _dumps, _wanted, facts_problem, not_in_force_problem, yuan
 from incentives.context import IncentivesContext
@@ -38,6 +38,7 @@ async def evaluate_eligibility(ctx: IncentivesContext, who: Identity,
     determination is stored and answered with its id and digest."""
     if who.role not in READ_ANY and who.role != Role.EMITTER:
         raise AppError("forbidden", "Your role may not evaluate eligibility.")
+    await publications.refresh(ctx)  # values another process confirmed since apply here too
     on = req.on or business_date(ctx.clock.now())
     wanted = _wanted(req.programmes)
     facts, aliases = parse_facts(req.facts)

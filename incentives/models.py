@@ -5,6 +5,11 @@ record a decision letter's verification code hashes) and that hash (`digest`), b
 search by (programme, enterprise, eligible, headline amount) and the versions it was computed under (rule
 pack, parameter entry ids). Rows are never updated: a recomputation is a new determination.
 
+A parameter publication is a dated, cited value (or catalogue edition) published in the system on top of the
+shipped YAML: one person publishes it, another confirms it (four-eyes), and only then does the parameter lookup
+see it, as an entry known from the day it was confirmed. Nothing is ever overwritten: the older entries stay, so
+what was known on a day stays answerable.
+
 Enterprises belong to the registry context, so `enterprise_id` is a plain reference, not a foreign key (a
 context never touches another's tables); the organisation that owns the enterprise is copied at evaluation
 time so that an emitter's visibility can be decided without asking the registry again.
@@ -88,3 +93,33 @@ class IncentiveBatchRun(SQLModel, table=True):
     requested_by: int = Field(sa_type=BigInteger)
     organisation_id: int = Field(sa_type=BigInteger)
     created_at: dt.datetime = Field(sa_type=DateTimeUTC)
+
+
+class IncentiveParameterPublication(SQLModel, table=True):
+    """A value of a dated parameter published in the system: pending until a second person confirms it."""
+
+    __tablename__ = "incentives_parameter_publication"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, index=True)
+    kind: str = Field(max_length=16)
+    # The value's JSON form (as value_to_json gives it; a catalogue with its edition and items).
+    value_json: str = Field(sa_type=Text)
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    citation_document: str = Field(max_length=200)
+    citation_article: str = Field(max_length=200)
+    note: str = Field(default="", sa_type=Text)
+    # Whether the value was checked against the official text (False: the note says it is not confirmed).
+    official: bool = True
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | confirmed | rejected
+    source: str = Field(default="form", max_length=16)  # form | api | excel
+    source_sha256: str = Field(default="", max_length=64)
+    published_by: int = Field(sa_type=BigInteger)
+    published_role: str = Field(max_length=24)
+    organisation_id: int = Field(sa_type=BigInteger)
+    published_at: dt.datetime = Field(sa_type=DateTimeUTC)
+    decided_by: int | None = Field(default=None, sa_type=BigInteger)
+    decided_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+    decision_reason: str = Field(default="", max_length=500)
+    # The knowledge day of the entry (the Shanghai day it was confirmed); None until confirmed.
+    known_from: dt.date | None = None

@@ -21,6 +21,10 @@ A `ratio` value is `{numerator: 10, denominator: 90}`; a `catalogue` value is `{
 Loading fails (ParameterError, listing every problem with its file) on a missing citation, overlapping
 validity published on the same day, a wrong kind, a float, an unknown key, or a name defined in two files.
 This is the only place the incentives context reads parameter files; the domain receives the set.
+
+Values published in the system (`incentives.publications`, confirmed by a second person) are installed here on
+top of the shipped set: `current_parameters()` is the shipped entries plus the confirmed publications, checked
+together, and is what the engine answers from.
 """
 
 from __future__ import annotations
@@ -202,3 +206,32 @@ def load_parameters(directory: Path = DIRECTORY) -> ParameterSet:
 def default_parameters() -> ParameterSet:
     """The shipped parameters, loaded once per process (they are immutable)."""
     return load_parameters()
+
+
+_published: tuple[ParameterEntry, ...] = ()
+_current: ParameterSet | None = None
+
+
+def current_parameters() -> ParameterSet:
+    """The parameter set in force in this process: the shipped YAML plus the confirmed publications installed."""
+    return _current if _current is not None else default_parameters()
+
+
+def combined(published: tuple[ParameterEntry, ...] | list[ParameterEntry]) -> ParameterSet:
+    """The shipped entries with `published` on top, checked together (ParameterError on any conflict)."""
+    return ParameterSet([*default_parameters().entries(), *published])
+
+
+def install_published(published: tuple[ParameterEntry, ...] | list[ParameterEntry]) -> ParameterSet:
+    """Make `published` (every confirmed publication) the overlay the engine answers from; returns the new set."""
+    global _published, _current
+    entries = tuple(published)
+    if entries == _published and (_current is not None or not entries):
+        return current_parameters()
+    ps = combined(entries) if entries else None
+    _published, _current = entries, ps
+    return current_parameters()
+
+
+def installed_published() -> tuple[ParameterEntry, ...]:
+    return _published

@@ -234,3 +234,35 @@ class EligibilityOut(msgspec.Struct, kw_only=True):
     not_evaluated: list[NotEvaluated]
     totals: list[KindTotal]
     determinations: list[DeterminationOut]
+
+
+# ----------------------------------------------------------------------------------------- published parameters
+
+
+class CitationIn(Req):
+    document: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    article: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class PublishParameter(Req):
+    """A new value (or catalogue edition) of a dated parameter, applying from `valid_from` (inclusive) to
+    `valid_to` (exclusive, or open); pending until a second person confirms it.
+
+    `value` is the parameter kind's JSON form: an integer (basis points, yuan-free units), a boolean, a text,
+    `{"numerator": n, "denominator": d}`, a list of texts, or `{"edition": ..., "items": [{"code", "name", ...}]}`.
+    `official: false` marks a value not yet checked against the official text (the note then says so)."""
+
+    value: Any
+    valid_from: dt.date
+    citation: CitationIn
+    valid_to: dt.date | None = None
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    official: bool = True
+
+
+class ConfirmParameter(Req):
+    """The second person's decision on a pending publication: `confirm` (it takes effect, known from today) or
+    `reject` (with a reason; nothing changes)."""
+
+    decision: Annotated[str, msgspec.Meta(pattern="^(confirm|reject)$")] = "confirm"
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
@@ -39,6 +39,29 @@ class EnterpriseController(Controller):
     )
     async def create(self, request: Request[Identity, Any, Any], data: JSONBody[s.CreateEnterprise]) -> s.EnterpriseOut:
         return await enterprises.create_enterprise(ctx(request), request.user, data)
+
+    @get(
+        "/",
+        operation_id="listEnterprises",
+        responses=READ_PROBLEMS,
+        guards=[allow(*ALL_READERS, R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
+        summary="Search enterprises by name (part of it), USCC, city and industry code (prefix); sort; page by offset",
+    )
+    async def list_all(
+        self,
+        request: Request[Identity, Any, Any],
+        name: Annotated[str | None, Parameter(max_length=100)] = None,
+        uscc: Annotated[str | None, Parameter(max_length=18)] = None,
+        city: Annotated[str | None, Parameter(max_length=8)] = None,
+        industry: Annotated[str | None, Parameter(max_length=8)] = None,
+        sort: Literal["name", "-name", "id", "-id", "city"] = "id",
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
+    ) -> s.EnterprisePage:
+        return await enterprises.list_enterprises(
+            ctx(request), request.user, name=name, uscc=uscc, city=city, industry=industry, sort=sort,
+            limit=limit, offset=offset,
+        )  # fmt: skip
 
     @get(
         "/{enterprise_id:int}",

@@ -15,9 +15,9 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.identity import Identity, Role, create_organisation
 from core.text import clean_text
 from registry import schemas as s
-from registry._common import enterprise_out
+from registry._common import account_out, enterprise_out
 from registry.context import RegistryContext
-from registry.models import Enterprise
+from registry.models import Enterprise, RegistryAccount
 
 JIANGXI_CITIES = ("南昌", "九江", "景德镇", "萍乡", "新余", "鹰潭", "赣州", "吉安", "宜春", "抚州", "上饶")
 
@@ -86,5 +86,85 @@ async def get_enterprise(ctx: RegistryContext, who: Identity, enterprise_id: int
 async def enterprise_by_uscc(ctx: RegistryContext, code: str) -> Enterprise | None:
     async def work(uow: UnitOfWork) -> Enterprise | None:
         return (await uow.session.execute(select(Enterprise).where(Enterprise.uscc == code))).scalar_one_or_none()
+
+    return await ctx.db.read(work)
+
+
+async def own_enterprise(ctx: RegistryContext, who: Identity) -> tuple[s.EnterpriseOut | None, list[s.AccountOut]]:
+    """The caller's own enterprise (the one its organisation is) and that organisation's accounts, oldest first."""
+
+    async def work(uow: UnitOfWork) -> tuple[s.EnterpriseOut | None, list[s.AccountOut]]:
+        ses = uow.session
+        ent = (
+            await ses.execute(select(Enterprise).where(Enterprise.organisation_id == who.organisation_id))
+        ).scalar_one_or_none()
+        rows = await ses.execute(
+            select(RegistryAccount)
+            .where(RegistryAccount.organisation_id == who.organisation_id)
+            .order_by(RegistryAccount.id)
+        )
+        return (enterprise_out(ent) if ent else None), [account_out(a) for a in rows.scalars()]
+
+    return await ctx.db.read(work)
+
+
+ENTERPRISE_SORTS = ("name", "-name", "id", "-id", "city")
+
+
+async def list_enterprises(
+    ctx: RegistryContext,
+    who: Identity,
+    *,
+    name: str | None = None,
+    uscc: str | None = None,
+    city: str | None = None,
+    industry: str | None = None,
+    sort: str = "id",
+    limit: int = 50,
+    offset: int = 0,
+) -> s.EnterprisePage:
+    """Enterprises matching every filter given (`name` is a substring; `industry` a code prefix), in `sort` order
+    (ENTERPRISE_SORTS; `-` descending), paged by `offset`. An emitter sees only its own enterprise."""
+    if sort not in ENTERPRISE_SORTS:
+        raise InvalidInput("sort", f"Sort by one of {', '.join(ENTERPRISE_SORTS)}.")
+
+    async def work(uow: UnitOfWork) -> s.EnterprisePage:
+        q = select(Enterprise)
+        if not (who.reads_all() or who.role in (Role.FINANCE_REVIEWER, Role.FINANCE_APPROVER)):
+            q = q.where(Enterprise.organisation_id == who.organisation_id)
+        if name:
+            escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(Enterprise.name.like(f"%{escaped}%", escape="\\"))  # type: ignore[attr-defined]
+        if uscc:
+            q = q.where(Enterprise.uscc == uscc.strip().upper())
+        if city:
+            q = q.where(Enterprise.city == city)
+        if industry:
+            escaped = industry.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(Enterprise.industry_code.like(f"{escaped}%", escape="\\"))  # type: ignore[attr-defined]
+        column = {"name": Enterprise.name, "id": Enterprise.id, "city": Enterprise.city}[sort.lstrip("-")]
+        order = column.desc() if sort.startswith("-") else column.asc()  # type: ignore[union-attr]
+        rows = list(
+            (await uow.session.execute(q.order_by(order, Enterprise.id).offset(offset).limit(limit + 1))).scalars()  # type: ignore[arg-type]
+        )
+        more = len(rows) > limit
+        return s.EnterprisePage(
+            items=[enterprise_out(e) for e in rows[:limit]], next_offset=offset + limit if more else None
+        )
+
+    return await ctx.db.read(work)
+
+
+async def enterprise_accounts(ctx: RegistryContext, who: Identity, enterprise_id: int) -> list[s.AccountOut]:
+    """The accounts of an enterprise the caller may see (404 otherwise, as `getEnterprise`)."""
+    ent = await get_enterprise(ctx, who, enterprise_id)
+
+    async def work(uow: UnitOfWork) -> list[s.AccountOut]:
+        rows = await uow.session.execute(
+            select(RegistryAccount)
+            .where(RegistryAccount.organisation_id == ent.organisation_id)
+            .order_by(RegistryAccount.id)
+        )
+        return [account_out(a) for a in rows.scalars()]
 
     return await ctx.db.read(work)

@@ -172,3 +172,17 @@ async def list_instruments(ctx: RegistryContext) -> list[s.InstrumentOut]:
         return [instrument_out(i) for i in rows]
 
     return await ctx.db.read(work)
+
+
+async def awaiting_approval(ctx: RegistryContext, who: Identity, limit: int = 100) -> list[s.TransactionOut]:
+    """Transactions waiting for a second person (issuances, allocations, transfers), oldest first: the authorities'
+    approvals inbox. Others see only those of their own organisation."""
+
+    async def work(uow: UnitOfWork) -> list[s.TransactionOut]:
+        q = select(RegistryTransaction).where(RegistryTransaction.status == "awaiting_approval")
+        if not who.reads_all():
+            q = q.where(RegistryTransaction.initiator_organisation_id == who.organisation_id)
+        rows = (await uow.session.execute(q.order_by(RegistryTransaction.id).limit(limit))).scalars().all()
+        return [await tx_out(uow.session, t) for t in rows]
+
+    return await ctx.db.read(work)

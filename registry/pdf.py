@@ -23,6 +23,7 @@ CODE_ZH = {
     "forced_surrender": "代为清缴",
     "reserve_funding": "储备注资",
     "unfreeze": "解冻",
+    "trade": "交易成交",
 }
 STATUS_ZH = {
     "completed": "已完成",

@@ -34,6 +34,11 @@ class EnterpriseOut(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
 
 
+class EnterprisePage(msgspec.Struct, kw_only=True):
+    items: list[EnterpriseOut]
+    next_offset: int | None
+
+
 class OpenAccount(Req):
     type: Literal["holding", "trading", "allocation"]
     enterprise_id: Id | None = None

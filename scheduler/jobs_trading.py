@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from scheduler.jobs import JobDef, Services
+from trading.surveillance.service import scan_day
 
 
 async def _market_close(services: Services, key: str) -> dict[str, Any]:
@@ -26,6 +27,11 @@ async def _market_close(services: Services, key: str) -> dict[str, Any]:
     }
 
 
+async def _surveillance(services: Services, key: str) -> dict[str, Any]:
+    out = await scan_day(services["trading"].ctx, dt.date.fromisoformat(key))
+    return {"trade_date": key, "found": out.found, "stored": out.stored}
+
+
 JOBS: list[JobDef] = [
     JobDef(
         "market_close",
@@ -34,5 +40,14 @@ JOBS: list[JobDef] = [
         _market_close,
         at_hour=15,
         at_minute=5,
+    ),
+    JobDef(
+        "surveillance",
+        "daily",
+        "Scan the day's trades, orders and holdings for wash trades, layering, marking the close, concentration and "
+        "prices against the band; store each alert once.",
+        _surveillance,
+        at_hour=15,
+        at_minute=30,
     ),
 ]

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.clock import Clock
 from core.db import Database, UnitOfWork
+from core.observability import JOB_RUNS
 from scheduler.models import JobRun
 
 LEASE_S = 600
@@ -93,6 +94,7 @@ class JobRuns:
             )
 
         await self.db.run(work)
+        JOB_RUNS.labels(job=job, outcome=status).inc()
 
     async def run(
         self, job: str, period_key: str, fn: Callable[[], Awaitable[dict[str, Any]]], trigger: str = "schedule"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
@@ -15,6 +16,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath, JSONBody
+from litestar.plugins.prometheus import PrometheusController
 
 from core.audit import checkpoints_for, make_flusher
 from core.clock import Clock, SystemClock
@@ -22,25 +24,37 @@ from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
 from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
 from core.identity import CredentialCache, LoginResult, check_login, issue_jwt, refuse_login
+from core.observability import RequestId, configure_logging, prometheus_config
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
 from incentives.api import CONTROLLERS as INCENTIVES_CONTROLLERS
+from incentives.publications import start_published_parameters
 from registry.api import CONTROLLERS as REGISTRY_CONTROLLERS
 from registry.compliance.api import CONTROLLERS as COMPLIANCE_CONTROLLERS
 from scheduler.api import CONTROLLERS as SCHEDULER_CONTROLLERS
 from scheduler.runner import Scheduler
+from server.access import CONTROLLERS as ACCESS_CONTROLLERS
+from server.migrate import schema_problem
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
 from web.app import ROUTES as WEB_ROUTES
-from web.app import SecurityHeaders, error_page, is_page, template_config
+from web.app import SecurityHeaders, error_page, is_page, template_config, wants_html
 from web.auth import SessionAuth, SignInRequired
 from web.pages import ROUTES as PAGE_ROUTES
 
 API_VERSION = "0.1.0"
 # Bearer credentials are for the API; everything outside /api/ is public or a page behind the browser session.
 PUBLIC_PATHS = ["^/$", "^/(?!api/)[A-Za-z]", "^/api/v1/auth/token"]
-CSRF_EXEMPT = ["^/api/", "^/verify", "^/problems", "^/health", "^/ready", "^/schema"]
+CSRF_EXEMPT = ["^/api/", "^/verify", "^/problems", "^/health", "^/ready", "^/schema", "^/metrics"]
+
+
+class MetricsController(PrometheusController):
+    """Prometheus metrics (`/metrics`): requests by operation and status, latencies, ledger transfers, trades, job
+    runs and idempotent replays. Serve it to the monitoring network only (docs/operations.md)."""
+
+    path = "/metrics"
+    include_in_schema = False
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,13 +73,31 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", operation_id="ready", tags=["ops"])
-async def ready(request: Request[Any, Any, Any]) -> dict[str, str]:
+@get("/ready", operation_id="ready", tags=["ops"], cache=False)
+async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """Ready to serve: the database answers, its schema is at this version's head migration, and (when embedded)
+    the scheduler runs. 503 with the failing check otherwise, so a load balancer keeps traffic away."""
+    state = request.app.state
+    checks: dict[str, str] = {}
+
     async def ping(uow: UnitOfWork) -> None:
         await uow.session.connection()
 
-    await request.app.state.db.read(ping)
-    return {"status": "ready"}
+    try:
+        await state.db.read(ping)
+        checks["database"] = "ok"
+    except Exception as exc:  # reported, not raised
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    problem = await asyncio.to_thread(schema_problem, state.settings.database_url)
+    checks["migrations"] = problem or "ok"
+    sched = state.scheduler
+    if state.embed_scheduler:
+        running = sched.aps is not None and sched.aps.running
+        checks["scheduler"] = "ok" if running else "not running"
+    else:
+        checks["scheduler"] = "external (greenrights scheduler)"
+    good = all(v == "ok" or v.startswith("external") for v in checks.values())
+    return Response({"status": "ready" if good else "not ready", "checks": checks}, status_code=200 if good else 503)
 
 
 @get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404))
@@ -102,7 +134,9 @@ def exception_handlers() -> dict[Any, Any]:
 
     def for_pages(api_handler: Any) -> Any:
         def handle(request: Request[Any, Any, Any], exc: Exception) -> Any:
-            return error_page(request, exc) if is_page(request.url.path) else api_handler(request, exc)
+            path = request.url.path
+            html = is_page(path) or (path.startswith("/verify/") and wants_html(request))
+            return error_page(request, exc) if html else api_handler(request, exc)
 
         return handle
 
@@ -134,11 +168,13 @@ def create_app(
     embed = settings.scheduler_embedded if embed_scheduler is None else embed_scheduler
     scheduler = Scheduler(services)
     state["scheduler"] = scheduler
+    state["embed_scheduler"] = embed
 
     def get_db() -> Database:
         return db
 
     async def on_startup(app: Litestar) -> None:
+        await start_published_parameters(services["incentives"].ctx)
         if embed:
             await scheduler.start()
 
@@ -146,7 +182,10 @@ def create_app(
         scheduler.shutdown()
         await db.dispose()
 
+    metrics = prometheus_config()
     middleware = [
+        RequestId,
+        metrics.middleware,
         SecurityHeaders,
         DefineMiddleware(SessionAuth, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock),
         DefineMiddleware(
@@ -172,6 +211,8 @@ def create_app(
             *INCENTIVES_CONTROLLERS,
             *FINANCE_CONTROLLERS,
             *SCHEDULER_CONTROLLERS,
+            *ACCESS_CONTROLLERS,
+            MetricsController,
             *WEB_ROUTES,
             *PAGE_ROUTES,
         ],
@@ -200,3 +241,10 @@ def create_app(
         ),
         debug=False,
     )
+
+
+def create_served_app() -> Litestar:
+    """The factory `greenrights serve` gives uvicorn: each worker process configures its logging, then builds its
+    own app, engine and pool."""
+    configure_logging(get_settings().log_json)
+    return create_app()

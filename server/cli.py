@@ -15,6 +15,7 @@ from sqlalchemy import select
 from core.audit import checkpoints_for, link_and_verify, link_pending, make_flusher
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
+from core.errors import AppError
 from core.identity import Role, create_api_key, create_organisation, create_user
 from core.models import Organisation
 from core.settings import get_settings
@@ -95,6 +96,23 @@ async def _user(username: str, role: Role, enterprise: str | None, password: str
         )
         uow.audit("cli", "user.create", "principal", str(p.id), {"role": role.value, "username": username})
         return p.id or 0
+
+    try:
+        return await db.run(work)
+    finally:
+        await db.dispose()
+
+
+async def _apikey_revoke(prefix: str) -> str:
+    from core.identity import revoke_api_key
+
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> str:
+        p = await revoke_api_key(uow.session, prefix.removeprefix("gr_").split("_", 1)[0], None, SystemClock().now())
+        uow.audit("operator:cli", "apikey.revoke", "principal", str(p.id), {"prefix": p.key_prefix})
+        label = p.label or "no label"
+        return f"API key {p.key_prefix} ({p.role}, {label}) revoked at {p.revoked_at:%Y-%m-%d %H:%M} UTC"
 
     try:
         return await db.run(work)
@@ -193,7 +211,9 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
     import uvicorn
 
     from core.db import is_sqlite
+    from core.observability import configure_logging
     from core.secrets import jwt_secrets
+    from server.migrate import schema_problem
 
     s = get_settings()
     host, port = host or s.host, port or s.port
@@ -208,8 +228,12 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             file=sys.stderr,
         )
         return 2
-    # Refuse a guessable secret here, once, before any worker starts (each would refuse it again and exit).
+    # Refuse a guessable secret and a database behind this version's schema here, once, before any worker starts.
     jwt_secrets(s)
+    problem = schema_problem(s.database_url)
+    if problem:
+        print(f"greenrights serve: {problem}", file=sys.stderr)
+        return 1
     if workers > 1 and s.scheduler_embedded:
         print(
             f"greenrights serve: each of the {workers} workers embeds the scheduler (safe: every job run claims a "
@@ -217,8 +241,12 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             file=sys.stderr,
             flush=True,
         )
-    print(f"greenrights: API docs at http://{host}:{port}/schema/swagger", flush=True)
-    uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    configure_logging(s.log_json)
+    base = f"http://{host}:{port}"
+    print(f"greenrights: workbench at {base}/ , API docs at {base}/schema/swagger", flush=True)
+    uvicorn.run(
+        "server.app:create_served_app", factory=True, host=host, port=port, workers=workers, log_config=None
+    )
     return 0
 
 
@@ -239,8 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_db = sub.add_parser("db", help="database maintenance")
     p_db.add_argument("action", choices=["upgrade"])
     p_key = sub.add_parser("apikey", help="API keys for machine clients")
-    p_key.add_argument("action", choices=["create"])
-    p_key.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p_key.add_argument("action", choices=["create", "revoke"])
+    p_key.add_argument("prefix", nargs="?", default=None, help="revoke: the key's prefix (the 12 characters after gr_)")
+    p_key.add_argument("--role", default=None, choices=[r.value for r in Role])
     p_key.add_argument("--enterprise", default=None, metavar="USCC")
     p_key.add_argument("--label", default="")
     p_key.add_argument("--organisation", default=None, help="organisation name, e.g. one bank among several")
@@ -267,7 +296,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_upgrade()
         print("database upgraded")
         return 0
+    if args.cmd == "apikey" and args.action == "revoke":
+        if not args.prefix:
+            print("greenrights apikey revoke PREFIX: name the key's prefix", file=sys.stderr)
+            return 2
+        try:
+            print(asyncio.run(_apikey_revoke(args.prefix)))
+        except AppError as exc:
+            print(f"greenrights apikey revoke: {exc.detail}", file=sys.stderr)
+            return 1
+        return 0
     if args.cmd == "apikey":
+        if not args.role:
+            print("greenrights apikey create: --role is required", file=sys.stderr)
+            return 2
         key = asyncio.run(_apikey(Role(args.role), args.enterprise, args.label, args.organisation))
         print(f"API key for role {args.role} (shown once; store it now):")
         print(key)
@@ -305,6 +347,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.cmd == "scheduler":
+        from core.observability import configure_logging
+        from server.migrate import schema_problem
+
+        problem = schema_problem(get_settings().database_url)
+        if problem:
+            print(f"greenrights scheduler: {problem}", file=sys.stderr)
+            return 1
+
+        configure_logging(get_settings().log_json)
         asyncio.run(_run_scheduler())
         return 0
     if args.cmd == "demo":

@@ -53,3 +53,28 @@ def create_schema(url: str) -> None:
         for statement in APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else APPEND_ONLY_SQLITE:
             conn.execute(text(statement))
     engine.dispose()
+
+
+def schema_problem(url: str) -> str | None:
+    """Why the database cannot be served, or None: no schema at all, or a schema behind (or ahead of) the code's
+    newest migration. `greenrights serve` and `greenrights scheduler` refuse to start on it; /ready reports it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except Exception as exc:  # any failure to reach the database is the answer
+        return f"the database cannot be reached ({type(exc).__name__}: {str(exc)[:200]})"
+    finally:
+        engine.dispose()
+    if not current:
+        return "the database has no greenrights schema: run `greenrights db upgrade` first"
+    if current != heads:
+        return (
+            f"the database schema is at {', '.join(sorted(current))} but this version needs "
+            f"{', '.join(sorted(heads))}: run `greenrights db upgrade`"
+        )
+    return None

@@ -8,4 +8,5 @@ import incentives.models  # noqa: F401
 import registry.compliance.models
 import registry.models  # noqa: F401
 import scheduler.models  # noqa: F401
-import trading.models  # noqa: F401
+import trading.models
+import trading.surveillance.models  # noqa: F401

@@ -19,6 +19,7 @@ from core.schema import MAX_ID, IdPath
 from trading import auctions, block_trades, close, funds, market_data, markets, orders, queries
 from trading import schemas as s
 from trading.context import TradingContext
+from trading.surveillance.api import CONTROLLERS as SURVEILLANCE_CONTROLLERS
 
 R = Role
 AUTHORITIES = (R.REGULATOR, R.ENERGY_AUTHORITY, R.GEC_ISSUER)
@@ -359,6 +360,7 @@ class FundController(Controller):
 
 
 CONTROLLERS: list[Any] = [
+    *SURVEILLANCE_CONTROLLERS,
     MarketController,
     TradingDayController,
     OrderController,

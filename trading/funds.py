@@ -1,18 +1,20 @@
 """Fund accounts in yuan at the settlement bank: a deposit moves nothing until the bank confirms that the money
 arrived; a withdrawal is held at once and posted when the bank confirms the payment (voided when it rejects).
-A member sees its own balance, what is available and what open orders and bids hold; the bank decides every
-requested movement and sees all of them.
+A member sees its own balance, what is available and what open orders and bids hold. Each movement names its
+settlement bank (`bank_organisation_id`; implied while only one bank is registered); only that bank sees and decides
+it, and another bank's movements read like missing ones.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ledger
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotFound
 from core.identity import Identity, Role
-from core.models import LedgerAccount, LedgerAsset
+from core.models import LedgerAccount, LedgerAsset, Organisation
 from core.quantity import parse_money_fen
 from trading import clearing
 from trading import schemas as s
@@ -38,8 +40,10 @@ async def request_fund_movement(
             ).scalar_one_or_none()
             if prior is not None:
                 return movement_out(prior)
+        bank_org = await settlement_bank(ses, req.bank_organisation_id)
         mv = FundMovement(
             organisation_id=who.organisation_id,
+            bank_organisation_id=bank_org,
             kind=kind,
             amount_fen=amount_fen,
             status="requested",
@@ -86,7 +90,8 @@ async def decide_fund_movement(
         if not ctx.db.sqlite:
             q = q.with_for_update()
         mv = (await ses.execute(q)).scalar_one_or_none()
-        if mv is None:
+        # A bank decides only the movements of its own customers: another bank's reads like a missing one.
+        if mv is None or mv.bank_organisation_id != who.organisation_id:
             raise NotFound("fund movement", field="movement_id")
         if mv.status != "requested":
             if mv.status == target and mv.decided_by == who.principal_id:
@@ -120,7 +125,6 @@ async def decide_fund_movement(
             mv.held_amount = 0
         mv.status = target
         mv.decided_by = who.principal_id
-        mv.bank_organisation_id = who.organisation_id
         mv.decided_at = now
         if req.reference.strip():
             mv.reference = (mv.reference + " / " + req.reference.strip())[:100]
@@ -165,7 +169,9 @@ async def list_fund_movements(
 ) -> list[s.FundMovementOut]:
     async def work(uow: UnitOfWork) -> list[s.FundMovementOut]:
         q = select(FundMovement)
-        if not (who.role is Role.BANK or who.reads_all()):
+        if who.role is Role.BANK:
+            q = q.where(FundMovement.bank_organisation_id == who.organisation_id)
+        elif not who.reads_all():
             q = q.where(FundMovement.organisation_id == who.organisation_id)
         if status is not None:
             q = q.where(FundMovement.status == status)
@@ -177,6 +183,24 @@ async def list_fund_movements(
     return await ctx.db.read(work)
 
 
+async def settlement_bank(ses: AsyncSession, named: int | None) -> int:
+    """The bank organisation that decides a movement: the one named, which must be a bank, or the installation's
+    only bank when none is named."""
+    if named is not None:
+        kind = (await ses.execute(select(Organisation.kind).where(Organisation.id == named))).scalar_one_or_none()
+        if kind != "bank":
+            raise InvalidInput("bank_organisation_id", f"Organisation {named} is not a settlement bank.")
+        return named
+    banks = (await ses.execute(select(Organisation.id).where(Organisation.kind == "bank").limit(2))).scalars().all()
+    if len(banks) != 1:
+        raise InvalidInput(
+            "bank_organisation_id",
+            "Name the settlement bank that holds this money (bank_organisation_id)"
+            + ("." if banks else ": no bank is registered yet."),
+        )
+    return banks[0]
+
+
 def movement_out(m: FundMovement) -> s.FundMovementOut:
     return s.FundMovementOut(
         id=m.id or 0,
@@ -186,6 +210,7 @@ def movement_out(m: FundMovement) -> s.FundMovementOut:
         amount_fen=m.amount_fen,
         status=m.status,
         reference=m.reference,
+        bank_organisation_id=m.bank_organisation_id,
         created_at=m.created_at,
         decided_at=m.decided_at,
     )

@@ -83,6 +83,9 @@ class SubmitBid(Req):
 class FundRequest(Req):
     amount: Amount
     reference: Reference = ""
+    # The settlement bank that holds the money and decides this movement (an organisation of kind bank). It may be
+    # left out while the installation has exactly one settlement bank.
+    bank_organisation_id: Id | None = None
 
 
 class FundDecision(Req):
@@ -329,6 +332,7 @@ class FundMovementOut(msgspec.Struct, kw_only=True):
     amount_fen: int
     status: str
     reference: str
+    bank_organisation_id: int | None
     created_at: dt.datetime
     decided_at: dt.datetime | None
 

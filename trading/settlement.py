@@ -17,6 +17,7 @@ from one statement.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -28,10 +29,11 @@ from core.clock import business_date
 from core.errors import AppError, Conflict
 from core.identity import Identity
 from core.models import LedgerAccount, LedgerTransfer
+from core.observability import TRADES, count_on_commit
 from core.quantity import INT64_MAX
 from registry.domain import checks
 from registry.domain.instruments import Kind
-from registry.models import Instrument, RegistryAccount
+from registry.models import Instrument, RegistryAccount, RegistryTransaction
 from trading import clearing
 from trading._common import VENUE_OF_MODE, qty, raise_failures
 from trading.context import TradingContext
@@ -93,6 +95,10 @@ _SELLABLE = select(
     .scalar_subquery(),
 ).where(_ACC.id == bindparam("ledger_account_id"))
 _INSERT_TRADE = insert(_TRADE).returning(_TRADE.c.id)
+# Every trade's delivery of units is also a registry transaction (code "trade"), so an account's statement and
+# `listAccountTransactions` list the units it bought and sold beside its allocations and transfers, and
+# opening balance + listed movements = closing balance.
+_INSERT_REGISTRY_TX = insert(RegistryTransaction.__table__)  # type: ignore[attr-defined]
 
 
 async def check_sellable(
@@ -363,6 +369,29 @@ async def deliver(
         (f"trd:{trade_id}:fee", ids.cny_clearing_id, ids.fee_account_id, clearing.FEE, ids.cny_asset_id,
          trade.buyer_fee_fen + trade.seller_fee_fen, "fee", False),
     )  # fmt: skip
+    taker_is_buyer = trade.taker_side != Side.SELL.value  # a block trade or an auction has no taker: the buyer
+    await ses.execute(
+        _INSERT_REGISTRY_TX,
+        {
+            "code": "trade",
+            "status": "completed",
+            "instrument_id": trade.instrument_id,
+            "from_account_id": trade.seller_account_id,
+            "to_account_id": trade.buyer_account_id,
+            "quantity": trade.quantity,
+            "initiated_by": 0,  # the market matched it; the orders carry who placed them
+            "initiator_organisation_id": (
+                trade.buyer_organisation_id if taker_is_buyer else trade.seller_organisation_id
+            ),
+            "request_key": f"trade:{trade_id}",
+            "details": json.dumps(
+                {"trade_id": trade_id, "venue": trade.venue, "price_fen": trade.price_fen}, separators=(",", ":")
+            ),
+            "created_at": now,
+            "completed_at": now,
+        },
+    )
+    count_on_commit(ses, TRADES, venue=trade.venue)
     for client_id, from_id, to_id, to_role, asset_id, amount, code, serialised in payouts:
         if amount <= 0:
             continue

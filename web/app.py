@@ -4,6 +4,7 @@ role's home page. The pages themselves live in web/pages/, one module per area; 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,8 +26,9 @@ from core.errors import AppError
 from core.identity import Identity, LoginResult, Role, check_login, refuse_login
 from web import auth
 from web.format import FILTERS
-from web.i18n import translate
+from web.i18n import catalogue, translate
 
+log = logging.getLogger("greenrights.web")
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 
@@ -45,7 +47,7 @@ HOME: dict[Role, str] = {
 }
 
 # Paths that are not pages: the API and the machine-facing endpoints keep their problem+json answers.
-NOT_PAGES = ("/api/", "/schema", "/problems", "/verify", "/health", "/ready")
+NOT_PAGES = ("/api/", "/schema", "/problems", "/verify", "/health", "/ready", "/metrics")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -63,6 +65,13 @@ def is_page(path: str) -> bool:
     return not path.startswith(NOT_PAGES)
 
 
+def wants_html(request: Request[Any, Any, Any]) -> bool:
+    """A browser asking for a page (Accept names text/html before any JSON), not a program."""
+    accept = request.headers.get("accept", "")
+    html, json_ = accept.find("text/html"), accept.find("json")
+    return html >= 0 and (json_ < 0 or html < json_)
+
+
 class SecurityHeaders:
     """Security headers on every answer; the Content-Security-Policy (no inline script, no framing) on pages."""
 
@@ -73,15 +82,18 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(SECURITY_HEADERS)
-        if is_page(scope["path"]):
-            extra.append((b"content-security-policy", CSP.encode()))
-            extra.append((b"cache-control", b"no-store"))
+        page = is_page(scope["path"])
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
-                have = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in have)]
+                headers = message.get("headers", [])
+                have = {k.lower(): v for k, v in headers}
+                extra = list(SECURITY_HEADERS)
+                # Every HTML answer (pages, the public verification page) gets the CSP and is never cached.
+                if page or have.get(b"content-type", b"").startswith(b"text/html"):
+                    extra.append((b"content-security-policy", CSP.encode()))
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in have)]
             await send(message)
 
         await self.app(scope, receive, wrapped)
@@ -93,6 +105,13 @@ class SecurityHeaders:
 @pass_context
 def _t(ctx: Any, key: str, **values: object) -> str:
     return translate(key, lang_of(ctx["request"]), **values)
+
+
+@pass_context
+def _t_or(ctx: Any, key: str, fallback: str) -> str:
+    """The text of `key`, or `fallback` when the catalogue has none (field names of open-ended records)."""
+    texts = catalogue().get(key)
+    return texts[lang_of(ctx["request"])] if texts else fallback
 
 
 @pass_context
@@ -109,7 +128,7 @@ def _user(ctx: Any) -> Identity | None:
 def _configure(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.filters.update(FILTERS)
-    env.globals.update(t=_t, lang=_lang, current_user=_user, HOME=HOME)
+    env.globals.update(t=_t, t_or=_t_or, lang=_lang, current_user=_user, HOME=HOME)
     env.trim_blocks = True
     env.lstrip_blocks = True
 
@@ -143,6 +162,7 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         if status == 403:
             detail = translate("error.csrf", lang_of(request)) if "CSRF" in (exc.detail or "") else detail
     else:
+        log.exception("unhandled error on page %s %s", request.method, request.url.path, exc_info=exc)
         status, title, detail, field = 500, "", translate("error.internal", lang_of(request)), None
     if request.headers.get("hx-request"):
         return Template(

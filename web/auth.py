@@ -56,9 +56,7 @@ async def close_session(db: Database, token: str, actor: str | None) -> None:
     await db.run(work)
 
 
-async def session_identity(
-    db: Database, token: str, now: dt.datetime, idle_s: int, max_s: int
-) -> Identity | None:
+async def session_identity(db: Database, token: str, now: dt.datetime, idle_s: int, max_s: int) -> Identity | None:
     """The person a session token signs in, or None when it is unknown, idle too long, too old or revoked."""
     digest = token_digest(token)
 

@@ -42,6 +42,22 @@ FILES = {"idempotent": True, "accepts_files": True}
 TAGS = ["compliance"]
 
 
+async def run_settlement(state: Any, who: Identity, period_id: int, *, dry_run: bool) -> s.SettlementOut:
+    """Settle a period (or dry-run it) with the market's reference price for carbon periods: what `settlePeriod`
+    and the regulator's settlement page both run."""
+    context: ComplianceContext = state.compliance.ctx
+    period = await periods.get_period(context, who, period_id)
+    price = None
+    source = ""
+    if period.kind == "carbon":
+        year, month = await periods.reference_month(context, period_id)
+        price = await market_price_fen(getattr(state, "trading", None), year, month)
+        source = f"trading: CEA monthly average {year}-{month:02d}"
+    return await settlement.settle_period(
+        context, period_id, dry_run=dry_run, who=who, market_price_fen=price, market_price_source=source
+    )
+
+
 def ctx(request: Request[Any, Any, Any]) -> ComplianceContext:
     """The compliance context of the process (held by the `ComplianceService` the composition root built)."""
     return request.app.state.compliance.ctx  # type: ignore[no-any-return]
@@ -299,17 +315,7 @@ class SettlementController(Controller):
         period_id: IdPath,
         dry_run: FromQuery[bool] = False,
     ) -> s.SettlementOut:
-        context = ctx(request)
-        period = await periods.get_period(context, request.user, period_id)
-        price = None
-        source = ""
-        if period.kind == "carbon":
-            year, month = await periods.reference_month(context, period_id)
-            price = await market_price_fen(getattr(request.app.state, "trading", None), year, month)
-            source = f"trading: CEA monthly average {year}-{month:02d}"
-        return await settlement.settle_period(
-            context, period_id, dry_run=dry_run, who=request.user, market_price_fen=price, market_price_source=source
-        )
+        return await run_settlement(request.app.state, request.user, period_id, dry_run=dry_run)
 
     @get(
         "/periods/{period_id:int}/results",
@@ -369,6 +375,18 @@ class SettlementController(Controller):
     )
     async def status(self, request: Request[Identity, Any, Any], enterprise_id: IdPath) -> s.ComplianceStatusOut:
         return await results.get_compliance_status(ctx(request), request.user, enterprise_id)
+
+    @get(
+        "/enterprises/{enterprise_id:int}/obligations",
+        operation_id="listEnterpriseObligations",
+        guards=[allow(*RESULT_READERS)],
+        responses=READ_PROBLEMS,
+        summary="An enterprise's obligations: owed, surrendered so far, remaining, and the surrender deadlines",
+    )
+    async def enterprise_obligations(
+        self, request: Request[Identity, Any, Any], enterprise_id: IdPath
+    ) -> list[s.EnterpriseObligationOut]:
+        return await obligations.enterprise_obligations(ctx(request), request.user, enterprise_id)
 
     @get(
         "/fines",

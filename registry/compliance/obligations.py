@@ -14,18 +14,22 @@ from core.errors import AppError, InvalidInput, NotFound
 from core.identity import Identity
 from core.quantity import parse_quantity
 from registry.compliance import schemas as s
-from registry.compliance._common import pollutants_of
+from registry.compliance._common import calendar_of, deadlines_of, pollutants_of
 from registry.compliance.context import ComplianceContext
-from registry.compliance.models import Obligation
+from registry.compliance.models import CompliancePeriod, ComplianceReport, ComplianceScheme, Obligation
 from registry.compliance.queries import (
     allocation_account,
     ensure_obligation,
     find_obligation,
     load_period,
+    may_see_enterprise,
     require_authority,
     require_open,
 )
+from registry.compliance.surrender import energy_obligation, surrendered_so_far
+from registry.domain import calendar as cal
 from registry.domain.instruments import Kind
+from registry.domain.violations import Rejected
 from registry.models import Enterprise, RegistryTransaction
 
 
@@ -174,3 +178,69 @@ def _obligation_out(o: Obligation) -> s.ObligationOut:
         verified_quantity=o.verified_quantity,
         forced_surrender_ordered=o.forced_surrender_ordered,
     )
+
+
+async def enterprise_obligations(
+    ctx: ComplianceContext, who: Identity, enterprise_id: int
+) -> list[s.EnterpriseObligationOut]:
+    """Every obligation of one enterprise, newest period first, with what it surrendered so far, what remains and
+    the period's deadlines (the same figures the surrender check uses). 404 for an enterprise the caller may not
+    see (another enterprise's staff)."""
+
+    async def work(uow: UnitOfWork) -> list[s.EnterpriseObligationOut]:
+        ses = uow.session
+        if not await may_see_enterprise(ses, who, enterprise_id):
+            raise NotFound("enterprise")
+        ent = await ses.get(Enterprise, enterprise_id)
+        if ent is None:
+            raise NotFound("enterprise")
+        rows = (
+            await ses.execute(
+                select(Obligation, CompliancePeriod, ComplianceScheme)
+                .join(CompliancePeriod, CompliancePeriod.id == Obligation.period_id)
+                .join(ComplianceScheme, ComplianceScheme.id == CompliancePeriod.scheme_id)
+                .where(Obligation.enterprise_id == enterprise_id)
+                .order_by(CompliancePeriod.year.desc(), Obligation.id)  # type: ignore[attr-defined]
+                .limit(500)
+            )
+        ).all()
+        report_status = dict(
+            (
+                await ses.execute(
+                    select(ComplianceReport.period_id, ComplianceReport.status).where(
+                        ComplianceReport.enterprise_id == enterprise_id
+                    )
+                )
+            ).all()
+        )
+        out = []
+        for ob, period, scheme in rows:
+            event = calendar_of(scheme, period).event(cal.EventKind.SURRENDER_DEADLINE)
+            _, close = deadlines_of(scheme, period)
+            quantity = ob.verified_quantity
+            if quantity is not None and scheme.kind == "energy":
+                energy = await energy_obligation(ctx, ses, period, ob, ent.organisation_id, close)
+                if not isinstance(energy, Rejected):
+                    quantity = energy.obligation_kgce
+            so_far = await surrendered_so_far(ses, period, ent.organisation_id, ob.pollutant or "")
+            out.append(
+                s.EnterpriseObligationOut(
+                    period_id=period.id or 0,
+                    period_code=period.code,
+                    scheme_code=scheme.code,
+                    kind=scheme.kind,
+                    year=period.year,
+                    period_status=period.status,
+                    pollutant=ob.pollutant or None,
+                    obligation=quantity,
+                    surrendered=so_far.total,
+                    remaining=None if quantity is None else max(quantity - so_far.total, 0),
+                    report_status=report_status.get(period.id),
+                    surrender_deadline=event.business_date,
+                    surrender_due_before=event.due_before,
+                    late_until=period.late_until,
+                )
+            )
+        return out
+
+    return await ctx.db.read(work)

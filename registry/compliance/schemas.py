@@ -129,6 +129,28 @@ class ObligationOut(msgspec.Struct, kw_only=True):
     forced_surrender_ordered: int
 
 
+class EnterpriseObligationOut(msgspec.Struct, kw_only=True):
+    """One obligation of one enterprise with where it stands: what it must surrender (None until verified),
+    what it surrendered so far against the period, what remains, and the period's deadlines."""
+
+    period_id: int
+    period_code: str
+    scheme_code: str
+    kind: str
+    year: int
+    period_status: str
+    pollutant: str | None
+    obligation: int | None
+    surrendered: int
+    remaining: int | None
+    report_status: str | None
+    # The last day to surrender on time (Asia/Shanghai business date) and the instant it ends; late surrenders
+    # are accepted until `late_until` when the period allows them.
+    surrender_deadline: dt.date
+    surrender_due_before: dt.datetime
+    late_until: dt.date | None
+
+
 class OrderForcedSurrender(Req):
     enterprise_id: int
     quantity: Amount

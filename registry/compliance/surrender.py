@@ -152,7 +152,7 @@ async def _check_against_period(
         energy = await energy_obligation(ctx, ses, period, ob, ent.organisation_id, close)
         if not isinstance(energy, Rejected):
             obligation_quantity = energy.obligation_kgce
-    so_far = await _surrendered_so_far(ses, period, ent.organisation_id, pollutant)
+    so_far = await surrendered_so_far(ses, period, ent.organisation_id, pollutant)
     rules = sur.SurrenderRules(
         eligible_vintages=frozenset(json.loads(period.eligible_vintages)),
         deadline=deadline,
@@ -178,7 +178,7 @@ async def _check_against_period(
         raise_violations(plan.violations, field_map=_SURRENDER_FIELDS)
 
 
-async def _surrendered_so_far(
+async def surrendered_so_far(
     ses: AsyncSession, period: CompliancePeriod, organisation_id: int, pollutant: str
 ) -> sur.SurrenderedSoFar:
     q = (

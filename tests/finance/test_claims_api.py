@@ -38,6 +38,16 @@ async def invariants(env: Any) -> None:
     assert await env.db.read(work) == []
 
 
+
+def save_artefact(name: str, content: bytes) -> None:
+    """Keep a rendered document as a test artefact (var/artefacts/) to look at."""
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[2] / "var" / "artefacts"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_bytes(content)
+
+
 async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_api(env) -> None:
     fw = await finance_world(env)
     ent = fw.ents[0]
@@ -76,7 +86,17 @@ async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_ap
 
     r = await env.get(f"{BASE}/claims/{c['id']}/decision-letter.pdf", ent["key"])
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    save_artefact("decision-letter.pdf", r.content)
     txt = pdf_text(r.content)
+    assert f"/verify/{code}" in txt.replace("\n", "")  # the QR code's address is printed beside it
+    page = await env.client.get(f"/verify/{code}", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert code in page.text and "1,200,000.00 元" in page.text and "content-security-policy" in page.headers
+    missing = await env.client.get("/verify/AAAA-AAAA-AAAA-AAAA", headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+    assert (await env.client.get("/verify/AAAA-AAAA-AAAA-AAAA")).headers["content-type"].startswith(
+        "application/problem+json"
+    )
     compact = txt.replace("\n", "").replace(" ", "")
     assert "财政补贴资金审核决定书" in compact
     assert "人民币壹佰贰拾万元整" in compact

@@ -823,6 +823,9 @@ async def test_key_still_in_flight_is_409(bw: BadWorld) -> None:
     await env.db.run(in_flight)
     await refused(bw, lambda: post_raw(env, TRANSFERS, bw.a["key"], content, idem="in-flight-1"), 409,
                   "idempotency-key-in-flight", "Idempotency-Key")
+    # The refusal says when to retry: at the latest when the first attempt's lease ends.
+    again = await post_raw(env, TRANSFERS, bw.a["key"], content, idem="in-flight-1")
+    assert 1 <= int(again.headers["retry-after"]) <= 60
 
 
 @pytest.mark.parametrize(("path",), [pytest.param(p, id=p.rsplit("/", 1)[1]) for p in
@@ -974,8 +977,9 @@ def _same_problem(r_foreign: Any, r_missing: Any) -> None:
     assert r_foreign.status_code == r_missing.status_code == 404, (r_foreign.text, r_missing.text)
     assert r_foreign.headers["content-type"] == r_missing.headers["content-type"]
     f, m = r_foreign.json(), r_missing.json()
-    f.pop("instance", None)
-    m.pop("instance", None)
+    for body in (f, m):
+        body.pop("instance", None)
+        assert body.pop("request_id")  # each request has its own id; the rest must not tell them apart
     assert f == m
 
 
@@ -1009,8 +1013,9 @@ async def test_another_organisations_transaction_reads_and_approves_like_a_missi
                                                  {"decision": "approve"}), 404, "not-found")
     missing = await refused(bw, lambda: env.post(f"/api/v1/transactions/{MISSING_ID}/approval", bw.a["key"],
                                                  {"decision": "approve"}), 404, "not-found")
-    foreign.pop("instance")
-    missing.pop("instance")
+    for body in (foreign, missing):
+        body.pop("instance")
+        body.pop("request_id")
     assert foreign == missing
 
 
@@ -1033,6 +1038,7 @@ async def test_acting_on_another_organisations_account_is_404_like_a_missing_one
                                  "unknown-account"))
     for p in out:
         p.pop("instance")
+        p.pop("request_id")
     assert out[0] == out[1]
 
 

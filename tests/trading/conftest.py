@@ -58,6 +58,7 @@ class TradingWorld:
     instrument_id: int
     bank: str
     traders: list[Trader]
+    bank_org: int = 0
 
     async def order(self, trader: int, body: dict[str, Any], idem: str | None = None) -> Any:
         t = self.traders[trader]
@@ -115,12 +116,18 @@ async def trading_world(
         {"instrument_id": w.instrument_id, "mode": mode, "reference_price": reference_price, **(market or {})},
     )
     assert r.status_code == 201, r.text
-    bank = await env.key(Role.BANK, name="结算银行")
+    async def bank_organisation(uow: UnitOfWork) -> int:
+        return (await create_organisation(uow.session, "结算银行", "bank", env.clock.now())).id or 0
+
+    bank_org = await env.db.run(bank_organisation)
+    bank = await env.key(Role.BANK, bank_org)
     out = [Trader(e["key"], e["account_id"], e["organisation_id"], e["id"]) for e in w.enterprises]
     for t in out:
         if funds != "0":
             await deposit(env, t.key, bank, funds)
-    return TradingWorld(env, w.regulator, w.regulator_org, w.allocation_account, w.instrument_id, bank, out)
+    return TradingWorld(
+        env, w.regulator, w.regulator_org, w.allocation_account, w.instrument_id, bank, out, bank_org=bank_org
+    )
 
 
 async def _issue_kind(env: Any, w: Any, kind: str, issue: int) -> tuple[Any, str]:

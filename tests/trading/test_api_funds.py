@@ -26,11 +26,11 @@ async def test_deposits_and_withdrawals_move_money_only_on_the_banks_confirmatio
     assert (await tw.funds(0))["balance"] == "1234.56"
     other_bank = await env.key(Role.BANK, name="另一家银行")
     r = await env.post(f"/api/v1/funds/movements/{dep['id']}/decision", other_bank, {"decision": "reject"})
-    assert r.status_code == 409 and r.json()["type"] == "/problems/invalid-state"
+    assert r.status_code == 404  # another bank's customer's movement reads like a missing one
 
-    r = await env.post("/api/v1/funds/withdrawals", me.key, {"amount": "1234.57"})
+    r = await env.post("/api/v1/funds/withdrawals", me.key, {"bank_organisation_id": tw.bank_org, "amount": "1234.57"})
     assert r.status_code == 409 and r.json()["type"] == "/problems/insufficient-available"
-    r = await env.post("/api/v1/funds/withdrawals", me.key, {"amount": "1000.00"})
+    r = await env.post("/api/v1/funds/withdrawals", me.key, {"bank_organisation_id": tw.bank_org, "amount": "1000.00"})
     assert r.status_code == 201, r.text
     wd = r.json()
     f = await tw.funds(0)
@@ -38,7 +38,7 @@ async def test_deposits_and_withdrawals_move_money_only_on_the_banks_confirmatio
     r = await env.post(f"/api/v1/funds/movements/{wd['id']}/decision", tw.bank, {"decision": "reject"})
     assert r.status_code == 200 and r.json()["status"] == "rejected"
     assert (await tw.funds(0))["held"] == "0.00"
-    r = await env.post("/api/v1/funds/withdrawals", me.key, {"amount": "234.56"})
+    r = await env.post("/api/v1/funds/withdrawals", me.key, {"bank_organisation_id": tw.bank_org, "amount": "234.56"})
     r = await env.post(f"/api/v1/funds/movements/{r.json()['id']}/decision", tw.bank, {"decision": "confirm"})
     assert r.status_code == 200, r.text
     f = await tw.funds(0)
@@ -49,3 +49,27 @@ async def test_deposits_and_withdrawals_move_money_only_on_the_banks_confirmatio
     r = await env.get("/api/v1/funds/movements", me.key)
     assert [m["kind"] for m in r.json()] == ["withdrawal", "withdrawal", "deposit"]
     assert await invariants(env.db) == [] and await env.app.state.trading.reconcile() == []
+
+
+async def test_a_bank_decides_only_its_own_customers_movements(env) -> None:
+    tw = await trading_world(env, mode="continuous", units=0, funds="0")
+    me = tw.traders[0]
+    # With a second bank registered, a movement must name its bank.
+    other_bank = await env.key(Role.BANK, name="另一家银行")
+    r = await env.post("/api/v1/funds/deposits", me.key, {"amount": "100.00"})
+    assert r.status_code == 422 and r.json()["field"] == "bank_organisation_id", r.text
+    body = {"amount": "100.00", "bank_organisation_id": me.organisation_id}
+    r = await env.post("/api/v1/funds/deposits", me.key, body)
+    assert r.status_code == 422 and r.json()["field"] == "bank_organisation_id"  # not a bank
+    r = await env.post("/api/v1/funds/deposits", me.key, {"amount": "100.00", "bank_organisation_id": tw.bank_org})
+    assert r.status_code == 201, r.text
+    mv = r.json()
+    assert mv["bank_organisation_id"] == tw.bank_org
+    # The other bank neither sees nor decides it: 404, as for a movement that does not exist.
+    r = await env.post(f"/api/v1/funds/movements/{mv['id']}/decision", other_bank, {"decision": "confirm"})
+    assert r.status_code == 404 and r.json()["field"] == "movement_id"
+    assert mv["id"] not in [m["id"] for m in (await env.get("/api/v1/funds/movements", other_bank)).json()]
+    assert (await env.get("/api/v1/funds", me.key)).json()["balance"] == "0.00"
+    r = await env.post(f"/api/v1/funds/movements/{mv['id']}/decision", tw.bank, {"decision": "confirm"})
+    assert r.status_code == 200 and r.json()["status"] == "confirmed"
+    assert (await env.get("/api/v1/funds", me.key)).json()["balance"] == "100.00"

@@ -179,9 +179,9 @@ async def page(browser: Any) -> AsyncIterator[Any]:
     # A page's own status is the test's business; a script, stylesheet or fetch that fails is a broken page.
     p.on(
         "response",
-        lambda r: errors.append(f"{r.status} {r.url}")
-        if r.status >= 400 and r.request.resource_type != "document"
-        else None,
+        lambda r: (
+            errors.append(f"{r.status} {r.url}") if r.status >= 400 and r.request.resource_type != "document" else None
+        ),
     )
     try:
         yield p
@@ -206,3 +206,11 @@ async def screenshot(page: Any, name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def signing_key_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Each workbench test signs (bank answers, checkpoints) with its own key, never ./var of the checkout."""
+    from core.signing import SIGNING_KEY_ENV
+
+    path = tmp_path / "keys" / "signing-key.pem"
+    monkeypatch.setenv(SIGNING_KEY_ENV, str(path))
+    return path

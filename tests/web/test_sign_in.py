@@ -73,8 +73,11 @@ async def test_after_sign_in_only_a_local_next_is_followed(web_env: Env) -> None
     user, _ = await make_user(web_env, Role.REGULATOR)
     page = await web_env.client.get("/login")
     token = csrf_of(page.text)
-    for target, expected in (("https://evil.example/", "/compliance"), ("//evil.example", "/compliance"),
-                             ("/enterprises?x=1", "/enterprises?x=1")):
+    for target, expected in (
+        ("https://evil.example/", "/compliance"),
+        ("//evil.example", "/compliance"),
+        ("/enterprises?x=1", "/enterprises?x=1"),
+    ):
         r = await web_env.client.post(
             "/login",
             data={"username": user, "password": PASSWORD, "_csrf_token": token, "next": target},
@@ -110,3 +113,19 @@ async def test_sign_in_in_chromium(live, page) -> None:  # type: ignore[no-untyp
     await screenshot(page, "login")
     await browser_sign_in(page, live.base_url, user)
     assert page.url.endswith("/compliance") or "/compliance" in page.url
+
+
+def test_every_page_text_has_both_languages_and_every_key_used_exists() -> None:
+    import re
+    from pathlib import Path
+
+    from web.i18n import catalogue
+
+    texts = catalogue()  # raises on a key missing a language or defined twice
+    root = Path(__file__).resolve().parents[2] / "web"
+    used = set()
+    for path in [*root.rglob("*.html"), *root.rglob("*.py")]:
+        used |= set(re.findall(r"""\bt(?:ranslate)?\(\s*["']([a-z_][\w.-]*)["']""", path.read_text(encoding="utf-8")))
+    prefixes = {k for k in used if k.endswith(".")}  # t("claim.state." ~ state): a family of keys
+    assert used and not sorted(k for k in used - prefixes if k not in texts)
+    assert not sorted(p for p in prefixes if not any(k.startswith(p) for k in texts))

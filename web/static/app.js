@@ -4,7 +4,11 @@
 (function () {
   "use strict";
   function candlestick(spec) {
-    var bars = spec.bars || [];
+    // Prices arrive as the API's exact decimal strings ("51.00"); numbers only for drawing.
+    var bars = (spec.bars || []).map(function (b) {
+      return { day: b.day, open: Number(b.open), high: Number(b.high), low: Number(b.low), close: Number(b.close),
+               volume: Number(b.volume) };
+    });
     var labels = bars.map(function (b) { return b.day; });
     var up = "#1f7a4d", down = "#b3261e";
     var colours = bars.map(function (b) { return b.close >= b.open ? up : down; });
@@ -14,9 +18,9 @@
         labels: labels,
         datasets: [
           { label: spec.wickLabel || "high-low", data: bars.map(function (b) { return [b.low, b.high]; }),
-            backgroundColor: colours, barPercentage: 0.12, grouped: false, yAxisID: "price", order: 2 },
+            backgroundColor: colours, barPercentage: 0.05, grouped: false, yAxisID: "price", order: 2, minBarLength: 2 },
           { label: spec.bodyLabel || "open-close", data: bars.map(function (b) { return [Math.min(b.open, b.close), Math.max(b.open, b.close) || b.close]; }),
-            backgroundColor: colours, barPercentage: 0.7, grouped: false, yAxisID: "price", order: 1 },
+            backgroundColor: colours, barPercentage: 0.7, grouped: false, yAxisID: "price", order: 1, minBarLength: 2 },
           { label: spec.volumeLabel || "volume", data: bars.map(function (b) { return b.volume; }),
             backgroundColor: "rgba(90,110,100,0.35)", yAxisID: "volume", order: 3 }
         ]
@@ -24,9 +28,10 @@
       options: {
         maintainAspectRatio: false, animation: false,
         plugins: { legend: { display: false } },
+        // Stacked axes are laid out bottom-up in the order given: volume below, prices above (3/4 of the height).
         scales: {
-          price: { position: "left", stack: "k", stackWeight: 3, title: { display: true, text: spec.priceTitle || "" } },
-          volume: { position: "left", stack: "k", stackWeight: 1, beginAtZero: true, title: { display: true, text: spec.volumeTitle || "" } }
+          volume: { position: "left", stack: "k", stackWeight: 1, beginAtZero: true, title: { display: true, text: spec.volumeTitle || "" } },
+          price: { position: "left", stack: "k", stackWeight: 3, beginAtZero: false, grace: "5%", offset: true, title: { display: true, text: spec.priceTitle || "" } }
         }
       }
     };

@@ -1,0 +1,1 @@
+"""greenrights: the Python SDK for the greenrights API lives in `greenrights.client`."""

@@ -36,6 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import events
 from core.clock import Clock
 from core.db import Database, UnitOfWork
 from core.models import AuditEntry, AuditHead
@@ -66,9 +67,14 @@ def entry_hash(
 
 
 def make_flusher(clock: Clock):  # type: ignore[no-untyped-def]
+    """What a unit of work writes last, just before commit: its audit entries and its outbox events
+    (core/events.py), one INSERT each, stamped with the same time."""
+
     async def flush(uow: UnitOfWork) -> None:
-        await append(uow.session, uow.audit_events, clock.now())
+        now = clock.now()
+        await append(uow.session, uow.audit_events, now)
         uow.audit_events.clear()
+        await events.flush(uow.session, now)
 
     return flush
 

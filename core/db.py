@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 from core.errors import ServiceUnavailable
+from core.events import pending as outbox_pending
 
 T = TypeVar("T")
 
@@ -263,7 +264,7 @@ class Database:
                 result = await fn(uow, *args, **kwargs)
             finally:
                 _rider.reset(token)
-            if uow.audit_events and self.audit_flusher is not None:
+            if (uow.audit_events or outbox_pending(session)) and self.audit_flusher is not None:
                 await self.audit_flusher(uow)
         return result
 

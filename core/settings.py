@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     # Where people reach this installation: printed under documents' QR codes (`<public_base_url>/verify/<code>`).
     public_base_url: str = "http://127.0.0.1:8000"
+    # Webhooks (core/webhooks.py): plain http endpoints (tests, local development only), hosts or CIDR ranges
+    # allowed even though they resolve to private or loopback addresses, and how long a failing delivery is retried
+    # before it is parked as dead.
+    webhook_allow_http: bool = False
+    webhook_allowed_hosts: str = ""
+    webhook_retry_for_s: float = 86_400.0
     # A YAML file of holiday notices an operator has published beyond those shipped in core/holidays.yaml.
     holidays_path: str | None = None
 

@@ -15,6 +15,7 @@ from core.capitals import format_fen
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, NotFound
+from core.events import emit
 from core.identity import Identity, Role
 from core.workdays import is_working_day
 from finance import schemas as s
@@ -195,7 +196,26 @@ async def transition(
         {"from": claim.state, "to": target.value, "version": seen + 1, **(data or {})},
     )
     await ses.refresh(claim)
+    _claim_event(ses, claim, target, now)
     return target
+
+
+def _claim_event(ses: AsyncSession, claim: FinanceClaim, target: State, now: dt.datetime) -> None:
+    """The outbox event of a claim's move that its enterprise acts on: submitted, decided, paid (core/events.py)."""
+    common = {"claim_id": claim.id, "programme": claim.programme, "enterprise_id": claim.enterprise_id}
+    if target is State.SUBMITTED:
+        name, body = "claim.submitted", {**common, "amount_fen": claim.amount_fen, "submitted_at": now.isoformat()}
+    elif target in (State.APPROVED, State.REJECTED):
+        decision = "approved" if target is State.APPROVED else "rejected"
+        amount = claim.amount_fen if target is State.APPROVED else 0
+        body = {**common, "decision": decision, "amount_fen": amount, "reason": claim.reason}
+        name = "claim.decided"
+    elif target is State.DISBURSED:
+        name = "claim.disbursed"
+        body = {**common, "amount_fen": claim.amount_fen, "batch_id": claim.disbursement_batch_id}
+    else:
+        return
+    emit(ses, name, body, to=(claim.enterprise_organisation_id,), subject=f"claim:{claim.id}:v{claim.version}")
 
 
 def stage_days(on: dt.date) -> dict[str, int]:

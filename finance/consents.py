@@ -13,6 +13,7 @@ from core import ledger
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotFound
+from core.events import emit
 from core.identity import Identity, Role
 from core.models import Organisation, Principal
 from core.text import clean_text
@@ -126,6 +127,19 @@ async def grant_consent(ctx: FinanceContext, who: Identity, req: s.GrantConsent)
                 "valid_until": req.valid_until.isoformat() if req.valid_until else None,
             },
         )
+        emit(
+            ses,
+            "consent.granted",
+            {
+                "consent_id": consent.id,
+                "enterprise_id": ent.id,
+                "bank_organisation_id": bank.id,
+                "purpose": purpose,
+                "valid_until": req.valid_until.isoformat() if req.valid_until else None,
+            },
+            to=(ent.organisation_id, bank.id),
+            subject=f"consent:{consent.id}",
+        )
         return _consent_out(consent, today)
 
     return await ctx.db.run(work)
@@ -160,6 +174,18 @@ async def revoke_consent(ctx: FinanceContext, who: Identity, consent_id: int) ->
             "finance_consent",
             str(consent.id),
             {"enterprise_id": consent.enterprise_id, "bank_organisation_id": consent.bank_organisation_id},
+        )
+        emit(
+            ses,
+            "consent.revoked",
+            {
+                "consent_id": consent.id,
+                "enterprise_id": consent.enterprise_id,
+                "bank_organisation_id": consent.bank_organisation_id,
+                "revoked_at": now.isoformat(),
+            },
+            to=(consent.enterprise_organisation_id, consent.bank_organisation_id),
+            subject=f"consent:{consent.id}",
         )
         return _consent_out(consent, today)
 

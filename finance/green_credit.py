@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput, NotFound
+from core.events import emit
 from core.identity import Identity, Role
 from core.models import Organisation
 from core.pdf import canonical_json, verification_code
@@ -149,6 +150,14 @@ async def query_green_credit(ctx: FinanceContext, who: Identity, req: s.GreenCre
             str(ent.id),
             {"bank_organisation_id": who.organisation_id},
         )
+        emit(
+            ses,
+            "green_credit.query_made",
+            {"query_id": None, "enterprise_id": ent.id, "bank_organisation_id": who.organisation_id,
+             "outcome": "refused_no_consent"},
+            to=(ent.organisation_id,),
+            subject=f"enterprise:{ent.id}",
+        )  # fmt: skip
 
     async def consented(uow: UnitOfWork) -> bool:
         return await _active_consent(uow.session, ent.id, who.organisation_id, today) is not None
@@ -278,6 +287,14 @@ async def query_green_credit(ctx: FinanceContext, who: Identity, req: s.GreenCre
             str(row.id),
             {"enterprise_id": ent.id, "answer_sha256": record["answer_sha256"]},
         )
+        emit(
+            ses,
+            "green_credit.query_made",
+            {"query_id": row.id, "enterprise_id": ent.id, "bank_organisation_id": who.organisation_id,
+             "outcome": "answered"},
+            to=(ent.organisation_id,),
+            subject=f"green_credit_query:{row.id}",
+        )  # fmt: skip
         return s.GreenCreditAnswer(query_id=row.id or 0, answer=answer, signature=signature)
 
     out = await ctx.db.run(answer_work)

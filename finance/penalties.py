@@ -16,6 +16,7 @@ from core.capitals import format_fen
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, NotFound
+from core.events import emit
 from core.identity import Identity, Role
 from core.quantity import parse_money_fen
 from core.text import clean_text
@@ -96,6 +97,20 @@ async def issue_penalty_notices(ctx: FinanceContext, who: Identity | None, perio
                     "finance_penalty",
                     str(row.id),
                     {"notice_no": row.notice_no, "fine_fen": row.fine_fen, "due_on": row.due_on.isoformat()},
+                )
+                emit(
+                    ses,
+                    "penalty.issued",
+                    {
+                        "notice_id": row.id,
+                        "notice_no": row.notice_no,
+                        "enterprise_id": row.enterprise_id,
+                        "period_code": row.period_code,
+                        "fine_fen": row.fine_fen,
+                        "due_on": row.due_on.isoformat(),
+                    },
+                    to=(row.enterprise_organisation_id,),
+                    subject=f"penalty:{row.id}",
                 )
             else:
                 already += 1

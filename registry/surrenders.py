@@ -11,8 +11,9 @@ import json
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import InvalidInput
+from core.events import emit
 from core.identity import Identity, Role
-from core.quantity import parse_quantity
+from core.quantity import format_amount, parse_quantity
 from core.text import clean_text
 from registry import schemas as s
 from registry._common import facts, raise_first, record_and_move, tx_out
@@ -102,6 +103,20 @@ async def _to_system(
             acc,
             target,
             now,
+        )
+        emit(
+            ses,
+            "surrender.recorded",
+            {
+                "transaction_id": tx.id,
+                "account_id": acc.id,
+                "instrument_code": inst.code,
+                "quantity": format_amount(quantity, KIND_RULES[kind].scale),
+                "period": period,
+                "purpose": code,
+            },
+            to=(acc.organisation_id,),
+            subject=f"transaction:{tx.id}",
         )
         uow.audit(
             who.actor,

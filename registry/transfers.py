@@ -16,8 +16,9 @@ from core import ledger
 from core.clock import business_date, shanghai_time
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, Forbidden, NotFound
+from core.events import emit
 from core.identity import Identity
-from core.quantity import parse_quantity
+from core.quantity import format_amount, parse_quantity
 from core.text import clean_text
 from core.workdays import next_working_day
 from registry import schemas as s
@@ -52,6 +53,8 @@ async def create_transfer(
         held = await move(ses, tx, inst, source, dest, tx.quantity, now, pending=not trusted)
         if not trusted:
             tx.hold_transfer_id = held
+        else:
+            transfer_completed(ses, tx, inst, source.organisation_id, dest.organisation_id)
         uow.audit(
             who.actor,
             "units.transfer",
@@ -62,6 +65,26 @@ async def create_transfer(
         return await tx_out(ses, tx)
 
     return await ctx.db.run(work)
+
+
+def transfer_completed(
+    ses: AsyncSession, tx: RegistryTransaction, inst: Instrument, from_org: int, to_org: int
+) -> None:
+    """The outbox event of a completed transfer, to both organisations (core/events.py)."""
+    emit(
+        ses,
+        "transfer.completed",
+        {
+            "transaction_id": tx.id,
+            "instrument_code": inst.code,
+            "quantity": format_amount(tx.quantity, KIND_RULES[Kind(inst.kind)].scale),
+            "from_account_id": tx.from_account_id,
+            "to_account_id": tx.to_account_id,
+            "completed_at": tx.completed_at.isoformat() if tx.completed_at else None,
+        },
+        to=(from_org, to_org),
+        subject=f"transaction:{tx.id}",
+    )
 
 
 async def _checked(
@@ -193,6 +216,10 @@ async def execute_due_transfers(ctx: RegistryContext, limit: int = 1000) -> int:
                     ses, client_id=f"rtx:{tx.id}:post", pending_id=tx.hold_transfer_id or 0, now=now, post=True
                 )
                 tx.status = "completed"
+                source = await ses.get_one(RegistryAccount, tx.from_account_id)
+                dest = await ses.get_one(RegistryAccount, tx.to_account_id)
+                tx.completed_at = now
+                transfer_completed(ses, tx, inst, source.organisation_id, dest.organisation_id)
             tx.completed_at = now
             uow.audit("system:scheduler", "transaction.execute", "transaction", str(tx.id), {"status": tx.status})
         return len(due)

@@ -13,6 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.settings import get_settings
+from core.webhooks import policy_of, sweep
+
 Services = dict[str, Any]
 JobFn = Callable[[Services, str], Awaitable[dict[str, Any]]]
 
@@ -37,6 +40,14 @@ async def _gec_expiry(services: Services, _key: str) -> dict[str, Any]:
     return {"expired_holdings": await services["registry"].expire_certificates()}
 
 
+async def _webhooks(services: Services, _key: str) -> dict[str, Any]:
+    settings = services.get("settings") or get_settings()
+    out = await sweep(
+        services["db"], services["clock"], policy_of(settings), retry_for_s=settings.webhook_retry_for_s
+    )
+    return {"fanned_out": out.fanned_out, "delivered": out.delivered, "failed": out.failed, "dead": out.dead}
+
+
 REGISTRY_JOBS = [
     JobDef(
         "execute_due_transfers",
@@ -44,6 +55,13 @@ REGISTRY_JOBS = [
         "Post approved transfers to untrusted accounts whose time has come.",
         _execute_due_transfers,
         interval_s=60,
+    ),
+    JobDef(
+        "webhooks",
+        "sweep",
+        "Deliver outbox events to the organisations' webhook endpoints (signed; retried with backoff, then parked).",
+        _webhooks,
+        interval_s=5,
     ),
     JobDef(
         "gec_expiry",

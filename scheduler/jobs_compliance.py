@@ -13,6 +13,8 @@ service uses the price the regulator entered on the period, and refuses to settl
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 
 from registry.compliance.service import market_price_fen
@@ -26,6 +28,10 @@ async def _allocation(services: Services, key: str) -> dict[str, object]:
 
 async def _report_reminders(services: Services, key: str) -> dict[str, object]:
     return await services["compliance"].send_report_reminders(key)  # type: ignore[no-any-return]
+
+
+async def _deadline_reminders(services: Services, key: str) -> dict[str, object]:
+    return await services["compliance"].deadline_reminders(dt.date.fromisoformat(key))  # type: ignore[no-any-return]
 
 
 async def _verification_deadline(services: Services, key: str) -> dict[str, object]:
@@ -56,6 +62,14 @@ JOBS: list[JobDef] = [
         "calendar",
         "Remind obligated enterprises without a report, a set number of days before the report deadline.",
         _report_reminders,
+    ),
+    JobDef(
+        "deadline_reminders",
+        "daily",
+        "Tell each obligated enterprise (an outbox event) when a report or surrender deadline is 30, 7 or 1 days away.",
+        _deadline_reminders,
+        at_hour=8,
+        at_minute=0,
     ),
     JobDef(
         "verification_deadline",

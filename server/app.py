@@ -35,6 +35,7 @@ from registry.compliance.api import CONTROLLERS as COMPLIANCE_CONTROLLERS
 from scheduler.api import CONTROLLERS as SCHEDULER_CONTROLLERS
 from scheduler.runner import Scheduler
 from server.access import CONTROLLERS as ACCESS_CONTROLLERS
+from server.events import CONTROLLERS as EVENT_CONTROLLERS
 from server.migrate import schema_problem
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
@@ -162,6 +163,7 @@ def create_app(
     db.audit_flusher = make_flusher(clock)
     services = build_services(db, clock)
     services["audit_checkpoints"] = checkpoints_for(settings)
+    services["settings"] = settings
     # API-key principals are remembered for a short TTL (core/identity.py says what that means for revocation).
     credentials = CredentialCache(settings.api_key_cache_ttl_s)
     state = State({"settings": settings, "jwt_secrets": secrets, "credentials": credentials, **services})
@@ -212,6 +214,7 @@ def create_app(
             *FINANCE_CONTROLLERS,
             *SCHEDULER_CONTROLLERS,
             *ACCESS_CONTROLLERS,
+            *EVENT_CONTROLLERS,
             MetricsController,
             *WEB_ROUTES,
             *PAGE_ROUTES,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import core.models  # noqa: F401
 import finance.models  # noqa: F401
 import incentives.models  # noqa: F401
 import registry.compliance.models

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
+from core.events import emit
 from core.identity import Identity, Role
-from core.quantity import parse_money_fen, parse_quantity
+from core.quantity import format_amount, parse_money_fen, parse_quantity
 from registry.domain.instruments import KIND_RULES, Kind
+from registry.models import Instrument
 from trading import clearing
 from trading import schemas as s
 from trading._common import TRADER_ROLES, kind_scale, maybe_yuan, qty
@@ -307,6 +311,8 @@ async def clear_auction(ctx: TradingContext, who: Identity, auction_id: int) -> 
         auction.held_amount = 0
         auction.cleared_at = now
         await ses.flush()
+        if cleared:
+            _cleared_events(ses, auction, inst, bids, allocated, kind_scale(market.kind))
         uow.audit(
             who.actor,
             "auction.clear",
@@ -322,6 +328,38 @@ async def clear_auction(ctx: TradingContext, who: Identity, auction_id: int) -> 
         return await auction_out(ses, who, auction, market.kind)
 
     return await ctx.db.run(work)
+
+
+def _cleared_events(
+    ses: AsyncSession, auction: Auction, inst: Instrument, bids: Sequence[Bid], allocated: dict[int, Any], scale: int
+) -> None:
+    """One `auction.cleared` event per bidding organisation (its winnings summed over its bids) and one for the
+    seller (core/events.py)."""
+    won: dict[int, list[int]] = {}
+    for bid in bids:
+        alloc = allocated.get(bid.id or 0)
+        mine = won.setdefault(bid.organisation_id, [0, 0])
+        if alloc is not None:
+            mine[0] += alloc.quantity
+            mine[1] += alloc.amount_fen(scale)
+    parties = [(org, "bidder", q, a) for org, (q, a) in won.items()]
+    parties.append((auction.seller_organisation_id, "seller", sum(q for q, _ in won.values()),
+                    sum(a for _, a in won.values())))  # fmt: skip
+    for org, role, quantity, amount in parties:
+        emit(
+            ses,
+            "auction.cleared",
+            {
+                "auction_id": auction.id,
+                "instrument_code": inst.code,
+                "role": role,
+                "clearing_price_fen": auction.clearing_price_fen,
+                "quantity": format_amount(quantity, scale),
+                "amount_fen": amount,
+            },
+            to=(org,),
+            subject=f"auction:{auction.id}",
+        )
 
 
 async def cancel_auction(ctx: TradingContext, who: Identity, auction_id: int) -> s.AuctionOut:

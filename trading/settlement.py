@@ -27,12 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import ledger
 from core.clock import business_date
 from core.errors import AppError, Conflict
+from core.events import emit
 from core.identity import Identity
 from core.models import LedgerAccount, LedgerTransfer
 from core.observability import TRADES, count_on_commit
-from core.quantity import INT64_MAX
+from core.quantity import INT64_MAX, format_amount
 from registry.domain import checks
-from registry.domain.instruments import Kind
+from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument, RegistryAccount, RegistryTransaction
 from trading import clearing
 from trading._common import VENUE_OF_MODE, qty, raise_failures
@@ -392,6 +393,22 @@ async def deliver(
         },
     )
     count_on_commit(ses, TRADES, venue=trade.venue)
+    emit(
+        ses,
+        "trade.executed",
+        {
+            "trade_id": trade_id,
+            "instrument_code": inst.code,
+            "quantity": format_amount(trade.quantity, KIND_RULES[Kind(inst.kind)].scale),
+            "price_fen": trade.price_fen,
+            "amount_fen": trade.notional_fen,
+            "buyer_organisation_id": trade.buyer_organisation_id,
+            "seller_organisation_id": trade.seller_organisation_id,
+            "venue": trade.venue,
+        },
+        to=(trade.buyer_organisation_id, trade.seller_organisation_id),
+        subject=f"trade:{trade_id}",
+    )
     for client_id, from_id, to_id, to_role, asset_id, amount, code, serialised in payouts:
         if amount <= 0:
             continue

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict
+from core.events import emit
+from core.quantity import format_amount
 from registry.compliance._common import SYSTEM_ACTOR, calendar_of, dump_json
 from registry.compliance.context import ComplianceContext
 from registry.compliance.models import (
@@ -26,6 +28,7 @@ from registry.compliance.models import (
 from registry.compliance.queries import allocation_account, ensure_obligation, load_period_by_code
 from registry.domain import allocation as alloc
 from registry.domain import calendar as cal
+from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import RegistryAccount, RegistryTransaction
 
 # Which calendar event a table of each kind waits for (the first one the template has).
@@ -154,6 +157,22 @@ async def post_table(
                 now,
             )
             line.transaction_id = tx.id
+            if code == "allocation":
+                emit(
+                    ses,
+                    "allocation.posted",
+                    {
+                        "transaction_id": tx.id,
+                        "period_id": period.id,
+                        "enterprise_id": line.enterprise_id,
+                        "instrument_code": inst.code,
+                        "quantity": format_amount(quantity, KIND_RULES[Kind(inst.kind)].scale),
+                        "to_account_id": dest.id,
+                        "stage": line.method,
+                    },
+                    to=(dest.organisation_id,),
+                    subject=f"transaction:{tx.id}",
+                )
         line.posted = quantity
         uow.audit(
             actor,

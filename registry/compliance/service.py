@@ -53,6 +53,7 @@ from registry.compliance import (
     notices,
     obligations,
     periods,
+    reminders,
     reports,
     results,
     schemes,
@@ -207,6 +208,9 @@ class ComplianceService:
 
     async def send_report_reminders(self, period_code: str) -> dict[str, Any]:
         return await notices.send_report_reminders(self.ctx, period_code)
+
+    async def deadline_reminders(self, today: dt.date) -> dict[str, Any]:
+        return await reminders.deadline_reminders(self.ctx, today)
 
     async def verification_deadline(self, period_code: str) -> dict[str, Any]:
         return await notices.verification_deadline(self.ctx, period_code)

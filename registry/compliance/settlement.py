@@ -18,6 +18,7 @@ from core.capitals import format_fen
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import Conflict
+from core.events import emit
 from core.identity import Identity
 from registry.compliance import schemas as s
 from registry.compliance._common import SYSTEM_ACTOR, dump_json, param
@@ -331,6 +332,31 @@ async def _settle_batch(
         str(sctx.period.id),
         {"period": sctx.period.code, "results": audit_items},
     )
+    orgs = dict(
+        (
+            await ses.execute(
+                select(Enterprise.id, Enterprise.organisation_id).where(
+                    Enterprise.id.in_({r["enterprise_id"] for r in result_rows})  # type: ignore[union-attr]
+                )
+            )
+        ).tuples()
+    )
+    for row in result_rows:
+        emit(
+            ses,
+            "settlement.result",
+            {
+                "period_id": row["period_id"],
+                "enterprise_id": row["enterprise_id"],
+                "grade": row["status"],
+                "shortfall_base": row["shortfall"],
+                "fine_fen": row["fine_fen"],
+                "fine_due_on": row["fine_due_on"].isoformat() if row["fine_due_on"] else None,
+                "deduction_next_period_base": row["next_allocation_deduction"],
+            },
+            to=(orgs.get(row["enterprise_id"]),),
+            subject=f"obligation:{row['obligation_id']}",
+        )
     await ses.flush()
     await ses.execute(insert(SettlementResultRow.__table__), result_rows)  # type: ignore[attr-defined]
     if deduction_rows:

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotFound
-from core.events import EVENT_TYPES, OutboxEvent, event_out
+from core.events import EVENT_TYPES, OutboxEvent, event_out, inbox
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow
 from core.identity import Identity, Role
 from core.schema import IdPath, Req
@@ -131,18 +131,8 @@ class EventsController(Controller):
         org = organisation_id if who.reads_all() else who.organisation_id
 
         async def work(uow: UnitOfWork) -> list[EventOut]:
-            base = select(OutboxEvent).where(OutboxEvent.id > after)
-            if type is not None:
-                base = base.where(OutboxEvent.type == type)
-            if org is None:
-                rows = (await uow.session.execute(base.order_by(OutboxEvent.id).limit(limit))).scalars().all()
-                return [_to_event(r) for r in rows]
-            # Two index range reads (one per recipient column) instead of an OR over the table.
-            found: dict[int, OutboxEvent] = {}
-            for column in (OutboxEvent.recipient_a, OutboxEvent.recipient_b):
-                q = base.where(column == org).order_by(OutboxEvent.id).limit(limit)
-                found.update((r.id or 0, r) for r in (await uow.session.execute(q)).scalars())
-            return [_to_event(found[k]) for k in sorted(found)[:limit]]
+            rows = await inbox(uow.session, org, after=after, type_=type, limit=limit)
+            return [_to_event(r) for r in rows]
 
         return await request.app.state.db.read(work)
 

@@ -217,8 +217,8 @@ async def test_an_endpoint_receives_signed_events_for_a_transfer_a_claim_decisio
         c = await to_reviewed(fw, ent)
         r = await env.post(f"{BASE}/claims/{c['id']}/rejection", fw.approver, {"reason": "材料不全"})
         assert r.status_code == 200, r.text
-        r = await env.post(f"{BASE}/consents", ent["key"],
-                           {"enterprise_id": ent["id"], "bank_organisation_id": fw.bank_org, "purpose": "贷前审查"})  # fmt: skip
+        grant = {"enterprise_id": ent["id"], "bank_organisation_id": fw.bank_org, "purpose": "贷前审查"}
+        r = await env.post(f"{BASE}/consents", ent["key"], grant)
         assert r.status_code in (200, 201), r.text
         r = await env.post(f"{BASE}/consents/{r.json()['id']}/revocation", ent["key"], {})
         assert r.status_code == 200, r.text
@@ -274,8 +274,9 @@ async def test_an_endpoint_that_was_down_gets_each_event_once_after_it_comes_bac
         await allocate(env, w, a["account_id"], 10)
         await trust(env, a["account_id"], b["account_id"])
         for q in ("1", "2"):
-            r = await env.post("/api/v1/transfers", a["key"], {"from_account_id": a["account_id"],
-                               "to_account_id": b["account_id"], "instrument_id": w.instrument_id, "quantity": q})  # fmt: skip
+            move = {"from_account_id": a["account_id"], "to_account_id": b["account_id"],
+                    "instrument_id": w.instrument_id, "quantity": q}  # fmt: skip
+            r = await env.post("/api/v1/transfers", a["key"], move)
             assert r.status_code == 201, r.text
         first = await run_sweep(env)
         assert (first.fanned_out, first.delivered, first.failed) == (2, 0, 2)
@@ -314,8 +315,9 @@ async def test_a_delivery_that_keeps_failing_is_parked_dead_and_a_replay_deliver
                               "transfer.completed"]})).json()  # fmt: skip
         r = await env.post("/api/v1/accounts", w.regulator, {"type": "holding", "enterprise_id": a["id"]})
         await allocate(env, w, a["account_id"], 5)
-        r = await env.post("/api/v1/transfers", a["key"], {"from_account_id": a["account_id"],
-                           "to_account_id": r.json()["id"], "instrument_id": w.instrument_id, "quantity": "5"})  # fmt: skip
+        move = {"from_account_id": a["account_id"], "to_account_id": r.json()["id"],
+                "instrument_id": w.instrument_id, "quantity": "5"}  # fmt: skip
+        r = await env.post("/api/v1/transfers", a["key"], move)
         assert r.status_code == 201, r.text
         for _ in range(6):
             await run_sweep(env, retry_for_s=60)

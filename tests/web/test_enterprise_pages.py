@@ -103,6 +103,10 @@ async def test_obligations_deadlines_and_a_surrender_from_the_page(web_env) -> N
     assert (ob["obligation"], ob["surrendered"], ob["remaining"]) == (1000, 400, 600)
     assert ob["surrender_deadline"] == "2026-12-31"
     page = await env.client.get("/enterprise")
+    # The events section: the allocation and the surrender, newest first, as listEvents has them.
+    events = page.text.split('id="events"', 1)[1]
+    assert events.index("surrender.recorded") < events.index("allocation.posted")
+    assert "quantity=400" in events
     assert "清缴已提交" in (await env.client.get("/enterprise?done=surrender")).text
     assert ">600<" in page.text.replace("<strong>", "").replace("</strong>", "")
     # More than is owed: refused with the rule's reason on the page, nothing moves.

@@ -14,6 +14,8 @@ from litestar.datastructures import UploadFile
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
+from core import events
+from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput
 from core.identity import Role
 from core.quantity import parse_money_fen
@@ -37,6 +39,7 @@ from web.auth import identity, page_for
 EMITTER = (Role.EMITTER,)
 RECENT = 10  # transactions per account on the home page; the account's transaction pages go further
 TX_PAGE = 25
+EVENTS = 20  # the latest events on the home page; the API's listEvents pages through all of them
 REPORT_ROWS = 5  # empty line rows of the report form
 LINE_FIELDS = ("line_type", "item", "pollutant", "quantity", "unit")
 
@@ -72,6 +75,12 @@ async def _home(request: Request[Any, Any, Any], status_code: int = 200, **extra
     banks = await consents.list_banks(fctx(request), who)
     queries = await green_credit.list_queries(fctx(request), who, 50)
     my_claims = (await finance_claims.list_claims(fctx(request), who, limit=50)).items
+
+    async def latest(uow: UnitOfWork) -> list[dict[str, Any]]:
+        rows = await events.inbox(uow.session, who.organisation_id, limit=EVENTS, newest_first=True)
+        return [{**events.event_out(r), "occurred_at": r.occurred_at} for r in rows]
+
+    my_events = await request.app.state.db.read(latest)
     return page(
         request,
         "enterprise/index.html",
@@ -84,6 +93,7 @@ async def _home(request: Request[Any, Any, Any], status_code: int = 200, **extra
         queries=queries,
         periods=open_periods,
         claims=my_claims,
+        events=my_events,
         form_key=uuid.uuid4().hex,  # the surrender form's idempotency key: a resubmitted form moves nothing twice
         report_rows=REPORT_ROWS,
         **extra,

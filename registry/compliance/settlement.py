@@ -332,15 +332,12 @@ async def _settle_batch(
         str(sctx.period.id),
         {"period": sctx.period.code, "results": audit_items},
     )
-    orgs = dict(
-        (
-            await ses.execute(
-                select(Enterprise.id, Enterprise.organisation_id).where(
-                    Enterprise.id.in_({r["enterprise_id"] for r in result_rows})  # type: ignore[union-attr]
-                )
-            )
-        ).tuples()
+    found = await ses.execute(
+        select(Enterprise.id, Enterprise.organisation_id).where(
+            Enterprise.id.in_({r["enterprise_id"] for r in result_rows})  # type: ignore[union-attr]
+        )
     )
+    orgs = {enterprise_id: org_id for enterprise_id, org_id in found.all()}
     for row in result_rows:
         emit(
             ses,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import REPO, Server, start_server
 
 
 @dataclass
@@ -29,7 +29,8 @@ class Demo:
 
 def seed_demo(tmp: Path) -> Demo:
     db_url = f"sqlite+aiosqlite:///{tmp / 'sdk.db'}"
-    env = {**os.environ, "GREENRIGHTS_DATABASE_URL": db_url}
+    # The checkout under test, not whichever one the virtualenv was installed from.
+    env = {**os.environ, "GREENRIGHTS_DATABASE_URL": db_url, "PYTHONPATH": str(REPO)}
     cli = [sys.executable, "-m", "server.cli"]
     subprocess.run([*cli, "db", "upgrade"], cwd=tmp, env=env, check=True, capture_output=True, timeout=120)
     out = subprocess.run([*cli, "demo"], cwd=tmp, env=env, check=True, capture_output=True, text=True, timeout=120)

@@ -28,7 +28,7 @@ from sqlalchemy import BigInteger, Index, Integer, Text, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -151,7 +151,7 @@ async def flush(session: AsyncSession, at: dt.datetime) -> None:
     rows = session.info.pop(_PENDING, None)
     if not rows:
         return
-    table = OutboxEvent.__table__
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
     values = [{**r, "occurred_at": at} for r in rows]
     if any(r["dedupe_key"] for r in rows):
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
@@ -167,14 +167,14 @@ async def inbox(
 ) -> list[OutboxEvent]:
     """The events addressed to an organisation (every event for None) after `after`, oldest first (or the newest
     `limit`, newest first): two index range reads, one per recipient column, instead of an OR over the table."""
-    base = select(OutboxEvent).where(OutboxEvent.id > after)
+    base = select(OutboxEvent).where(col(OutboxEvent.id) > after)
     if type_ is not None:
-        base = base.where(OutboxEvent.type == type_)
-    order = OutboxEvent.id.desc() if newest_first else OutboxEvent.id  # type: ignore[union-attr]
+        base = base.where(col(OutboxEvent.type) == type_)
+    order = col(OutboxEvent.id).desc() if newest_first else col(OutboxEvent.id)
     if organisation_id is None:
         return list((await session.execute(base.order_by(order).limit(limit))).scalars())
     found: dict[int, OutboxEvent] = {}
-    for column in (OutboxEvent.recipient_a, OutboxEvent.recipient_b):
+    for column in (col(OutboxEvent.recipient_a), col(OutboxEvent.recipient_b)):
         q = base.where(column == organisation_id).order_by(order).limit(limit)
         found.update((r.id or 0, r) for r in (await session.execute(q)).scalars())
     return [found[k] for k in sorted(found, reverse=newest_first)[:limit]]

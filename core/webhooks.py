@@ -42,7 +42,7 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Index, Integer, Text, UniqueConstraint, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 from standardwebhooks.webhooks import Webhook
 
 from core.clock import Clock
@@ -217,7 +217,7 @@ async def fan_out(db: Database, now: dt.datetime) -> int:
 
     async def work(uow: UnitOfWork) -> int:
         ses = uow.session
-        endpoints = (await ses.execute(select(WebhookEndpoint).where(WebhookEndpoint.enabled))).scalars().all()
+        endpoints = (await ses.execute(select(WebhookEndpoint).where(col(WebhookEndpoint.enabled)))).scalars().all()
         added = 0
         dialect = ses.bind.dialect.name if ses.bind is not None else "sqlite"
         ins = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -225,12 +225,12 @@ async def fan_out(db: Database, now: dt.datetime) -> int:
             org = ep.organisation_id
             events = (
                 await ses.execute(
-                    select(OutboxEvent.id, OutboxEvent.type)
+                    select(col(OutboxEvent.id), col(OutboxEvent.type))
                     .where(
-                        OutboxEvent.id > ep.cursor,
-                        or_(OutboxEvent.recipient_a == org, OutboxEvent.recipient_b == org),
+                        col(OutboxEvent.id) > ep.cursor,
+                        or_(col(OutboxEvent.recipient_a) == org, col(OutboxEvent.recipient_b) == org),
                     )
-                    .order_by(OutboxEvent.id)
+                    .order_by(col(OutboxEvent.id))
                     .limit(FANOUT_BATCH)
                 )
             ).all()
@@ -243,12 +243,12 @@ async def fan_out(db: Database, now: dt.datetime) -> int:
                 if wants(ep, type_)
             ]  # fmt: skip
             if rows:
-                stmt = ins(WebhookDelivery.__table__).values(rows)
+                stmt = ins(WebhookDelivery.__table__).values(rows)  # type: ignore[attr-defined]
                 await ses.execute(stmt.on_conflict_do_nothing(index_elements=["endpoint_id", "event_seq"]))
                 added += len(rows)
             await ses.execute(
                 update(WebhookEndpoint)
-                .where(WebhookEndpoint.id == ep.id, WebhookEndpoint.cursor == ep.cursor)
+                .where(col(WebhookEndpoint.id) == ep.id, col(WebhookEndpoint.cursor) == ep.cursor)
                 .values(cursor=events[-1][0])
             )
         return added
@@ -263,28 +263,29 @@ async def _lease_due(db: Database, now: dt.datetime) -> list[tuple[int, int]]:
         ses = uow.session
         due = (
             await ses.execute(
-                select(WebhookDelivery.id, WebhookDelivery.attempts, WebhookDelivery.lease_until)
-                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                select(col(WebhookDelivery.id), col(WebhookDelivery.attempts), col(WebhookDelivery.lease_until))
+                .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
                 .where(
-                    WebhookDelivery.state == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-                    WebhookEndpoint.enabled,
+                    col(WebhookDelivery.state) == "pending",
+                    col(WebhookDelivery.next_attempt_at) <= now,
+                    or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
+                    col(WebhookEndpoint.enabled),
                 )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
                 .limit(SEND_BATCH)
             )
         ).all()
         leased = []
         for delivery_id, attempts, lease in due:
-            cond = WebhookDelivery.lease_until.is_(None) if lease is None else WebhookDelivery.lease_until == lease
+            lease_col = col(WebhookDelivery.lease_until)
+            cond = lease_col.is_(None) if lease is None else lease_col == lease
             got = await ses.execute(
                 update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.state == "pending", cond)
+                .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.state) == "pending", cond)
                 .values(lease_until=now + dt.timedelta(seconds=LEASE_S))
             )
             if got.rowcount == 1:  # type: ignore[attr-defined]
-                leased.append((delivery_id, attempts))
+                leased.append((delivery_id or 0, attempts))
         return leased
 
     return await db.run(work)

@@ -218,6 +218,8 @@ def v_high_tech(f: Frame, p: Params, ev: Arr, problems: list[tuple[str, str]]) -
         "no_major_incident": (always, ~f.b("major_incident_in_year")),
     }
     eligible = Result(prog, ev, gates, {}).eligible
-    saving = mdh(np.where(eligible, f.i("taxable_income_fen"), 0), np.where(eligible, cit_bp - hnte_bp, 0), BP)
+    base = np.where(eligible, np.maximum(0, f.i("taxable_income_fen") - f.i("income_relieved_elsewhere_fen")), 0)
+    saving = mdh(base, np.where(eligible, cit_bp - hnte_bp, 0), BP)
     return _finish(prog, ev, gates, {"rd_intensity_threshold_bp": threshold,
-                                     "cit_rate_bp": np.where(eligible, hnte_bp, cit_bp), "tax_saving_fen": saving})
+                                     "cit_rate_bp": np.where(eligible, hnte_bp, cit_bp),
+                                     "income_at_hnte_rate_fen": base, "tax_saving_fen": saving})

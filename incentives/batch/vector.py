@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from incentives.batch.arith import Arr
+from incentives.batch.arith import I64, Arr
 from incentives.batch.frames import PASSTHROUGH, BatchInputError, Frame, _as_frame, prepare
 from incentives.batch.green_loan import v_carbon_tool, v_green_loan
 from incentives.batch.params import Params
@@ -21,6 +21,7 @@ from incentives.batch.programmes_tax import v_emc, v_equipment, v_high_tech, v_r
 from incentives.batch.results import Result
 from incentives.domain.params import ParameterSet
 from incentives.domain.programmes import PROGRAMMES, emc, first_set, green, resource
+from incentives.domain.rules import RELIEVED_INCOME
 
 VECTOR: dict[str, Callable[[Frame, Params, Arr, list[tuple[str, str]]], Result]] = {
     "rd_super_deduction": v_rd,
@@ -79,9 +80,20 @@ def evaluate_batch(data: pd.DataFrame | str | Path | Iterable[Mapping[str, objec
     p = Params(params, known_on)
     problems: list[tuple[str, str]] = []
     results = []
+    # As evaluate_all: income a §88 project relieves is not relieved again; in a row where a relieving
+    # programme was evaluated, its figure replaces the caller's.
+    seen = np.zeros(prepared.n, dtype=bool)
+    relieved = np.zeros(prepared.n, dtype=I64)
+    caller = prepared.i(RELIEVED_INCOME)
     for programme in PROGRAMMES:
         ev = prepared.required(programme)
-        results.append(VECTOR[programme.code](prepared, p, ev, problems))
+        if RELIEVED_INCOME in programme.facts:
+            prepared.ints[RELIEVED_INCOME] = np.where(seen, relieved, caller)
+        result = VECTOR[programme.code](prepared, p, ev, problems)
+        results.append(result)
+        if programme.relieves_income is not None:
+            relieved = relieved + np.where(result.eligible, prepared.i(programme.relieves_income), 0)
+            seen |= result.evaluated
     if problems:
         raise BatchInputError([f"{name}: {message}" for name, message in problems])
     stacked = _stack(results, p, prepared.on_key)

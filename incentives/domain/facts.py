@@ -129,6 +129,10 @@ SPECS: tuple[FactSpec, ...] = (
     _f("owns_core_ip", "bool", "", "owns core intellectual property of its main products"),
     _f("major_incident_in_year", "bool", "", "a major safety, quality or environmental incident in the year", False),
     _f("taxable_income_fen", "fen", "fen", "the year's taxable income"),
+    _f("income_relieved_elsewhere_fen", "fen", "fen",
+       "part of the taxable income that is a §88 project's separately accounted income in its 三免三减半 years "
+       "(taxed under emc_project at the statutory rate, exempt or halved, never also at the 15 % rate; "
+       "国税函〔2010〕157号 第一条第（三）项). Filled in by the engine when emc_project is evaluated with it", 0),
     # First-set equipment insurance compensation (首台套保险补偿).
     _f("fs_catalogue_code", "str", "", "item of the 首台（套）推广应用指导目录"),
     _f("fs_first_insured_on", "date", "", "first-insurance day (selects the catalogue edition)"),

@@ -30,7 +30,7 @@ from incentives.domain.arith import BP, format_bp, format_fen, mul_div_ceil, mul
 from incentives.domain.facts import FACTS, FactsError, FactValue, missing, normalise
 from incentives.domain.params import Citation, NotInForce, ParameterEntry, ParameterSet, ParameterView
 
-RULE_PACK_VERSION = "greenrights-incentives/2026.1"
+RULE_PACK_VERSION = "greenrights-incentives/2026.2"
 """Version of the rule code. Bump it whenever a formula or gate changes meaning (parameters are versioned
 separately, entry by entry, in every determination)."""
 
@@ -350,6 +350,9 @@ class Context:
 
 Rule = Callable[[Context], None]
 
+RELIEVED_INCOME = "income_relieved_elsewhere_fen"
+"""The fact through which `evaluate_all` tells a rate programme which income another programme relieves."""
+
 
 @dataclass(frozen=True)
 class Programme:
@@ -367,6 +370,10 @@ class Programme:
     headline: str
     rule: Rule
     excludes_parameter: str | None = None
+    relieves_income: str | None = None
+    """The fact naming income this programme relieves when eligible (a §88 project's separately accounted
+    income): in one evaluation that income is passed to the programmes taking `RELIEVED_INCOME` (high_tech),
+    which leave it out of their own relief, so no income is relieved twice."""
     headline_kind: str = "tax_expenditure"
     """What the headline amount is to the state: tax_expenditure, tax_refund, subsidy, credit_volume or
     central_bank_relending (the what-if report keeps them apart)."""
@@ -509,13 +516,22 @@ def evaluate_all(programmes: Sequence[Programme], facts: Mapping[str, object], p
     done: dict[str, Determination] = {}
     skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, str]] = []
+    # Income relieved by an earlier programme (a §88 project) is not relieved again by a later one (HNTE's
+    # 15 %): once a relieving programme was evaluated, its figure replaces whatever the caller gave.
+    relieved: int | None = None
     for p in programmes:
         lacking = missing(p.required_facts, facts)
         if lacking:
             skipped.append((p.code, "missing facts: " + ", ".join(lacking)))
             continue
+        given = facts if relieved is None or RELIEVED_INCOME not in p.facts else {**facts, RELIEVED_INCOME: relieved}
         try:
-            done[p.code] = evaluate(p, facts, params, on, known_on)
+            done[p.code] = evaluate(p, given, params, on, known_on)
+            if p.relieves_income is not None:
+                d = done[p.code]
+                income = dict(d.inputs)[p.relieves_income] if d.eligible else 0
+                assert isinstance(income, int)
+                relieved = (relieved or 0) + income
         except NotInForce as exc:
             skipped.append((p.code, f"not in force: {exc}"))
         except FactsError as exc:

@@ -4,7 +4,7 @@ batch output's columns)."""
 from __future__ import annotations
 
 from incentives.domain.programmes import emc, equipment, first_set, green, high_tech, rd, resource
-from incentives.domain.rules import Programme
+from incentives.domain.rules import RELIEVED_INCOME, Programme
 
 PROGRAMMES: tuple[Programme, ...] = (
     rd.PROGRAMME,
@@ -21,6 +21,11 @@ PROGRAMMES: tuple[Programme, ...] = (
 )
 
 BY_CODE: dict[str, Programme] = {p.code: p for p in PROGRAMMES}
+
+_relievers = [i for i, p in enumerate(PROGRAMMES) if p.relieves_income]
+_takers = [i for i, p in enumerate(PROGRAMMES) if RELIEVED_INCOME in p.facts]
+assert not _relievers or not _takers or max(_relievers) < min(_takers), (
+    "a programme relieving income must come before the programmes that leave it out (evaluation order)")
 
 
 def get(code: str) -> Programme:

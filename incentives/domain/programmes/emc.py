@@ -99,4 +99,5 @@ PROGRAMME = Programme(
     ),
     headline="tax_saving_fen",
     rule=rule,
+    relieves_income="emc_project_income_fen",
 )

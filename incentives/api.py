@@ -18,7 +18,7 @@ from core.csvfile import MEDIA_TYPE
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses
 from core.identity import Identity, Role
 from core.schema import MAX_ID, IdPath
-from incentives import batch_runs, catalogue, determinations, evaluations, publications, reforms
+from incentives import batch_runs, catalogue, credit_history, determinations, evaluations, publications, reforms
 from incentives import schemas as s
 from incentives.context import IncentivesContext
 
@@ -133,6 +133,33 @@ class EvaluationController(Controller):
         self, request: Request[Identity, Any, Any], determination_id: IdPath
     ) -> s.DeterminationOut:
         return await determinations.get_determination(ctx(request), request.user, determination_id)
+
+    @post(
+        "/determinations/{determination_id:int}/credit-position",
+        operation_id="approveCreditPosition",
+        guards=[allow(R.FINANCE_REVIEWER, R.FINANCE_APPROVER)],
+        responses=POST_PROBLEMS,
+        status_code=201,
+        summary="Approve an equipment_credit determination as its enterprise's credit position for the tax year "
+                "(the next year's evaluation fills the brought-forward credits from it)",
+    )
+    async def approve_credit_position(
+        self, request: Request[Identity, Any, Any], determination_id: IdPath,
+        data: JSONBody[s.ApproveCreditPosition],
+    ) -> s.CreditPositionOut:
+        return await credit_history.approve_credit_position(ctx(request), request.user, determination_id, data)
+
+    @get(
+        "/enterprises/{enterprise_id:int}/credit-positions",
+        operation_id="listCreditPositions",
+        guards=[allow(*EVALUATORS)],
+        responses=READ_PROBLEMS,
+        summary="An enterprise's approved equipment-credit positions, newest tax year first",
+    )
+    async def list_credit_positions(
+        self, request: Request[Identity, Any, Any], enterprise_id: IdPath
+    ) -> list[s.CreditPositionOut]:
+        return await credit_history.list_credit_positions(ctx(request), request.user, enterprise_id)
 
     @post(
         "/batch",

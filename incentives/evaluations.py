@@ -15,13 +15,14 @@ from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput
 from core.identity import Identity, Role
-from incentives import engine, publications
+from incentives import credit_history, engine, publications
 from incentives import schemas as s
 from incentives._common import BY_CODE, READ_ANY, _dumps, _wanted, facts_problem, not_in_force_problem, yuan
 from incentives.context import IncentivesContext
 from incentives.determinations import determination_out, determination_row
 from incentives.domain.facts import FactsError, missing
 from incentives.domain.params import NotInForce
+from incentives.domain.programmes import equipment
 from incentives.facts_input import _named, parse_facts
 from incentives.models import IncentiveDetermination, IncentiveEvaluation
 
@@ -55,6 +56,10 @@ async def evaluate_eligibility(ctx: IncentivesContext, who: Identity,
             is_key_emitter=ent.is_key_emitter, is_sme=ent.is_sme, is_high_tech=ent.is_high_tech)
         enterprise_org = ent.organisation_id
         registry_facts = await _registry_facts(ctx, ent.id, facts)
+        if wanted is None or equipment.CODE in wanted:
+            position = await credit_history.position_before(ctx, ent.id, on.year)
+            if position is not None:
+                registry_facts += credit_history.fill_carry_forward(position, facts, req.override_reason)
 
     try:
         evaluation = engine.evaluate_all(facts, on, known_on=req.known_on)
@@ -95,6 +100,7 @@ async def evaluate_eligibility(ctx: IncentivesContext, who: Identity,
         await uow.session.flush()
         uow.audit(who.actor, "incentives.evaluate", "incentives_evaluation", str(ev.id), {
             "enterprise_id": req.enterprise_id, "on": on.isoformat(),
+            **({"override_reason": req.override_reason} if any(f.override_reason for f in registry_facts) else {}),
             "determinations": {r.programme: {"id": r.id, "digest": r.digest} for r in rows},
         })
         return ev, rows

@@ -123,3 +123,28 @@ class IncentiveParameterPublication(SQLModel, table=True):
     decision_reason: str = Field(default="", max_length=500)
     # The knowledge day of the entry (the Shanghai day it was confirmed); None until confirmed.
     known_from: dt.date | None = None
+
+
+class IncentiveCreditPosition(SQLModel, table=True):
+    """An enterprise's approved equipment-credit position at the end of a tax year: the unused credit it carries
+    into the next year by age (`carry_age{k}_fen` = age k in the next year), taken from an equipment_credit
+    determination that finance staff approved (never its own author). Rows are never updated: a later approval
+    for the same year supersedes the earlier one (the newest row of an enterprise-year is its position).
+    The next year's evaluation of that enterprise fills `credit_carry_age{k}_fen` from it."""
+
+    __tablename__ = "incentives_credit_position"
+    __table_args__ = (Index("ix_incentives_credit_position_enterprise_year", "enterprise_id", "tax_year", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    enterprise_id: int = Field(sa_type=BigInteger)
+    enterprise_organisation_id: int | None = Field(default=None, index=True)
+    tax_year: int
+    determination_id: int = Field(foreign_key="incentives_determination.id", unique=True)
+    carry_age1_fen: int = Field(sa_type=BigInteger)
+    carry_age2_fen: int = Field(sa_type=BigInteger)
+    carry_age3_fen: int = Field(sa_type=BigInteger)
+    carry_age4_fen: int = Field(sa_type=BigInteger)
+    carry_age5_fen: int = Field(sa_type=BigInteger)
+    note: str = Field(default="", max_length=500)
+    approved_by: int = Field(sa_type=BigInteger)
+    approved_role: str = Field(max_length=24)
+    approved_at: dt.datetime = Field(sa_type=DateTimeUTC)

@@ -33,6 +33,9 @@ class EvaluateEligibility(Req):
     on: dt.date | None = None
     known_on: dt.date | None = None
     programmes: Annotated[list[Code], msgspec.Meta(max_length=32)] | None = None
+    override_reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    """Why brought-forward equipment credits given in `facts` differ from the enterprise's approved position of
+    the year before (without it such figures are refused)."""
 
 
 # ----------------------------------------------------------------------------------------------- batch rows
@@ -201,10 +204,15 @@ class EnterpriseFacts(msgspec.Struct, kw_only=True):
 
 
 class RegistryFact(msgspec.Struct, kw_only=True):
+    """A fact the system owns, filled in for the caller: the registry's compliance status, or the approved
+    equipment-credit position of the year before (`source` names it). `caller_value` is the caller's figure
+    when it differed; `override_reason` is set when the caller's figure was used instead, and why."""
+
     fact: str
     value: Any
     source: str
     caller_value: Any = None
+    override_reason: str | None = None
 
 
 class NotEvaluated(msgspec.Struct, kw_only=True):
@@ -266,3 +274,34 @@ class ConfirmParameter(Req):
 
     decision: Annotated[str, msgspec.Meta(pattern="^(confirm|reject)$")] = "confirm"
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+# ------------------------------------------------------------------------------------ equipment-credit history
+
+
+class ApproveCreditPosition(Req):
+    """Approve a stored equipment_credit determination as its enterprise's credit position for the tax year."""
+
+    note: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class CarryOut(msgspec.Struct, kw_only=True):
+    age: int
+    fen: int
+    yuan: str
+
+
+class CreditPositionOut(msgspec.Struct, kw_only=True):
+    """An approved credit position: what the enterprise carries into `tax_year + 1`, by age in that year."""
+
+    id: int
+    enterprise_id: int
+    tax_year: int
+    determination_id: int
+    carry_forward: list[CarryOut]
+    carry_forward_total_fen: int
+    note: str
+    approved_by: str
+    approved_role: str
+    approved_at: dt.datetime
+    superseded: bool

@@ -35,6 +35,7 @@ import logging
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request, Response
@@ -323,8 +324,56 @@ def check_json(body: bytes, max_depth: int) -> tuple[str, str] | None:
     return None
 
 
+NUL_DETAIL = "A text may not contain the null character (U+0000)."
+
+
+def _nul_field(value: Any, path: str = "") -> str | None:
+    """The field (dotted, list items as [i]) of the first text holding U+0000 in a decoded JSON value, or None."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            if "\x00" in k:
+                return where.replace("\x00", "\\u0000")
+            found = _nul_field(v, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_field(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def nul_in_request(scope: Scope, body: bytes = b"", ctype: str = "") -> str | None:
+    """The one null-byte check of every request (path, query and JSON or form body): the field holding U+0000, or
+    None. PostgreSQL cannot store the character, so it is refused at the edge with a 422 before any route runs."""
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in k or "\x00" in v:
+                return k.replace("\x00", "") or "query"
+    if not body:
+        return None
+    if ctype == "application/x-www-form-urlencoded" and (b"%00" in body or b"\x00" in body):
+        for k, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in k or "\x00" in v:
+                return k.replace("\x00", "") or "body"
+    if (ctype == "application/json" or ctype.endswith("+json")) and b"\\u0000" in body:
+        try:
+            return _nul_field(json.loads(body))
+        except (ValueError, UnicodeDecodeError):
+            return None  # the JSON check answers a malformed body
+    return None
+
+
 class EdgeMiddleware:
-    """Size, media type and JSON form of request bodies, then Idempotency-Key handling for value-moving routes."""
+    """Null bytes anywhere in a request; size, media type and JSON form of request bodies, then Idempotency-Key
+    handling for value-moving routes."""
 
     def __init__(
         self,
@@ -339,12 +388,23 @@ class EdgeMiddleware:
         self.clock_getter = clock_getter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            field = nul_in_request(scope)
+            if field is not None:
+                await _send_raw(send, *_raw_problem(422, "invalid-input", NUL_DETAIL, field))
+                return
+        if (
+            scope["type"] == ScopeType.HTTP
+            and scope["method"] in ("POST", "PUT", "PATCH")
+            and not scope["path"].startswith("/api/")
+        ):
+            # Pages (web/) post forms under CSRF protection; the app's body limit still holds for them.
+            await self._page_form(scope, receive, send)
+            return
         if (
             scope["type"] != ScopeType.HTTP
             or scope["method"] not in ("POST", "PUT", "PATCH")
-            or not scope["path"].startswith("/api/")
         ):
-            # Pages (web/) post forms under CSRF protection; the app's body limit still holds for them.
             await self.app(scope, receive, send)
             return
         settings = self.settings_getter()
@@ -387,6 +447,10 @@ class EdgeMiddleware:
                 bad = check_json(body, settings.max_json_depth)
                 if bad is not None:
                     await _send_raw(send, *_raw_problem(400, bad[0], bad[1]))
+                    return
+                field = nul_in_request({}, body, ctype)
+                if field is not None:
+                    await _send_raw(send, *_raw_problem(422, "invalid-input", NUL_DETAIL, field))
                     return
                 strict = strict_body_problem(body, _body_type(handler))
                 if strict is not None:
@@ -468,6 +532,44 @@ class EdgeMiddleware:
             return
         for message in held:
             await send(message)
+
+
+    async def _page_form(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A page's form post: refused with 422 when a field holds U+0000, else passed on unchanged."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            await self.app(scope, receive, send)
+            return
+        limit = int(self.settings_getter().max_body_bytes)
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _send_raw(send, *_raw_problem(413, "body-too-large", f"Send at most {limit} bytes."))
+                return
+            chunks.append(chunk)
+            more = bool(msg.get("more_body", False))
+        body = b"".join(chunks)
+        field = nul_in_request({}, body, ctype)
+        if field is not None:
+            await _send_raw(send, *_raw_problem(422, "invalid-input", NUL_DETAIL, field))
+            return
+        sent = False
+
+        async def replay_receive() -> ReceiveMessage:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return HTTPRequestEvent(type="http.request", body=body, more_body=False)
+            return await receive()
+
+        await self.app(scope, replay_receive, send)
 
 
 _IN_FLIGHT_DETAIL = "Retry shortly."

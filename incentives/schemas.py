@@ -57,6 +57,9 @@ def _record_field(name: str) -> tuple[str, Any, None]:
     kind: Any
     if spec.kind in INT_KINDS:
         kind = int | None
+    elif spec.kind == "milli":
+        # An exact decimal as text ("99.5") or an integer; a JSON float is refused by the strict decoder.
+        kind = str | int | None
     elif spec.kind == "bool":
         kind = bool | None
     elif spec.kind == "date":
@@ -149,10 +152,11 @@ class GateOut(msgspec.Struct, kw_only=True):
     unit: str
     passed: bool
     citation: CitationOut
-    # For a failed gate: the smallest change that would pass, in words and (numeric gates) as a value.
+    # For a failed gate: the smallest change that would pass, in words and (numeric gates) as a value: an
+    # integer of the unit, or an exact decimal string for a decimal measure (energy intensity, "117").
     remedy_en: str | None = None
     remedy_zh: str | None = None
-    remedy_target: int | None = None
+    remedy_target: int | str | None = None
 
 
 class DeterminationOut(msgspec.Struct, kw_only=True):

@@ -205,10 +205,14 @@ class EnterpriseFacts(msgspec.Struct, kw_only=True):
 
 
 class RegistryFact(msgspec.Struct, kw_only=True):
+    """A fact the registry owns, filled in over the caller's value, as the registry showed it at the end of
+    `as_of` (min of the evaluation's on, known_on and today)."""
+
     fact: str
     value: Any
     source: str
     caller_value: Any = None
+    as_of: dt.date | None = None
 
 
 class NotEvaluated(msgspec.Struct, kw_only=True):

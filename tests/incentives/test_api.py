@@ -138,7 +138,7 @@ async def test_demo_enterprise_learns_what_it_qualifies_for_how_much_and_why_not
     assert totals["tax_expenditure"]["fen"] == 200_000_000 + 6_000_000
     # The registry's compliance status was filled in as a fact.
     assert {"fact": "carbon_open_shortfall_t", "value": 0, "source": "registry.compliance",
-            "caller_value": None} in body["registry_facts"]
+            "caller_value": None, "as_of": "2024-12-31"} in body["registry_facts"]
 
 
 async def test_determinations_are_stored_with_id_and_digest_and_read_back(env) -> None:

@@ -168,6 +168,9 @@ def frame_from_records(records: Sequence[Any]) -> pd.DataFrame:
             columns[name] = pd.array([None if v is None else str(v) for v in values], dtype=object)
         elif kind in INT_KINDS:
             columns[name] = pd.array(values, dtype="Int64")
+        elif kind == "milli":
+            # Decimal text or integers, exactly as decoded; the vector path parses them to thousandths.
+            columns[name] = pd.Series(values, dtype=object).to_numpy()
         elif kind == "bool":
             columns[name] = pd.array(values, dtype="boolean")
         elif kind == "date":

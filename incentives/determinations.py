@@ -21,8 +21,9 @@ from core.db import UnitOfWork
 from core.errors import NotFound
 from core.identity import Identity, Role
 from incentives import schemas as s
-from incentives._common import BY_CODE, READ_ANY, _dumps, _jsonable, _sha256, yuan
+from incentives._common import BY_CODE, READ_ANY, _dumps, _sha256, yuan
 from incentives.context import IncentivesContext
+from incentives.domain.facts import fact_json
 from incentives.domain.rules import Determination, show
 from incentives.models import IncentiveDetermination, IncentiveEvaluation
 
@@ -63,7 +64,7 @@ async def record_determination(ctx: IncentivesContext, uow: UnitOfWork, who: Ide
     """Store a determination inside the caller's unit of work (finance stores the recomputed determination
     of a claim in the same transaction as the claim's step); returns (id, digest)."""
     now = ctx.clock.now()
-    inputs = {k: _jsonable(v) for k, v in determination.inputs}
+    inputs = {k: fact_json(k, v) for k, v in determination.inputs}
     ev = IncentiveEvaluation(
         enterprise_id=enterprise_id, enterprise_organisation_id=enterprise_organisation_id,
         project_ref=project_ref, evaluated_on=determination.on, known_on=determination.known_on,

@@ -55,7 +55,8 @@ async def evaluate_eligibility(ctx: IncentivesContext, who: Identity,
             id=ent.id, uscc=ent.uscc, name=ent.name, city=ent.city, industry_code=ent.industry_code,
             is_key_emitter=ent.is_key_emitter, is_sme=ent.is_sme, is_high_tech=ent.is_high_tech)
         enterprise_org = ent.organisation_id
-        registry_facts = await _registry_facts(ctx, ent.id, facts)
+        registry_facts = await _registry_facts(ctx, ent.id, facts,
+                                               registry_day(on, req.known_on, business_date(ctx.clock.now())))
         if wanted is None or equipment.CODE in wanted:
             position = await credit_history.position_before(ctx, ent.id, on.year)
             if position is not None:
@@ -145,14 +146,24 @@ def _require_evaluated(wanted: set[str], skipped: Mapping[str, str], facts: Mapp
         raise facts_problem(problems)
 
 
-async def _registry_facts(ctx: IncentivesContext, enterprise_id: int,
-                          facts: dict[str, object]) -> list[s.RegistryFact]:
+def registry_day(on: dt.date, known_on: dt.date | None, today: dt.date) -> dt.date:
+    """The day whose registry records an evaluation uses: `min(on, known_on, today)`.
+
+    An evaluation on a past day must see what the registry showed on that day, not today's state; with a
+    knowledge day the registry as it stood then (what was known), even if `on` is later; and never a day after
+    today, since the registry cannot show the future (an evaluation dated ahead uses today's records)."""
+    return min(on, known_on or on, today)
+
+
+async def _registry_facts(ctx: IncentivesContext, enterprise_id: int, facts: dict[str, object],
+                          day: dt.date) -> list[s.RegistryFact]:
     """Facts the registry owns, filled in (and preferred over the caller's): today the carbon compliance
-    status, when the compliance service offers it."""
+    status as the registry showed it at the end of `day` (see `registry_day`), when the compliance service
+    offers it."""
     status_of = getattr(ctx.compliance, "compliance_status", None)
     if status_of is None:
         return []
-    status = await status_of(enterprise_id)
+    status = await status_of(enterprise_id, as_of=day)
     if not isinstance(status, Mapping):
         return []
     if "carbon_open_shortfall_t" in status:
@@ -165,4 +176,4 @@ async def _registry_facts(ctx: IncentivesContext, enterprise_id: int,
     caller = facts.get("carbon_open_shortfall_t")
     facts["carbon_open_shortfall_t"] = value
     return [s.RegistryFact(fact="carbon_open_shortfall_t", value=value, source="registry.compliance",
-                           caller_value=caller if caller is not None and caller != value else None)]
+                           caller_value=caller if caller is not None and caller != value else None, as_of=day)]

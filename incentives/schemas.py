@@ -60,6 +60,9 @@ def _record_field(name: str) -> tuple[str, Any, None]:
     kind: Any
     if spec.kind in INT_KINDS:
         kind = int | None
+    elif spec.kind == "milli":
+        # An exact decimal as text ("99.5") or an integer; a JSON float is refused by the strict decoder.
+        kind = str | int | None
     elif spec.kind == "bool":
         kind = bool | None
     elif spec.kind == "date":
@@ -152,10 +155,11 @@ class GateOut(msgspec.Struct, kw_only=True):
     unit: str
     passed: bool
     citation: CitationOut
-    # For a failed gate: the smallest change that would pass, in words and (numeric gates) as a value.
+    # For a failed gate: the smallest change that would pass, in words and (numeric gates) as a value: an
+    # integer of the unit, or an exact decimal string for a decimal measure (energy intensity, "117").
     remedy_en: str | None = None
     remedy_zh: str | None = None
-    remedy_target: int | None = None
+    remedy_target: int | str | None = None
 
 
 class DeterminationOut(msgspec.Struct, kw_only=True):
@@ -204,14 +208,16 @@ class EnterpriseFacts(msgspec.Struct, kw_only=True):
 
 
 class RegistryFact(msgspec.Struct, kw_only=True):
-    """A fact the system owns, filled in for the caller: the registry's compliance status, or the approved
-    equipment-credit position of the year before (`source` names it). `caller_value` is the caller's figure
-    when it differed; `override_reason` is set when the caller's figure was used instead, and why."""
+    """A fact the system owns, filled in for the caller: the registry's compliance status as the registry showed
+    it at the end of `as_of` (min of the evaluation's on, known_on and today), or the approved equipment-credit
+    position of the year before (`source` names it). `caller_value` is the caller's figure when it differed;
+    `override_reason` is set when the caller's figure was used instead, and why."""
 
     fact: str
     value: Any
     source: str
     caller_value: Any = None
+    as_of: dt.date | None = None
     override_reason: str | None = None
 
 

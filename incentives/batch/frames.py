@@ -5,6 +5,7 @@ masks and defaults applied. Every malformed column or row is reported at once in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from incentives.batch.arith import I64, Arr
-from incentives.domain.arith import BP, MAX_FEN
-from incentives.domain.facts import FACTS, FactSpec
+from incentives.domain.arith import BP, MAX_FEN, MILLI, parse_milli
+from incentives.domain.facts import FACTS, MILLI_LIMIT, FactSpec
 from incentives.domain.rules import Programme
 
 PASSTHROUGH = ("enterprise_id", "city", "year")
@@ -131,6 +132,56 @@ def _int_column(series: pd.Series, spec: FactSpec, problems: list[str]) -> tuple
     return values, present
 
 
+def missing_cell(value: object) -> bool:
+    """A missing cell of an object column: None, pd.NA or a NaN float (what pandas puts in a gap)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _milli_column(series: pd.Series, spec: FactSpec, problems: list[str]) -> tuple[Arr, Arr]:
+    """A decimal fact column as exact thousandths: integers, or text / Decimal cells ("99.5") parsed exactly as
+    the scalar path does; a float column is refused (its values were rounded to binary already)."""
+    dtype = series.dtype
+    n = len(series)
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
+        problems.append(f"{spec.name}: must be exact decimals, as text such as \"99.5\" or integers (got {dtype}); "
+                        "floats are never rounded")
+        return np.zeros(n, dtype=I64), np.zeros(n, dtype=bool)
+    if pd.api.types.is_integer_dtype(dtype):
+        present = series.notna().to_numpy()
+        whole = series.to_numpy(dtype=I64, na_value=0) if not present.all() else series.to_numpy(dtype=I64)
+        low, high = -(MILLI_LIMIT // MILLI), MILLI_LIMIT // MILLI
+        bad_rows = present & ((whole < low) | (whole > high))
+        if bad_rows.any():
+            problems.append(f"{spec.name}: rows {np.flatnonzero(bad_rows)[:5].tolist()} are outside {low}..{high}")
+            return np.zeros(n, dtype=I64), np.zeros(n, dtype=bool)
+        return np.where(present, whole * MILLI, 0).astype(I64), present
+    cells = series.astype(object).to_numpy()
+    present = np.asarray([not missing_cell(v) for v in cells], dtype=bool)
+    parsed: dict[object, int | None] = {}
+    values = np.zeros(n, dtype=I64)
+    bad = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(present):
+        cell = cells[i]
+        key = (type(cell), cell)
+        if key not in parsed:
+            raw = int(cell) if isinstance(cell, np.integer) else cell
+            try:
+                milli = parse_milli(raw)
+                parsed[key] = milli if -MILLI_LIMIT <= milli <= MILLI_LIMIT else None
+            except ValueError:
+                parsed[key] = None
+        value = parsed[key]
+        if value is None:
+            bad[i] = True
+        else:
+            values[i] = value
+    if bad.any():
+        problems.append(f"{spec.name}: rows {series.index[bad][:5].tolist()} are not exact decimals with at most 3 "
+                        "decimals (text such as \"99.5\" or integers; floats are never rounded)")
+        return np.zeros(n, dtype=I64), np.zeros(n, dtype=bool)
+    return values, present
+
+
 def _bool_column(series: pd.Series, spec: FactSpec, problems: list[str]) -> tuple[Arr, Arr]:
     if pd.api.types.is_bool_dtype(series.dtype):
         present = series.notna().to_numpy()
@@ -196,6 +247,12 @@ def prepare(frame: pd.DataFrame, on: date | None = None) -> Frame:
             else:
                 keys, present = _date_keys(column, name)
             prepared.dates[name] = keys
+        elif spec.kind == "milli":
+            if column is None:
+                values, present = np.zeros(n, dtype=I64), np.zeros(n, dtype=bool)
+            else:
+                values, present = _milli_column(column, spec, problems)
+            prepared.ints[name] = values
         else:
             if column is None:
                 values, present = np.zeros(n, dtype=I64), np.zeros(n, dtype=bool)
@@ -226,6 +283,10 @@ def records_frame(records: Sequence[Mapping[str, object]]) -> pd.DataFrame:
         kind = spec.kind if spec else ("date" if name == "on" else None)
         if kind in ("fen", "count", "bp", "year", "int"):
             frame[name] = frame[name].astype("Int64")
+        elif kind == "milli":
+            # The values as given (exact text, ints or Decimals, checked by prepare): taken from the records,
+            # since the inferred column would turn ints with gaps into floats.
+            frame[name] = pd.Series([r.get(name) for r in records], index=frame.index, dtype=object)
         elif kind == "bool":
             frame[name] = frame[name].astype("boolean")
         elif kind == "date":
@@ -245,8 +306,8 @@ def read_population(path: Path) -> pd.DataFrame:
             dtypes[name] = "Int64"
         elif spec.kind == "bool":
             dtypes[name] = "boolean"
-        elif spec.kind == "str":
-            # Plain text, never inferred: codes such as "3.10" must not become numbers.
+        elif spec.kind in ("str", "milli"):
+            # Plain text, never inferred: codes such as "3.10" must not become numbers, nor decimals floats.
             dtypes[name] = "str"
         else:
             dates.append(name)

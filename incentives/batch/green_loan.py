@@ -11,7 +11,7 @@ from incentives.batch.arith import I64, Arr, _bounded, mdh
 from incentives.batch.frames import Frame
 from incentives.batch.params import Params
 from incentives.batch.results import Result, _always, _fail_rows, _finish, _programme
-from incentives.domain.arith import BP
+from incentives.domain.arith import BP, MILLI
 from incentives.domain.programmes import green
 
 
@@ -36,7 +36,7 @@ def v_green_loan(f: Frame, p: Params, ev: Arr, problems: list[tuple[str, str]]) 
     found, ok3, attrs = p.catalogue("catalogue.green", np.where(ev, f.d("loan_approved_on"), 0), f.s("green_activity"),
                                     key="activity", attrs=[("requires_benchmark", False)])
     ev = ev & ok1 & ok2 & ok3
-    intensity = f.i("energy_intensity")
+    intensity = f.i("energy_intensity")  # thousandths of the benchmark's unit, as on the scalar path
     baseline = np.zeros(n, dtype=I64)
     advanced = np.zeros(n, dtype=I64)
     bench_ok = np.ones(n, dtype=bool)
@@ -48,8 +48,11 @@ def v_green_loan(f: Frame, p: Params, ev: Arr, problems: list[tuple[str, str]]) 
             continue
         base_values, ok_b = p.num(f"benchmark.{name}.baseline", f.on_key)
         adv_values, ok_a = p.num(f"benchmark.{name}.advanced", f.on_key)
-        baseline[rows] = base_values[rows]
-        advanced[rows] = adv_values[rows]
+        # Benchmarks to thousandths, as green.benchmark_milli does on the scalar path.
+        _bounded(base_values, MILLI)
+        _bounded(adv_values, MILLI)
+        baseline[rows] = base_values[rows] * MILLI
+        advanced[rows] = adv_values[rows] * MILLI
         bench_ok[rows] = (ok_b & ok_a)[rows]
     ev = ev & bench_ok
     requires = found & attrs["requires_benchmark"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from incentives.batch.arith import I64, Arr
-from incentives.domain.arith import BP
+from incentives.domain.arith import BP, MILLI, format_milli
 from incentives.domain.facts import FACTS
 from incentives.domain.params import ParameterSet
 from incentives.domain.programmes import emc, green
@@ -185,7 +185,9 @@ def synthetic_population(rows: int, seed: int, params: ParameterSet | None = Non
                                 "green_hydrogen", "casino")),
         "loan_principal_fen": log_uniform(6, 11),
         "benchmark_product": product,
-        "energy_intensity": near(level, np.full(n, 40)),
+        # Exact decimals as text, in thousandths around the benchmarks (at, 0.001 either side, or ±20 units).
+        "energy_intensity": np.asarray([format_milli(int(v)) for v in near(level * MILLI, np.full(n, 40 * MILLI))],
+                                       dtype=object),
         "industrial_structure_class": pick(green.CLASSES),
         "last_major_env_violation_on": np.where(chance(0.2), on - rng.integers(0, 5 * 366, n).astype(
             "timedelta64[D]"), np.datetime64("NaT")),

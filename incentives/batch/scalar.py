@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
-from incentives.batch.frames import PASSTHROUGH, BatchInputError, _as_frame
+from incentives.batch.frames import PASSTHROUGH, BatchInputError, _as_frame, missing_cell
 from incentives.domain.facts import FACTS, FactsError
 from incentives.domain.params import ParameterSet
 from incentives.domain.programmes import PROGRAMMES
@@ -30,6 +31,10 @@ def scalar_records(frame: pd.DataFrame) -> list[dict[str, object]]:
             values = [None if v is pd.NA or v is None else bool(v) for v in series.astype(object)]
         elif kind == "str":
             values = [None if not isinstance(v, str) else v for v in series.astype(object)]
+        elif kind == "milli":
+            # As given (decimal text, an integer, a Decimal): the scalar path parses it itself.
+            values = [None if missing_cell(v) else int(v) if isinstance(v, np.integer) else v
+                      for v in series.astype(object)]
         else:
             values = [None if v is pd.NA or v is None else int(v) for v in series.astype(object)]
         converted[name] = values

@@ -16,7 +16,9 @@ period ends after 28 February and before 1 March). numpy does the same compariso
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from decimal import Decimal
 
 BP = 10_000
 """Basis points in one whole (100 %)."""
@@ -99,3 +101,49 @@ def format_bp(bp: int) -> str:
     sign = "-" if bp < 0 else ""
     whole, frac = divmod(abs(bp), 100)
     return f"{sign}{whole}.{frac:02d}%"
+
+
+MILLI = 1000
+"""Thousandths in one unit: a decimal fact (kind `milli`, e.g. an energy intensity of 99.5 kgce/t) is held as
+the exact integer of thousandths of its unit (99500), never as a float."""
+
+MILLI_DECIMALS = 3
+
+_MILLI_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_milli(raw: object) -> int:
+    """The exact thousandths of a decimal given as an int, a `Decimal` or a decimal string ("99.5", "-0.25",
+    "117.000"); raises ValueError otherwise. A float is refused even when it looks exact: a JSON number with a
+    fraction has already been rounded to binary, so the caller must send the decimal as text. More than three
+    decimals are refused unless they are zeros ("100.0010" is 100.001), never rounded."""
+    if isinstance(raw, bool):
+        raise ValueError("type")
+    if isinstance(raw, float):
+        raise ValueError("float")
+    if isinstance(raw, int):
+        return raw * MILLI
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not _MILLI_TEXT.fullmatch(text):
+            raise ValueError("text")
+        value = Decimal(text)
+    elif isinstance(raw, Decimal):
+        if not raw.is_finite():
+            raise ValueError("text")
+        value = raw
+    else:
+        raise ValueError("type")
+    scaled = value * MILLI
+    if scaled != scaled.to_integral_value():
+        raise ValueError("decimals")
+    return int(scaled)
+
+
+def format_milli(value: int) -> str:
+    """Thousandths as the shortest exact decimal: 99500 → "99.5", 100000 → "100", -500 → "-0.5"."""
+    sign = "-" if value < 0 else ""
+    whole, rest = divmod(abs(value), MILLI)
+    if not rest:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{rest:03d}".rstrip("0")

@@ -3,8 +3,9 @@
 A fact is a plain value under a documented key (`rd_core_costs_fen`, `loan_approved_on`, ...). The same keys
 are the fields of the scalar `evaluate(...)` dict and the columns of the batch DataFrame, so a record moves
 between the two paths unchanged. Names carry units: `_fen` is integer fen, `_bp` integer basis points,
-`_t` whole tonnes, `_on` a date, `_years` whole years. Facts shared by several programmes (the loan principal,
-the emissions estimate) mean the same thing in each.
+`_t` whole tonnes, `_on` a date, `_years` whole years. A decimal fact (kind `milli`, the energy intensity) is
+held as the exact integer of thousandths of its unit and written back as a decimal string. Facts shared by
+several programmes (the loan principal, the emissions estimate) mean the same thing in each.
 
 `normalise` checks a dict against the specs a programme needs and reports every problem at once.
 """
@@ -15,9 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from incentives.domain.arith import BP, MAX_FEN
+from incentives.domain.arith import BP, MAX_FEN, format_milli, parse_milli
 
-FACT_KINDS = ("fen", "count", "int", "bp", "year", "bool", "date", "str")
+FACT_KINDS = ("fen", "count", "int", "milli", "bp", "year", "bool", "date", "str")
+
+MILLI_LIMIT = 10**15
+"""The largest decimal fact accepted, in thousandths (10¹² of its unit, the range of an `int` fact)."""
 
 FactValue = int | bool | str | date | None
 
@@ -164,8 +168,10 @@ SPECS: tuple[FactSpec, ...] = (
     _f("benchmark_product", "str", "",
        "product with an energy-efficiency benchmark (cement_clinker, bf_ironmaking, bof_steelmaking, "
        "electrolytic_aluminium), or empty", ""),
-    _f("energy_intensity", "int", "per product unit",
-       "energy use per unit of product after the project, in the benchmark's unit (kgce/t or kWh/t)", None),
+    _f("energy_intensity", "milli", "per product unit",
+       "energy use per unit of product after the project, in the benchmark's unit (kgce/t or kWh/t): an exact "
+       'decimal with at most 3 decimals, given as a string ("99.5") or an integer; a JSON number with a fraction '
+       "(99.5) is refused because it arrives as a binary float", None),
     _f("industrial_structure_class", "str", "", "class under 产业结构调整指导目录: encouraged, permitted, restricted, "
        "eliminated"),
     _f("last_major_env_violation_on", "date", "", "day of the most recent major environmental violation", None),
@@ -201,6 +207,19 @@ def _check(spec: FactSpec, raw: object) -> tuple[FactValue, str | None]:
             except ValueError:
                 return None, "must be an ISO date (YYYY-MM-DD)"
         return None, "must be an ISO date (YYYY-MM-DD)"
+    if kind == "milli":
+        try:
+            milli = parse_milli(raw)
+        except ValueError as exc:
+            if str(exc) == "float":
+                return None, (f'must be an exact decimal: send it as a string such as "{raw!r}" (a JSON number '
+                              "with a fraction arrives as a binary float and is never rounded)")
+            if str(exc) == "decimals":
+                return None, "has more than 3 decimals (never rounded)"
+            return None, 'must be a decimal number such as "99.5" or 100 (digits, an optional sign and point)'
+        if not -MILLI_LIMIT <= milli <= MILLI_LIMIT:
+            return None, "is out of range"
+        return milli, None
     # Integer kinds. A float is refused even when whole: money is never a float in this house.
     if isinstance(raw, bool) or not isinstance(raw, int):
         return None, "must be a whole number (integer of its unit)"
@@ -215,6 +234,17 @@ def _check(spec: FactSpec, raw: object) -> tuple[FactValue, str | None]:
     if kind == "int" and not -(10**12) <= raw <= 10**12:
         return None, "is out of range"
     return raw, None
+
+
+def fact_json(name: str, value: FactValue) -> object:
+    """A normalised fact as JSON and as the engine takes it back: a date in ISO form, a decimal fact as its
+    exact decimal string ("99.5"), anything else as is."""
+    if isinstance(value, date):
+        return value.isoformat()
+    spec = FACTS.get(name)
+    if spec is not None and spec.kind == "milli" and isinstance(value, int) and not isinstance(value, bool):
+        return format_milli(value)
+    return value
 
 
 def normalise(names: Iterable[str], raw: Mapping[str, object]) -> dict[str, FactValue]:

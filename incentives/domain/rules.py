@@ -22,12 +22,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from incentives.domain.arith import BP, format_bp, format_fen, mul_div_ceil, mul_div_floor, ratio_bp_floor
-from incentives.domain.facts import FACTS, FactsError, FactValue, missing, normalise
+from incentives.domain.arith import (
+    BP,
+    format_bp,
+    format_fen,
+    format_milli,
+    mul_div_ceil,
+    mul_div_floor,
+    ratio_bp_floor,
+)
+from incentives.domain.facts import FACTS, FactsError, FactValue, fact_json, missing, normalise
 from incentives.domain.params import Citation, NotInForce, ParameterEntry, ParameterSet, ParameterView
 
 RULE_PACK_VERSION = "greenrights-incentives/2026.2"
@@ -44,8 +53,14 @@ UNITS_ZH = {"persons": "人", "years": "年", "project year": "", "policy year":
 """Units as Chinese remedies write them (a year count reads as a bare number after its label)."""
 
 
+_DECIMAL_MEASURE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def show(value: Measure, unit: str) -> str:
-    """A measured value or threshold as people read it: fen as yuan, bp as a percentage."""
+    """A measured value or threshold as people read it: fen as yuan, bp as a percentage, a decimal measure
+    (a decimal string, e.g. "99.5") with its unit."""
+    if isinstance(value, str) and unit and _DECIMAL_MEASURE.fullmatch(value):
+        return f"{value} {unit}"
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return str(value)
     if unit == "fen":
@@ -79,7 +94,7 @@ class Gate:
     citation: Citation
     remedy_en: str | None = None
     remedy_zh: str | None = None
-    remedy_target: int | None = None
+    remedy_target: int | str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -129,10 +144,6 @@ class OutputSpec:
     name: str
     label_zh: str
     label_en: str
-
-
-def _jsonable(value: FactValue) -> object:
-    return value.isoformat() if isinstance(value, date) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +201,7 @@ class Determination:
             "rule_pack_version": self.rule_pack_version,
             "on": self.on.isoformat(),
             "known_on": self.known_on.isoformat() if self.known_on else None,
-            "inputs": {k: _jsonable(v) for k, v in self.inputs},
+            "inputs": {k: fact_json(k, v) for k, v in self.inputs},
             "parameters": [p.to_dict(compact=True) for p in self.parameters],
             "outputs": dict(self.outputs),
             "headline": self.headline,
@@ -234,6 +245,13 @@ class Context:
 
     number = fen
 
+    def milli(self, name: str) -> int | None:
+        """A decimal fact in thousandths of its unit (None when not given)."""
+        value = self.facts[name]
+        assert value is None or (isinstance(value, int) and not isinstance(value, bool)), name
+        assert FACTS[name].kind == "milli", name
+        return value
+
     def flag(self, name: str) -> bool:
         value = self.facts[name]
         assert isinstance(value, bool), name
@@ -261,7 +279,7 @@ class Context:
 
     def gate(self, code: str, *, measured: Measure, comparator: str, threshold: Measure, unit: str,
              passed: bool, citation: Citation, remedy_en: str | None = None, remedy_zh: str | None = None,
-             remedy_target: int | None = None) -> bool:
+             remedy_target: int | str | None = None) -> bool:
         """Record a gate result as computed by the caller; returns whether it passed."""
         spec = self._spec(code)
         self.gates.append(Gate(
@@ -273,8 +291,12 @@ class Context:
         return passed
 
     def compare(self, code: str, measured: int, comparator: str, threshold: int, unit: str, citation: Citation,
-                *, what_en: str, what_zh: str, reaches_en: str = "", reaches_zh: str = "") -> bool:
-        """A numeric gate; a failure states the smallest change of the measure that passes."""
+                *, what_en: str, what_zh: str, reaches_en: str = "", reaches_zh: str = "",
+                milli: bool = False) -> bool:
+        """A numeric gate; a failure states the smallest change of the measure that passes.
+
+        With `milli`, measure and threshold are thousandths of `unit` (a decimal fact): the gate records them,
+        and the remedy target, as exact decimal strings ("108.5", "100"), and `>`/`<` step by 0.001."""
         if comparator == ">=":
             passed, target = measured >= threshold, threshold
         elif comparator == ">":
@@ -285,6 +307,20 @@ class Context:
             passed, target = measured < threshold, threshold - 1
         else:
             raise ValueError(f"unknown comparator {comparator}")
+        if milli:
+            m_text, t_text, target_text = format_milli(measured), format_milli(threshold), format_milli(target)
+            if passed:
+                return self.gate(code, measured=m_text, comparator=comparator, threshold=t_text, unit=unit,
+                                 passed=True, citation=citation)
+            zh_unit = UNITS_ZH.get(unit, unit)
+            return self.gate(
+                code, measured=m_text, comparator=comparator, threshold=t_text, unit=unit, passed=False,
+                citation=citation,
+                remedy_en=f"{what_en} {m_text} → {target_text} {unit}".rstrip()
+                + (f" {reaches_en}" if reaches_en else ""),
+                remedy_zh=f"{what_zh} {m_text} → {target_text} {zh_unit}".rstrip() + reaches_zh,
+                remedy_target=target_text,
+            )
         if passed:
             return self.gate(code, measured=measured, comparator=comparator, threshold=threshold, unit=unit,
                              passed=True, citation=citation)

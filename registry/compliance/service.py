@@ -193,8 +193,9 @@ class ComplianceService:
             self.ctx, who, period_id, status=status, city=city, limit=limit, offset=offset
         )
 
-    async def compliance_status(self, enterprise_id: int) -> dict[str, Any]:
-        return await results.compliance_status(self.ctx, enterprise_id)
+    async def compliance_status(self, enterprise_id: int, as_of: dt.date | None = None) -> dict[str, Any]:
+        """Today's compliance status, or with `as_of` the carbon open shortfall the registry showed that day."""
+        return await results.compliance_status(self.ctx, enterprise_id, as_of=as_of)
 
     async def list_fines(self, period_id: int | None = None) -> list[s.FineOut]:
         return await results.list_fines(self.ctx, period_id)

@@ -122,7 +122,10 @@ async def test_demo_enterprise_learns_what_it_qualifies_for_how_much_and_why_not
     assert ht["failed_gates"][1]["remedy_target"] == 10
     green = dets["green_loan"]
     assert [g["code"] for g in green["failed_gates"]] == ["energy_baseline", "energy_advanced"]
-    assert green["failed_gates"][0]["remedy_target"] == 117
+    # The energy intensity is an exact decimal: measure, threshold and target as decimal strings of kgce/t.
+    energy = green["failed_gates"][0]
+    assert (energy["measured"], energy["threshold"], energy["remedy_target"]) == ("120", "117", "117")
+    assert energy["measured_text"] == "120 kgce/t" and energy["remedy_en"] == "clinker 120 → 117 kgce/t reaches 基准"
     assert green["headline_fen"] == 0
     # Passing gates are in the trace too, each with its citation.
     assert all(g["citation"]["document"] for d in dets.values() for g in d["gates"])
@@ -135,7 +138,8 @@ async def test_demo_enterprise_learns_what_it_qualifies_for_how_much_and_why_not
     assert totals["tax_expenditure"]["fen"] == 200_000_000 + 6_000_000
     # The registry's compliance status was filled in as a fact.
     shortfall = next(f for f in body["registry_facts"] if f["fact"] == "carbon_open_shortfall_t")
-    assert (shortfall["value"], shortfall["source"], shortfall["caller_value"]) == (0, "registry.compliance", None)
+    assert (shortfall["value"], shortfall["source"], shortfall["caller_value"], shortfall["as_of"]) == (
+        0, "registry.compliance", None, "2024-12-31")
 
 
 async def test_determinations_are_stored_with_id_and_digest_and_read_back(env) -> None:
@@ -211,6 +215,39 @@ async def test_fen_integers_and_yuan_strings_give_the_same_determination(env) ->
         assert r.status_code == 201, r.text
         digests.append(r.json()["determinations"][0]["digest"])
     assert digests[0] == digests[1]
+
+
+async def test_energy_intensity_takes_an_exact_decimal_string_and_refuses_a_json_float(env) -> None:
+    reg = await env.key(Role.REGULATOR)
+    green = {k: DEMO_FACTS[k] for k in ("loan_approved_on", "green_activity", "loan_principal_yuan",
+                                         "benchmark_product", "industrial_structure_class", "baseline_emissions_t",
+                                         "project_emissions_t", "co2_method")}
+
+    async def evaluate(intensity: Any) -> Any:
+        return await env.client.post(f"{BASE}/eligibility", json={
+            "on": "2024-12-31", "facts": {**green, "energy_intensity": intensity}, "programmes": ["green_loan"]},
+            headers=env.h(reg))
+
+    r = await evaluate("99.5")
+    assert r.status_code == 201, r.text
+    [det] = r.json()["determinations"]
+    assert det["eligible"] is True and det["record"]["findings"]["benchmark_status"] == "标杆"
+    assert det["record"]["inputs"]["energy_intensity"] == "99.5"
+    energy = next(g for g in det["gates"] if g["code"] == "energy_advanced")
+    assert (energy["measured"], energy["threshold"], energy["measured_text"]) == ("99.5", "100", "99.5 kgce/t")
+
+    r = await evaluate("100.001")
+    assert r.status_code == 201, r.text
+    [det] = r.json()["determinations"]
+    [failed] = det["failed_gates"]
+    assert failed["remedy_en"] == "clinker 100.001 → 100 kgce/t reaches 标杆" and failed["remedy_target"] == "100"
+
+    # A JSON number with a fraction arrives as a binary float: refused, with what to send instead.
+    r = await evaluate(99.5)
+    assert r.status_code == 422 and r.json()["field"] == "facts.energy_intensity"
+    assert '"99.5"' in r.json()["detail"]
+    r = await evaluate("99.0005")
+    assert r.status_code == 422 and "3 decimals" in r.json()["detail"]
 
 
 async def test_bad_facts_answer_422_naming_each_fact(env) -> None:

@@ -126,6 +126,23 @@ async def test_batch_cells_are_parsed_strictly_and_problems_name_the_column(env)
     r = await csv("on,total_revenue_fen,rd_core_costs_fen\n2024-12-31,-5,1\n")  # the engine's range check
     assert r.status_code == 422 and r.json()["type"] == "/problems/batch-input-invalid"
     assert r.json()["field"] == "total_revenue_fen"
+    # The energy intensity takes exact decimal text; anything else is refused with the column named.
+    green = ("on,loan_approved_on,green_activity,loan_principal_fen,benchmark_product,industrial_structure_class,"
+             "energy_intensity\n2025-10-02,2025-10-01,industrial_energy_retrofit,100,cement_clinker,permitted,")
+    r = await env.client.post(f"{BASE}/batch?programmes=green_loan", content=(green + "99.5\n").encode(),
+                              headers={**env.h(key), "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    assert _table(r.json())["green_loan.eligible"].tolist() == [True]
+    r = await env.client.post(f"{BASE}/batch?programmes=green_loan", content=(green + "100.001\n").encode(),
+                              headers={**env.h(key), "Content-Type": "text/csv"})
+    assert _table(r.json())["green_loan.failed_gates"].tolist() == ["energy_advanced"]
+    r = await csv(green + "99.5.1\n")
+    assert r.status_code == 422 and r.json()["field"] == "energy_intensity"
+    r = await env.client.post(f"{BASE}/batch", json={"on": "2025-10-02", "records": [{
+        "loan_approved_on": "2025-10-01", "green_activity": "wind_power", "loan_principal_fen": 100,
+        "benchmark_product": "cement_clinker", "industrial_structure_class": "permitted",
+        "energy_intensity": 99.5}]}, headers=env.h(key))
+    assert r.status_code == 422 and "energy_intensity" in r.json()["field"]
     # JSON records are decoded strictly: a float is never an integer fact.
     r = await env.client.post(f"{BASE}/batch", json={"on": "2024-12-31", "records": [{**RD,
                                                      "rd_core_costs_fen": 1.5}]}, headers=env.h(key))

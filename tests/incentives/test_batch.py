@@ -80,6 +80,42 @@ def test_money_columns_must_be_integers_never_floats():
         evaluate_batch(frame, PARAMS)
 
 
+GREEN_ROW = {"loan_approved_on": pd.Timestamp("2025-10-01"), "green_activity": "industrial_energy_retrofit",
+             "loan_principal_fen": 10**10, "benchmark_product": "cement_clinker",
+             "industrial_structure_class": "permitted"}
+
+
+def test_energy_intensity_columns_take_exact_decimals_and_agree_with_the_scalar_path(tmp_path):
+    texts = ["99.5", "100", "100.000", "100.001", "117.0", "117.001", "-0.5"]
+    frame = pd.DataFrame([{**GREEN_ROW, "energy_intensity": t} for t in texts])
+    frame["on"] = pd.Timestamp("2025-10-02")
+    table = evaluate_batch(frame, PARAMS)
+    assert table["green_loan.failed_gates"].tolist() == [
+        "", "", "", "energy_advanced", "energy_advanced", "energy_baseline;energy_advanced", ""]
+    assert_same(table, scalar_frame(frame, PARAMS))
+    # Integer columns are whole units; Decimals and CSV text are exact too.
+    from decimal import Decimal
+
+    ints = frame.assign(energy_intensity=pd.array([99, 100, 100, 101, 117, 118, -1], dtype="Int64"))
+    assert_same(evaluate_batch(ints, PARAMS), scalar_frame(ints, PARAMS))
+    decimals = frame.assign(energy_intensity=[Decimal(t) for t in texts])
+    assert_same(evaluate_batch(decimals, PARAMS), table)
+    path = tmp_path / "green.csv"
+    frame.to_csv(path, index=False)
+    loaded = read_population(path)
+    assert_same(evaluate_batch(loaded, PARAMS), table)
+    assert_same(evaluate_batch(loaded, PARAMS), scalar_frame(loaded, PARAMS))
+
+
+def test_energy_intensity_floats_and_inexact_text_are_refused():
+    frame = pd.DataFrame([{**GREEN_ROW, "energy_intensity": 99.5}])
+    with pytest.raises(BatchInputError, match="energy_intensity: must be exact decimals"):
+        evaluate_batch(frame, PARAMS, on=date(2025, 10, 2))
+    for bad in ("99.0005", "1e3", "99,5", " ", "abc"):
+        with pytest.raises(BatchInputError, match="energy_intensity: rows \\[0\\]"):
+            evaluate_batch(pd.DataFrame([{**GREEN_ROW, "energy_intensity": bad}]), PARAMS, on=date(2025, 10, 2))
+
+
 def test_out_of_range_rows_are_reported_by_column_and_row():
     frame = pd.DataFrame({"on": pd.to_datetime(["2024-12-31"] * 3), "total_revenue_fen": [100, -5, 100],
                           "rd_core_costs_fen": [10, 10, -1]})

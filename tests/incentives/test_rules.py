@@ -60,10 +60,10 @@ def test_every_failed_gate_is_listed_never_only_the_first():
 def test_a_failed_numeric_gate_states_the_smallest_change_that_passes():
     d = evaluate(get("green_loan"), GREEN, PARAMS, DAY)
     gate = next(g for g in d.gates if g.code == "energy_advanced")
-    assert (gate.measured, gate.threshold, gate.unit) == (108, 100, "kgce/t")
+    assert (gate.measured, gate.threshold, gate.unit) == ("108", "100", "kgce/t")
     assert gate.remedy_en == "clinker 108 → 100 kgce/t reaches 标杆"
     assert gate.remedy_zh == "水泥熟料 108 → 100 kgce/t达到标杆水平"
-    assert gate.remedy_target == 100
+    assert gate.remedy_target == "100"
     passing = next(g for g in d.gates if g.passed)
     assert passing.remedy_en is None
 
@@ -155,3 +155,23 @@ def test_every_programme_declares_gates_outputs_and_citations():
         described = programme.describe()
         assert described["citations"] and described["gates"] and described["outputs"], programme.code
         assert programme.headline in {o.name for o in programme.outputs}
+
+
+def test_a_decimal_fact_is_exact_thousandths_and_never_a_float():
+    from decimal import Decimal
+
+    names = ["energy_intensity"]
+    assert normalise(names, {"energy_intensity": "99.5"}) == {"energy_intensity": 99_500}
+    assert normalise(names, {"energy_intensity": " -0.25 "}) == {"energy_intensity": -250}
+    assert normalise(names, {"energy_intensity": "100.0010"}) == {"energy_intensity": 100_001}
+    assert normalise(names, {"energy_intensity": Decimal("361.8")}) == {"energy_intensity": 361_800}
+    assert normalise(names, {"energy_intensity": 117}) == {"energy_intensity": 117_000}
+    for bad in (99.5, 100.0, "99.0005", "1e3", "", "NaN", Decimal("NaN"), True, "99,5"):
+        with pytest.raises(FactsError, match="energy_intensity"):
+            normalise(names, {"energy_intensity": bad})
+    # Written back as the exact decimal, so a stored determination re-evaluates to the same facts.
+    d = evaluate(get("green_loan"), {**GREEN, "energy_intensity": "108.50"}, PARAMS, DAY)
+    assert d.to_dict()["inputs"]["energy_intensity"] == "108.5"
+    gate = next(g for g in d.gates if g.code == "energy_advanced")
+    assert gate.remedy_en == "clinker 108.5 → 100 kgce/t reaches 标杆"
+    assert gate.remedy_zh == "水泥熟料 108.5 → 100 kgce/t达到标杆水平"

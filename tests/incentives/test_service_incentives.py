@@ -81,8 +81,8 @@ async def test_the_registry_compliance_status_overrides_the_callers_claim(env) -
     who = Identity(principal_id=1, organisation_id=ent["organisation_id"], role=Role.EMITTER, label="t")
 
     class Shortfall:
-        async def compliance_status(self, enterprise_id: int) -> dict[str, Any]:
-            assert enterprise_id == ent["id"]
+        async def compliance_status(self, enterprise_id: int, as_of: dt.date | None = None) -> dict[str, Any]:
+            assert enterprise_id == ent["id"] and as_of == dt.date(2024, 12, 31)
             return {"enterprise_id": enterprise_id, "open_shortfall": True, "carbon_open_shortfall_t": 500}
 
     facts = {**GREEN, "green_activity": "wind_power", "carbon_open_shortfall_t": 0}
@@ -92,7 +92,8 @@ async def test_the_registry_compliance_status_overrides_the_callers_claim(env) -
     assert [g.code for g in det.failed_gates] == ["carbon_compliant"]
     assert det.failed_gates[0].measured == 500 and det.failed_gates[0].remedy_target == 0
     assert out.registry_facts == [s.RegistryFact(fact="carbon_open_shortfall_t", value=500,
-                                                 source="registry.compliance", caller_value=0)]
+                                                 source="registry.compliance", caller_value=0,
+                                                 as_of=dt.date(2024, 12, 31))]
     # Without a compliance service offering the status, the caller's fact stands.
     out = await evaluations.evaluate_eligibility(replace(svc.ctx, compliance=object()), who, s.EvaluateEligibility(
         enterprise_id=ent["id"], on=dt.date(2024, 12, 31), facts=facts, programmes=["green_loan"]))

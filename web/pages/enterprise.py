@@ -251,7 +251,8 @@ async def upload_report(request: Request[Any, Any, Any]) -> Template:
 
 
 def _parse_fact(kind: str, name: str, raw: str) -> Any:
-    """A fact typed in a form, as the engine takes it: whole numbers (fen, bp, counts, years), dates, yes/no."""
+    """A fact typed in a form, as the engine takes it: whole numbers (fen, bp, counts, years), exact decimals
+    (energy intensity, as text), dates, yes/no."""
     raw = raw.strip()
     if kind == "bool":
         if raw not in ("true", "false"):
@@ -261,6 +262,8 @@ def _parse_fact(kind: str, name: str, raw: str) -> Any:
         if not raw.lstrip("-").isdigit():
             raise InvalidInput(f"facts.{name}", "Give a whole number.")
         return int(raw)
+    if kind == "milli":  # an exact decimal such as 99.5 kgce/t: the text goes to the engine, never a float
+        return raw
     if kind == "fen":  # typed in yuan, exactly
         return parse_money_fen(raw.replace(",", ""), field=f"facts.{name}")
     return raw  # str, date (YYYY-MM-DD; the engine checks it)

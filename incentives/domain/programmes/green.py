@@ -2,11 +2,12 @@
 
 Green loan: the catalogue edition is the one in force on the loan's **approval day**, so a loan approved
 before a new edition takes effect keeps its classification (grandfathering), whatever day the bank asks.
-Gates: the activity is listed; energy efficiency no worse than the 基准 level of its product (a negative
-signal otherwise) and, where the catalogue item demands it, at the 标杆 level (发改产业〔2021〕1609号); the
-enterprise's class is not restricted or eliminated (产业结构调整指导目录); no major environmental violation
-in the look-back years; no open carbon compliance shortfall (a fact from the registry). The findings carry
-the activity's code under every catalogue edition known, the benchmark status and the CO2 estimate's method.
+Gates: the activity is listed; energy efficiency (an exact decimal, compared in thousandths of the benchmark's
+unit) no worse than the 基准 level of its product (a negative signal otherwise) and, where the catalogue item
+demands it, at the 标杆 level (发改产业〔2021〕1609号); the enterprise's class is not restricted or eliminated
+(产业结构调整指导目录); no major environmental violation in the look-back years; no open carbon compliance
+shortfall (a fact from the registry, as of the assessment day). The findings carry the activity's code under
+every catalogue edition known, the benchmark status and the CO2 estimate's method.
 
 Carbon tool: the PBoC relends ⌈60 % of the qualifying principal⌋ at the tool's rate in force on the
 relending day (1.75 % from 2021-11-08, 1.50 % from 2025-05-08, 1.25 % from 2026-01-19); the loan must be in a
@@ -15,7 +16,7 @@ supported field, from a covered lender, with a disclosed positive CO2 reduction.
 
 from __future__ import annotations
 
-from incentives.domain.arith import BP, format_fen, key_text, mul_div_half_up, years_after
+from incentives.domain.arith import BP, MILLI, format_fen, key_text, mul_div_half_up, years_after
 from incentives.domain.facts import FactsError
 from incentives.domain.params import Catalogue, Citation
 from incentives.domain.programmes.common import catalogue_gate, key_of
@@ -37,6 +38,12 @@ PRODUCT_LABELS = {
 """Display names of the benchmark products (labels only; the numbers are parameters)."""
 
 
+def benchmark_milli(level: int) -> int:
+    """A benchmark level (an `int` parameter: the 1609号 levels of these products are whole numbers of their
+    unit) in thousandths, the scale of the `energy_intensity` fact, so the two compare exactly."""
+    return level * MILLI
+
+
 def _product_unit(ctx: Context, product: str) -> str:
     return ctx.params.entry(f"benchmark.{product}.baseline").unit
 
@@ -48,10 +55,10 @@ def gl_rule(ctx: Context) -> None:
         raise FactsError([("industrial_structure_class", f"must be one of {', '.join(CLASSES)}")])
     if product and f"benchmark.{product}.baseline" not in ctx.params.params.names():
         raise FactsError([("benchmark_product", f"no energy benchmark is defined for {product!r}")])
-    intensity_value = ctx.facts["energy_intensity"]
-    if product and not isinstance(intensity_value, int):
+    intensity_value = ctx.milli("energy_intensity")
+    if product and intensity_value is None:
         raise FactsError([("energy_intensity", "is required when benchmark_product is given")])
-    intensity = intensity_value if isinstance(intensity_value, int) else 0
+    intensity = intensity_value if intensity_value is not None else 0  # thousandths of the benchmark's unit
     restricted = ctx.params.texts("green_loan.restricted_classes")
     lookback = ctx.params.number("green_loan.violation_lookback_years")
     approved = ctx.day("loan_approved_on")
@@ -71,18 +78,20 @@ def gl_rule(ctx: Context) -> None:
     if product:
         label_en, label_zh = PRODUCT_LABELS.get(product, (product, product))
         unit = _product_unit(ctx, product)
-        baseline = ctx.params.number(f"benchmark.{product}.baseline")
-        advanced = ctx.params.number(f"benchmark.{product}.advanced")
+        baseline = benchmark_milli(ctx.params.number(f"benchmark.{product}.baseline"))
+        advanced = benchmark_milli(ctx.params.number(f"benchmark.{product}.advanced"))
         ctx.compare("energy_baseline", intensity, "<=", baseline, unit,
                     ctx.params.citation(f"benchmark.{product}.baseline"),
-                    what_en=label_en, what_zh=label_zh, reaches_en="reaches 基准", reaches_zh="达到基准水平")
+                    what_en=label_en, what_zh=label_zh, reaches_en="reaches 基准", reaches_zh="达到基准水平",
+                    milli=True)
         ctx.findings["benchmark_status"] = (
             "标杆" if intensity <= advanced else "基准–标杆" if intensity <= baseline else "低于基准"
         )
         if item is not None and item.bool_attr("requires_benchmark"):
             ctx.compare("energy_advanced", intensity, "<=", advanced, unit,
                         ctx.params.citation(f"benchmark.{product}.advanced"),
-                        what_en=label_en, what_zh=label_zh, reaches_en="reaches 标杆", reaches_zh="达到标杆水平")
+                        what_en=label_en, what_zh=label_zh, reaches_en="reaches 标杆", reaches_zh="达到标杆水平",
+                        milli=True)
     elif item is not None and item.bool_attr("requires_benchmark"):
         ctx.gate("energy_advanced", measured=None, comparator="<=", threshold="标杆", unit="", passed=False,
                  citation=ctx.params.citation("catalogue.green", approved),

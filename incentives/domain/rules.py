@@ -30,7 +30,7 @@ from incentives.domain.arith import BP, format_bp, format_fen, mul_div_ceil, mul
 from incentives.domain.facts import FACTS, FactsError, FactValue, missing, normalise
 from incentives.domain.params import Citation, NotInForce, ParameterEntry, ParameterSet, ParameterView
 
-RULE_PACK_VERSION = "greenrights-incentives/2026.1"
+RULE_PACK_VERSION = "greenrights-incentives/2026.2"
 """Version of the rule code. Bump it whenever a formula or gate changes meaning (parameters are versioned
 separately, entry by entry, in every determination)."""
 

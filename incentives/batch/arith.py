@@ -65,3 +65,18 @@ def share_at_most(numerator: Arr, denominator: Arr, threshold_bp: Arr) -> Arr:
     _bounded(threshold_bp, denominator)
     result: Arr = (denominator == 0) | (numerator * BP <= threshold_bp * denominator)
     return result
+
+
+def is_leap(year: Arr) -> Arr:
+    """Gregorian leap years, element-wise."""
+    result: Arr = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    return result
+
+
+def anniversary_key(start_key: Arr, years: Arr | int) -> Arr:
+    """yyyymmdd key of `start` moved by whole `years` (29 February → 1 March in a common year), as
+    `incentives.domain.programmes.common.anniversary`."""
+    year = start_key // 10_000 + years
+    month_day = start_key % 10_000
+    result: Arr = year * 10_000 + np.where((month_day == 229) & ~is_leap(year), 301, month_day)
+    return result

@@ -11,12 +11,20 @@ import numpy as np
 import pandas as pd
 
 from incentives.batch.arith import I64, Arr
+from incentives.batch.programmes_first_set import policy_years
 from incentives.domain.arith import BP, MILLI, format_milli
 from incentives.domain.facts import FACTS
 from incentives.domain.params import ParameterSet
 from incentives.domain.programmes import emc, green
 
 CITIES = ("南昌", "九江", "景德镇", "萍乡", "新余", "鹰潭", "赣州", "吉安", "宜春", "抚州", "上饶")
+
+
+def _keys(days: Arr) -> Arr:
+    """yyyymmdd keys of datetime64[D] values."""
+    stamps = pd.DatetimeIndex(days)
+    result: Arr = (stamps.year * 10_000 + stamps.month * 100 + stamps.day).to_numpy(dtype=I64)
+    return result
 
 
 def synthetic_population(rows: int, seed: int, params: ParameterSet | None = None,
@@ -113,14 +121,24 @@ def synthetic_population(rows: int, seed: int, params: ParameterSet | None = Non
                                              rng.integers(0, 10_001, n)).clip(0, BP),
         "ru_cit_meets_standard": chance(0.9),
     }
-    # EMC and environmental projects.
+    # EMC and environmental projects: the sharing period starts in the first revenue year and ends on an
+    # explicit day within the contract term (0-8 years on), or the day before the term's anniversary.
+    first_revenue = on_year - rng.integers(-1, 9, n)
+    contract_years = near(20, np.full(n, 20)).clip(0)
+    sharing_start = ((first_revenue - 1970).astype("datetime64[Y]").astype("datetime64[D]")
+                     + rng.integers(0, 365, n).astype("timedelta64[D]"))
+    sharing_end = sharing_start + rng.integers(0, 8 * 366, n).astype("timedelta64[D]")
+    sharing_end = np.minimum(sharing_end, sharing_start + (np.maximum(contract_years, 1) * 365 - 1).astype(
+        "timedelta64[D]"))
     columns |= {
         "emc_project_kind": pick(emc.KINDS),
         "emc_catalogue_code": pick(("1.1", "2.3", "4.1", "7.7")),
-        "emc_first_revenue_year": on_year - rng.integers(-1, 9, n),
+        "emc_first_revenue_year": first_revenue,
         "emc_project_income_fen": log_uniform(5, 10),
-        "emc_contract_years": near(20, np.full(n, 20)).clip(0),
+        "emc_contract_years": contract_years,
         "emc_company_qualified": chance(0.8),
+        "emc_sharing_starts_on": sharing_start,
+        "emc_sharing_ends_on": np.where(chance(0.6), sharing_end, np.datetime64("NaT")),
     }
     # High-tech enterprise.
     sales = np.where(chance(0.2), pick((5_000_000_000, 5_000_000_001, 20_000_000_000, 20_000_000_001)).astype(I64),
@@ -144,10 +162,25 @@ def synthetic_population(rows: int, seed: int, params: ParameterSet | None = Non
     insured = log_uniform(6, 10)
     rate = rng.integers(50, 600, n)
     producer_cap = 500_000_000
+    # First insured: spread over the catalogue editions, within five years before the claim, on an
+    # anniversary of the claim day (or the day after it), or on a 29 February.
+    first_insured = np.where(chance(0.4), days("2019-06-01", "2026-06-30"),
+                             on - rng.integers(-30, 5 * 366, n).astype("timedelta64[D]"))
+    back = rng.integers(0, 5, n)
+    edge = chance(0.2)
+    stamps = pd.DatetimeIndex(on)
+    for years in range(5):
+        rows_k = edge & (back == years)
+        shifted = (stamps[rows_k] - pd.DateOffset(years=years)).to_numpy().astype("datetime64[D]")
+        first_insured[rows_k] = shifted + rng.integers(0, 2, int(rows_k.sum())).astype("timedelta64[D]")
+    leap_days = pick([np.datetime64(d, "D") for d in ("2020-02-29", "2024-02-29")]).astype("datetime64[D]")
+    first_insured = np.where(chance(0.03), leap_days, first_insured)
+    derived = policy_years(_keys(first_insured), _keys(on))
     columns |= {
         "fs_catalogue_code": pick(("FS2019-01", "FS2019-02", "FS2024-01", "FS2024-03", "FS-BAD")),
-        "fs_first_insured_on": days("2019-06-01", "2026-06-30"),
-        "fs_policy_year": rng.integers(0, 5, n),
+        "fs_first_insured_on": first_insured,
+        "fs_policy_year": np.where(chance(0.5), derived, -1),
+        "fs_compensated_policy_years": pick(("", "", "", "1", "2", "1;2", "1;2;3", "3", " 2 ; 3 ")),
         "fs_insured_value_fen": insured,
         "fs_premium_rate_bp": rate,
         "fs_premium_paid_fen": share(insured * rate // BP, 0.5, 1.0),
@@ -205,6 +238,8 @@ def synthetic_population(rows: int, seed: int, params: ParameterSet | None = Non
         kind = spec.kind if spec else None
         if kind in ("fen", "count", "bp", "year", "int"):
             frame[name] = frame[name].astype("Int64")
+            if name == "fs_policy_year":  # sent on about half the rows (it must then equal the derived year)
+                frame.loc[frame[name] < 0, name] = None
         elif kind == "bool":
             frame[name] = frame[name].astype("boolean")
         elif kind == "str" or name == "city":
@@ -214,7 +249,7 @@ def synthetic_population(rows: int, seed: int, params: ParameterSet | None = Non
     # Drop a few required facts so that "not evaluated" rows exist on both paths.
     for name in ("total_revenue_fen", "equipment_acquired_on", "tax_credit_grade", "ru_cit_revenue_fen",
                  "emc_first_revenue_year",
-                 "staff_total", "fs_policy_year", "jx_recognised", "fb_contract_fen", "loan_approved_on",
+                 "staff_total", "fs_first_insured_on", "jx_recognised", "fb_contract_fen", "loan_approved_on",
                  "lender_eligible"):
         frame.loc[chance(missing_share), name] = None
     return frame

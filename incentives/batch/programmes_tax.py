@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from incentives.batch.arith import I64, Arr, _bounded, mdf, mdh, share_at_least, share_at_most
+from incentives.batch.arith import I64, Arr, _bounded, anniversary_key, mdf, mdh, share_at_least, share_at_most
 from incentives.batch.frames import Frame
 from incentives.batch.params import Params
 from incentives.batch.results import Result, _always, _fail_rows, _finish, _programme
@@ -158,6 +158,23 @@ def v_emc(f: Frame, p: Params, ev: Arr, problems: list[tuple[str, str]]) -> Resu
     bad |= _fail_rows(problems, "emc_project_kind", ev & ~valid_kind, f"must be one of {', '.join(emc.KINDS)}")
     ev = ev & ~bad
     is_emc = kind.table(lambda c: c == "emc", False, bool)
+    start, end, years = f.d("emc_sharing_starts_on"), f.d("emc_sharing_ends_on"), f.i("emc_contract_years")
+    has_start, has_end = f.present["emc_sharing_starts_on"], f.present["emc_sharing_ends_on"]
+    both = has_start & has_end
+    before = both & (end < start)
+    bad |= _fail_rows(problems, "emc_sharing_ends_on", ev & before, "cannot be before emc_sharing_starts_on")
+    bad |= _fail_rows(problems, "emc_sharing_ends_on",
+                      ev & both & ~before & (years > 0) & (end >= anniversary_key(start, years)),
+                      "cannot be after the end of the contract (emc_contract_years) counted from emc_sharing_starts_on")
+    bad |= _fail_rows(problems, "emc_sharing_starts_on", ev & is_emc & ~has_start, "is required for an emc project")
+    bad |= _fail_rows(problems, "emc_sharing_ends_on", ev & is_emc & has_start & ~has_end & (years == 0),
+                      "is required for an emc project unless emc_contract_years is given")
+    ev = ev & ~bad
+    # The sharing period's last year: the explicit end, or the day before the contract-term anniversary.
+    derived_end = anniversary_key(start, years)
+    end_year = np.where(has_end, end // 10_000, derived_end // 10_000 - (derived_end % 10_000 == 101))
+    span = end // 10_000 - start // 10_000
+    term = np.where(years > 0, years, span + (anniversary_key(start, span) <= end))
     cit_bp, ok1 = p.num("cit.standard_rate_bp", f.on_key)
     exempt, ok2 = p.num("emc.exempt_years", f.on_key)
     half, ok3 = p.num("emc.half_years", f.on_key)
@@ -167,11 +184,12 @@ def v_emc(f: Frame, p: Params, ev: Arr, problems: list[tuple[str, str]]) -> Resu
     ev = ev & ok1 & ok2 & ok3 & ok4 & (ok5 | ~is_emc) & (ok6 | is_emc)
     year = f.on_key // 10_000 - f.i("emc_first_revenue_year") + 1
     gates = {
-        "contract_term": (is_emc, f.i("emc_contract_years") <= max_term),
+        "contract_term": (is_emc, term <= max_term),
         "company_qualified": (is_emc, f.b("emc_company_qualified")),
         "catalogue_listed": (~is_emc, found),
         "relief_started": (_always(n), year >= 1),
         "within_relief_period": (_always(n), year <= exempt + half),
+        "within_sharing_period": (is_emc, f.on_key // 10_000 <= end_year),
     }
     result = Result(prog, ev, gates, {})
     eligible = result.eligible

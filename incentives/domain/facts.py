@@ -119,7 +119,14 @@ SPECS: tuple[FactSpec, ...] = (
     _f("emc_catalogue_code", "str", "", "item of the environmental / energy-water project catalogue", ""),
     _f("emc_first_revenue_year", "year", "year", "year of the project's first production or operating revenue"),
     _f("emc_project_income_fen", "fen", "fen", "the project's separately accounted taxable income this year"),
-    _f("emc_contract_years", "count", "years", "term of the energy management contract", 0),
+    _f("emc_contract_years", "count", "years",
+       "term of the energy management contract (0 = not given: the sharing period's whole years are measured)", 0),
+    _f("emc_sharing_starts_on", "date", "",
+       "first day of the EMC contract's energy-saving benefit sharing period (节能效益分享期); required for an emc "
+       "project", None),
+    _f("emc_sharing_ends_on", "date", "",
+       "last day of the sharing period (inclusive); if absent, the day before the emc_contract_years anniversary "
+       "of emc_sharing_starts_on", None),
     _f("emc_company_qualified", "bool", "", "the energy service company meets GB/T 24915 and the 110号 conditions",
        False),
     # High-tech enterprise (高新技术企业).
@@ -140,10 +147,15 @@ SPECS: tuple[FactSpec, ...] = (
     # First-set equipment insurance compensation (首台套保险补偿).
     _f("fs_catalogue_code", "str", "", "item of the 首台（套）推广应用指导目录"),
     _f("fs_first_insured_on", "date", "", "first-insurance day (selects the catalogue edition)"),
-    _f("fs_policy_year", "count", "year", "policy year claimed (1 = first year)"),
+    _f("fs_policy_year", "count", "year",
+       "optional check of the policy year claimed (1 = first year): the year is derived from fs_first_insured_on "
+       "and the evaluation day, and a value sent must equal it", None),
     _f("fs_insured_value_fen", "fen", "fen", "insured value (投保金额)"),
     _f("fs_premium_rate_bp", "bp", "bp", "premium rate of the policy"),
     _f("fs_premium_paid_fen", "fen", "fen", "premium actually paid for the policy year"),
+    _f("fs_compensated_policy_years", "str", "",
+       "policy years of this policy already compensated, whole numbers separated by ';' (e.g. '1;2'); empty = none",
+       ""),
     # Jiangxi first-set reward (江西省首台套奖励).
     _f("jx_recognised", "bool", "", "recognised as a provincial first set under the 2023 Jiangxi 认定管理暂行办法"),
     _f("jx_item_sales_fen", "fen", "fen", "sales value of the recognised first-set item"),

@@ -18,11 +18,12 @@ BASE = "/api/v1/finance"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 # The worked example of domain.md section 6: insured 50,000,000 at 4 % → premium capped at 3 % = 1,500,000 →
-# compensation 80 % = 1,200,000 yuan (2025 regime: also at most the premium paid, 2,000,000).
+# compensation 80 % = 1,200,000 yuan (2025 regime: also at most the premium paid, 2,000,000). The policy year is
+# derived from the first-insurance day: a policy first insured on 2024-06-01 is in its year 2 on the test clock's
+# 2026-03-02 (year 3 from 2026-06-01), within the 3 years compensated.
 FS_FACTS: dict[str, Any] = {
     "fs_catalogue_code": "FS2019-01",
-    "fs_first_insured_on": "2023-03-01",
-    "fs_policy_year": 1,
+    "fs_first_insured_on": "2024-06-01",
     "fs_insured_value_fen": 50_000_000_00,
     "fs_premium_rate_bp": 400,
     "fs_premium_paid_fen": 2_000_000_00,

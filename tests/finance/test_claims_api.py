@@ -308,7 +308,7 @@ async def test_a_rejected_claim_resubmitted_shows_what_changed_and_releases_its_
     fw = await finance_world(env, 1)
     ent = fw.ents[0]
     b = await budget(fw, "5000000")
-    bad = dict(claim_body(ent)["facts"], fs_policy_year=4)
+    bad = dict(claim_body(ent)["facts"], fs_first_insured_on="2022-06-01")  # policy year 4 on 2026-03-02
     c = await submit(fw, ent, facts=bad)
     await act(fw, fw.reviewer, c["id"], "formal-check", {"passed": True})
     c = await act(fw, fw.reviewer2, c["id"], "review", {})
@@ -322,11 +322,11 @@ async def test_a_rejected_claim_resubmitted_shows_what_changed_and_releases_its_
     letter = await env.get(f"{BASE}/claims/{c['id']}/decision-letter.pdf", ent["key"])
     assert "保险年度超过3年" in pdf_text(letter.content).replace("\n", "")
 
-    good = dict(bad, fs_policy_year=2)
-    c = await act(fw, ent["key"], c["id"], "submission", {"facts": good, "note": "更正保险年度"})
+    good = dict(bad, fs_first_insured_on="2024-06-01")  # policy year 2
+    c = await act(fw, ent["key"], c["id"], "submission", {"facts": good, "note": "更正首次投保日期"})
     assert (c["state"], c["cycle"]) == ("submitted", 2)
     assert c["changes_since_last_decision"] == [
-        {"fact": "fs_policy_year", "change": "changed", "before": 4, "after": 2}
+        {"fact": "fs_first_insured_on", "change": "changed", "before": "2022-06-01", "after": "2024-06-01"}
     ]
     assert c["reviewed_by"] is None and c["determination"] is None
     await act(fw, fw.reviewer, c["id"], "formal-check", {"passed": True})

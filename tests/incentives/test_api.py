@@ -27,10 +27,10 @@ DEMO_FACTS: dict[str, Any] = {
     "equipment_invoice_yuan": "1130000",
     "equipment_deductible_vat_yuan": "130000.00",
     "cit_payable_yuan": "60000.00",
-    # First-set insurance: insured 50,000,000 at 4 %, premium 2,000,000 paid.
+    # First-set insurance: insured 50,000,000 at 4 %, premium 2,000,000 paid; on 2024-12-31 a policy first
+    # insured on 2023-03-01 is in its policy year 2 (derived, not typed).
     "fs_catalogue_code": "FS2019-01",
     "fs_first_insured_on": "2023-03-01",
-    "fs_policy_year": 1,
     "fs_insured_value_yuan": "50000000.00",
     "fs_premium_rate_bp": 400,
     "fs_premium_paid_yuan": "2000000.00",
@@ -109,6 +109,7 @@ async def test_demo_enterprise_learns_what_it_qualifies_for_how_much_and_why_not
     fs = dets["first_set_insurance"]
     assert amount(fs, "compensation_fen")["fen"] == 120_000_000
     assert amount(fs, "premium_base_fen")["yuan"] == "1500000.00"
+    assert fs["outputs"]["policy_year"] == 2  # derived from the first-insurance day and the day asked
 
     # Why not: every failed gate, with measured value, threshold, unit, citation, labels and the smallest change.
     ht = dets["high_tech"]
@@ -189,7 +190,7 @@ async def test_golden_worked_examples_through_the_api(env) -> None:
          {"credit_generated_fen": "100000.00", "credit_used_fen": "60000.00",
           "credit_carried_forward_fen": "40000.00"}),
         ("first_set_insurance", "2024-06-30",
-         {"fs_catalogue_code": "FS2019-01", "fs_first_insured_on": "2023-03-01", "fs_policy_year": 1,
+         {"fs_catalogue_code": "FS2019-01", "fs_first_insured_on": "2023-03-01", "fs_policy_year": 2,
           "fs_insured_value_yuan": "50000000", "fs_premium_rate_bp": 400, "fs_premium_paid_yuan": "2000000"},
          {"premium_base_fen": "1500000.00", "compensation_fen": "1200000.00"}),
     ]

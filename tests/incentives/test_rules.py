@@ -123,7 +123,7 @@ def test_evaluate_all_reports_a_programme_not_in_force_as_skipped():
     assert "not in force" in dict(evaluation.skipped)["carbon_reduction_tool"]
 
 
-FIRST_SET = {"fs_catalogue_code": "FS2019-01", "fs_first_insured_on": "2023-03-01", "fs_policy_year": 1,
+FIRST_SET = {"fs_catalogue_code": "FS2019-01", "fs_first_insured_on": "2023-03-01",
              "fs_insured_value_fen": 5_000_000_000, "fs_premium_rate_bp": 400, "fs_premium_paid_fen": 200_000_000,
              "jx_recognised": True}
 

@@ -182,7 +182,7 @@ async def test_an_emitters_journey_in_chromium(live, page) -> None:  # type: ign
         assert (await env.get(f"{BASE}/periods/{cw.pid}/reports", a["key"])).json() == []
         # The eligibility self-check shows a failed gate with its citation and the change that would pass.
         await page.goto(f"{live.base_url}/enterprise/eligibility?programme=first_set_insurance")
-        for name, value in (("fs_catalogue_code", "FS2019-01"), ("fs_first_insured_on", "2023-03-01"),
+        for name, value in (("fs_catalogue_code", "FS2019-01"), ("fs_first_insured_on", "2022-06-01"),
                             ("fs_policy_year", "4"), ("fs_insured_value_fen", "50,000,000"),
                             ("fs_premium_rate_bp", "400"), ("fs_premium_paid_fen", "2,000,000")):  # fmt: skip
             await page.fill(f"input[name='fact.{name}']", value)

@@ -99,7 +99,7 @@ async def test_reviewer_and_approver_in_chromium(live, page, browser) -> None:  
     try:
         fw = await finance_world(env)
         await budget(fw, "10000000")
-        bad_facts = dict(claim_body(fw.ents[0])["facts"], fs_policy_year=4)
+        bad_facts = dict(claim_body(fw.ents[0])["facts"], fs_first_insured_on="2022-06-01")  # policy year 4
         bad = await submit(fw, fw.ents[0], "P-BAD", facts=bad_facts)
         good = await submit(fw, fw.ents[1], "P-GOOD")
         bureau = await bureau_org(env)

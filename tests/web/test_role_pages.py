@@ -303,7 +303,8 @@ async def test_the_eligibility_self_check_shows_every_failed_gate(web_env) -> No
     await sign_in(env.client, user)
     form = await env.client.get("/enterprise/eligibility?programme=first_set_insurance")
     assert form.status_code == 200 and "fs_policy_year" in form.text
-    facts = {"fact.fs_catalogue_code": "FS2019-01", "fact.fs_first_insured_on": "2023-03-01",
+    # First insured 2022-06-01: policy year 4 on the clock's 2026-03-02 (the optional fs_policy_year agrees).
+    facts = {"fact.fs_catalogue_code": "FS2019-01", "fact.fs_first_insured_on": "2022-06-01",
              "fact.fs_policy_year": "4", "fact.fs_insured_value_fen": "50,000,000",
              "fact.fs_premium_rate_bp": "400", "fact.fs_premium_paid_fen": "2000000"}  # fmt: skip
     r = await form_post(env.client, "/enterprise/eligibility", "/enterprise/eligibility",
@@ -320,8 +321,9 @@ async def test_an_enterprise_submits_a_claim_from_its_self_check(web_env) -> Non
     a = fw.ents[0]
     user, _ = await make_user(env, Role.EMITTER, a["organisation_id"])
     await sign_in(env.client, user)
-    facts = {"fact.fs_catalogue_code": "FS2019-01", "fact.fs_first_insured_on": "2023-03-01",
-             "fact.fs_policy_year": "1", "fact.fs_insured_value_fen": "50,000,000",
+    # First insured 2024-06-01: policy year 2 on the clock's 2026-03-02, derived (fs_policy_year left empty).
+    facts = {"fact.fs_catalogue_code": "FS2019-01", "fact.fs_first_insured_on": "2024-06-01",
+             "fact.fs_policy_year": "", "fact.fs_insured_value_fen": "50,000,000",
              "fact.fs_premium_rate_bp": "400", "fact.fs_premium_paid_fen": "2000000"}  # fmt: skip
     checked = await form_post(env.client, "/enterprise/eligibility", "/enterprise/eligibility",
                               {"programme": "first_set_insurance", **facts})  # fmt: skip
@@ -350,7 +352,7 @@ async def test_the_self_check_in_chromium(live, page) -> None:  # type: ignore[n
         emitter, _ = await make_user(db, Role.EMITTER, fw.ents[0]["organisation_id"], now=live.clock.now())
         await browser_sign_in(page, live.base_url, emitter)
         await page.goto(f"{live.base_url}/enterprise/eligibility?programme=first_set_insurance")
-        for name, value in (("fs_catalogue_code", "FS2019-01"), ("fs_first_insured_on", "2023-03-01"),
+        for name, value in (("fs_catalogue_code", "FS2019-01"), ("fs_first_insured_on", "2022-06-01"),
                             ("fs_policy_year", "4"), ("fs_insured_value_fen", "50,000,000"),
                             ("fs_premium_rate_bp", "400"), ("fs_premium_paid_fen", "2,000,000")):  # fmt: skip
             await page.fill(f"input[name='fact.{name}']", value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import date
 
 from incentives.domain.arith import date_key
@@ -40,3 +41,15 @@ def not_more_than(pairs: list[tuple[str, int, str, int]]) -> None:
 def key_of(day: date | None) -> int:
     """The yyyymmdd key of an optional date; 0 when absent (the vector path uses the same sentinel)."""
     return 0 if day is None else date_key(day)
+
+
+def anniversary(start: date, years: int) -> date:
+    """`start` moved by whole `years`; 29 February lands on 1 March in a common year.
+
+    A period of whole years that starts on 29 February then ends on 28 February (the month end) of a common
+    year, as 民法典 第二百零二条 counts a period without a corresponding day ("没有对应日的，月末日为期间的最后一日").
+    """
+    year = start.year + years
+    if start.month == 2 and start.day == 29 and not calendar.isleap(year):
+        return date(year, 3, 1)
+    return start.replace(year=year)

@@ -7,6 +7,19 @@ the 2015/2019 notices) and "2025" (the 2025 call: also never more than the premi
 premium base = ⌈insured × min(rate, cap)⌋, and under "2025" min(that, paid); compensation = ⌈base × 80 %⌋.
 Worked: insured 50,000,000 at 4 % → premium 2,000,000 → capped 1,500,000 → 1,200,000 per year.
 
+**The policy year is derived, never typed** (a claimed "year 1" could otherwise be paid again years later).
+Policy year 1 runs from the first-insurance day `fs_first_insured_on` up to the day before its first
+anniversary, year N from the (N−1)-th anniversary up to the day before the N-th; the year claimed is the one
+that contains the evaluation day `on` (0 before the first-insurance day, which fails `policy_year_started`).
+Anniversaries keep the month and day; a policy first insured on 29 February has its anniversary on 1 March
+of a common year (so its year ends on 28 February, the month end: 民法典 第二百零二条) and on 29 February of a
+leap year. The derived year is the output `policy_year`. `fs_policy_year` stays an optional fact for
+backwards compatibility: when sent it must equal the derived year, or the facts are refused (FactsError
+naming `fs_policy_year`). `fs_compensated_policy_years` lists the policy years of this policy already
+compensated, as whole numbers separated by ";" (or ","), e.g. "1;2" — plain text that a batch CSV carries as
+is; empty means none. A claim for a listed year fails `policy_year_not_compensated`: each policy year is
+compensated once (财建〔2015〕19号: compensation "per policy year", for at most 3 years).
+
 Jiangxi reward (赣府厅发〔2021〕4号): ⌈sales × rate⌋, at most the per-item cap and what is left of the
 per-producer cap (5,000,000 yuan). Exclusivity with insurance compensation is data: the parameter
 `stacking.jx_first_set_reward.excludes` lists the programmes the reward excludes.
@@ -17,9 +30,13 @@ contract ≥ the minimum, not used in first-set equipment already compensated; c
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
 from incentives.domain.arith import BP, format_fen, mul_div_half_up
+from incentives.domain.facts import FactsError
 from incentives.domain.params import Citation
-from incentives.domain.programmes.common import catalogue_gate
+from incentives.domain.programmes.common import anniversary, catalogue_gate
 from incentives.domain.rules import Context, GateSpec, OutputSpec, Programme
 
 FS_CODE = "first_set_insurance"
@@ -30,6 +47,32 @@ FS_NOTICE = Citation("财建〔2015〕19号", "二、补偿标准")
 JX_NOTICE = Citation("赣府厅发〔2021〕4号", "首台（套）奖励条款")
 JX_RECOGNITION = Citation("江西省首台（套）重大技术装备认定管理暂行办法（2023年）", "第二章 认定条件")
 FB_NOTICE = Citation("工信部联原〔2017〕222号", "二、补偿条件")
+
+
+MAX_LISTED_POLICY_YEAR = 99
+"""Highest policy year `fs_compensated_policy_years` may list (compensation stops far earlier)."""
+
+
+def policy_year(first_insured: date, on: date) -> int:
+    """The policy year containing `on` (1 from the first-insurance day; 0 before it)."""
+    if on < first_insured:
+        return 0
+    years = on.year - first_insured.year
+    return years + 1 if anniversary(first_insured, years) <= on else years
+
+
+def parse_policy_years(text: str) -> tuple[frozenset[int], str | None]:
+    """The policy years listed in `fs_compensated_policy_years` ("1;2"), or a problem message."""
+    years: set[int] = set()
+    for raw in re.split(r"[;,]", text):
+        part = raw.strip()
+        if not part:
+            continue
+        if not part.isascii() or not part.isdigit() or not 1 <= int(part) <= MAX_LISTED_POLICY_YEAR:
+            return frozenset(), (f"must list policy years 1..{MAX_LISTED_POLICY_YEAR} separated by ';' "
+                                 f"(e.g. '1;2'), got {part!r}")
+        years.add(int(part))
+    return frozenset(years), None
 
 
 def premium_base(ctx: Context, prefix: str, insured: int, rate_bp: int) -> tuple[int, int]:
@@ -43,6 +86,17 @@ def premium_base(ctx: Context, prefix: str, insured: int, rate_bp: int) -> tuple
 
 
 def fs_rule(ctx: Context) -> None:
+    first_insured = ctx.day("fs_first_insured_on")
+    assert first_insured is not None
+    year = policy_year(first_insured, ctx.on)
+    compensated, problem = parse_policy_years(ctx.text("fs_compensated_policy_years"))
+    problems = [("fs_compensated_policy_years", problem)] if problem else []
+    claimed = ctx.facts["fs_policy_year"]
+    if claimed is not None and claimed != year:
+        problems.append(("fs_policy_year", f"({claimed}) is not the policy year on {ctx.on.isoformat()} of a policy "
+                                           f"first insured on {first_insured.isoformat()}, which is {year}"))
+    if problems:
+        raise FactsError(problems)
     regime = ctx.params.text("first_set.regime")
     if regime not in REGIMES:
         raise ValueError(f"first_set.regime must be one of {REGIMES}, got {regime!r}")
@@ -51,11 +105,16 @@ def fs_rule(ctx: Context) -> None:
     max_years = ctx.params.number("first_set.max_policy_years")
     catalogue_gate(ctx, "catalogue_listed", "catalogue.first_set", ctx.day("fs_first_insured_on"),
                    ctx.text("fs_catalogue_code"))
-    year = ctx.number("fs_policy_year")
     ctx.compare("policy_year", year, "<=", max_years, "policy year", ctx.params.citation("first_set.max_policy_years"),
                 what_en="policy year", what_zh="保险年度")
     ctx.compare("policy_year_started", year, ">=", 1, "policy year", FS_NOTICE,
                 what_en="policy year", what_zh="保险年度")
+    listed = ";".join(str(y) for y in sorted(compensated))
+    ctx.gate("policy_year_not_compensated", measured=year, comparator="not in", threshold=listed,
+             unit="policy year", passed=year not in compensated, citation=FS_NOTICE,
+             remedy_en=f"policy year {year} was already compensated (years compensated: {listed}); "
+                       "each policy year is compensated once",
+             remedy_zh=f"第{year}保险年度已获补偿（已补偿年度：{listed}），每个保险年度只补偿一次")
     base = compensation = 0
     if ctx.eligible:
         base, _ = premium_base(ctx, "first_set", ctx.fen("fs_insured_value_fen"), ctx.number("fs_premium_rate_bp"))
@@ -68,7 +127,7 @@ def fs_rule(ctx: Context) -> None:
                                 f"{format_fen(base)} × {share_bp}/10000", mul_div_half_up(base, share_bp, BP), "fen",
                                 ctx.params.citation("first_set.compensation_bp"))
     ctx.findings["regime"] = regime
-    ctx.out(premium_base_fen=base, compensation_fen=compensation)
+    ctx.out(premium_base_fen=base, compensation_fen=compensation, policy_year=year)
 
 
 def jx_rule(ctx: Context) -> None:
@@ -136,21 +195,24 @@ FS_PROGRAMME = Programme(
     name_zh="首台（套）重大技术装备保险补偿",
     name_en="First-set equipment insurance compensation",
     summary="80 % of the policy year's premium, counted at a rate of at most 3 % of the insured value, "
-            "for at most 3 years; catalogue edition in force on the first-insurance day; 2025 regime also "
-            "caps at the premium actually paid.",
-    on_meaning="the day of the claim for the policy year (selects the regime)",
+            "for at most 3 years, each policy year once; the policy year is derived from the first-insurance "
+            "day; catalogue edition in force on the first-insurance day; 2025 regime also caps at the premium "
+            "actually paid.",
+    on_meaning="the day of the claim (selects the regime; the policy year containing it is the year claimed)",
     citations=(FS_NOTICE, Citation("首台（套）重大技术装备推广应用指导目录", "附件")),
     facts=("fs_catalogue_code", "fs_first_insured_on", "fs_policy_year", "fs_insured_value_fen", "fs_premium_rate_bp",
-           "fs_premium_paid_fen"),
+           "fs_premium_paid_fen", "fs_compensated_policy_years"),
     gates=(
         GateSpec("catalogue_listed", "列入首台（套）推广应用指导目录（首次投保时有效版本）",
                  "equipment listed in the catalogue edition in force on the first-insurance day"),
         GateSpec("policy_year", "补偿不超过3个保险年度", "policy year within the maximum"),
         GateSpec("policy_year_started", "保险年度自第1年起算", "policy year counted from 1"),
+        GateSpec("policy_year_not_compensated", "该保险年度尚未获得补偿", "policy year not already compensated"),
     ),
     outputs=(
         OutputSpec("premium_base_fen", "计算补偿的保费", "premium counted"),
         OutputSpec("compensation_fen", "保险补偿金额", "compensation"),
+        OutputSpec("policy_year", "保险年度", "policy year (derived from the first-insurance day)"),
     ),
     headline="compensation_fen",
     rule=fs_rule,

@@ -416,21 +416,10 @@ class EdgeMiddleware:
         if not declared.isdigit() or int(declared) > limit:
             await _send_raw(send, *_raw_problem(413, "body-too-large", f"Send at most {limit} bytes."))
             return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _send_raw(send, *_raw_problem(413, "body-too-large", f"Send at most {limit} bytes."))
-                return
-            chunks.append(chunk)
-            more = bool(msg.get("more_body", False))
-        body = b"".join(chunks)
+        read = await _read_body(receive, send, limit)
+        if read is None:
+            return
+        body = read
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         handler = scope.get("route_handler")
         opt = getattr(handler, "opt", {}) or {}
@@ -460,15 +449,7 @@ class EdgeMiddleware:
                 await _send_raw(send, *_raw_problem(415, "unsupported-media-type", "Send application/json."))
                 return
 
-        sent = False
-
-        async def replay_receive() -> ReceiveMessage:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return HTTPRequestEvent(type="http.request", body=body, more_body=False)
-            return await receive()
-
+        replay_receive = _replaying(body, receive)
         ident = scope.get("user")
         if not opt.get("idempotent") or not isinstance(ident, Identity):
             await self.app(scope, replay_receive, send)
@@ -541,36 +522,47 @@ class EdgeMiddleware:
         if ctype != "application/x-www-form-urlencoded":
             await self.app(scope, receive, send)
             return
-        limit = int(self.settings_getter().max_body_bytes)
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _send_raw(send, *_raw_problem(413, "body-too-large", f"Send at most {limit} bytes."))
-                return
-            chunks.append(chunk)
-            more = bool(msg.get("more_body", False))
-        body = b"".join(chunks)
+        body = await _read_body(receive, send, int(self.settings_getter().max_body_bytes))
+        if body is None:
+            return
         field = nul_in_request({}, body, ctype)
         if field is not None:
             await _send_raw(send, *_raw_problem(422, "invalid-input", NUL_DETAIL, field))
             return
-        sent = False
+        await self.app(scope, _replaying(body, receive), send)
 
-        async def replay_receive() -> ReceiveMessage:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return HTTPRequestEvent(type="http.request", body=body, more_body=False)
-            return await receive()
 
-        await self.app(scope, replay_receive, send)
+async def _read_body(receive: Receive, send: Send, limit: int) -> bytes | None:
+    """The whole request body, or None when the client left or the body is over `limit` (then 413 is sent)."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return None
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            await _send_raw(send, *_raw_problem(413, "body-too-large", f"Send at most {limit} bytes."))
+            return None
+        chunks.append(chunk)
+        more = bool(msg.get("more_body", False))
+    return b"".join(chunks)
 
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then the connection's own messages."""
+    sent = False
+
+    async def replay_receive() -> ReceiveMessage:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return HTTPRequestEvent(type="http.request", body=body, more_body=False)
+        return await receive()
+
+    return replay_receive
 
 _IN_FLIGHT_DETAIL = "Retry shortly."
 _IN_FLIGHT = (*_raw_problem(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key"), None)

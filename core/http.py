@@ -68,6 +68,7 @@ from core.identity import (
     refuse_expired,
 )
 from core.models import IdempotencyRecord
+from core.observability import IDEMPOTENT_REPLAYS
 
 log = logging.getLogger("greenrights.http")
 PROBLEM_JSON = "application/problem+json"
@@ -672,6 +673,7 @@ async def _seen_before(
             "Idempotency-Key",
         )
     if rec.state == "done":
+        IDEMPOTENT_REPLAYS.inc()
         return (rec.response_status or 200, (rec.response_body or "").encode(), rec.response_type)
     if rec.lease_until > now:
         wait = max(1, int((rec.lease_until - now).total_seconds()))

@@ -296,12 +296,17 @@ class LoginResult:
 
 async def check_login(session: AsyncSession, username: str, password: str, now: dt.datetime) -> LoginResult:
     """Check a username and password and record the outcome (failure count, lock). Run it in a unit of work that
-    commits, and refuse afterwards (`refuse_login`): raising inside would roll the count back."""
+    commits, and refuse afterwards (`refuse_login`): raising inside would roll the count back.
+
+    Every call verifies exactly one argon2id hash made with the same parameters (the user's, or `_DUMMY_HASH` for an
+    unknown, revoked or locked user), so the time a refusal takes does not say whether the username exists."""
     p = (await session.execute(select(Principal).where(Principal.username == username))).scalar_one_or_none()
     if p is None or p.password_hash is None or p.revoked_at is not None:
         verify_password(_DUMMY_HASH, password)  # the same work as for a known user: no timing oracle
         return LoginResult(None)
     if p.locked_until is not None and p.locked_until > now:
+        # Locked: the password is not checked, but hashed all the same, so a lock does not tell that the user exists.
+        verify_password(_DUMMY_HASH, password)
         return LoginResult(None, p.locked_until)
     if not verify_password(p.password_hash, password):
         p.failed_logins += 1

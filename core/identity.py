@@ -7,9 +7,10 @@ route names the roles it allows, and every query is scoped to the caller's organ
 
 An API key's principal is remembered in each server process for a short time (`CredentialCache`,
 `GREENRIGHTS_API_KEY_CACHE_TTL_S`, 30 s by default) so that a machine client's every request does not read the
-principal table. The cost, stated plainly: a key revoked in the database (revocation is a database change; no route
-revokes keys) keeps working for at most that TTL in a process that accepted it recently, and never after; 0 turns
-the cache off. Staff JWTs are not cached (their principal is read on every request; the token lives `jwt_ttl_s`).
+principal table. The cost, stated plainly: a key revoked in the database (by `revokeApiKey` through another process,
+`greenrights apikey revoke`, or by hand) keeps working for at most that TTL in a process that accepted it recently,
+and never after; the process that revoked it refuses it at once; 0 turns the cache off. Staff JWTs are not cached
+(their principal is read on every request; the token lives `jwt_ttl_s`).
 
 An API key may expire (`Principal.expires_at`, set at creation: `greenrights apikey create --expires-on DATE`).
 Expiry is checked against the server's clock on every request, the cached ones included (the cached identity

@@ -22,7 +22,8 @@ because it exists only once the handler has returned; a crash between the two le
 lease ends, and the retry then runs the handler again, which finds its first effect by the request key.
 
 API keys: a key's principal comes from `CredentialCache` for a short TTL after a database lookup (see
-core/identity.py for what that means for revocation).
+core/identity.py for what that means for revocation); a key's expiry is checked against the server's clock on
+every request, cached or not.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.clock import Clock, SystemClock
 from core.db import Database, UnitOfWork, riding
 from core.errors import AppError
 from core.identity import (
@@ -63,8 +65,10 @@ from core.identity import (
     api_key_digest,
     authenticate_api_key,
     authenticate_jwt,
+    refuse_expired,
 )
 from core.models import IdempotencyRecord
+from core.observability import IDEMPOTENT_REPLAYS
 
 log = logging.getLogger("greenrights.http")
 PROBLEM_JSON = "application/problem+json"
@@ -220,11 +224,13 @@ class BearerAuth(AbstractAuthenticationMiddleware):
         db_getter: Callable[[], Database],
         secret_getter: Callable[[], Sequence[str]],
         credential_cache: CredentialCache | None = None,
+        clock_getter: Callable[[], Clock] = SystemClock,
         **kw: Any,
     ):
         super().__init__(app, **kw)
         self.db_getter = db_getter
         self.secret_getter = secret_getter
+        self.clock_getter = clock_getter  # the server's clock: an API key's expiry is checked against it
         # One cache per app, shared by every route's middleware instance (built by create_app).
         self.credential_cache = credential_cache
 
@@ -238,12 +244,17 @@ class BearerAuth(AbstractAuthenticationMiddleware):
         cache = self.credential_cache
         digest = api_key_digest(token) if token.startswith("gr_") and cache is not None else None
         ident = cache.get(digest) if cache is not None and digest is not None else None
+        now = self.clock_getter().now()
         if ident is not None:
+            if ident.expires_at is not None and ident.expires_at <= now:
+                if cache is not None:
+                    cache.forget_principal(ident.principal_id)
+                refuse_expired(ident, now)
             return AuthenticationResult(user=ident, auth=token)
 
         async def _lookup(uow: UnitOfWork) -> Identity | None:
             if token.startswith("gr_"):
-                return await authenticate_api_key(uow.session, token)
+                return await authenticate_api_key(uow.session, token, now)
             return await authenticate_jwt(uow.session, token, self.secret_getter())
 
         ident = await db.read(_lookup)
@@ -654,6 +665,7 @@ async def _seen_before(
             "Idempotency-Key",
         )
     if rec.state == "done":
+        IDEMPOTENT_REPLAYS.inc()
         return (rec.response_status or 200, (rec.response_body or "").encode(), rec.response_type)
     if rec.lease_until > now:
         wait = max(1, int((rec.lease_until - now).total_seconds()))

@@ -7,9 +7,15 @@ route names the roles it allows, and every query is scoped to the caller's organ
 
 An API key's principal is remembered in each server process for a short time (`CredentialCache`,
 `GREENRIGHTS_API_KEY_CACHE_TTL_S`, 30 s by default) so that a machine client's every request does not read the
-principal table. The cost, stated plainly: a key revoked in the database (revocation is a database change; no route
-revokes keys) keeps working for at most that TTL in a process that accepted it recently, and never after; 0 turns
-the cache off. Staff JWTs are not cached (their principal is read on every request; the token lives `jwt_ttl_s`).
+principal table. The cost, stated plainly: a key revoked in the database (by `revokeApiKey` through another process,
+`greenrights apikey revoke`, or by hand) keeps working for at most that TTL in a process that accepted it recently,
+and never after; the process that revoked it refuses it at once; 0 turns the cache off. Staff JWTs are not cached
+(their principal is read on every request; the token lives `jwt_ttl_s`).
+
+An API key may expire (`Principal.expires_at`, set at creation: `greenrights apikey create --expires-on DATE`).
+Expiry is checked against the server's clock on every request, the cached ones included (the cached identity
+carries the instant), so the cache never keeps an expired key alive. An expired key answers 401 `unauthenticated`
+saying it expired: only a caller who holds the whole key (its hash matched) learns that.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ class Identity:
     organisation_id: int
     role: Role
     label: str
+    # An API key's expiry (None: a staff user, or a key that does not expire); see `refuse_expired`.
+    expires_at: dt.datetime | None = None
 
     @property
     def actor(self) -> str:
@@ -99,8 +107,21 @@ async def create_organisation(session: AsyncSession, name: str, kind: str, now: 
 
 
 async def create_api_key(
-    session: AsyncSession, *, organisation_id: int, role: Role, label: str, now: dt.datetime
+    session: AsyncSession,
+    *,
+    organisation_id: int,
+    role: Role,
+    label: str,
+    now: dt.datetime,
+    expires_at: dt.datetime | None = None,
 ) -> tuple[Principal, str]:
+    """A new API key (the full key is returned once). `expires_at`, when given, is an aware instant after `now`."""
+    if expires_at is not None:
+        if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+            raise InvalidInput("expires_at", "An expiry is an instant with a timezone.")
+        expires_at = expires_at.astimezone(dt.UTC)
+        if expires_at <= now:
+            raise InvalidInput("expires_at", "The expiry must be in the future.")
     key, prefix, digest = new_api_key()
     p = Principal(
         organisation_id=organisation_id,
@@ -110,6 +131,7 @@ async def create_api_key(
         key_prefix=prefix,
         key_hash=digest,
         created_at=now,
+        expires_at=expires_at,
     )
     session.add(p)
     await session.flush()
@@ -153,7 +175,18 @@ async def revoke_api_key(session: AsyncSession, prefix: str, by: Identity | None
 
 def _identity(p: Principal) -> Identity:
     assert p.id is not None
-    return Identity(principal_id=p.id, organisation_id=p.organisation_id, role=Role(p.role), label=p.label)
+    return Identity(
+        principal_id=p.id, organisation_id=p.organisation_id, role=Role(p.role), label=p.label, expires_at=p.expires_at
+    )
+
+
+def refuse_expired(ident: Identity, now: dt.datetime) -> None:
+    """401 `unauthenticated` when this API key's expiry has come (at `expires_at` exactly it no longer works)."""
+    if ident.expires_at is not None and ident.expires_at <= now:
+        raise AppError(
+            "unauthenticated",
+            f"This API key expired at {ident.expires_at:%Y-%m-%d %H:%M} UTC; ask for a new one.",
+        )
 
 
 def api_key_digest(key: str) -> str:
@@ -201,7 +234,9 @@ class CredentialCache:
         return len(self._entries)
 
 
-async def authenticate_api_key(session: AsyncSession, key: str) -> Identity | None:
+async def authenticate_api_key(session: AsyncSession, key: str, now: dt.datetime | None = None) -> Identity | None:
+    """The principal of a valid, unrevoked key; None for an unknown, forged or revoked one. A key past its expiry
+    (at `now`, by default the system clock) raises 401 saying so."""
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != "gr":
         return None
@@ -210,7 +245,9 @@ async def authenticate_api_key(session: AsyncSession, key: str) -> Identity | No
         return None
     if not hmac.compare_digest(p.key_hash, api_key_digest(key)):
         return None
-    return _identity(p)
+    ident = _identity(p)
+    refuse_expired(ident, now if now is not None else dt.datetime.now(dt.UTC))
+    return ident
 
 
 def issue_jwt(p: Principal, secret: str, now: dt.datetime, ttl_s: int) -> str:
@@ -260,12 +297,17 @@ class LoginResult:
 
 async def check_login(session: AsyncSession, username: str, password: str, now: dt.datetime) -> LoginResult:
     """Check a username and password and record the outcome (failure count, lock). Run it in a unit of work that
-    commits, and refuse afterwards (`refuse_login`): raising inside would roll the count back."""
+    commits, and refuse afterwards (`refuse_login`): raising inside would roll the count back.
+
+    Every call verifies exactly one argon2id hash made with the same parameters (the user's, or `_DUMMY_HASH` for an
+    unknown, revoked or locked user), so the time a refusal takes does not say whether the username exists."""
     p = (await session.execute(select(Principal).where(Principal.username == username))).scalar_one_or_none()
     if p is None or p.password_hash is None or p.revoked_at is not None:
         verify_password(_DUMMY_HASH, password)  # the same work as for a known user: no timing oracle
         return LoginResult(None)
     if p.locked_until is not None and p.locked_until > now:
+        # Locked: the password is not checked, but hashed all the same, so a lock does not tell that the user exists.
+        verify_password(_DUMMY_HASH, password)
         return LoginResult(None, p.locked_until)
     if not verify_password(p.password_hash, password):
         p.failed_logins += 1

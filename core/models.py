@@ -118,6 +118,8 @@ class Principal(SQLModel, table=True):
     key_hash: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = Field(sa_type=DateTimeUTC)
     revoked_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+    # An API key may carry an expiry: from this instant on it authenticates nobody (None: until revoked).
+    expires_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
     # Sign-in throttling (core.identity.check_login): consecutive wrong passwords, and the lock they set.
     failed_logins: int = Field(default=0)
     locked_until: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)

@@ -30,7 +30,11 @@ _TOKEN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 LEDGER_TRANSFERS = Counter("greenrights_ledger_transfers", "Ledger transfers committed", ["code"])
 TRADES = Counter("greenrights_trades", "Trades committed", ["venue"])
+ORDERS_ACCEPTED = Counter(
+    "greenrights_orders_accepted", "Orders an order book accepted and sequenced, committed", ["side", "kind"]
+)
 JOB_RUNS = Counter("greenrights_job_runs", "Scheduler job runs finished", ["job", "outcome"])
+# Counted by core.http when a request with an Idempotency-Key seen before is answered with the stored answer.
 IDEMPOTENT_REPLAYS = Counter("greenrights_idempotency_replays", "Requests answered from a stored first answer")
 
 
@@ -54,6 +58,19 @@ def count_on_commit(ses: AsyncSession, counter: Counter, **labels: str) -> None:
         event.listen(sync, "after_commit", flush, once=True)
         event.listen(sync, "after_rollback", drop, once=True)
     pending.append((counter, labels))
+
+
+def pending_counts(ses: AsyncSession) -> int:
+    """How many counts wait for the session's commit: a mark to pass to `forget_counts_since` when a savepoint
+    that counted something rolls back (the session's own rollback drops them all by itself)."""
+    return len(ses.sync_session.info.get("metrics_pending", ()))
+
+
+def forget_counts_since(ses: AsyncSession, mark: int) -> None:
+    """Drop the counts added after `mark` (a rolled-back savepoint's): they never happened."""
+    pending = ses.sync_session.info.get("metrics_pending")
+    if pending is not None:
+        del pending[mark:]
 
 
 def prometheus_config() -> PrometheusConfig:

@@ -1,5 +1,6 @@
 """Managing machine credentials over the API: list an organisation's API keys and revoke one (`listApiKeys`,
-`revokeApiKey`). Keys are created at the command line (`greenrights apikey create`), where the key is shown once."""
+`revokeApiKey`). Keys are created at the command line (`greenrights apikey create [--expires-on DATE]`), where the
+key is shown once; a listing shows each key's expiry."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class ApiKeyOut(msgspec.Struct, kw_only=True):
     label: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    # From this instant on the key authenticates nobody (null: it does not expire).
+    expires_at: dt.datetime | None = None
 
 
 def key_out(p: Principal) -> ApiKeyOut:
@@ -37,6 +40,7 @@ def key_out(p: Principal) -> ApiKeyOut:
         label=p.label,
         created_at=p.created_at,
         revoked_at=p.revoked_at,
+        expires_at=p.expires_at,
     )
 
 

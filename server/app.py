@@ -195,6 +195,7 @@ def create_app(
             db_getter=get_db,
             secret_getter=lambda: secrets,
             credential_cache=credentials,
+            clock_getter=lambda: clock,
             exclude=PUBLIC_PATHS,
         ),
         DefineMiddleware(

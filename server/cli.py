@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import getpass
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 
 from core.audit import checkpoints_for, link_and_verify, link_pending, make_flusher
-from core.clock import SystemClock
+from core.clock import SystemClock, end_of_business_day
 from core.db import Database, UnitOfWork
-from core.errors import AppError
+from core.errors import AppError, InvalidInput
 from core.identity import Role, create_api_key, create_organisation, create_user
 from core.models import Organisation
 from core.settings import get_settings
@@ -64,15 +66,35 @@ async def org_for(uow: UnitOfWork, role: Role, enterprise_uscc: str | None, orga
     return org.id
 
 
-async def _apikey(role: Role, enterprise: str | None, label: str, organisation: str | None = None) -> str:
+def expiry_of(day: str | None) -> dt.datetime | None:
+    """`--expires-on YYYY-MM-DD`: the key works through that Shanghai calendar day and stops at 00:00 Shanghai of the
+    next (the house's rule for a deadline "on day D"). None: the key does not expire."""
+    if day is None:
+        return None
+    try:
+        return end_of_business_day(dt.date.fromisoformat(day))
+    except ValueError:
+        raise InvalidInput("expires_on", "Give the last day the key works as YYYY-MM-DD (Shanghai).") from None
+
+
+async def _apikey(
+    role: Role,
+    enterprise: str | None,
+    label: str,
+    organisation: str | None = None,
+    expires_at: dt.datetime | None = None,
+) -> str:
     db = _db()
 
     async def work(uow: UnitOfWork) -> str:
         org_id = await org_for(uow, role, enterprise, organisation)
         p, key = await create_api_key(
-            uow.session, organisation_id=org_id, role=role, label=label, now=SystemClock().now()
+            uow.session, organisation_id=org_id, role=role, label=label, now=SystemClock().now(), expires_at=expires_at
         )
-        uow.audit("cli", "apikey.create", "principal", str(p.id), {"role": role.value, "label": label})
+        facts: dict[str, Any] = {"role": role.value, "label": label}
+        if expires_at is not None:
+            facts["expires_at"] = expires_at.isoformat()
+        uow.audit("cli", "apikey.create", "principal", str(p.id), facts)
         return key
 
     try:
@@ -273,6 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_key.add_argument("--enterprise", default=None, metavar="USCC")
     p_key.add_argument("--label", default="")
     p_key.add_argument("--organisation", default=None, help="organisation name, e.g. one bank among several")
+    p_key.add_argument(
+        "--expires-on",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="create: the last Shanghai day the key works (it stops at 00:00 Shanghai the next day); default: never",
+    )
     p_user = sub.add_parser("user", help="staff users (password from GREENRIGHTS_NEW_PASSWORD or a prompt)")
     p_user.add_argument("action", choices=["create"])
     p_user.add_argument("--username", required=True)
@@ -310,8 +338,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.role:
             print("greenrights apikey create: --role is required", file=sys.stderr)
             return 2
-        key = asyncio.run(_apikey(Role(args.role), args.enterprise, args.label, args.organisation))
-        print(f"API key for role {args.role} (shown once; store it now):")
+        try:
+            expires_at = expiry_of(args.expires_on)
+            key = asyncio.run(_apikey(Role(args.role), args.enterprise, args.label, args.organisation, expires_at))
+        except AppError as exc:
+            print(f"greenrights apikey create: {exc.detail}", file=sys.stderr)
+            return 2
+        until = "" if expires_at is None else f", works until {expires_at:%Y-%m-%d %H:%M} UTC"
+        print(f"API key for role {args.role} (shown once; store it now{until}):")
         print(key)
         return 0
     if args.cmd == "user":

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import UnitOfWork, is_connection_loss, is_retryable
 from core.errors import AppError, ServiceUnavailable
+from core.observability import forget_counts_since, pending_counts
 from registry.models import Instrument, RegistryAccount
 from trading._common import STALE_RETRIES, kind_scale
 from trading.context import TradingContext
@@ -253,7 +254,7 @@ async def _batch_work(
         if q.future.done():  # its caller gave up while the batch waited for the book's lock
             outcomes.append(None)
             continue
-        audit_mark, staged_mark = len(uow.audit_events), len(txn.staged)
+        audit_mark, staged_mark, counts_mark = len(uow.audit_events), len(txn.staged), pending_counts(ses)
         accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
         accounts_mark = None if accounts is None else dict(accounts)
         txn.changed = False
@@ -268,6 +269,7 @@ async def _batch_work(
             # The savepoint rolled this command back; forget what it staged, and rebuild the book if it changed.
             del uow.audit_events[audit_mark:]
             del txn.staged[staged_mark:]
+            forget_counts_since(ses, counts_mark)  # its trades and orders never committed: not counted
             accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
             if accounts is not None:
                 accounts.clear()

@@ -23,6 +23,7 @@ from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput, NotFound
 from core.identity import Identity
+from core.observability import ORDERS_ACCEPTED, count_on_commit
 from core.quantity import parse_money_fen, parse_quantity
 from trading import clearing
 from trading import schemas as s
@@ -150,6 +151,7 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
         order.journal_seq = txn.journal(command, now)
         fills = await settle(ctx, ses, row, inst, ids, order, result, now, taker_account=acc, taker_holder=holder)
         await update_order(ses, order)
+        count_on_commit(ses, ORDERS_ACCEPTED, side=side.value, kind=order.kind)
         txn.uow.audit(
             who.actor,
             "order.place",

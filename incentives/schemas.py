@@ -276,9 +276,9 @@ class PublishParameter(Req):
 
 class ConfirmParameter(Req):
     """The second person's decision on a pending publication: `confirm` (it takes effect, known from today) or
-    `reject` (with a reason; nothing changes)."""
+    `reject` (with a reason; nothing changes). Always explicit: a body without `decision` is a 422 naming it."""
 
-    decision: Annotated[str, msgspec.Meta(pattern="^(confirm|reject)$")] = "confirm"
+    decision: Annotated[str, msgspec.Meta(pattern="^(confirm|reject)$")]
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 

@@ -14,7 +14,6 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath, JSONBody
 from litestar.plugins.prometheus import PrometheusController
 
@@ -39,6 +38,7 @@ from server.events import CONTROLLERS as EVENT_CONTROLLERS
 from server.migrate import schema_problem
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
+from web.apidocs import render_plugins
 from web.app import ROUTES as WEB_ROUTES
 from web.app import SecurityHeaders, error_page, is_page, template_config, wants_html
 from web.auth import SessionAuth, SignInRequired
@@ -241,7 +241,7 @@ def create_app(
             version=API_VERSION,
             path="/schema",
             description="Registry, market and incentive engine for environmental rights (Jiangxi).",
-            render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+            render_plugins=render_plugins(),  # Swagger UI and ReDoc from /static (web/apidocs.py)
         ),
         debug=False,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.identity import Role
@@ -11,6 +13,31 @@ from core.identity import Role
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _seq = itertools.count(1)
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+_CSV_BLOCK = re.compile(r"```csv columns=(\S+)\n(.*?)\n```", re.S)
+
+
+def documented_csv_blocks() -> dict[str, tuple[str, str]]:
+    """Every CSV header the docs state, by file name: {name: (doc file, header line)} from ```csv columns=NAME."""
+    found: dict[str, tuple[str, str]] = {}
+    for doc in sorted(DOCS.glob("*.md")):
+        for name, header in _CSV_BLOCK.findall(doc.read_text(encoding="utf-8")):
+            assert name not in found, f"{name} is documented twice: {found[name][0]} and {doc.name}"
+            found[name] = (doc.name, header.strip())
+    return found
+
+
+def documented_csv_header(name: str) -> list[str]:
+    """The columns that docs/ states for the CSV file `name` (a ```csv columns=NAME block holding the header line),
+    each of which must also have a row `| `column` | meaning |` in the same page."""
+    blocks = documented_csv_blocks()
+    assert name in blocks, f"no docs page states the header of {name} (a ```csv columns={name} block)"
+    doc, header = blocks[name]
+    columns = header.split(",")
+    text = (DOCS / doc).read_text(encoding="utf-8")
+    undescribed = [c for c in columns if f"| `{c}` |" not in text]
+    assert undescribed == [], f"docs/{doc}: columns of {name} without a meaning: {undescribed}"
+    return columns
 
 
 def make_uscc(n: int | None = None) -> str:

@@ -25,6 +25,7 @@ from core.db import UnitOfWork
 from core.errors import AppError
 from core.identity import Identity, LoginResult, Role, check_login, refuse_login
 from web import auth
+from web.apidocs import REDOC_CSP
 from web.format import FILTERS
 from web.i18n import catalogue, translate
 
@@ -59,6 +60,7 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+REDOC_PAGE = "/schema/redoc"  # ReDoc's own policy (web/apidocs.py REDOC_CSP): run-time styles, still no inline script
 
 
 def is_page(path: str) -> bool:
@@ -73,7 +75,9 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
 
 
 class SecurityHeaders:
-    """Security headers on every answer; the Content-Security-Policy (no inline script, no framing) on pages."""
+    """Security headers on every answer; the Content-Security-Policy (no inline script, no framing) on pages and
+    every HTML answer, Swagger UI's included. ReDoc (/schema/redoc) gets REDOC_CSP, which adds only run-time styles
+    and a blob: worker (web/apidocs.py says why)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -83,6 +87,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         page = is_page(scope["path"])
+        csp = REDOC_CSP if scope["path"] == REDOC_PAGE else CSP
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -91,7 +96,7 @@ class SecurityHeaders:
                 extra = list(SECURITY_HEADERS)
                 # Every HTML answer (pages, the public verification page) gets the CSP and is never cached.
                 if page or have.get(b"content-type", b"").startswith(b"text/html"):
-                    extra.append((b"content-security-policy", CSP.encode()))
+                    extra.append((b"content-security-policy", csp.encode()))
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = [*headers, *(h for h in extra if h[0] not in have)]
             await send(message)

@@ -29,6 +29,7 @@ from tests.finance.kit import (
     pdf_text,
     submit,
 )
+from tests.helpers import documented_csv_header
 
 
 async def invariants(env: Any) -> None:
@@ -131,7 +132,7 @@ async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_ap
     assert r.status_code == 200 and r.headers["content-type"] == "text/csv; charset=utf-8"
     assert r.content.startswith("\ufeff".encode()) and not r.content.startswith(("\ufeff" * 2).encode())
     [row] = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert next(iter(row)) == "batch_no"
+    assert list(row) == documented_csv_header("payment-file.csv")  # docs/finance.md
     assert (row["payee_name"], row["payee_account_no"], row["amount_fen"], row["amount_yuan"]) == (
         ent["name"],
         "6217000000000001",

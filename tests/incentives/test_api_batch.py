@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ from incentives.domain.programmes import PROGRAMMES
 from server.app import create_app
 from server.migrate import create_schema
 from tests.conftest import START
-from tests.helpers import enterprise
+from tests.helpers import DOCS, documented_csv_header, enterprise
 from tests.incentives.test_api import env  # noqa: F401  (the module-scoped app and database)
 
 BASE = "/api/v1/incentives"
@@ -100,6 +101,22 @@ async def test_batch_takes_yuan_columns_and_answers_a_summary(env) -> None:  # n
     r = await env.client.post(f"{BASE}/batch", content=csv.encode(),
                               headers={**env.h(key), "Content-Type": "text/csv", "Accept": "text/csv"})
     assert r.status_code == 200 and r.text.startswith("enterprise_id,city,")
+    everything = r.text.splitlines()[0].split(",")
+    # The documented header (docs/incentives.md): the example with ?programmes=rd_super_deduction&format=csv.
+    r = await env.client.post(f"{BASE}/batch?programmes=rd_super_deduction&format=csv", content=csv.encode(),
+                              headers={**env.h(key), "Content-Type": "text/csv"})  # fmt: skip
+    assert r.status_code == 200 and r.text.splitlines()[0].split(",") == documented_csv_header("evaluateBatch.csv")
+    # Every programme's output columns are the outputs its section lists, in that order.
+    doc = (DOCS / "incentives.md").read_text(encoding="utf-8")
+    for p in PROGRAMMES:
+        section = doc.split(f"### `{p.code}`", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+        outputs = section.split("Outputs:", 1)[1].split(".\n", 1)[0]
+        outputs = re.sub(r"`([a-z_]+)(\d)([a-z_]*)` … `\1(\d)\3`",  # `age1_fen` … `age5_fen`: each one
+                         lambda m: ", ".join(f"`{m[1]}{i}{m[3]}`" for i in range(int(m[2]), int(m[4]) + 1)), outputs)
+        listed = re.findall(r"`([a-z0-9_]+)`", outputs)
+        columns = [c.split(".", 1)[1] for c in everything if c.startswith(f"{p.code}.")]
+        assert columns[:4] == ["evaluated", "eligible", "failed_gates", "stacked_out"], p.code
+        assert columns[4:] == listed, (p.code, columns[4:], listed)
 
 
 async def test_batch_cells_are_parsed_strictly_and_problems_name_the_column(env) -> None:  # noqa: F811

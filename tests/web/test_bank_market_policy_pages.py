@@ -93,8 +93,16 @@ async def test_a_value_published_by_one_person_and_confirmed_by_another_applies_
                            {"value": 6000, "valid_from": "2026-09-01",
                             "citation": {"document": "财建〔2026〕2号", "article": "第一条"}})  # fmt: skip
     assert again.status_code == 201, again.text
-    r = await env.post(f"{API}/parameter-publications/{again.json()['id']}/confirmation", key, {})
+    r = await env.post(f"{API}/parameter-publications/{again.json()['id']}/confirmation", key, {"decision": "confirm"})
     assert r.status_code == 403  # an auditor reads, never confirms
+    # A decision that changes the law the engine applies is never assumed: no `decision`, no confirmation.
+    for body in ({}, {"reason": "看过了"}):
+        r = await env.post(f"{API}/parameter-publications/{again.json()['id']}/confirmation",
+                           await env.key(Role.ENERGY_AUTHORITY), body)  # fmt: skip
+        assert r.status_code == 422 and r.json()["field"] == "decision", r.text
+    r = await form_post(env.client, f"/policy/publications/{again.json()['id']}/decision", "/policy", {"name": PARAM})
+    assert r.status_code == 422 and "Confirm or reject." in r.text and "<code>decision</code>" in r.text
+    assert [p["id"] for p in await _list(env, "pending")] == [again.json()["id"]]
     r = await env.post(f"{API}/parameter-publications/{again.json()['id']}/confirmation",
                        await env.key(Role.ENERGY_AUTHORITY), {"decision": "confirm"})  # fmt: skip
     assert r.status_code == 409 and "overlap" in r.json()["detail"]

@@ -139,9 +139,11 @@ async def publish_catalogue(request: Request[Any, Any, Any]) -> Redirect | Templ
 async def decide(
     request: Request[Any, Any, Any], publication_id: int, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect | Template:
-    decision = "reject" if data.get("decision") == "reject" else "confirm"
+    decision = data.get("decision")
     name = (data.get("name") or "")[:100]
     try:
+        if decision not in ("confirm", "reject"):  # explicit: no decision is taken for the person
+            raise InvalidInput("decision", "Confirm or reject.")
         out = await publications.decide_publication(
             ctx(request), identity(request), publication_id,
             s.ConfirmParameter(decision=decision, reason=(data.get("reason") or "")[:500]),

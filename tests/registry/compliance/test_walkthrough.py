@@ -11,6 +11,7 @@ from pypdf import PdfReader
 
 from core import ledger
 from core.audit import link_and_verify
+from tests.helpers import documented_csv_header
 from tests.registry.compliance.kit import (
     BASE,
     at,
@@ -105,7 +106,7 @@ async def test_a_whole_carbon_period_runs_through_the_api_and_settles_once(env) 
     assert r.status_code == 200 and r.headers["content-type"] == "text/csv; charset=utf-8"
     assert r.content.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert len(rows) == 2 and next(iter(rows[0])) == "obligation_id"
+    assert len(rows) == 2 and list(rows[0]) == documented_csv_header("results.csv")  # docs/compliance.md
     assert {row["report_late"] for row in rows} <= {"true", "false"}  # not Python's False
     assert all("," not in row["fine_yuan"] and "." in row["fine_yuan"] for row in rows)  # a plain number
 

@@ -10,7 +10,7 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -22,6 +22,9 @@ from core.identity import Role, create_api_key, create_organisation, create_user
 from core.models import Organisation
 from core.settings import get_settings
 from registry.models import Enterprise
+
+if TYPE_CHECKING:
+    from trading.circulation import Circulation
 
 AUTHORITY_NAMES = {
     Role.REGULATOR: "江西省生态环境厅",
@@ -170,23 +173,15 @@ async def _audit_checkpoint() -> str:
         await db.dispose()
 
 
-async def _audit_reconcile() -> tuple[list[str], int, int]:
+async def _audit_reconcile() -> Circulation:
     """Every balance recomputed from the transfers and every holding from its serial blocks (`ledger.check_invariants`),
-    read in one snapshot; returns the differences and how many accounts and transfers were read."""
-    from sqlalchemy import func, select
-
-    from core.ledger import check_invariants
-    from core.models import LedgerAccount, LedgerTransfer
+    then units in circulation per instrument and money in the market against the registry's and the banks' records
+    (`trading.circulation`), read in one snapshot."""
+    from trading.circulation import reconcile_circulation
 
     db = _db()
-
-    async def work(uow: UnitOfWork) -> tuple[list[str], int, int]:
-        accounts = (await uow.session.execute(select(func.count()).select_from(LedgerAccount))).scalar_one()
-        transfers = (await uow.session.execute(select(func.count()).select_from(LedgerTransfer))).scalar_one()
-        return await check_invariants(uow.session), int(accounts), int(transfers)
-
     try:
-        return await db.read(work)
+        return await reconcile_circulation(db)
     finally:
         await db.dispose()
 
@@ -311,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "action",
         choices=["verify", "reconcile", "checkpoint"],
         help="verify: the audit chain and its signed checkpoint; reconcile: balances and holdings against "
-        "transfers and serial blocks; checkpoint: sign the chain's head now",
+        "transfers and serial blocks, units in circulation per instrument against issued - surrendered - retired - "
+        "cancelled - expired, and market money against confirmed deposits - withdrawals; checkpoint: sign the "
+        "chain's head now",
     )
     sub.add_parser("calendar", help="the published working-day calendar: one line per year with its holiday notice")
     sub.add_parser("demo", help="seed a small Jiangxi demo when the database is empty")
@@ -357,12 +354,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(asyncio.run(_audit_checkpoint()))
         return 0
     if args.cmd == "audit" and args.action == "reconcile":
-        problems, accounts, transfers = asyncio.run(_audit_reconcile())
+        report = asyncio.run(_audit_reconcile())
+        problems = report.ledger_differences
         for line in problems:
             print(f"DIFFERENCE {line}")
         verdict = "ledger reconciled" if not problems else f"ledger NOT reconciled: {len(problems)} differences"
-        print(f"{verdict}: {accounts} accounts, {transfers} transfers checked")
-        return 0 if not problems else 1
+        print(f"{verdict}: {report.accounts} accounts, {report.transfers} transfers checked")
+        # Then what a regulator reads: per instrument held = issued - surrendered - retired - cancelled - expired,
+        # and money in the market = confirmed deposits - confirmed withdrawals (trading/circulation.py).
+        for line in report.lines():
+            print(line)
+        mismatched = report.mismatched
+        print(
+            f"circulation reconciled: {len(report.units)} instruments and CNY"
+            if not mismatched
+            else f"circulation NOT reconciled: MISMATCH in {', '.join(mismatched)}"
+        )
+        return 0 if report.ok else 1
     if args.cmd == "audit":
         ok, count, message = asyncio.run(_audit_verify())
         print(f"{message}: {count} entries checked")

@@ -4,7 +4,8 @@ Hypothesis drives random issue / allocate / transfer (trusted and untrusted) / a
 unfreeze / surrender / retire / over-spend / replay sequences through the service layer against a plain model,
 and after every step asserts: conservation per asset (posted and pending), no negative available balance,
 balances equal the sum of their transfers, serial blocks disjoint and summing to balances (all via
-`core.ledger.check_invariants`), and every account's balance and hold equal the model's. Runs on SQLite and,
+`core.ledger.check_invariants`), units in circulation per instrument against the transaction log
+(`registry.circulation`), and every account's balance and hold equal the model's. Runs on SQLite and,
 when configured, PostgreSQL.
 """
 
@@ -35,6 +36,7 @@ from core.errors import AppError
 from core.identity import Identity, Role, create_organisation
 from core.settings import Settings
 from registry import schemas as s
+from registry.circulation import unit_circulation
 from registry.service import RegistryService
 from server.app import create_app
 from server.migrate import create_schema
@@ -238,6 +240,15 @@ class RegistryMachine(RuleBasedStateMachine):
     def ledger_holds(self) -> None:
         async def check(uow: UnitOfWork) -> list[str]:
             return await ledger.check_invariants(uow.session)
+
+        assert self.run(self.db.read(check)) == []
+
+    @invariant()
+    def units_in_circulation_reconcile(self) -> None:
+        """held = issued - surrendered - retired - cancelled - expired per instrument (registry/domain/circulation)."""
+
+        async def check(uow: UnitOfWork) -> list[str]:
+            return [u.line() for u in await unit_circulation(uow.session) if not u.ok]
 
         assert self.run(self.db.read(check)) == []
 

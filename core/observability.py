@@ -156,4 +156,7 @@ def configure_logging(json_logs: bool, level: int = logging.INFO) -> None:
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
+    # APScheduler's executor says "Running job ..." at INFO for every run (the audit linker runs each second, the
+    # webhook sender every 5 s); each run is recorded in the job-run table, so only its warnings are logged.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     _configured["json"] = json_logs

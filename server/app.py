@@ -244,6 +244,9 @@ def create_app(
             render_plugins=render_plugins(),  # Swagger UI and ReDoc from /static (web/apidocs.py)
         ),
         debug=False,
+        # Logging is configured once by core.observability (structlog for the app, uvicorn and APScheduler);
+        # Litestar's own default config would put back its handlers and format.
+        logging_config=None,
     )
 
 

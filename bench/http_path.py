@@ -337,6 +337,9 @@ async def measure(url: str, args: argparse.Namespace, log_dir: Path) -> int:
         **os.environ,
         "GREENRIGHTS_DATABASE_URL": url,
         "GREENRIGHTS_SCHEDULER_EMBEDDED": "false",
+        # Load from one key well over 600 requests a minute: the per-key rate limit would answer 429 (a load test
+        # measures the server, not the limiter; tests/core/test_rate_limit.py tests that).
+        "GREENRIGHTS_API_RATE_LIMIT_PER_MINUTE": "0",
         # A server on anything but the embedded SQLite default refuses to start without a strong secret.
         "GREENRIGHTS_JWT_SECRET": os.environ.get("GREENRIGHTS_JWT_SECRET") or secrets.token_urlsafe(48),
         "PYTHONUNBUFFERED": "1",

@@ -39,6 +39,7 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     ProblemType("unauthenticated", 401, "Authentication is required", "2001"),
     ProblemType("forbidden", 403, "Your role may not do this", "2003"),
     ProblemType("sign-in-locked", 429, "Too many wrong passwords; sign-in is locked for a while", "2005"),
+    ProblemType("rate-limited", 429, "Too many requests; slow down and retry after the time given", "2006"),
     ProblemType("four-eyes-required", 403, "A second person must approve this", "2004"),
     ProblemType("not-found", 404, "No such resource", "2404"),
     # 3xxx: registry checks (domain.md section 3)

@@ -45,10 +45,12 @@ from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
+    TooManyRequestsException,
     ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
 from sqlalchemy import Row, bindparam, delete, insert, select, update
@@ -201,6 +203,22 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem_response(AppError(slug, detail, status=status), request.url.path)
 
 
+def rate_limited(exc: TooManyRequestsException) -> AppError:
+    """The rate limiter's refusal as this API's problem, with `Retry-After` (the seconds until the window resets, from
+    the limiter's `RateLimit-Reset`) beside the `RateLimit-*` headers it sent."""
+    headers = dict(exc.headers or {})
+    try:
+        wait = max(1, int(headers.get("RateLimit-Reset", "1")))
+    except ValueError:
+        wait = 1
+    headers["Retry-After"] = str(wait)
+    return AppError("rate-limited", f"Too many requests: try again in {wait} seconds.", headers=headers)
+
+
+def handle_too_many(request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
+    return problem_response(rate_limited(exc), request.url.path)
+
+
 def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(AppError("internal-error", "Internal error; nothing was changed."), request.url.path)
@@ -209,6 +227,7 @@ def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Callable[..., Response[Any]]] = {
     AppError: handle_app_error,
     ValidationException: handle_validation,
+    TooManyRequestsException: handle_too_many,
     HTTPException: handle_http,
     Exception: handle_internal,
 }
@@ -276,6 +295,41 @@ def allow(*roles: Role) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRou
 
     guard.allowed_roles = allowed
     return guard
+
+
+# ---------------------------------------------------------------- client address and rate limits
+
+
+def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client's address as the ASGI server put it in the scope. Nothing here reads X-Forwarded-For (anyone can
+    send it); behind a proxy, let the server rewrite the scope from the proxy's headers (uvicorn `--proxy-headers
+    --forwarded-allow-ips=<the proxy's address>`, docs/operations.md). "unknown" when the server gave none."""
+    client = connection.client
+    return (client.host if client is not None and client.host else "unknown")[:64]
+
+
+def rate_limit_identity(request: Request[Any, Any, Any]) -> str:
+    """Whose requests one limit counts: the authenticated principal (an API key, a staff token, a browser session:
+    the authentication middleware has run, so a forged or unknown key never reaches here, and nobody can spend
+    another key's allowance by sending its prefix), else the client address."""
+    user = request.scope.get("user")
+    if isinstance(user, Identity):
+        return user.actor
+    return f"address:{client_address(request)}"
+
+
+# Never limited: probes, metrics and static files.
+RATE_LIMIT_EXEMPT = ["^/health$", "^/ready$", "^/metrics", "^/static/"]
+
+
+def rate_limit_config(per_minute: int) -> RateLimitConfig | None:
+    """Litestar's rate-limit middleware, `per_minute` requests per principal (None: 0 turns it off). Its counters live
+    in the app's `rate_limit` store, memory of this process: N server processes allow N times the limit."""
+    if per_minute <= 0:
+        return None
+    return RateLimitConfig(
+        rate_limit=("minute", per_minute), identifier_for_request=rate_limit_identity, exclude=RATE_LIMIT_EXEMPT
+    )
 
 
 # ---------------------------------------------------------------- strict JSON bodies
@@ -412,10 +466,7 @@ class EdgeMiddleware:
             # Pages (web/) post forms under CSRF protection; the app's body limit still holds for them.
             await self._page_form(scope, receive, send)
             return
-        if (
-            scope["type"] != ScopeType.HTTP
-            or scope["method"] not in ("POST", "PUT", "PATCH")
-        ):
+        if scope["type"] != ScopeType.HTTP or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         settings = self.settings_getter()
@@ -525,7 +576,6 @@ class EdgeMiddleware:
         for message in held:
             await send(message)
 
-
     async def _page_form(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A page's form post: refused with 422 when a field holds U+0000, else passed on unchanged."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -574,6 +624,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay_receive
+
 
 _IN_FLIGHT_DETAIL = "Retry shortly."
 _IN_FLIGHT = (*_raw_problem(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key"), None)
@@ -652,9 +703,7 @@ async def _lookup_key(db: Database, principal_id: int, key: str) -> Row[Any] | N
     return rows[0] if rows else None
 
 
-async def _seen_before(
-    db: Database, rec: Row[Any], request_hash: str, now: dt.datetime
-) -> int | tuple[Any, ...]:
+async def _seen_before(db: Database, rec: Row[Any], request_hash: str, now: dt.datetime) -> int | tuple[Any, ...]:
     """The answer for a key that has a row already: a replay or a refusal, or the row's id when this request
     takes over the lease of a first attempt that died without an answer."""
     if rec.request_hash != request_hash:

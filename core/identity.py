@@ -34,11 +34,14 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.errors import AppError, InvalidInput
-from core.models import Organisation, Principal
+from core.models import Organisation, Principal, SignInAddress
 
 
 class Role(StrEnum):
@@ -283,39 +286,136 @@ async def authenticate_jwt(session: AsyncSession, token: str, secrets: Sequence[
     return _identity(p)
 
 
-# Sign-in throttling: after LOCK_AFTER consecutive wrong passwords a user is locked for LOCK_S seconds (the API's
-# token route and the browser's sign-in share it). A right password resets the count.
+# Sign-in throttling (the API's token route and the browser's sign-in share it), with limits from settings
+# (`SignInLimits.of`). Per user: after `user_failures_max` consecutive wrong passwords (LOCK_AFTER by default) the user
+# is locked for `user_lock_s` (LOCK_S); a right password resets the count. Per client address: `address_failures_max`
+# failed sign-ins (any usernames, known or not: password spraying) within `address_window_s` of the first lock the
+# address for `address_lock_s`; while it is locked no password from it is checked, a right one included, and a success
+# does not reset its count (a sprayer holding one good account must not be able to wipe the count with it).
 LOCK_AFTER = 5
 LOCK_S = 900
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    user_failures_max: int = LOCK_AFTER
+    user_lock_s: int = LOCK_S
+    address_failures_max: int = 20  # 0: no per-address limit
+    address_window_s: int = 900
+    address_lock_s: int = 900
+
+    @classmethod
+    def of(cls, settings: Any) -> SignInLimits:
+        """The limits an operator set (`GREENRIGHTS_SIGN_IN_*`, core/settings.py)."""
+        return cls(
+            user_failures_max=settings.sign_in_user_failures_max,
+            user_lock_s=settings.sign_in_user_lock_s,
+            address_failures_max=settings.sign_in_address_failures_max,
+            address_window_s=settings.sign_in_address_window_s,
+            address_lock_s=settings.sign_in_address_lock_s,
+        )
 
 
 @dataclass(frozen=True)
 class LoginResult:
     principal: Principal | None
     locked_until: dt.datetime | None = None
+    # The lock is the client address's (many failures from it), not the user's.
+    by_address: bool = False
 
 
-async def check_login(session: AsyncSession, username: str, password: str, now: dt.datetime) -> LoginResult:
-    """Check a username and password and record the outcome (failure count, lock). Run it in a unit of work that
-    commits, and refuse afterwards (`refuse_login`): raising inside would roll the count back.
+def _insert_for(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+async def _address_row(session: AsyncSession, address: str, now: dt.datetime) -> SignInAddress:
+    """The address's row, created if need be and locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already serialises writers), so that concurrent attempts from one address are counted one after
+    another and a burst cannot all pass a count read before any was recorded."""
+    table = SignInAddress.__table__
+    ins = _insert_for(session)(table).values(address=address, failures=0, window_started_at=now)
+    await session.execute(ins.on_conflict_do_nothing(index_elements=["address"]))
+    q = select(SignInAddress).where(SignInAddress.address == address).with_for_update()
+    return (await session.execute(q)).scalar_one()
+
+
+async def _address_failed(
+    session: AsyncSession, row: SignInAddress, now: dt.datetime, limits: SignInLimits
+) -> dt.datetime | None:
+    """Count one failed sign-in from the row's address; the lock's end when this failure sets it."""
+    window = dt.timedelta(seconds=limits.address_window_s)
+    if row.window_started_at + window <= now:
+        row.failures, row.window_started_at = 0, now
+    row.failures += 1
+    locked = None
+    if row.failures >= limits.address_failures_max:
+        locked = row.locked_until = now + dt.timedelta(seconds=limits.address_lock_s)
+        row.failures, row.window_started_at = 0, now
+    session.add(row)
+    # Tidy up other addresses' rows that count nothing any more (rows another attempt holds are skipped).
+    stale = (
+        select(SignInAddress.address)
+        .where(
+            SignInAddress.address != row.address,
+            SignInAddress.window_started_at <= now - window,
+            or_(col(SignInAddress.locked_until).is_(None), col(SignInAddress.locked_until) <= now),
+        )
+        .limit(100)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(delete(SignInAddress).where(SignInAddress.address.in_(stale)))
+    return locked
+
+
+async def check_login(
+    session: AsyncSession,
+    username: str,
+    password: str,
+    now: dt.datetime,
+    *,
+    address: str | None = None,
+    limits: SignInLimits | None = None,
+) -> LoginResult:
+    """Check a username and password from a client `address` and record the outcome (the user's failure count and
+    lock, the address's). Run it in a unit of work that commits, and refuse afterwards (`refuse_login`): raising
+    inside would roll the counts back.
 
     Every call verifies exactly one argon2id hash made with the same parameters (the user's, or `_DUMMY_HASH` for an
-    unknown, revoked or locked user), so the time a refusal takes does not say whether the username exists."""
-    p = (await session.execute(select(Principal).where(Principal.username == username))).scalar_one_or_none()
+    unknown, revoked or locked user, or a locked address), so the time a refusal takes does not say whether the
+    username exists."""
+    limits = limits or SignInLimits()
+    row = None
+    if address is not None and limits.address_failures_max > 0:
+        row = await _address_row(session, address, now)
+        if row.locked_until is not None and row.locked_until > now:
+            verify_password(_DUMMY_HASH, password)  # the same work as any other attempt
+            return LoginResult(None, row.locked_until, by_address=True)
+
+    async def failed(user_locked: dt.datetime | None) -> LoginResult:
+        address_locked = await _address_failed(session, row, now, limits) if row is not None else None
+        if address_locked is not None:
+            return LoginResult(None, address_locked, by_address=True)
+        return LoginResult(None, user_locked)
+
+    # FOR UPDATE: concurrent wrong passwords for one user are counted one after another (PostgreSQL's READ COMMITTED
+    # would otherwise let a burst of them all read the same count and lock).
+    q = select(Principal).where(Principal.username == username).with_for_update()
+    p = (await session.execute(q)).scalar_one_or_none()
     if p is None or p.password_hash is None or p.revoked_at is not None:
         verify_password(_DUMMY_HASH, password)  # the same work as for a known user: no timing oracle
-        return LoginResult(None)
+        return await failed(None)
     if p.locked_until is not None and p.locked_until > now:
         # Locked: the password is not checked, but hashed all the same, so a lock does not tell that the user exists.
         verify_password(_DUMMY_HASH, password)
-        return LoginResult(None, p.locked_until)
+        return await failed(p.locked_until)
     if not verify_password(p.password_hash, password):
         p.failed_logins += 1
-        if p.failed_logins >= LOCK_AFTER:
-            p.locked_until = now + dt.timedelta(seconds=LOCK_S)
+        if p.failed_logins >= limits.user_failures_max:
+            p.locked_until = now + dt.timedelta(seconds=limits.user_lock_s)
             p.failed_logins = 0
         session.add(p)
-        return LoginResult(None, p.locked_until if p.locked_until and p.locked_until > now else None)
+        return await failed(p.locked_until if p.locked_until and p.locked_until > now else None)
     if p.failed_logins or p.locked_until is not None:
         p.failed_logins = 0
         p.locked_until = None
@@ -329,12 +429,41 @@ def refuse_login(result: LoginResult, now: dt.datetime) -> Principal:
         return result.principal
     if result.locked_until is not None:
         wait = max(1, int((result.locked_until - now).total_seconds()))
-        raise AppError(
-            "sign-in-locked",
-            f"Too many wrong passwords: try again in {(wait + 59) // 60} minutes.",
-            headers={"Retry-After": str(wait)},
+        minutes = (wait + 59) // 60
+        detail = (
+            f"Too many failed sign-ins from your network address: try again in {minutes} minutes."
+            if result.by_address
+            else f"Too many wrong passwords: try again in {minutes} minutes."
         )
+        raise AppError("sign-in-locked", detail, headers={"Retry-After": str(wait)})
     raise AppError("unauthenticated", "Unknown user or wrong password.")
+
+
+@dataclass(frozen=True)
+class Unlocked:
+    principal: Principal
+    was_locked_until: dt.datetime | None
+    failed_logins: int
+
+
+async def unlock_user(session: AsyncSession, username: str, by: Identity | None, now: dt.datetime) -> Unlocked:
+    """Lift a staff user's sign-in lock and clear the failure count. `by` is None for an operator at the command
+    line; over the API only an administrator may (the regulator, as for revoking any organisation's API key). It
+    does not lift a lock on a client address (that ends by itself). Unlocking an unlocked user changes nothing."""
+    if by is not None and by.role is not Role.REGULATOR:
+        raise AppError("forbidden", "Only an administrator (regulator) may unlock a user.")
+    q = select(Principal).where(Principal.username == username, Principal.kind == "user").with_for_update()
+    p = (await session.execute(q)).scalar_one_or_none()
+    if p is None:
+        raise AppError("not-found", "No user with this username.", field="username")
+    was = p.locked_until if p.locked_until is not None and p.locked_until > now else None
+    done = Unlocked(p, was, p.failed_logins)
+    if p.failed_logins or p.locked_until is not None:
+        p.failed_logins = 0
+        p.locked_until = None
+        session.add(p)
+        await session.flush()
+    return done
 
 
 _DUMMY_HASH = hash_password("not-a-password-of-anyone")

@@ -125,6 +125,17 @@ class Principal(SQLModel, table=True):
     locked_until: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
 
 
+class SignInAddress(SQLModel, table=True):
+    """Failed sign-ins from one client address (core.identity.check_login): how many since the window began, and the
+    lock they set. One row per address that tried recently; stale rows are deleted as failures are recorded."""
+
+    __tablename__ = "sign_in_address"
+    address: str = Field(primary_key=True, max_length=64)
+    failures: int = Field(default=0)
+    window_started_at: dt.datetime = Field(sa_type=DateTimeUTC)
+    locked_until: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+
+
 class WebSession(SQLModel, table=True):
     """A signed-in person's browser session (web/). The cookie carries a random token; only its SHA-256 is stored,
     so a copy of the table signs nobody in. Deleted at sign-out; refused after the idle or absolute limit."""

@@ -24,6 +24,20 @@ class Settings(BaseSettings):
     # An API key's principal is remembered this long per process: a key revoked in the database stops working within
     # it (core/identity.py). 0 reads the principal on every request.
     api_key_cache_ttl_s: float = 30.0
+    # Sign-in throttling (core/identity.py check_login; the API's token route and the workbench's form alike).
+    # Per user: this many wrong passwords in a row lock the user for `sign_in_user_lock_s` (`greenrights user unlock`
+    # or `unlockUser` lifts it early). Per client address (the ASGI scope's client; behind a proxy see
+    # docs/operations.md): this many failed sign-ins within `sign_in_address_window_s`, whatever the usernames, lock
+    # the address for `sign_in_address_lock_s`. Counted in the database, so they hold across processes; 0 turns the
+    # per-address limit off.
+    sign_in_user_failures_max: int = 5
+    sign_in_user_lock_s: int = 900
+    sign_in_address_failures_max: int = 20
+    sign_in_address_window_s: int = 900
+    sign_in_address_lock_s: int = 900
+    # Requests per minute per API key or signed-in person (per client address when unauthenticated), counted by
+    # Litestar's rate-limit middleware in each process's memory: N processes allow N times this. 0 turns it off.
+    api_rate_limit_per_minute: int = 600
     # The scheduler runs inside `greenrights serve` for the single-machine default.
     scheduler_embedded: bool = True
     pdf_font_path: str | None = None

@@ -1,6 +1,7 @@
-"""Managing machine credentials over the API: list an organisation's API keys and revoke one (`listApiKeys`,
-`revokeApiKey`). Keys are created at the command line (`greenrights apikey create [--expires-on DATE]`), where the
-key is shown once; a listing shows each key's expiry."""
+"""Managing credentials over the API: list an organisation's API keys and revoke one (`listApiKeys`,
+`revokeApiKey`); lift a staff user's sign-in lock (`unlockUser`, an administrator: the regulator). Keys are created at
+the command line (`greenrights apikey create [--expires-on DATE]`), where the key is shown once; a listing shows each
+key's expiry. `greenrights user unlock USERNAME` is the operator's unlock."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from core.db import UnitOfWork
 from core.errors import InvalidInput
 from core.http import IDEMPOTENT, allow, problem_responses
-from core.identity import Identity, Role, revoke_api_key
+from core.identity import Identity, Role, revoke_api_key, unlock_user
 from core.models import Principal
 
 ALL_ROLES = tuple(Role)
@@ -89,4 +90,54 @@ class ApiKeyController(Controller):
         return out
 
 
-CONTROLLERS = [ApiKeyController]
+class UnlockOut(msgspec.Struct, kw_only=True):
+    username: str
+    organisation_id: int
+    role: str
+    # The lock this unlock lifted (null: the user was not locked) and the wrong passwords it forgot.
+    was_locked_until: dt.datetime | None
+    failed_logins_cleared: int
+
+
+class UserController(Controller):
+    path = "/api/v1/users"
+    tags = ["access"]
+
+    @post(
+        "/{username:str}/unlock",
+        operation_id="unlockUser",
+        guards=[allow(Role.REGULATOR)],
+        status_code=200,
+        opt=IDEMPOTENT,
+        responses=problem_responses(400, 401, 403, 404, 422),
+    )
+    async def unlock(self, request: Request[Identity, Any, Any], username: FromPath[str]) -> UnlockOut:
+        """Lift a staff user's sign-in lock and clear the count of wrong passwords (an administrator: the regulator;
+        audited as `user.unlock`). A lock on a client address is not lifted: it ends by itself."""
+        who = request.user
+        state = request.app.state
+        if not username or len(username) > 100:
+            raise InvalidInput("username", "A username has 1 to 100 characters.")
+
+        async def work(uow: UnitOfWork) -> UnlockOut:
+            done = await unlock_user(uow.session, username, who, state.clock.now())
+            p = done.principal
+            was = done.was_locked_until
+            facts = {
+                "username": username,
+                "was_locked_until": was.isoformat() if was else None,
+                "failed_logins": done.failed_logins,
+            }
+            uow.audit(who.actor, "user.unlock", "principal", str(p.id), facts)
+            return UnlockOut(
+                username=username,
+                organisation_id=p.organisation_id,
+                role=p.role,
+                was_locked_until=was,
+                failed_logins_cleared=done.failed_logins,
+            )
+
+        return await state.db.run(work)
+
+
+CONTROLLERS = [ApiKeyController, UserController]

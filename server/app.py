@@ -21,8 +21,15 @@ from core.audit import checkpoints_for, make_flusher
 from core.clock import Clock, SystemClock
 from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
-from core.http import EXCEPTION_HANDLERS, BearerAuth, EdgeMiddleware, problem_responses
-from core.identity import CredentialCache, LoginResult, check_login, issue_jwt, refuse_login
+from core.http import (
+    EXCEPTION_HANDLERS,
+    BearerAuth,
+    EdgeMiddleware,
+    client_address,
+    problem_responses,
+    rate_limit_config,
+)
+from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
@@ -121,9 +128,12 @@ async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequ
     settings: Settings = state.settings
 
     now = state.clock.now()
+    address = client_address(request)
 
     async def work(uow: UnitOfWork) -> LoginResult:
-        return await check_login(uow.session, data.username, data.password, now)
+        return await check_login(
+            uow.session, data.username, data.password, now, address=address, limits=SignInLimits.of(settings)
+        )
 
     p = refuse_login(await state.db.run(work), now)  # the failure count commits before the refusal
     token = issue_jwt(p, state.jwt_secrets[0], now, settings.jwt_ttl_s)
@@ -185,7 +195,7 @@ def create_app(
         await db.dispose()
 
     metrics = prometheus_config()
-    middleware = [
+    middleware: list[Any] = [
         RequestId,
         metrics.middleware,
         SecurityHeaders,
@@ -198,10 +208,15 @@ def create_app(
             clock_getter=lambda: clock,
             exclude=PUBLIC_PATHS,
         ),
-        DefineMiddleware(
-            EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock
-        ),
     ]
+    # Per-principal rate limit (core/http.py): after authentication, so it counts the principal that authenticated,
+    # and before the body is read or an Idempotency-Key claimed, so a refused request costs nothing more.
+    rate_limit = rate_limit_config(settings.api_rate_limit_per_minute)
+    if rate_limit is not None:
+        middleware.append(rate_limit.middleware)
+    middleware.append(
+        DefineMiddleware(EdgeMiddleware, db_getter=get_db, settings_getter=lambda: settings, clock_getter=lambda: clock)
+    )
     return Litestar(
         route_handlers=[
             health,

@@ -1,5 +1,5 @@
-"""The `greenrights` command: serve, db upgrade, apikey create, user create, audit verify|reconcile, calendar, demo,
-scheduler."""
+"""The `greenrights` command: serve, db upgrade, apikey create|revoke, user create|unlock, audit verify|reconcile,
+calendar, demo, scheduler."""
 
 from __future__ import annotations
 
@@ -138,6 +138,27 @@ async def _apikey_revoke(prefix: str) -> str:
         uow.audit("operator:cli", "apikey.revoke", "principal", str(p.id), {"prefix": p.key_prefix})
         label = p.label or "no label"
         return f"API key {p.key_prefix} ({p.role}, {label}) revoked at {p.revoked_at:%Y-%m-%d %H:%M} UTC"
+
+    try:
+        return await db.run(work)
+    finally:
+        await db.dispose()
+
+
+async def _user_unlock(username: str) -> str:
+    from core.identity import unlock_user
+
+    db = _db()
+
+    async def work(uow: UnitOfWork) -> str:
+        done = await unlock_user(uow.session, username, None, SystemClock().now())
+        was = done.was_locked_until
+        facts = {"username": username, "was_locked_until": was.isoformat() if was else None,
+                 "failed_logins": done.failed_logins}  # fmt: skip
+        uow.audit("operator:cli", "user.unlock", "principal", str(done.principal.id), facts)
+        if was is None:
+            return f"user {username} was not locked; {done.failed_logins} wrong passwords forgotten"
+        return f"user {username} unlocked (the lock ran until {was:%Y-%m-%d %H:%M} UTC)"
 
     try:
         return await db.run(work)
@@ -296,10 +317,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="YYYY-MM-DD",
         help="create: the last Shanghai day the key works (it stops at 00:00 Shanghai the next day); default: never",
     )
-    p_user = sub.add_parser("user", help="staff users (password from GREENRIGHTS_NEW_PASSWORD or a prompt)")
-    p_user.add_argument("action", choices=["create"])
-    p_user.add_argument("--username", required=True)
-    p_user.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p_user = sub.add_parser(
+        "user",
+        help="staff users: create (password from GREENRIGHTS_NEW_PASSWORD or a prompt); unlock USERNAME (lift the "
+        "sign-in lock of too many wrong passwords, audited)",
+    )
+    p_user.add_argument("action", choices=["create", "unlock"])
+    p_user.add_argument("name", nargs="?", default=None, metavar="USERNAME", help="unlock: the user to unlock")
+    p_user.add_argument("--username", default=None)
+    p_user.add_argument("--role", default=None, choices=[r.value for r in Role])
     p_user.add_argument("--enterprise", default=None, metavar="USCC")
     p_audit = sub.add_parser("audit", help="audit log")
     p_audit.add_argument(
@@ -345,7 +371,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"API key for role {args.role} (shown once; store it now{until}):")
         print(key)
         return 0
+    if args.cmd == "user" and args.action == "unlock":
+        username = args.name or args.username
+        if not username:
+            print("greenrights user unlock USERNAME: name the user", file=sys.stderr)
+            return 2
+        try:
+            print(asyncio.run(_user_unlock(username)))
+        except AppError as exc:
+            print(f"greenrights user unlock: {exc.detail}", file=sys.stderr)
+            return 1
+        return 0
     if args.cmd == "user":
+        if not args.username or not args.role:
+            print("greenrights user create: --username and --role are required", file=sys.stderr)
+            return 2
         password = os.environ.get("GREENRIGHTS_NEW_PASSWORD") or getpass.getpass("password: ")
         uid = asyncio.run(_user(args.username, Role(args.role), args.enterprise, password))
         print(f"user {args.username} created with id {uid}")

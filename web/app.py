@@ -13,7 +13,7 @@ from jinja2 import pass_context
 from litestar import Request, Response, get, post
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import Cookie
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -23,7 +23,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from core.clock import SHANGHAI
 from core.db import UnitOfWork
 from core.errors import AppError
-from core.identity import Identity, LoginResult, Role, check_login, refuse_login
+from core.http import client_address, rate_limited
+from core.identity import Identity, LoginResult, Role, SignInLimits, check_login, refuse_login
 from web import auth
 from web.apidocs import REDOC_CSP
 from web.format import FILTERS
@@ -160,8 +161,12 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     if isinstance(exc, auth.SignInRequired):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/login?next={quote(target)}", status_code=303)
+    if isinstance(exc, TooManyRequestsException):
+        exc = rate_limited(exc)
+    headers: dict[str, str] = {}
     if isinstance(exc, AppError):
         status, title, detail, field = exc.status, exc.problem.title, exc.detail, exc.field
+        headers = dict(exc.headers)  # Retry-After of a 429
     elif isinstance(exc, HTTPException):
         status, title, detail, field = exc.status_code, "", exc.detail, None
         if status == 403:
@@ -174,12 +179,13 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
             template_name="partials/error.html",
             context={"status": status, "title": title, "detail": detail, "field": field},
             status_code=status,
-            headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
+            headers={**headers, "HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
         )
     return Template(
         template_name="error.html",
         context={"status": status, "title": title, "detail": detail, "field": field},
         status_code=status,
+        headers=headers or None,
     )
 
 
@@ -217,8 +223,11 @@ async def login_submit(
     password = data.get("password") or ""
     now = state.clock.now()
 
+    address = client_address(request)
+    limits = SignInLimits.of(state.settings)
+
     async def work(uow: UnitOfWork) -> LoginResult:
-        return await check_login(uow.session, username, password, now)
+        return await check_login(uow.session, username, password, now, address=address, limits=limits)
 
     try:
         principal = refuse_login(await state.db.run(work), now)

@@ -59,6 +59,9 @@ EVENT_TYPES: dict[str, EventType] = {
            "transaction_id", "account_id", "instrument_code", "quantity", "period", "purpose"),
         _t("compliance.deadline_near", "A compliance deadline of the enterprise is this many days away or fewer.",
            "period_id", "enterprise_id", "deadline", "days_left", "what"),
+        _t("compliance.calendar_changed", "The authority changed a compliance period's calendar (a new or corrected "
+           "notice): the events whose dates moved, under which notice and why.", "period_id", "period_code",
+           "enterprise_id", "changes", "legal_basis", "note"),
         _t("settlement.result", "The compliance settlement decided the enterprise's result for a period.",
            "period_id", "enterprise_id", "grade", "shortfall_base", "fine_fen", "fine_due_on",
            "deduction_next_period_base"),

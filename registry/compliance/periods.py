@@ -14,15 +14,17 @@ from sqlalchemy import select
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotFound
+from core.events import emit
 from core.identity import Identity
 from core.quantity import parse_money_fen
 from core.text import clean_text
 from registry.compliance import schemas as s
 from registry.compliance._common import calendar_of, dump_json, param, reference_month_of
 from registry.compliance.context import ComplianceContext
-from registry.compliance.models import CompliancePeriod, ComplianceScheme
+from registry.compliance.models import CompliancePeriod, ComplianceScheme, Obligation
 from registry.compliance.queries import load_period, load_period_by_code, require_authority, require_open
 from registry.domain import calendar as cal
+from registry.models import Enterprise
 
 _PERIOD_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,15}", re.ASCII)
 
@@ -109,6 +111,7 @@ async def update_period_dates(
     moved, and nothing can be moved to before now, so what was done by a date (a surrender on time, a report)
     keeps the timeliness it had; `note` (why, and the notice's 文号) is required and audited with the change."""
     note = clean_text(req.note, "note", max_len=500, required=True)
+    legal_basis = clean_text(req.legal_basis, "legal_basis", max_len=200, required=True)
     now = ctx.clock.now()
 
     async def work(uow: UnitOfWork) -> s.PeriodOut:
@@ -136,6 +139,7 @@ async def update_period_dates(
         if period.late_until is not None and period.late_until < deadline:
             raise InvalidInput("late_until", "The correction window ends on or after the surrender deadline.")
         _forward_only(old_calendar, calendar, old_late_until, period.late_until, now)
+        changes = calendar_changes(old_calendar, calendar, old_late_until, period.late_until)
         uow.audit(
             who.actor,
             "compliance.period.dates",
@@ -145,9 +149,13 @@ async def update_period_dates(
                 "before": {"overrides": json.loads(before[0]), "late_until": str(before[1])},
                 "overrides": merged,
                 "late_until": str(period.late_until),
+                "changes": changes,
+                "legal_basis": legal_basis,
                 "note": note,
             },
         )
+        if changes:
+            await _notify_calendar_change(uow, period, changes, legal_basis, note)
         return period_out(ctx, scheme, period)
 
     return await ctx.db.run(work)
@@ -252,6 +260,50 @@ def period_out(ctx: ComplianceContext, scheme: ComplianceScheme, period: Complia
         created_at=period.created_at,
         settled_at=period.settled_at,
     )
+
+
+def calendar_changes(
+    old: cal.PeriodCalendar, new: cal.PeriodCalendar, old_late_until: dt.date | None, new_late_until: dt.date | None
+) -> list[dict[str, str | None]]:
+    """What a notice changed, in calendar order: each event whose business date moved (or that appeared or went),
+    then the correction window's end; dates as ISO text, None for none."""
+    before = {e.kind: e.business_date for e in old.events}
+    after = {e.kind: e.business_date for e in new.events}
+    out: list[dict[str, str | None]] = []
+    for e in new.events:
+        was = before.get(e.kind)
+        if was != e.business_date:
+            out.append({"event": e.kind.value, "before": was.isoformat() if was else None,
+                        "after": e.business_date.isoformat()})
+    for kind, was in before.items():
+        if kind not in after:
+            out.append({"event": kind.value, "before": was.isoformat(), "after": None})
+    if old_late_until != new_late_until:
+        out.append({"event": "late_until", "before": old_late_until.isoformat() if old_late_until else None,
+                    "after": new_late_until.isoformat() if new_late_until else None})
+    return out
+
+
+async def _notify_calendar_change(uow: UnitOfWork, period: CompliancePeriod, changes: list[dict[str, str | None]],
+                                  legal_basis: str, note: str) -> None:
+    """One `compliance.calendar_changed` event to each enterprise with an obligation in the period, written with
+    the change (outbox)."""
+    rows = (await uow.session.execute(
+        select(Obligation.enterprise_id, Enterprise.organisation_id)
+        .join(Enterprise, Enterprise.id == Obligation.enterprise_id)  # type: ignore[arg-type]
+        .where(Obligation.period_id == period.id)  # type: ignore[arg-type]
+        .distinct()
+        .order_by(Obligation.enterprise_id)
+    )).all()
+    for enterprise_id, org_id in rows:
+        emit(
+            uow.session,
+            "compliance.calendar_changed",
+            {"period_id": period.id, "period_code": period.code, "enterprise_id": enterprise_id,
+             "changes": changes, "legal_basis": legal_basis, "note": note},
+            to=(org_id,),
+            subject=f"period:{period.id}",
+        )
 
 
 def _forward_only(

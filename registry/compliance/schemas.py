@@ -9,7 +9,7 @@ carry integers of base units (`*_fen`, tCO2e, kgce, kg, MWh) beside their displa
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -58,10 +58,14 @@ class CreatePeriod(Req):
 
 
 class UpdatePeriodDates(Req):
-    # Event dates of a new or corrected notice, merged over the period's earlier ones.
-    overrides: dict[str, dt.date] = msgspec.field(default_factory=dict)
+    """A new or corrected notice of the authority: event dates merged over the period's earlier ones, and/or the
+    end of the correction window. `legal_basis` is the notice (文号) that makes the change, `note` why; both are
+    required, audited, and sent to every obligated enterprise (event `compliance.calendar_changed`)."""
+
+    overrides: Annotated[dict[str, dt.date], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=dict)
     late_until: dt.date | None = None
-    note: str = ""
+    legal_basis: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    note: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
 class PeriodOut(msgspec.Struct, kw_only=True):

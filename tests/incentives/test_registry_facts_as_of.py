@@ -35,7 +35,7 @@ async def test_an_evaluation_dated_in_the_past_sees_the_shortfall_the_registry_s
     await report(cw, ent, carbon_lines(1_000))
     assert (await surrender(cw, ent, 600)).status_code == 201  # 400 t short at the deadline
     r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key,
-                       {"late_until": "2025-03-31", "note": "责令限期改正通知"})
+                       {"late_until": "2025-03-31", "note": "责令限期改正通知", "legal_basis": "赣环气候〔2025〕3号"})
     assert r.status_code == 200, r.text
     env.clock.set(at("2025-02-10"))
     assert (await surrender(cw, ent, 400)).status_code == 201  # late, in the correction window

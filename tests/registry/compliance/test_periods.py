@@ -20,6 +20,8 @@ from tests.registry.compliance.kit import (
     surrender,
 )
 
+WHY = {"note": "通知", "legal_basis": "赣环气候〔2026〕1号"}  # why, and under which notice
+
 
 async def test_a_correction_window_accepts_late_surrenders_which_lower_the_deduction_not_the_fine(env) -> None:
     cw = await carbon_world(env)
@@ -29,7 +31,7 @@ async def test_a_correction_window_accepts_late_surrenders_which_lower_the_deduc
     await report(cw, ent, carbon_lines(1_000))
     assert (await surrender(cw, ent, 600)).status_code == 201
     r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key,
-                       {"late_until": "2027-03-31", "note": "责令限期改正通知"})
+                       {"late_until": "2027-03-31", "note": "责令限期改正通知", "legal_basis": "赣环气候〔2027〕3号"})
     assert r.status_code == 200 and r.json()["late_until"] == "2027-03-31", r.text
     r = await env.get(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key)
     assert {e["kind"]: e["business_date"] for e in r.json()["events"]}["settlement"] == "2027-04-01"
@@ -50,16 +52,16 @@ async def test_a_correction_window_accepts_late_surrenders_which_lower_the_deduc
 
 async def test_a_notice_cannot_end_the_window_before_the_deadline_or_change_a_settled_period(env) -> None:
     cw = await carbon_world(env)
-    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2026-12-30", "note": "n"})
+    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2026-12-30", **WHY})
     assert r.status_code == 422 and r.json()["field"] == "late_until"
     r = await env.post(
-        f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"overrides": {"tea_time": "2026-01-01"}, "note": "n"}
+        f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"overrides": {"tea_time": "2026-01-01"}, **WHY}
     )
     assert r.status_code == 422 and r.json()["field"] == "overrides"
     env.clock.set(at("2027-01-02"))
     await env.post(f"{BASE}/periods/{cw.pid}/reference-price", cw.reg.key, {"price_yuan": "100.00"})
     assert (await settle(cw)).json()["status"] == "settled"
-    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2027-06-30", "note": "n"})
+    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {"late_until": "2027-06-30", **WHY})
     assert r.status_code == 409 and r.json()["type"] == "/problems/period-closed"
 
 
@@ -75,11 +77,13 @@ async def test_a_calendar_change_cannot_reach_back_in_time(env) -> None:
     calendar = f"{BASE}/periods/{cw.pid}/calendar"
     r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2026-12-31"}})
     assert r.status_code == 422 and r.json()["field"] == "note", r.text  # why, and under which notice
+    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2026-12-31"}, "note": "x"})
+    assert r.status_code == 422 and r.json()["field"] == "legal_basis", r.text
     env.clock.set(at("2026-12-15"))
-    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2026-12-01"}, "note": "x"})
+    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2026-12-01"}, **WHY})
     assert r.status_code == 422 and r.json()["field"] == "overrides.surrender_deadline", r.text
     env.clock.set(at("2027-01-02"))
-    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2027-01-31"}, "note": "x"})
+    r = await env.post(calendar, cw.reg.key, {"overrides": {"surrender_deadline": "2027-01-31"}, **WHY})
     assert r.status_code == 409 and r.json()["field"] == "overrides.surrender_deadline", r.text
     await env.post(f"{BASE}/periods/{cw.pid}/reference-price", cw.reg.key, {"price_yuan": "100.00"})
     assert (await settle(cw)).status_code == 200
@@ -138,3 +142,31 @@ async def test_a_replayed_table_upload_is_one_table_and_an_emitter_sees_only_its
     assert (await settle(cw, key=a["key"])).status_code == 403
     other = await authority(env, name="外省生态环境厅")
     assert (await settle(cw, key=other.key)).status_code == 403  # not the scheme's authority
+
+
+async def test_a_calendar_change_is_sent_to_every_obligated_enterprise_with_its_legal_basis(env) -> None:
+    cw = await carbon_world(env)
+    ent, other = await enterprise(env, cw.reg), await enterprise(env, cw.reg)
+    await report(cw, ent, carbon_lines(1_000))
+    await report(cw, other, carbon_lines(500))
+    before = {e["kind"]: e["business_date"]
+              for e in (await env.get(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key)).json()["events"]}
+    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {
+        "overrides": {"surrender_deadline": "2027-01-29"}, "note": "延期至春节前",
+        "legal_basis": "赣环气候〔2026〕12号"})
+    assert r.status_code == 200, r.text
+    for who in (ent, other):
+        got = (await env.get("/api/v1/events?type=compliance.calendar_changed", who["key"])).json()
+        events = got
+        assert len(events) == 1, events
+        data = events[0]["data"]
+        assert data["enterprise_id"] == who["id"] and data["period_id"] == cw.pid
+        assert data["legal_basis"] == "赣环气候〔2026〕12号" and data["note"] == "延期至春节前"
+        moved = {c["event"]: (c["before"], c["after"]) for c in data["changes"]}
+        assert moved["surrender_deadline"] == (before["surrender_deadline"], "2027-01-29")
+    # A notice that moves nothing sends nothing.
+    r = await env.post(f"{BASE}/periods/{cw.pid}/calendar", cw.reg.key, {
+        "overrides": {"surrender_deadline": "2027-01-29"}, "note": "重申", "legal_basis": "赣环气候〔2026〕12号"})
+    assert r.status_code == 200
+    got = (await env.get("/api/v1/events?type=compliance.calendar_changed", ent["key"])).json()
+    assert len(got) == 1

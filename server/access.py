@@ -9,7 +9,6 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
 from sqlalchemy import select
 
 from core.db import UnitOfWork
@@ -17,6 +16,7 @@ from core.errors import InvalidInput
 from core.http import IDEMPOTENT, allow, problem_responses
 from core.identity import Identity, Role, revoke_api_key
 from core.models import Principal
+from core.schema import CodePath
 
 ALL_ROLES = tuple(Role)
 
@@ -70,7 +70,7 @@ class ApiKeyController(Controller):
         opt=IDEMPOTENT,
         responses=problem_responses(400, 401, 403, 404, 422),
     )
-    async def revoke(self, request: Request[Identity, Any, Any], prefix: FromPath[str]) -> ApiKeyOut:
+    async def revoke(self, request: Request[Identity, Any, Any], prefix: CodePath) -> ApiKeyOut:
         """Revoke an API key of your organisation (a regulator: any key). It stops working at once on this server
         and within the key cache's lifetime on the others; revoking again answers the first revocation."""
         who = request.user

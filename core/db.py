@@ -5,7 +5,9 @@ lose an acknowledged transfer), and write transactions that begin with `BEGIN IM
 queue for the lock instead of failing half way. PostgreSQL is production: balance rows are changed with
 conditional updates in sorted key order, and a whole unit of work is retried on serialization failures and
 deadlocks (SQLSTATE 40001 / 40P01) with bounded jittered backoff; when retries run out the caller gets 503 with
-Retry-After. A lost connection also answers 503: the transaction never committed, so nothing changed.
+Retry-After. A lost connection also answers 503: the transaction never committed, so nothing changed. The retry
+policy is tenacity's (`_retrying`): at most `retries_max` retries, full jitter in a window of 0.01 * 2**n s before
+the n-th retry, and one log line (logger `greenrights.db`) per retry.
 
 On SQLite the writers of one process also queue in the process: a write unit of work holds an asyncio lock (one
 per event loop) for the whole transaction, so sixteen concurrent writers wait their turn in FIFO order instead of
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import random
+import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,11 +36,20 @@ from sqlalchemy.engine import CursorResult, Engine, Result, Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql import Executable
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from core.errors import ServiceUnavailable
 from core.events import pending as outbox_pending
 
 T = TypeVar("T")
+
+log = logging.getLogger("greenrights.db")
 
 # Read-only units of work on SQLite begin with a deferred BEGIN so that readers do not queue behind writers.
 _sqlite_begin: contextvars.ContextVar[str] = contextvars.ContextVar("_sqlite_begin", default="BEGIN IMMEDIATE")
@@ -100,6 +111,40 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     # SQLite reports lock contention that outlived busy_timeout this way.
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    state_code = _sqlstate(exc) if exc is not None else None
+    log.info(
+        "database conflict (%s); unit of work retry %d in %.3f s",
+        f"SQLSTATE {state_code}" if state_code else "database is locked",
+        state.attempt_number,
+        state.next_action.sleep if state.next_action is not None else 0.0,
+    )
+
+
+def _retrying(retries_max: int) -> AsyncRetrying:
+    """The retry policy of a unit of work: what `is_retryable` accepts, at most `retries_max` times, with full
+    jitter (before the n-th retry a uniform wait in [0, 0.01 * 2**n] s, so colliding writers do not collide again
+    in step); the last error is raised as it came, for `_unavailable` to answer."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(retries_max + 1),
+        wait=wait_random_exponential(multiplier=0.02),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def _unavailable(exc: DBAPIError) -> Exception:
+    """The answer to a database error the retries did not overcome: 503 for contention and lost connections (the
+    transaction never committed), the error itself otherwise."""
+    if is_retryable(exc):
+        return ServiceUnavailable("The database is busy; retry shortly.", retry_after_s=1)
+    if is_connection_loss(exc):
+        return ServiceUnavailable("The database connection was lost; nothing was changed.")
+    return exc
 
 
 def is_connection_loss(exc: BaseException) -> bool:
@@ -219,31 +264,28 @@ class Database:
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
         """Run `fn(uow, *args, **kwargs)` as one transaction, retrying the whole of it on transient conflicts."""
-        attempt = 0
-        while True:
-            rider = None if readonly else _rider.get()
-            if rider is not None and not rider.wants(self):
-                rider = None
-            token = _sqlite_begin.set("BEGIN" if readonly else "BEGIN IMMEDIATE")
-            try:
-                async with self._write_turn(readonly):
-                    result = await self._attempt(fn, args, kwargs, readonly=readonly, rider=rider)
-                if rider is not None:
-                    rider.committed()
-                return result
-            except DBAPIError as exc:
-                if is_retryable(exc) and attempt < self.retries_max:
-                    attempt += 1
-                    # Full jitter keeps colliding writers from colliding again in step.
-                    await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
-                    continue
-                if is_retryable(exc):
-                    raise ServiceUnavailable("The database is busy; retry shortly.", retry_after_s=1) from exc
-                if is_connection_loss(exc):
-                    raise ServiceUnavailable("The database connection was lost; nothing was changed.") from exc
+        try:
+            return await _retrying(self.retries_max)(self._once, fn, args, kwargs, readonly)
+        except DBAPIError as exc:
+            answer = _unavailable(exc)
+            if answer is exc:
                 raise
-            finally:
-                _sqlite_begin.reset(token)
+            raise answer from exc
+
+    async def _once(self, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any, readonly: bool) -> T:
+        """One try of a unit of work: its rider (if it still wants one), its turn to write, its transaction."""
+        rider = None if readonly else _rider.get()
+        if rider is not None and not rider.wants(self):
+            rider = None
+        token = _sqlite_begin.set("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        try:
+            async with self._write_turn(readonly):
+                result = await self._attempt(fn, args, kwargs, readonly=readonly, rider=rider)
+        finally:
+            _sqlite_begin.reset(token)
+        if rider is not None:
+            rider.committed()
+        return result
 
     async def _attempt(
         self, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any, *, readonly: bool, rider: Rider | None
@@ -285,22 +327,19 @@ class Database:
                 return _rows(await uow.session.execute(statement, params))
 
             return await self.run(one, readonly=readonly)
-        attempt = 0
-        while True:
-            try:
-                async with self.engine.connect() as conn:
-                    auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    return _rows(await auto.execute(statement, params))
-            except DBAPIError as exc:
-                if is_retryable(exc) and attempt < self.retries_max:
-                    attempt += 1
-                    await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
-                    continue
-                if is_retryable(exc):
-                    raise ServiceUnavailable("The database is busy; retry shortly.", retry_after_s=1) from exc
-                if is_connection_loss(exc):
-                    raise ServiceUnavailable("The database connection was lost; nothing was changed.") from exc
+
+        async def autocommit() -> list[Row[Any]]:
+            async with self.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return _rows(await auto.execute(statement, params))
+
+        try:
+            return await _retrying(self.retries_max)(autocommit)
+        except DBAPIError as exc:
+            answer = _unavailable(exc)
+            if answer is exc:
                 raise
+            raise answer from exc
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -13,6 +13,8 @@ import re
 from core.errors import InvalidInput
 
 INT64_MAX = 2**63 - 1
+# The longest decimal string an amount may be (a 64-bit balance has 19 digits; room for a point and decimals).
+AMOUNT_TEXT_MAX = 40
 # ASCII digits only: `str.isdigit` and `\d` accept "１２" and "١٢", which a registry must not.
 _DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)(?:\.([0-9]+))?", re.ASCII)
 
@@ -30,7 +32,7 @@ def parse_amount(value: object, *, scale: int, field: str, allow_zero: bool = Fa
         base: int = int(value) * pow(10, scale)
         text = str(value)
     else:
-        if len(value) > 40:
+        if len(value) > AMOUNT_TEXT_MAX:
             raise InvalidInput(field, "The amount is too long.")
         match = _DECIMAL.fullmatch(value)
         if match is None:

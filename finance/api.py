@@ -37,6 +37,10 @@ def ctx(request: Request[Any, Any, Any]) -> FinanceContext:
     return request.app.state.finance.ctx  # type: ignore[no-any-return]
 
 
+# A verification code as a reader types it (any case, spaces for dashes): anything up to this long that is not a
+# code answers 404 like an unknown one; longer is refused.
+TypedCode = Annotated[str, Parameter(max_length=1000)]
+
 class ClaimController(Controller):
     path = "/api/v1/finance/claims"
     tags = TAGS
@@ -462,7 +466,7 @@ class VerifyController(Controller):
         responses=problem_responses(404),
         summary="Check a document's verification code without logging in",
     )
-    async def verify(self, request: Request[Any, Any, Any], code: str) -> Response[s.VerificationOut]:
+    async def verify(self, request: Request[Any, Any, Any], code: TypedCode) -> Response[s.VerificationOut]:
         """JSON for programs; a page for a person (a browser that opened the QR code's address)."""
         out = await letters.verify_document(ctx(request), code)
         accept = request.headers.get("accept", "")

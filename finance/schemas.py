@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from core.schema import Amount, Id, Req
+from core.schema import Amount, Code, FreeObject, Id, IdList, Name, OptAmount, Reference, Req, Year
+from core.schema import Note as NoteText
 
 ClaimState = Literal[
     "draft",
@@ -33,40 +34,40 @@ class SubmitClaim(Req):
     are integer fen. With `draft: true` the claim is kept as a draft until `resubmitClaim` submits it."""
 
     enterprise_id: Id
-    programme: str
-    project_ref: str
-    period: str
-    facts: dict[str, Any]
-    payee_bank: str
-    payee_account_no: str
+    programme: Code
+    project_ref: Reference
+    period: Code
+    facts: FreeObject
+    payee_bank: Name
+    payee_account_no: Reference
     draft: bool = False
 
 
 class ResubmitClaim(Req):
     """Submit a draft, or submit a returned or rejected claim again, optionally with corrected facts or payee."""
 
-    facts: dict[str, Any] | None = None
-    payee_bank: str | None = None
-    payee_account_no: str | None = None
-    note: str = ""
+    facts: FreeObject | None = None
+    payee_bank: Name | None = None
+    payee_account_no: Reference | None = None
+    note: NoteText = ""
 
 
 class FormalCheck(Req):
     passed: bool
-    reason: str = ""
+    reason: NoteText = ""
 
 
 class Note(Req):
-    note: str = ""
+    note: NoteText = ""
 
 
 class Reason(Req):
-    reason: str
+    reason: NoteText
 
 
 class Clawback(Req):
-    reason: str
-    amount_yuan: Amount | None = None
+    reason: NoteText
+    amount_yuan: OptAmount = None
 
 
 class FactChangeOut(msgspec.Struct, kw_only=True):
@@ -149,14 +150,14 @@ class ClaimPage(msgspec.Struct, kw_only=True):
 
 
 class CreateBudget(Req):
-    programme: str
-    fiscal_year: int
-    name: str = ""
+    programme: Code
+    fiscal_year: Year
+    name: Name = ""
 
 
 class Appropriate(Req):
     amount_yuan: Amount
-    reference: str = ""
+    reference: Reference = ""
 
 
 class BudgetOut(msgspec.Struct, kw_only=True):
@@ -176,7 +177,7 @@ class BudgetOut(msgspec.Struct, kw_only=True):
 class DisburseClaims(Req):
     """Pay every finally approved claim (optionally only these claim ids) in one batch."""
 
-    claim_ids: list[Id] | None = None
+    claim_ids: IdList | None = None
 
 
 class DisbursementOut(msgspec.Struct, kw_only=True):
@@ -229,7 +230,7 @@ class BankOut(msgspec.Struct, kw_only=True):
 class GrantConsent(Req):
     enterprise_id: Id
     bank_organisation_id: Id
-    purpose: str
+    purpose: NoteText
     valid_until: dt.date | None = None
 
 
@@ -252,11 +253,11 @@ class GreenCreditQuery(Req):
     project: `project_facts` are the incentives facts of the green-loan and carbon-tool programmes (the
     compliance shortfall is taken from the registry, never from the bank)."""
 
-    purpose: str
+    purpose: NoteText
     enterprise_id: Id | None = None
-    uscc: str | None = None
-    project_ref: str = ""
-    project_facts: dict[str, Any] | None = None
+    uscc: Code | None = None
+    project_ref: Reference = ""
+    project_facts: FreeObject | None = None
 
 
 class GreenCreditAnswer(msgspec.Struct, kw_only=True):
@@ -291,9 +292,9 @@ class IssueOut(msgspec.Struct, kw_only=True):
 
 
 class RecordPayment(Req):
-    notice_no: str
+    notice_no: Reference
     amount_yuan: Amount
-    bank_reference: str
+    bank_reference: Reference
 
 
 class PenaltyOut(msgspec.Struct, kw_only=True):

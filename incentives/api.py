@@ -17,7 +17,7 @@ from litestar.params import JSONBody, Parameter
 from core.csvfile import MEDIA_TYPE
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses
 from core.identity import Identity, Role
-from core.schema import MAX_ID, IdPath
+from core.schema import MAX_ID, CodePath, IdPath, NamePath
 from incentives import batch_runs, catalogue, credit_history, determinations, evaluations, publications, reforms
 from incentives import schemas as s
 from incentives.context import IncentivesContext
@@ -68,7 +68,9 @@ class ProgrammeController(Controller):
         responses=READ_PROBLEMS,
         summary="One programme as data",
     )
-    async def get_programme(self, request: Request[Identity, Any, Any], code: str, on: Day = None) -> dict[str, Any]:
+    async def get_programme(
+        self, request: Request[Identity, Any, Any], code: CodePath, on: Day = None
+    ) -> dict[str, Any]:
         return catalogue.get_programme(code, on)
 
     @get(
@@ -100,7 +102,7 @@ class ProgrammeController(Controller):
         summary="A parameter's bitemporal history: values, validity, publication days and citations",
     )
     async def parameter_history(
-        self, request: Request[Identity, Any, Any], name: str, on: Day = None, known_on: Day = None
+        self, request: Request[Identity, Any, Any], name: NamePath, on: Day = None, known_on: Day = None
     ) -> dict[str, Any]:
         await publications.refresh(ctx(request))
         return catalogue.parameter_history(name, on, known_on)
@@ -179,7 +181,9 @@ class EvaluationController(Controller):
         request: Request[Identity, Any, Any],
         on: Day = None,
         known_on: Day = None,
-        programmes: Annotated[str | None, Parameter(description="comma-separated codes")] = None,
+        programmes: Annotated[
+            str | None, Parameter(description="comma-separated codes", max_length=33 * 64)
+        ] = None,
         format: Literal["json", "csv"] | None = None,
     ) -> Response[bytes]:
         body = await request.body()
@@ -224,7 +228,7 @@ class PublicationController(Controller):
         summary="Publish a new value of a dated parameter with its validity and citation; pending a second person",
     )
     async def publish(
-        self, request: Request[Identity, Any, Any], name: str, data: JSONBody[s.PublishParameter]
+        self, request: Request[Identity, Any, Any], name: NamePath, data: JSONBody[s.PublishParameter]
     ) -> dict[str, Any]:
         return await publications.publish_parameter(ctx(request), request.user, name[:100], data)
 

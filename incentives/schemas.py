@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from core.schema import Id, Req
+from core.schema import FreeObject, Id, Req
 from incentives.batch import PASSTHROUGH
 from incentives.domain.facts import FACTS
 
@@ -22,17 +22,24 @@ MAX_BATCH_ROWS = 200_000
 
 ProjectRef = Annotated[str, msgspec.Meta(max_length=100)]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Programmes = Annotated[
+    list[Code],
+    msgspec.Meta(
+        max_length=32, extra_json_schema={"extra": {"items": {"type": "string", "minLength": 1, "maxLength": 64}}}
+    ),
+]
+OVERRIDES_MAX = 64
 
 
 class EvaluateEligibility(Req):
     """Evaluate one enterprise or project against every programme (or the ones named)."""
 
-    facts: dict[str, Any] = msgspec.field(default_factory=dict)
+    facts: FreeObject = msgspec.field(default_factory=dict)
     enterprise_id: Id | None = None
     project_ref: ProjectRef = ""
     on: dt.date | None = None
     known_on: dt.date | None = None
-    programmes: Annotated[list[Code], msgspec.Meta(max_length=32)] | None = None
+    programmes: Programmes | None = None
     override_reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
     """Why brought-forward equipment credits given in `facts` differ from the enterprise's approved position of
     the year before (without it such figures are refused)."""
@@ -99,7 +106,7 @@ class EvaluateBatch(Req):
     records: Annotated[list[BatchRecord], msgspec.Meta(max_length=MAX_BATCH_ROWS)]
     on: dt.date | None = None
     known_on: dt.date | None = None
-    programmes: Annotated[list[Code], msgspec.Meta(max_length=32)] | None = None
+    programmes: Programmes | None = None
 
 
 class Population(Req):
@@ -116,7 +123,12 @@ class Population(Req):
 class SimulateReform(Req):
     """Change parameters (plain JSON values: integers, ratios, lists, catalogues) and price the change."""
 
-    overrides: Annotated[dict[str, Any], msgspec.Meta(min_length=1, max_length=64)]
+    overrides: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            min_length=1, max_length=OVERRIDES_MAX, extra_json_schema={"extra": {"maxProperties": OVERRIDES_MAX}}
+        ),
+    ]
     population: Population
     label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "reform"
     on: dt.date | None = None

@@ -8,14 +8,14 @@ from typing import Literal
 
 import msgspec
 
-from core.schema import Amount, Id, Req
+from core.schema import Amount, Code, Id, Name, Note, Reference, Req, Year
 
 
 class CreateEnterprise(Req):
-    uscc: str
-    name: str
-    city: str
-    industry_code: str
+    uscc: Code
+    name: Name
+    city: Name
+    industry_code: Code
     is_key_emitter: bool = False
     is_sme: bool = False
     is_high_tech: bool = False
@@ -24,10 +24,10 @@ class CreateEnterprise(Req):
 class EnterpriseOut(msgspec.Struct, kw_only=True):
     id: int
     organisation_id: int
-    uscc: str
-    name: str
-    city: str
-    industry_code: str
+    uscc: Code
+    name: Name
+    city: Name
+    industry_code: Code
     is_key_emitter: bool
     is_sme: bool
     is_high_tech: bool
@@ -42,7 +42,7 @@ class EnterprisePage(msgspec.Struct, kw_only=True):
 class OpenAccount(Req):
     type: Literal["holding", "trading", "allocation"]
     enterprise_id: Id | None = None
-    label: str = ""
+    label: Name = ""
 
 
 class AccountOut(msgspec.Struct, kw_only=True):
@@ -58,14 +58,14 @@ class IssueUnits(Req):
     kind: Literal["cea", "ccer", "energy_use", "gec", "discharge"]
     quantity: Amount
     to_account_id: Id | None = None
-    scheme: str | None = None
-    vintage: int | None = None
-    project_id: str | None = None
-    region: str | None = None
-    pollutant: str | None = None
-    technology: str | None = None
-    production_month: str | None = None
-    generator: str | None = None
+    scheme: Code | None = None
+    vintage: Year | None = None
+    project_id: Reference | None = None
+    region: Code | None = None
+    pollutant: Code | None = None
+    technology: Code | None = None
+    production_month: Code | None = None
+    generator: Name | None = None
     tradable: bool = True
 
 
@@ -87,7 +87,7 @@ class Decision(Req):
     """A second person's decision: approve or reject, always said explicitly (a reason is required to reject)."""
 
     decision: Literal["approve", "reject"]
-    reason: str = ""
+    reason: Note = ""
 
 
 class FreezeUnits(Req):
@@ -95,27 +95,27 @@ class FreezeUnits(Req):
     instrument_id: Id
     quantity: Amount
     legal_basis: Literal["judicial", "administrative", "pledge"]
-    authority: str
-    reference: str
+    authority: Name
+    reference: Reference
 
 
 class Unfreeze(Req):
-    reason: str = ""
+    reason: Note = ""
 
 
 class SurrenderUnits(Req):
     account_id: Id
     instrument_id: Id
     quantity: Amount
-    period: str
+    period: Code
 
 
 class RetireUnits(Req):
     account_id: Id
     instrument_id: Id
     quantity: Amount
-    beneficiary: str
-    purpose: str = ""
+    beneficiary: Name
+    purpose: Note = ""
 
 
 class TrustAccount(Req):

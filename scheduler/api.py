@@ -14,6 +14,7 @@ from litestar.params import JSONBody, Parameter
 from core.errors import AppError
 from core.http import allow, problem_responses
 from core.identity import Identity, Role
+from core.schema import CODE_MAX, Code
 from core.text import clean_text
 
 R = Role
@@ -39,8 +40,8 @@ class JobRunOut(msgspec.Struct, kw_only=True):
 
 
 class TriggerJob(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    job: str
-    period_key: str | None = None
+    job: Code
+    period_key: Code | None = None
 
 
 class TriggerOut(msgspec.Struct, kw_only=True):
@@ -74,7 +75,7 @@ class SchedulerController(Controller):
     async def runs(
         self,
         request: Request[Identity, Any, Any],
-        job: str | None = None,
+        job: Annotated[str | None, Parameter(max_length=CODE_MAX)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> list[JobRunOut]:
         rows = await request.app.state.scheduler.runs.list(job, limit)

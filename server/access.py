@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
 from sqlalchemy import select
 
 from core.db import UnitOfWork
@@ -18,6 +17,7 @@ from core.errors import InvalidInput
 from core.http import IDEMPOTENT, allow, problem_responses
 from core.identity import Identity, Role, revoke_api_key, unlock_user
 from core.models import Principal
+from core.schema import CodePath, NamePath
 
 ALL_ROLES = tuple(Role)
 
@@ -71,7 +71,7 @@ class ApiKeyController(Controller):
         opt=IDEMPOTENT,
         responses=problem_responses(400, 401, 403, 404, 422),
     )
-    async def revoke(self, request: Request[Identity, Any, Any], prefix: FromPath[str]) -> ApiKeyOut:
+    async def revoke(self, request: Request[Identity, Any, Any], prefix: CodePath) -> ApiKeyOut:
         """Revoke an API key of your organisation (a regulator: any key). It stops working at once on this server
         and within the key cache's lifetime on the others; revoking again answers the first revocation."""
         who = request.user
@@ -111,7 +111,7 @@ class UserController(Controller):
         opt=IDEMPOTENT,
         responses=problem_responses(400, 401, 403, 404, 422),
     )
-    async def unlock(self, request: Request[Identity, Any, Any], username: FromPath[str]) -> UnlockOut:
+    async def unlock(self, request: Request[Identity, Any, Any], username: NamePath) -> UnlockOut:
         """Lift a staff user's sign-in lock and clear the count of wrong passwords (an administrator: the regulator;
         audited as `user.unlock`). A lock on a client address is not lifted: it ends by itself."""
         who = request.user

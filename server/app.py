@@ -14,7 +14,7 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.plugins.prometheus import PrometheusController
 
 from core.audit import checkpoints_for, make_flusher
@@ -31,6 +31,7 @@ from core.http import (
 )
 from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
+from core.schema import CodePath, Name, Note
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
@@ -66,8 +67,9 @@ class MetricsController(PrometheusController):
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    password: str
+    username: Name
+    # A password is bounded like any text: an unbounded one would only make the hasher work.
+    password: Note
 
 
 class TokenOut(msgspec.Struct):
@@ -109,7 +111,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 
 @get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404))
-async def problem_type(slug: FromPath[str]) -> dict[str, Any]:
+async def problem_type(slug: CodePath) -> dict[str, Any]:
     p = CATALOGUE.get(slug)
     if p is None:
         raise AppError("not-found", "No such problem type.")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from sqlalchemy import or_, select, update
 
 from core.db import UnitOfWork
@@ -33,7 +33,8 @@ from core.webhooks import (
 SEQ_MAX = 2**53
 # Everyone but the auditor (who reads, and registers nothing) may receive its organisation's events.
 RECEIVERS = tuple(r for r in Role if r is not Role.AUDITOR)
-EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
+EVENT_TYPE_MAX = 60
+EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=EVENT_TYPE_MAX)]
 
 
 class EventOut(msgspec.Struct, kw_only=True):
@@ -48,7 +49,14 @@ class EventOut(msgspec.Struct, kw_only=True):
 
 class CreateEndpoint(Req):
     url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-    event_types: Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EVENT_TYPES) + 1)]
+    event_types: Annotated[
+        list[EventType],
+        msgspec.Meta(
+            min_length=1,
+            max_length=len(EVENT_TYPES) + 1,
+            extra_json_schema={"extra": {"items": {"type": "string", "minLength": 1, "maxLength": EVENT_TYPE_MAX}}},
+        ),
+    ]
     description: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
@@ -119,7 +127,7 @@ class EventsController(Controller):
         self,
         request: Request[Identity, Any, Any],
         after: Annotated[int, QueryParameter(ge=0, le=SEQ_MAX)] = 0,
-        type: FromQuery[EventType | None] = None,
+        type: Annotated[str | None, QueryParameter(min_length=1, max_length=EVENT_TYPE_MAX)] = None,
         organisation_id: Annotated[int | None, QueryParameter(ge=1, le=2**31 - 1)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> list[EventOut]:

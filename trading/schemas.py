@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from core.schema import Amount, Id, Req
+from core.schema import Amount, Id, Note, OptAmount, Req
 
 Bps = Annotated[int, msgspec.Meta(ge=0, le=5000)]
 FeeBps = Annotated[int, msgspec.Meta(ge=0, le=1000)]
@@ -31,10 +31,10 @@ class CreateMarket(Req):
     taker_fee_bps: FeeBps = 0
     maker_fee_bps: FeeBps = 0
     # Largest order on the book, in display units; the national listed agreement rule is "under 100,000".
-    quantity_max: Amount | None = None
+    quantity_max: OptAmount = None
     # Price step in yuan (national rule: 0.01) and quantity step in display units (national rule: 1 base unit).
     tick: Amount = "0.01"
-    lot: Amount | None = None
+    lot: OptAmount = None
     stp: Literal["cancel-taker", "cancel-maker", "cancel-both"] = "cancel-taker"
 
 
@@ -44,7 +44,7 @@ class PlaceOrder(Req):
     side: Literal["buy", "sell"]
     quantity: Amount
     kind: Literal["limit", "market", "ioc", "fok"] = "limit"
-    price: Amount | None = None
+    price: OptAmount = None
     # Listed mode (摘牌): take this listing of the other side at its price; `price` must then be omitted.
     listing_id: Id | None = None
 
@@ -67,10 +67,10 @@ class CreateAuction(Req):
     type: Literal["primary", "one-way"]
     volume: Amount
     account_id: Id | None = None
-    floor_price: Amount | None = None
-    ceiling_price: Amount | None = None
+    floor_price: OptAmount = None
+    ceiling_price: OptAmount = None
     pricing: Literal["uniform", "pay-as-bid"] = "uniform"
-    reserve_price: Amount | None = None
+    reserve_price: OptAmount = None
     bidder_cap_bps: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = 2500
 
 
@@ -100,7 +100,7 @@ class CloseDay(Req):
 
     trade_date: dt.date | None = None
     early_close: bool = False
-    reason: str = ""
+    reason: Note = ""
 
 
 class MarketOut(msgspec.Struct, kw_only=True):

@@ -16,7 +16,7 @@ from core.csvfile import csv_response
 from core.errors import AppError, InvalidInput
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow, problem_responses, request_key
 from core.identity import Identity, Role
-from core.schema import IdPath
+from core.schema import MAX_ID, IdPath
 from registry.compliance import (
     allocation,
     calendars,
@@ -208,7 +208,7 @@ class ReportController(Controller):
         self,
         request: Request[Identity, Any, Any],
         period_id: IdPath,
-        filename: FromQuery[str | None] = None,
+        filename: Annotated[str | None, Parameter(query="filename", max_length=255)] = None,
     ) -> s.UploadOut:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
@@ -327,7 +327,7 @@ class SettlementController(Controller):
         self,
         request: Request[Identity, Any, Any],
         period_id: IdPath,
-        status: Annotated[str | None, Parameter(query="status", pattern="^[ABC]$")] = None,
+        status: Annotated[str | None, Parameter(query="status", pattern="^[ABC]$", max_length=1)] = None,
         city: Annotated[str | None, Parameter(query="city", max_length=8)] = None,
         limit: Annotated[int, Parameter(query="limit", ge=1, le=1000)] = 100,
         offset: Annotated[int, Parameter(query="offset", ge=0, le=10_000_000)] = 0,
@@ -395,7 +395,9 @@ class SettlementController(Controller):
         responses=READ_PROBLEMS,
     )
     async def fines(
-        self, request: Request[Identity, Any, Any], period_id: FromQuery[int | None] = None
+        self,
+        request: Request[Identity, Any, Any],
+        period_id: Annotated[int | None, Parameter(query="period_id", ge=1, le=MAX_ID)] = None,
     ) -> list[s.FineOut]:
         return await results.list_fines(ctx(request), period_id)
 

@@ -13,23 +13,45 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Amount = str | int
+from core.schema import (
+    FREE_KEYS_MAX,
+    ROWS_MAX,
+    Amount,
+    Bps,
+    Code,
+    FreeObject,
+    Id,
+    IdList,
+    Name,
+    Note,
+    NoteList,
+    OptAmount,
+    Reference,
+    Req,
+    Year,
+    YearList,
+    int_range,
+)
 
-
-class Req(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
+# Event dates of a notice by event name (at most FREE_KEYS_MAX).
+EventDates = Annotated[
+    dict[Code, dt.date],
+    msgspec.Meta(max_length=FREE_KEYS_MAX, extra_json_schema={"extra": {"maxProperties": FREE_KEYS_MAX}}),
+]
+# The multiplier of a missed surrender (registry.domain.settlement checks its own range).
+Multiplier = Annotated[int, int_range(0, 1000)]
 
 
 # ---------------------------------------------------------------- schemes and periods
 
 
 class CreateScheme(Req):
-    code: str
-    name: str
+    code: Code
+    name: Name
     kind: Literal["carbon", "energy", "discharge", "green_power"]
     cea_scheme: Literal["national", "provincial"] | None = None
     # A calendar template in `registry.domain.calendar.template_from_dict` shape; the default by kind otherwise.
-    calendar: dict[str, Any] | None = None
+    calendar: FreeObject | None = None
 
 
 class SchemeOut(msgspec.Struct, kw_only=True):
@@ -44,17 +66,17 @@ class SchemeOut(msgspec.Struct, kw_only=True):
 
 
 class CreatePeriod(Req):
-    scheme_id: int
-    year: int
-    code: str | None = None
+    scheme_id: Id
+    year: Year
+    code: Code | None = None
     # Event dates set by the authority's notice for this period, e.g. {"surrender_deadline": "2026-12-31"}.
-    overrides: dict[str, dt.date] = msgspec.field(default_factory=dict)
-    eligible_vintages: list[int] | None = None
-    eligible_offset_vintages: list[int] | None = None
-    offset_cap_bps: int | None = None
+    overrides: EventDates = msgspec.field(default_factory=dict)
+    eligible_vintages: YearList | None = None
+    eligible_offset_vintages: YearList | None = None
+    offset_cap_bps: Bps | None = None
     late_until: dt.date | None = None
-    multiplier_k: int | None = None
-    region: str | None = None
+    multiplier_k: Multiplier | None = None
+    region: Code | None = None
 
 
 class UpdatePeriodDates(Req):
@@ -62,9 +84,9 @@ class UpdatePeriodDates(Req):
     end of the correction window. `legal_basis` is the notice (文号) that makes the change, `note` why; both are
     required, audited, and sent to every obligated enterprise (event `compliance.calendar_changed`)."""
 
-    overrides: Annotated[dict[str, dt.date], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=dict)
+    overrides: EventDates = msgspec.field(default_factory=dict)
     late_until: dt.date | None = None
-    legal_basis: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    legal_basis: Reference = ""
     note: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
@@ -114,14 +136,14 @@ class CalendarOut(msgspec.Struct, kw_only=True):
 
 class SetReferencePrice(Req):
     price_yuan: Amount
-    note: str = ""
+    note: Note = ""
 
 
 class RegisterObligations(Req):
-    enterprise_ids: list[int]
-    pollutant: str | None = None
+    enterprise_ids: IdList
+    pollutant: Code | None = None
     # Green-power schemes only: the consumption quota in MWh that each named enterprise must prove.
-    quota: Amount | None = None
+    quota: OptAmount = None
 
 
 class ObligationOut(msgspec.Struct, kw_only=True):
@@ -156,12 +178,12 @@ class EnterpriseObligationOut(msgspec.Struct, kw_only=True):
 
 
 class OrderForcedSurrender(Req):
-    enterprise_id: int
+    enterprise_id: Id
     quantity: Amount
 
 
 class FundReserve(Req):
-    instrument_id: int
+    instrument_id: Id
     quantity: Amount
 
 
@@ -173,24 +195,24 @@ class ReportLine(Req):
     discharge `{pollutant, quantity, unit}`."""
 
     quantity: Amount
-    unit: str
-    line_type: str | None = None
-    item: str | None = None
-    pollutant: str | None = None
+    unit: Code
+    line_type: Code | None = None
+    item: Code | None = None
+    pollutant: Code | None = None
 
 
 class SubmitReport(Req):
-    lines: list[ReportLine]
-    enterprise_id: int | None = None
-    note: str = ""
+    lines: Annotated[list[ReportLine], msgspec.Meta(max_length=ROWS_MAX)]
+    enterprise_id: Id | None = None
+    note: Note = ""
 
 
 class VerifyReport(Req):
     decision: Literal["verify", "correct"]
     # The version the verifier read; refused (409) if the enterprise submitted a newer one meanwhile.
-    version: int
-    lines: list[ReportLine] | None = None
-    note: str = ""
+    version: Id
+    lines: Annotated[list[ReportLine], msgspec.Meta(max_length=ROWS_MAX)] | None = None
+    note: Note = ""
 
 
 class ReportVersionOut(msgspec.Struct, kw_only=True):
@@ -229,32 +251,32 @@ class UploadOut(msgspec.Struct, kw_only=True):
 
 
 class BenchmarkLineIn(Req):
-    label: str
-    benchmark: str
-    output: str
-    corrections: list[str] = msgspec.field(default_factory=list)
+    label: Name
+    benchmark: Code
+    output: Code
+    corrections: NoteList = msgspec.field(default_factory=list)
 
 
 class AllocationLineIn(Req):
-    enterprise_id: int
-    account_id: int | None = None
-    quantity: Amount | None = None
-    benchmark_lines: list[BenchmarkLineIn] | None = None
-    previous_verified: Amount | None = None
+    enterprise_id: Id
+    account_id: Id | None = None
+    quantity: OptAmount = None
+    benchmark_lines: Annotated[list[BenchmarkLineIn], msgspec.Meta(max_length=64)] | None = None
+    previous_verified: OptAmount = None
 
 
 class UploadAllocationTable(Req):
     kind: Literal["pre_allocation", "allocation", "true_up"]
-    instrument_id: int
-    lines: list[AllocationLineIn]
-    note: str = ""
+    instrument_id: Id
+    lines: Annotated[list[AllocationLineIn], msgspec.Meta(max_length=ROWS_MAX)]
+    note: Note = ""
 
 
 class Decision(Req):
     """A second person's decision: approve or reject, always said explicitly (a reason is required to reject)."""
 
     decision: Literal["approve", "reject"]
-    reason: str = ""
+    reason: Note = ""
 
 
 class AllocationLineOut(msgspec.Struct, kw_only=True):

@@ -24,6 +24,7 @@ from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput, NotFound
 from core.identity import Identity
 from core.models import LedgerAccount
+from core.schema import Code, Note
 from registry.domain import checks
 from registry.models import Instrument, RegistryAccount
 from registry.service import OWNER
@@ -61,8 +62,8 @@ class AlertOut(msgspec.Struct, kw_only=True):
 
 
 class ResolveAlert(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    status: str
-    note: str
+    status: Code
+    note: Note
 
 
 class ScanOut(msgspec.Struct, kw_only=True):

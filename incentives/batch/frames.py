@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from incentives.batch.arith import I64, Arr
-from incentives.domain.arith import BP, MAX_FEN, MILLI, parse_milli
-from incentives.domain.facts import FACTS, MILLI_LIMIT, FactSpec
+from incentives.domain.arith import MILLI, MILLI_TEXT_MAX, parse_milli
+from incentives.domain.facts import FACTS, INT_LIMITS, MILLI_LIMIT, FactSpec
 from incentives.domain.rules import Programme
 
 PASSTHROUGH = ("enterprise_id", "city", "year")
@@ -103,12 +103,6 @@ def _date_keys(series: pd.Series, name: str) -> tuple[Arr, Arr]:
     return keys, present
 
 
-def _limits(spec: FactSpec) -> tuple[int, int]:
-    return {
-        "fen": (0, MAX_FEN), "count": (0, 10**12), "bp": (0, BP), "year": (1900, 2200), "int": (-(10**12), 10**12),
-    }[spec.kind]
-
-
 def _int_column(series: pd.Series, spec: FactSpec, problems: list[str]) -> tuple[Arr, Arr]:
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
@@ -125,7 +119,7 @@ def _int_column(series: pd.Series, spec: FactSpec, problems: list[str]) -> tuple
     present = series.notna().to_numpy()
     values = series.to_numpy(dtype=I64, na_value=0) if present.size and not present.all() else series.to_numpy(
         dtype=I64)
-    low, high = _limits(spec)
+    low, high = INT_LIMITS[spec.kind]
     bad_rows = present & ((values < low) | (values > high))
     if bad_rows.any():
         problems.append(f"{spec.name}: rows {np.flatnonzero(bad_rows)[:5].tolist()} are outside {low}..{high}")
@@ -177,7 +171,8 @@ def _milli_column(series: pd.Series, spec: FactSpec, problems: list[str]) -> tup
             values[i] = value
     if bad.any():
         problems.append(f"{spec.name}: rows {series.index[bad][:5].tolist()} are not exact decimals with at most 3 "
-                        "decimals (text such as \"99.5\" or integers; floats are never rounded)")
+                        f"decimals and {MILLI_TEXT_MAX} characters (text such as \"99.5\" or integers; floats "
+                        "are never rounded)")
         return np.zeros(n, dtype=I64), np.zeros(n, dtype=bool)
     return values, present
 
@@ -209,6 +204,10 @@ def _str_column(series: pd.Series, spec: FactSpec, problems: list[str]) -> tuple
         categories = [str(c) for c in categories]
     codes = np.asarray(cat.codes, dtype=I64)
     present = codes >= 0
+    too_long = np.asarray([len(c) > spec.text_max for c in categories], dtype=bool)
+    if too_long.any():
+        rows = np.flatnonzero(present & too_long[np.where(present, codes, 0)])[:5].tolist()
+        problems.append(f"{spec.name}: rows {rows} are longer than {spec.text_max} characters")
     return StrCol(codes=codes, categories=[c.strip() for c in categories]), present
 
 

@@ -109,6 +109,9 @@ the exact integer of thousandths of its unit (99500), never as a float."""
 
 MILLI_DECIMALS = 3
 
+MILLI_TEXT_MAX = 32
+"""The longest decimal text accepted ("-1000000000000.000" is 18 characters; trailing zeros have room)."""
+
 _MILLI_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
@@ -116,7 +119,8 @@ def parse_milli(raw: object) -> int:
     """The exact thousandths of a decimal given as an int, a `Decimal` or a decimal string ("99.5", "-0.25",
     "117.000"); raises ValueError otherwise. A float is refused even when it looks exact: a JSON number with a
     fraction has already been rounded to binary, so the caller must send the decimal as text. More than three
-    decimals are refused unless they are zeros ("100.0010" is 100.001), never rounded."""
+    decimals are refused unless they are zeros ("100.0010" is 100.001), never rounded; a text longer than
+    MILLI_TEXT_MAX characters is refused ("long")."""
     if isinstance(raw, bool):
         raise ValueError("type")
     if isinstance(raw, float):
@@ -124,6 +128,8 @@ def parse_milli(raw: object) -> int:
     if isinstance(raw, int):
         return raw * MILLI
     if isinstance(raw, str):
+        if len(raw) > MILLI_TEXT_MAX:
+            raise ValueError("long")
         text = raw.strip()
         if not _MILLI_TEXT.fullmatch(text):
             raise ValueError("text")

@@ -16,12 +16,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from incentives.domain.arith import BP, MAX_FEN, format_milli, parse_milli
+from incentives.domain.arith import BP, MAX_FEN, MILLI_TEXT_MAX, format_milli, parse_milli
 
 FACT_KINDS = ("fen", "count", "int", "milli", "bp", "year", "bool", "date", "str")
 
-MILLI_LIMIT = 10**15
+INT_LIMIT = 10**12
+"""The largest count or plain integer fact accepted (and, in units, the largest decimal fact)."""
+MILLI_LIMIT = INT_LIMIT * 1000
 """The largest decimal fact accepted, in thousandths (10¹² of its unit, the range of an `int` fact)."""
+YEAR_MIN, YEAR_MAX = 1900, 2200
+
+INT_LIMITS: dict[str, tuple[int, int]] = {
+    "fen": (0, MAX_FEN),
+    "count": (0, INT_LIMIT),
+    "bp": (0, BP),
+    "year": (YEAR_MIN, YEAR_MAX),
+    "int": (-INT_LIMIT, INT_LIMIT),
+}
+"""The inclusive range of each integer kind: the scalar check, the vector path and the batch schema use it."""
+
+CODE_MAX = 64
+"""The longest text fact (a catalogue item, a key, a grade, a list of policy years), in characters."""
+TEXT_MAX = 200
+"""The longest descriptive text fact (the method of an estimate), in characters."""
 
 FactValue = int | bool | str | date | None
 
@@ -44,6 +61,8 @@ class FactSpec:
     unit: str
     description: str
     default: FactValue | _Required = REQUIRED
+    text_max: int = CODE_MAX
+    """The longest value of a text fact, in characters (counted as sent, before blanks are stripped)."""
 
     @property
     def required(self) -> bool:
@@ -69,8 +88,9 @@ class FactsError(ValueError):
         super().__init__("; ".join(f"{k}: {m}" for k, m in self.problems))
 
 
-def _f(name: str, kind: str, unit: str, description: str, default: FactValue | _Required = REQUIRED) -> FactSpec:
-    return FactSpec(name, kind, unit, description, default)
+def _f(name: str, kind: str, unit: str, description: str, default: FactValue | _Required = REQUIRED, *,
+       text_max: int = CODE_MAX) -> FactSpec:
+    return FactSpec(name, kind, unit, description, default, text_max)
 
 
 SPECS: tuple[FactSpec, ...] = (
@@ -190,7 +210,8 @@ SPECS: tuple[FactSpec, ...] = (
     _f("carbon_open_shortfall_t", "count", "tCO2e", "open compliance shortfall from the registry (0 = none)", 0),
     _f("baseline_emissions_t", "count", "tCO2e", "annual emissions without the project (estimate)", 0),
     _f("project_emissions_t", "count", "tCO2e", "annual emissions with the project (estimate)", 0),
-    _f("co2_method", "str", "", "method of the CO2 reduction estimate (methodology or standard)", ""),
+    _f("co2_method", "str", "", "method of the CO2 reduction estimate (methodology or standard)", "",
+       text_max=TEXT_MAX),
     _f("carbon_tool_field", "str", "", "field of the carbon reduction support tool: clean_energy, "
        "energy_saving_environmental, carbon_reduction_technology"),
     _f("lender_eligible", "bool", "", "the lending bank is a financial institution covered by the tool"),
@@ -207,6 +228,8 @@ def _check(spec: FactSpec, raw: object) -> tuple[FactValue, str | None]:
     if kind == "str":
         if not isinstance(raw, str):
             return None, "must be text"
+        if len(raw) > spec.text_max:
+            return None, f"must be at most {spec.text_max} characters"
         return raw.strip(), None
     if kind == "date":
         if isinstance(raw, datetime):
@@ -228,6 +251,8 @@ def _check(spec: FactSpec, raw: object) -> tuple[FactValue, str | None]:
                               "with a fraction arrives as a binary float and is never rounded)")
             if str(exc) == "decimals":
                 return None, "has more than 3 decimals (never rounded)"
+            if str(exc) == "long":
+                return None, f"must be at most {MILLI_TEXT_MAX} characters"
             return None, 'must be a decimal number such as "99.5" or 100 (digits, an optional sign and point)'
         if not -MILLI_LIMIT <= milli <= MILLI_LIMIT:
             return None, "is out of range"
@@ -235,17 +260,18 @@ def _check(spec: FactSpec, raw: object) -> tuple[FactValue, str | None]:
     # Integer kinds. A float is refused even when whole: money is never a float in this house.
     if isinstance(raw, bool) or not isinstance(raw, int):
         return None, "must be a whole number (integer of its unit)"
-    if kind == "fen" and not 0 <= raw <= MAX_FEN:
+    low, high = INT_LIMITS[kind]
+    if low <= raw <= high:
+        return raw, None
+    if kind == "fen":
         return None, f"must be between 0 and {MAX_FEN} fen"
-    if kind == "count" and not 0 <= raw <= 10**12:
-        return None, "must be a whole number >= 0"
-    if kind == "bp" and not 0 <= raw <= BP:
-        return None, "must be between 0 and 10000 basis points"
-    if kind == "year" and not 1900 <= raw <= 2200:
-        return None, "must be a year between 1900 and 2200"
-    if kind == "int" and not -(10**12) <= raw <= 10**12:
-        return None, "is out of range"
-    return raw, None
+    if kind == "count":
+        return None, f"must be a whole number between 0 and {INT_LIMIT}"
+    if kind == "bp":
+        return None, f"must be between 0 and {BP} basis points"
+    if kind == "year":
+        return None, f"must be a year between {YEAR_MIN} and {YEAR_MAX}"
+    return None, "is out of range"
 
 
 def fact_json(name: str, value: FactValue) -> object:

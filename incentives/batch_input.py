@@ -17,8 +17,10 @@ import pandas as pd
 
 from core.errors import AppError
 from core.quantity import parse_money_fen
+from core.schema import YEAR_MAX, YEAR_MIN
 from incentives import schemas as s
 from incentives._common import batch_problem
+from incentives.batch import PASSTHROUGH
 from incentives.domain.facts import FACTS
 
 INT_KINDS = s.INT_KINDS
@@ -45,11 +47,38 @@ def _bad_rows(series: pd.Series, regex: str) -> list[int]:
     return _problem_rows(~ok.to_numpy(dtype=bool))
 
 
+# The passthrough text columns and their longest value, as the JSON records bound them (schemas.BatchRecord);
+# the fact columns are bounded by the vector path (incentives.batch.frames), as the scalar path bounds them.
+PASSTHROUGH_TEXT_MAX = {"enterprise_id": s.ENTERPRISE_TEXT_MAX, "city": s.CITY_MAX}
+
+
+def _passthrough(name: str, series: pd.Series, problems: list[str]) -> pd.Series | None:
+    """The passthrough columns of a CSV: `enterprise_id` and `city` texts of bounded length, `year` a year."""
+    if name == "year":
+        if not (_only_chars(series, "0-9") and (series.isna() | series.str.len().le(4)).all()):
+            problems.append(f"year: rows {_bad_rows(series, '[0-9]{4}')} are not years (four digits)")
+            return None
+        years = series.astype("Int64")
+        bad = (years.notna() & ((years < YEAR_MIN) | (years > YEAR_MAX))).to_numpy(dtype=bool)
+        if bad.any():
+            problems.append(f"year: rows {_problem_rows(bad)} are not years between {YEAR_MIN} and {YEAR_MAX}")
+            return None
+        return years
+    longest = PASSTHROUGH_TEXT_MAX[name]
+    too_long = series.str.len().gt(longest).to_numpy(dtype=bool)  # a blank cell (NaN) is never longer
+    if too_long.any():
+        problems.append(f"{name}: rows {_problem_rows(too_long)} are longer than {longest} characters")
+        return None
+    return series
+
+
 def _convert_column(name: str, series: pd.Series, problems: list[str]) -> pd.Series | None:
     """A text column of a CSV to the dtype of its fact (None: the column is empty and is dropped)."""
     present = series.notna().to_numpy()
     if not present.any():
         return None
+    if name in PASSTHROUGH:
+        return _passthrough(name, series, problems)
     if name in s.YUAN_ALIASES:
         ok = series.isna() | series.str.fullmatch(_YUAN_TEXT)
         if not ok.all():
@@ -60,7 +89,7 @@ def _convert_column(name: str, series: pd.Series, problems: list[str]) -> pd.Ser
         whole = parts[0].astype("Int64")
         cents = parts[1].fillna("").str.ljust(2, "0") if 1 in parts.columns else pd.Series("00", index=series.index)
         return whole * 100 + cents.where(present, None).astype("Int64")
-    kind = "date" if name == "on" else ("int" if name == "year" else (FACTS[name].kind if name in FACTS else "str"))
+    kind = "date" if name == "on" else FACTS[name].kind
     if kind in INT_KINDS:
         # Digits and a minus sign only: "1.0", "1e3", "+1" and blanks are refused, never rounded or trimmed.
         converted: pd.Series | None = None
@@ -70,9 +99,8 @@ def _convert_column(name: str, series: pd.Series, problems: list[str]) -> pd.Ser
             except (ValueError, TypeError, OverflowError):
                 converted = None
         if converted is None:
-            unit = FACTS[name].unit if name in FACTS else "the unit"
             problems.append(f"{name}: rows {_bad_rows(series, _INT_TEXT)} are not whole numbers "
-                            f"(integers of {unit}; never rounded)")
+                            f"(integers of {FACTS[name].unit}; never rounded)")
         return converted
     if kind == "bool":
         ok = series.isna() | series.isin(list(_BOOL_TEXT))

@@ -13,9 +13,11 @@ from typing import Annotated, Any
 
 import msgspec
 
-from core.schema import FreeObject, Id, Req
+from core.quantity import format_amount
+from core.schema import CODE_MAX, MAX_ID, NAME_MAX, FreeObject, Id, Req, Year, int_range
 from incentives.batch import PASSTHROUGH
-from incentives.domain.facts import FACTS
+from incentives.domain.arith import MAX_FEN, MILLI_TEXT_MAX
+from incentives.domain.facts import FACTS, INT_LIMIT, INT_LIMITS
 
 MAX_BATCH_ROWS = 200_000
 """A limit on everything: one batch or reform population has at most this many rows."""
@@ -62,20 +64,45 @@ YUAN_ALIASES: dict[str, str] = {
 """Yuan-string aliases accepted at the edge for every money fact: alias → engine fact name."""
 
 
+YUAN_TEXT_MAX = len(format_amount(MAX_FEN, 2))
+"""The longest yuan text of a money fact ("1000000000000.00", MAX_FEN): no leading zeros, at most 2 decimals."""
+ENTERPRISE_TEXT_MAX = CODE_MAX
+"""A batch row's `enterprise_id` as text (a unified social credit code has 18 characters)."""
+CITY_MAX = NAME_MAX
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[str, msgspec.Meta(max_length=max_length)]
+
+
+def _text_or_int(max_length: int, low: int, high: int) -> Any:
+    """An optional text-or-integer cell with both arms bounded, the arms' bounds stated for the document
+    (Litestar leaves out the bounds of a union's arms)."""
+    arms = [{"type": "string", "maxLength": max_length}, {"type": "integer", "minimum": low, "maximum": high},
+            {"type": "null"}]
+    return Annotated[
+        _text(max_length) | Annotated[int, msgspec.Meta(ge=low, le=high)] | None,
+        msgspec.Meta(extra_json_schema={"extra": {"oneOf": arms}}),
+    ]
+
+
 def _record_field(name: str) -> tuple[str, Any, None]:
+    """A fact column of a batch record, bounded as the fact check bounds it (incentives.domain.facts): integers
+    by their kind's range, text by the fact's length, decimals by both."""
     spec = FACTS[name]
     kind: Any
     if spec.kind in INT_KINDS:
-        kind = int | None
+        low, high = INT_LIMITS[spec.kind]
+        kind = Annotated[int, int_range(low, high)] | None
     elif spec.kind == "milli":
         # An exact decimal as text ("99.5") or an integer; a JSON float is refused by the strict decoder.
-        kind = str | int | None
+        kind = _text_or_int(MILLI_TEXT_MAX, -INT_LIMIT, INT_LIMIT)
     elif spec.kind == "bool":
         kind = bool | None
     elif spec.kind == "date":
         kind = dt.date | None
     else:
-        kind = str | None
+        kind = _text(spec.text_max) | None
     return (name, kind, None)
 
 
@@ -83,18 +110,19 @@ BatchRecord: Any = msgspec.defstruct(
     "BatchRecord",
     [
         ("on", dt.date | None, None),
-        ("enterprise_id", int | str | None, None),
-        ("city", str | None, None),
-        ("year", int | None, None),
+        ("enterprise_id", _text_or_int(ENTERPRISE_TEXT_MAX, 1, MAX_ID), None),
+        ("city", _text(CITY_MAX) | None, None),
+        ("year", Year | None, None),
         *(_record_field(name) for name in FACTS),
-        *((alias, str | int | None, None) for alias in YUAN_ALIASES),
+        *((alias, _text_or_int(YUAN_TEXT_MAX, 0, MAX_FEN // 100), None) for alias in YUAN_ALIASES),
     ],
     kw_only=True,
     forbid_unknown_fields=True,
     module=__name__,
 )
 """One enterprise-year of a batch: the fact columns, `on`, the passthrough columns and yuan aliases.
-Decoding is strict: a JSON float is never an integer fact, a string never a boolean."""
+Decoding is strict: a JSON float is never an integer fact, a string never a boolean. Every column is bounded
+(and the bounds documented): a cell out of its bound is refused before any work, naming the record and column."""
 
 BATCH_COLUMNS: tuple[str, ...] = tuple(f for f in BatchRecord.__struct_fields__)
 assert set(PASSTHROUGH) <= set(BATCH_COLUMNS)

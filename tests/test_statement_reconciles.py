@@ -20,7 +20,8 @@ shows, and the same from the rows of the statement PDF (its text extracted with 
 (issuance, surrender, retirement, expiry, reserve, freeze), which no route shows, are reconciled the same way from
 the registry's transaction log against the ledger. Every fund account: confirmed deposits − confirmed withdrawals
 (`listFundMovements`) + the trade cash of the organisation's trades (the price and the fees each trade records)
-= the balance `getFundAccount` shows, and the same from the ledger's transfers on that account; the fee account
+= the balance `getFundAccount` shows = the sum of the rows its statement `listFundTransactions` lists, and the same
+from the ledger's transfers on that account; the fee account
 holds the fees, the clearing accounts hold nothing. Every code the walk wrote has a Chinese label on the statement
 and a row in docs/api.md's table of registry transaction codes.
 """
@@ -299,6 +300,24 @@ async def reconcile_funds(w: Walk) -> None:
         )
         assert confirmed + cash[org] == account["balance_fen"] == fund_by_org.get(org, 0), org
         assert account["held_fen"] == 0 and account["available_fen"] == account["balance_fen"]
+        statement = await fund_statement(env, key)
+        assert sum(t["amount_fen"] for t in statement) == account["balance_fen"], org
+        assert {t["code"] for t in statement} <= {"deposit", "withdrawal", "trade"}
+        listed_cash = sum(t["amount_fen"] for t in statement if t["code"] == "trade")
+        assert listed_cash == cash[org], org
+
+
+async def fund_statement(env: Any, key: str) -> list[dict[str, Any]]:
+    """Every row `listFundTransactions` lists for the caller's fund account (all pages)."""
+    rows: list[dict[str, Any]] = []
+    before = None
+    while True:
+        q = f"?limit=5{'' if before is None else f'&before_id={before}'}"
+        page = await _ok(await env.get(f"/api/v1/funds/transactions{q}", key))
+        rows += page["items"]
+        before = page["next_before_id"]
+        if before is None:
+            return rows
 
 
 def documented_codes() -> set[str]:

@@ -327,6 +327,18 @@ class FundController(Controller):
         return await funds.request_fund_movement(ctx(request), request.user, "withdrawal", data, request_key(request))
 
     @get(
+        "/transactions",
+        operation_id="listFundTransactions",
+        guards=[allow(*FUND_HOLDERS)],
+        responses=READ_PROBLEMS,
+        summary="Your fund account statement: every posted movement, signed, newest first; they add up to the balance",
+    )
+    async def transactions(
+        self, request: Request[Identity, Any, Any], limit: Limit = 100, before_id: BeforeId = None
+    ) -> s.FundTransactionPage:
+        return await funds.list_fund_transactions(ctx(request), request.user, limit=limit, before_id=before_id)
+
+    @get(
         "/movements",
         operation_id="listFundMovements",
         guards=[allow(*FUND_HOLDERS, R.BANK, R.AUDITOR)],

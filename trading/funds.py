@@ -7,14 +7,14 @@ it, and another bank's movements read like missing ones.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ledger
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotFound
 from core.identity import Identity, Role
-from core.models import LedgerAccount, LedgerAsset, Organisation
+from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, Organisation
 from core.quantity import parse_money_fen
 from trading import clearing
 from trading import schemas as s
@@ -134,20 +134,24 @@ async def decide_fund_movement(
     return await ctx.db.run(work)
 
 
+async def _fund_row(ses: AsyncSession, organisation_id: int) -> LedgerAccount | None:
+    """The organisation's fund account, None before its first movement."""
+    return (
+        await ses.execute(
+            select(LedgerAccount)
+            .join(LedgerAsset, LedgerAsset.id == LedgerAccount.asset_id)
+            .where(
+                LedgerAsset.code == clearing.CNY,
+                LedgerAccount.owner_kind == clearing.FUND,
+                LedgerAccount.owner_id == organisation_id,
+            )
+        )
+    ).scalar_one_or_none()
+
+
 async def get_fund_account(ctx: TradingContext, who: Identity) -> s.FundAccountOut:
     async def work(uow: UnitOfWork) -> s.FundAccountOut:
-        ses = uow.session
-        row = (
-            await ses.execute(
-                select(LedgerAccount)
-                .join(LedgerAsset, LedgerAsset.id == LedgerAccount.asset_id)
-                .where(
-                    LedgerAsset.code == clearing.CNY,
-                    LedgerAccount.owner_kind == clearing.FUND,
-                    LedgerAccount.owner_id == who.organisation_id,
-                )
-            )
-        ).scalar_one_or_none()
+        row = await _fund_row(uow.session, who.organisation_id)
         posted = 0 if row is None else row.credits_posted - row.debits_posted
         held = 0 if row is None else row.debits_pending
         return s.FundAccountOut(
@@ -160,6 +164,44 @@ async def get_fund_account(ctx: TradingContext, who: Identity) -> s.FundAccountO
             available_fen=posted - held,
             held_fen=held,
         )
+
+    return await ctx.db.read(work)
+
+
+async def list_fund_transactions(
+    ctx: TradingContext, who: Identity, *, limit: int, before_id: int | None
+) -> s.FundTransactionPage:
+    """The caller's fund account statement, newest first: every posted ledger transfer into or out of it (a
+    confirmed deposit or withdrawal, a purchase's price and fee, a sale's price less its fee), so that the amounts
+    listed add up to the balance. Holds are not listed (they show as `held` in `getFundAccount`)."""
+
+    async def work(uow: UnitOfWork) -> s.FundTransactionPage:
+        ses = uow.session
+        account = await _fund_row(ses, who.organisation_id)
+        if account is None:
+            return s.FundTransactionPage(items=[], next_before_id=None)
+        q = select(LedgerTransfer).where(
+            or_(LedgerTransfer.debit_account_id == account.id, LedgerTransfer.credit_account_id == account.id),
+            LedgerTransfer.kind.in_([ledger.POSTED, ledger.POST_PENDING]),  # type: ignore[attr-defined]
+            LedgerTransfer.amount > 0,
+        )
+        if before_id is not None:
+            q = q.where(LedgerTransfer.id < before_id)
+        rows = (await ses.execute(q.order_by(LedgerTransfer.id.desc()).limit(limit + 1))).scalars().all()  # type: ignore[union-attr]
+        items = []
+        for t in rows[:limit]:
+            signed = t.amount if t.credit_account_id == account.id else -t.amount
+            items.append(
+                s.FundTransactionOut(
+                    id=t.id or 0,
+                    code=t.code,
+                    amount=clearing.yuan(signed),
+                    amount_fen=signed,
+                    ref=t.ref,
+                    at=t.created_at,
+                )
+            )
+        return s.FundTransactionPage(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
 
     return await ctx.db.read(work)
 

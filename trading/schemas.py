@@ -337,6 +337,22 @@ class FundMovementOut(msgspec.Struct, kw_only=True):
     decided_at: dt.datetime | None
 
 
+class FundTransactionOut(msgspec.Struct, kw_only=True):
+    """One posted movement of a fund account, signed: + into it, − out of it."""
+
+    id: int
+    code: str  # deposit, withdrawal, trade (a purchase's price and fee, or a sale's price less its fee)
+    amount: str
+    amount_fen: int
+    ref: str | None  # what moved it: fund:<movement>, trade:<trade>, order:<order>, bid:<bid>, block:<block trade>
+    at: dt.datetime
+
+
+class FundTransactionPage(msgspec.Struct, kw_only=True):
+    items: list[FundTransactionOut]
+    next_before_id: int | None
+
+
 class ClosedMarketOut(msgspec.Struct, kw_only=True):
     instrument_id: int
     close: str

@@ -59,7 +59,7 @@ def _one(conn: Connection, sql: str, **params: object) -> object:
 
 
 def _check_role(conn: Connection, role: str, schema: str) -> None:
-    row = conn.execute(text("SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = :r"), {"r": role}).one_or_none()
+    row = conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": role}).one_or_none()
     if row is None:
         raise GrantRefused(
             f"no role {role!r}: create it first, e.g. CREATE ROLE {role} LOGIN PASSWORD '...' (docs/operations.md)"

@@ -1,4 +1,4 @@
-"""The `greenrights` command: serve, db upgrade, apikey create|revoke, user create|unlock, audit verify|reconcile,
+"""The `greenrights` command: serve, db upgrade|grant, apikey create|revoke, user create|unlock, audit verify|reconcile,
 calendar, demo, scheduler."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import datetime as dt
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -251,6 +252,7 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
     from core.db import is_sqlite
     from core.observability import configure_logging
     from core.secrets import jwt_secrets
+    from server.app_role import warn_if_privileged
     from server.migrate import schema_problem
 
     s = get_settings()
@@ -280,6 +282,7 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             flush=True,
         )
     configure_logging(s.log_json)
+    warn_if_privileged(s.database_url, logging.getLogger("greenrights.startup"), "serve")
     base = f"http://{host}:{port}"
     print(f"greenrights: workbench at {base}/ , API docs at {base}/schema/swagger", flush=True)
     uvicorn.run(
@@ -303,7 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="uvicorn worker processes, each with its own connection pool (PostgreSQL only; SQLite serves with one)",
     )
     p_db = sub.add_parser("db", help="database maintenance")
-    p_db.add_argument("action", choices=["upgrade"])
+    p_db.add_argument(
+        "action",
+        choices=["upgrade", "grant"],
+        help="upgrade: run the migrations (as the schema's owner); grant ROLE: give a PostgreSQL login role that owns "
+        "nothing exactly the app's privileges (append-only tables without UPDATE/DELETE), idempotently",
+    )
+    p_db.add_argument("role", nargs="?", default=None, metavar="ROLE", help="grant: the application's role")
     p_key = sub.add_parser("apikey", help="API keys for machine clients")
     p_key.add_argument("action", choices=["create", "revoke"])
     p_key.add_argument("prefix", nargs="?", default=None, help="revoke: the key's prefix (the 12 characters after gr_)")
@@ -343,6 +352,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.cmd == "serve":
         return _serve(args.host, args.port, args.workers)
+    if args.cmd == "db" and args.action == "grant":
+        from server.app_role import GrantRefused, grant
+
+        if not args.role:
+            print("greenrights db grant ROLE: name the application's role", file=sys.stderr)
+            return 2
+        try:
+            lines = grant(get_settings().database_url, args.role)
+        except GrantRefused as exc:
+            print(f"greenrights db grant: {exc}", file=sys.stderr)
+            return 1
+        for line in lines:
+            print(line)
+        return 0
     if args.cmd == "db":
         db_upgrade()
         print("database upgraded")
@@ -437,7 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"greenrights scheduler: {problem}", file=sys.stderr)
             return 1
 
+        from server.app_role import warn_if_privileged
+
         configure_logging(get_settings().log_json)
+        warn_if_privileged(get_settings().database_url, logging.getLogger("greenrights.startup"), "scheduler")
         asyncio.run(_run_scheduler())
         return 0
     if args.cmd == "demo":

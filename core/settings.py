@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = 600
     # The scheduler runs inside `greenrights serve` for the single-machine default.
     scheduler_embedded: bool = True
+    # How long a claimed job run is the claimer's (scheduler/runs.py; nothing renews it): after a scheduler dies, the
+    # next one takes its run over once this has passed. Keep it longer than the longest job run (docs/operations.md).
+    scheduler_lease_s: int = Field(default=600, ge=1, le=86_400)
+    # Obligations settled per transaction by the settlement job; unset, the dated parameter `settlement_batch_size`.
+    settlement_batch_size: int | None = Field(default=None, ge=1, le=100_000)
     pdf_font_path: str | None = None
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32

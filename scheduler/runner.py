@@ -1,9 +1,12 @@
 """APScheduler 3.11 wiring: triggers for daily jobs and sweeps, date triggers from the compliance calendars, and
 a catch-up of past-due calendar events at start. Every fire goes through `JobRuns.run`, so a double fire or a
-second scheduler process has no second effect."""
+second scheduler process has no second effect. A fire skipped because another owner's lease holds the run (a
+scheduler that died mid-job, or one still running) is tried again when that lease ends, so a restarted scheduler
+takes over a dead run then, not at the next calendar sync."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 import uuid
@@ -16,10 +19,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from core.audit import link_pending
 from core.clock import SHANGHAI, business_date
+from core.settings import get_settings
 from scheduler.jobs import JobDef, Services, all_jobs
 from scheduler.runs import JobRuns, Outcome
 
 AUDIT_LINK_INTERVAL_S = 1
+# A run held by another owner's lease is tried again this long after the lease ends.
+RETRY_AFTER_LEASE_S = 1
 log = logging.getLogger("greenrights.scheduler")
 
 
@@ -29,7 +35,8 @@ class Scheduler:
         self.db = services["db"]
         self.clock = services["clock"]
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        self.runs = JobRuns(self.db, self.clock, self.owner)
+        settings = services.get("settings") or get_settings()
+        self.runs = JobRuns(self.db, self.clock, self.owner, lease_s=settings.scheduler_lease_s)
         self.jobs = all_jobs()
         self.aps: AsyncIOScheduler | None = None
 
@@ -51,9 +58,29 @@ class Scheduler:
         try:
             outcome = await self.fire(name, period_key)
             if outcome.ran:
-                log.info("job %s[%s] done: %s", name, outcome.period_key, outcome.result)
+                log.info("job %s[%s] done (%s): %s", name, outcome.period_key, outcome.reason, outcome.result)
+            self.retry_after_lease(outcome)
         except Exception:
             log.exception("job %s[%s] failed; the next fire takes it over", name, period_key)
+
+    def retry_after_lease(self, outcome: Outcome) -> None:
+        """When another owner's lease kept this fire from running, fire again once that lease has ended: if its owner
+        died, this scheduler takes the run over then; if it finished, the retry finds it done."""
+        if outcome.ran or outcome.busy_until is None or self.aps is None or not self.aps.running:
+            return
+        # APScheduler waits on the wall clock; the lease is on the scheduler's clock: wait out what is left of it.
+        left = max(outcome.busy_until - self.clock.now(), dt.timedelta(0))
+        at = dt.datetime.now(dt.UTC) + left + dt.timedelta(seconds=RETRY_AFTER_LEASE_S)
+        self.aps.add_job(
+            self._safe_fire,
+            DateTrigger(run_date=at),
+            args=[outcome.job, outcome.period_key],
+            id=f"retry:{outcome.job}:{outcome.period_key}",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+        log.info("job %s[%s] %s; trying again at %s", outcome.job, outcome.period_key, outcome.reason, at.isoformat())
 
     async def calendar_events(self) -> list[Any]:
         compliance = self.services.get("compliance")
@@ -68,6 +95,9 @@ class Scheduler:
         for ev in await self.calendar_events():
             if ev.at <= now and ev.job in self.jobs:
                 outcome = await self.fire(ev.job, ev.period_key, trigger="catch-up")
+                if outcome.ran:
+                    log.info("job %s[%s] caught up (%s)", ev.job, ev.period_key, outcome.reason)
+                self.retry_after_lease(outcome)
                 count += int(outcome.ran)
         return count
 

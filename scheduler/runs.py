@@ -1,4 +1,8 @@
-"""Claiming, renewing and completing job runs (the database side of exactly-once scheduling)."""
+"""Claiming and completing job runs (the database side of exactly-once scheduling).
+
+A claim holds a lease (`GREENRIGHTS_SCHEDULER_LEASE_S`, default `LEASE_S`) that nothing renews: a run whose owner
+died is taken over by the next claim after the lease, and so is a run still going past it (its items' unique keys
+keep that safe, but it is wasted work: keep the lease longer than the longest run)."""
 
 from __future__ import annotations
 
@@ -27,20 +31,28 @@ class Outcome:
     status: str
     result: dict[str, Any]
     reason: str = ""
+    # Skipped because another owner's lease holds the run: when that lease ends (a take-over is possible then).
+    busy_until: dt.datetime | None = None
 
 
 class JobRuns:
-    def __init__(self, db: Database, clock: Clock, owner: str) -> None:
+    def __init__(self, db: Database, clock: Clock, owner: str, lease_s: int = LEASE_S) -> None:
         self.db = db
         self.clock = clock
         self.owner = owner
+        self.lease_s = lease_s
 
     async def claim(self, job: str, period_key: str, trigger: str) -> tuple[bool, str]:
         """(claimed, reason). Claims a new (job, period), or takes over one whose lease expired or that failed."""
-        now = self.clock.now()
-        lease = now + dt.timedelta(seconds=LEASE_S)
+        claimed, reason, _ = await self._claim(job, period_key, trigger)
+        return claimed, reason
 
-        async def work(uow: UnitOfWork) -> tuple[bool, str]:
+    async def _claim(self, job: str, period_key: str, trigger: str) -> tuple[bool, str, dt.datetime | None]:
+        """`claim`, and the end of the lease that keeps the run from this claimer (None when it is not that)."""
+        now = self.clock.now()
+        lease = now + dt.timedelta(seconds=self.lease_s)
+
+        async def work(uow: UnitOfWork) -> tuple[bool, str, dt.datetime | None]:
             ses = uow.session
             run = (
                 await ses.execute(select(JobRun).where(JobRun.job == job, JobRun.period_key == period_key))
@@ -58,11 +70,11 @@ class JobRuns:
                     )
                 )
                 await ses.flush()
-                return True, "claimed"
+                return True, "claimed", None
             if run.status == "done":
-                return False, "already done"
+                return False, "already done", None
             if run.status == "running" and run.lease_until > now:
-                return False, f"running elsewhere ({run.owner}) until {run.lease_until.isoformat()}"
+                return False, f"running elsewhere ({run.owner}) until {run.lease_until.isoformat()}", run.lease_until
             # Take over a dead or failed run. The condition on the old lease makes two takers race safely.
             taken = await ses.execute(
                 update(JobRun)
@@ -71,12 +83,14 @@ class JobRuns:
                     status="running", owner=self.owner, lease_until=lease, attempts=JobRun.attempts + 1, trigger=trigger
                 )
             )
-            return (taken.rowcount == 1), "taken over" if taken.rowcount == 1 else "lost the take-over race"
+            if taken.rowcount == 1:
+                return True, "taken over", None
+            return False, "lost the take-over race", None
 
         try:
             return await self.db.run(work)
         except IntegrityError:
-            return False, "claimed concurrently by another scheduler"
+            return False, "claimed concurrently by another scheduler", None
 
     async def finish(self, job: str, period_key: str, status: str, result: dict[str, Any]) -> None:
         now = self.clock.now()
@@ -99,9 +113,11 @@ class JobRuns:
     async def run(
         self, job: str, period_key: str, fn: Callable[[], Awaitable[dict[str, Any]]], trigger: str = "schedule"
     ) -> Outcome:
-        claimed, reason = await self.claim(job, period_key, trigger)
+        claimed, reason, busy_until = await self._claim(job, period_key, trigger)
         if not claimed:
-            return Outcome(job, period_key, ran=False, status="skipped", result={}, reason=reason)
+            return Outcome(
+                job, period_key, ran=False, status="skipped", result={}, reason=reason, busy_until=busy_until
+            )
         try:
             result = await fn()
         except Exception as exc:

@@ -173,7 +173,7 @@ def create_app(
         settings.database_url, retries_max=settings.db_retries_max, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
     db.audit_flusher = make_flusher(clock)
-    services = build_services(db, clock)
+    services = build_services(db, clock, settings)
     services["audit_checkpoints"] = checkpoints_for(settings)
     services["settings"] = settings
     # API-key principals are remembered for a short TTL (core/identity.py says what that means for revocation).

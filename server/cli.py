@@ -213,12 +213,20 @@ async def _run_scheduler() -> None:
     from server.services import build_services
 
     clock = SystemClock()
+    settings = get_settings()
     db = _db()
-    services = build_services(db, clock)
-    services["audit_checkpoints"] = checkpoints_for(get_settings())
+    services = build_services(db, clock, settings)
+    services["audit_checkpoints"] = checkpoints_for(settings)
+    services["settings"] = settings
     sched = Scheduler(services)
+    # Printed before the catch-up of missed slots, which can take long (a settlement). Nothing secret: no database
+    # URL, no keys.
+    print(
+        f"scheduler {sched.owner} starting; lease {sched.runs.lease_s} s; jobs: {', '.join(sorted(sched.jobs))}",
+        flush=True,
+    )
     await sched.start()
-    print(f"scheduler {sched.owner} running; jobs: {', '.join(sorted(sched.jobs))}", flush=True)
+    print(f"scheduler {sched.owner} running", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

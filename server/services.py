@@ -6,6 +6,7 @@ from typing import Any
 
 from core.clock import Clock
 from core.db import Database
+from core.settings import Settings
 from finance.service import FinanceService
 from incentives.service import IncentivesService
 from registry.compliance.service import ComplianceService
@@ -13,9 +14,13 @@ from registry.service import RegistryService
 from trading.service import TradingService
 
 
-def build_services(db: Database, clock: Clock) -> dict[str, Any]:
+def build_services(db: Database, clock: Clock, settings: Settings | None = None) -> dict[str, Any]:
+    """`settings` carries the operator's settings the services read (the settlement batch size); the services'
+    defaults without it."""
     registry = RegistryService(db, clock)
-    compliance = ComplianceService(db, clock, registry)
+    compliance = ComplianceService(
+        db, clock, registry, batch_size=settings.settlement_batch_size if settings is not None else None
+    )
     trading = TradingService(db, clock, registry)
     incentives = IncentivesService(db, clock, registry, compliance)
     finance = FinanceService(db, clock, registry, compliance, incentives)

@@ -97,7 +97,8 @@ class ComplianceService:
 
     @property
     def batch_size(self) -> int | None:
-        """The settlement's batch size (None: the dated `settlement_batch_size`); tests and the bench set it."""
+        """The settlement's batch size (None: the dated `settlement_batch_size`); GREENRIGHTS_SETTLEMENT_BATCH_SIZE,
+        tests and the bench set it."""
         return self.ctx.batch_size
 
     @batch_size.setter

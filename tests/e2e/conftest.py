@@ -96,6 +96,11 @@ class Server:
 
 
 def start_server(db_url: str, log_path: Path) -> Server:
+    return wait_healthy(spawn_server(db_url, log_path))
+
+
+def spawn_server(db_url: str, log_path: Path) -> Server:
+    """Start `greenrights serve` (no embedded scheduler) on a free port, without waiting for it."""
     port = free_port()
     env = {
         **os.environ,
@@ -117,8 +122,13 @@ def start_server(db_url: str, log_path: Path) -> Server:
         stderr=subprocess.STDOUT,
     )
     log.close()
-    server = Server(process, f"http://{HOST}:{port}", log_path)
-    deadline = time.monotonic() + START_TIMEOUT_S
+    return Server(process, f"http://{HOST}:{port}", log_path)
+
+
+def wait_healthy(server: Server, timeout_s: float = START_TIMEOUT_S) -> Server:
+    """Wait for a spawned server's /health; stop it and raise with its log when it exits or stays silent."""
+    process = server.process
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"greenrights serve exited with {process.returncode}:\n{server.log_tail()}")
@@ -129,7 +139,7 @@ def start_server(db_url: str, log_path: Path) -> Server:
             pass
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"greenrights serve did not answer /health within {START_TIMEOUT_S} s:\n{server.log_tail()}")
+    raise RuntimeError(f"greenrights serve did not answer /health within {timeout_s} s:\n{server.log_tail()}")
 
 
 @dataclass

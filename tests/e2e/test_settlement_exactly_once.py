@@ -47,12 +47,7 @@ LEASE_S = 10
 PROCESS_TIMEOUT_S = 90
 
 SCRIPT = r"""
-import asyncio, json, os, sys
-
-import scheduler.runs as runs
-
-# A short lease so that the test can take over a killed run in seconds (production: scheduler.runs.LEASE_S).
-runs.LEASE_S = int(os.environ["GR_TEST_LEASE_S"])
+import asyncio, json, sys
 
 from core.audit import make_flusher
 from core.clock import SystemClock
@@ -267,7 +262,8 @@ async def test_a_connection_lost_mid_batch_leaves_nothing_half_written_and_the_n
 
 
 def spawn(url: str, code: str, *, fault: str | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "GR_TEST_LEASE_S": str(LEASE_S), "PYTHONUNBUFFERED": "1"}
+    # A short lease (GREENRIGHTS_SCHEDULER_LEASE_S) so that the test takes over a killed run in seconds.
+    env = {**os.environ, "GREENRIGHTS_SCHEDULER_LEASE_S": str(LEASE_S), "PYTHONUNBUFFERED": "1"}
     env.pop("GREENRIGHTS_FAULT", None)
     if fault is not None:
         env["GREENRIGHTS_FAULT"] = fault

@@ -1,5 +1,6 @@
 """The demo seeds a market, a settlement bank and funded fund accounts, so that trading works out of the box
-(issue 15: "The demo seeds a market, fund accounts and a bank"): what `greenrights demo` printed is what the API says."""
+(issue 15: "The demo seeds a market, fund accounts and a bank"): what `greenrights demo` printed is what the API
+says."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.clock import SHANGHAI, require_aware
 from core.models import IssuedDocument
@@ -55,7 +56,7 @@ async def issue(
     `code` is what the PDF prints."""
     require_aware(issued_at)
     code = verification_code(record)
-    prior = (await session.execute(select(IssuedDocument).where(IssuedDocument.code == code))).scalar_one_or_none()
+    prior = (await session.execute(select(IssuedDocument).where(col(IssuedDocument.code) == code))).scalar_one_or_none()
     if prior is not None:
         return prior
     doc = IssuedDocument(
@@ -82,15 +83,19 @@ async def verify(session: AsyncSession, code: str) -> Verified | None:
     if normalised is None:
         return None
     doc = (
-        await session.execute(select(IssuedDocument).where(IssuedDocument.code == normalised))
+        await session.execute(select(IssuedDocument).where(col(IssuedDocument.code) == normalised))
     ).scalar_one_or_none()
     if doc is None or not verification_code_matches(json.loads(doc.record), normalised):
         return None
     newer = (
         await session.execute(
             select(IssuedDocument)
-            .where(IssuedDocument.kind == doc.kind, IssuedDocument.ref == doc.ref, IssuedDocument.id > (doc.id or 0))
-            .order_by(IssuedDocument.id.desc())  # type: ignore[union-attr]
+            .where(
+                col(IssuedDocument.kind) == doc.kind,
+                col(IssuedDocument.ref) == doc.ref,
+                col(IssuedDocument.id) > (doc.id or 0),
+            )
+            .order_by(col(IssuedDocument.id).desc())
             .limit(1)
         )
     ).scalar_one_or_none()

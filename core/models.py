@@ -186,3 +186,24 @@ class AuditEntry(SQLModel, table=True):
     data: str = Field(sa_type=Text)
     prev_hash: str | None = Field(default=None, max_length=64)
     hash: str | None = Field(default=None, max_length=64)
+
+
+class IssuedDocument(SQLModel, table=True):
+    """A document the registry issued (an account statement, a compliance report): the canonical JSON `record`
+    its verification code hashes and the facts the public page shows, so `/verify/{code}` can vouch for it
+    without a login. A later document of the same `kind` and `ref` (the same account, the same period) supersedes
+    it; both stay on record (`core.documents`)."""
+
+    __tablename__ = "issued_document"
+    __table_args__ = (Index("ix_issued_document_kind_ref", "kind", "ref", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=24, unique=True)
+    kind: str = Field(max_length=32)
+    ref: str = Field(max_length=64)
+    title: str = Field(max_length=100)
+    subject_name: str = Field(default="", max_length=200)
+    subject_uscc: str = Field(default="", max_length=18)
+    issued_by: str = Field(max_length=200)
+    facts: str = Field(sa_type=Text)
+    record: str = Field(sa_type=Text)
+    issued_at: dt.datetime = Field(sa_type=DateTimeUTC)

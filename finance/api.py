@@ -40,6 +40,8 @@ def ctx(request: Request[Any, Any, Any]) -> FinanceContext:
 # A verification code as a reader types it (any case, spaces for dashes): anything up to this long that is not a
 # code answers 404 like an unknown one; longer is refused.
 TypedCode = Annotated[str, Parameter(max_length=1000)]
+# A letter's number as the claim lists it in `documents` (e.g. JD2026-000012-01).
+DocumentNo = Annotated[str | None, Parameter(max_length=40)]
 
 class ClaimController(Controller):
     path = "/api/v1/finance/claims"
@@ -207,12 +209,15 @@ class ClaimController(Controller):
         guards=[allow(*CLAIM_READERS)],
         responses=READ_PROBLEMS,
         media_type="application/pdf",
-        summary="The latest decision letter (决定书) of the claim, in Chinese, with its verification code",
+        summary="A decision letter (决定书) of the claim, in Chinese, with its verification code: the latest, or the "
+        "one numbered document_no (every version stays downloadable; the claim lists them in documents)",
     )
-    async def decision_letter(self, request: Request[Identity, Any, Any], claim_id: IdPath) -> Response[bytes]:
+    async def decision_letter(
+        self, request: Request[Identity, Any, Any], claim_id: IdPath, document_no: DocumentNo = None
+    ) -> Response[bytes]:
         from finance.pdf import render_decision_letter
 
-        record, code, issued_at = await letters.decision_letter(ctx(request), request.user, claim_id)
+        record, code, issued_at = await letters.decision_letter(ctx(request), request.user, claim_id, document_no)
         pdf = render_decision_letter(record, code, generated_at=issued_at)
         return Response(
             pdf,

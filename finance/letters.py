@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import documents
 from core.capitals import format_fen
-from core.clock import business_date
+from core.clock import SHANGHAI, business_date
 from core.db import UnitOfWork
 from core.errors import NotFound
 from core.identity import Identity
@@ -76,22 +77,24 @@ async def issue_decision(
     return doc
 
 
-async def decision_letter(ctx: FinanceContext, who: Identity, claim_id: int) -> tuple[dict[str, Any], str, dt.datetime]:
-    """The latest decision document of a claim: (record, verification code, issued at); 404 if none yet."""
+async def decision_letter(
+    ctx: FinanceContext, who: Identity, claim_id: int, document_no: str | None = None
+) -> tuple[dict[str, Any], str, dt.datetime]:
+    """A decision document of a claim: the latest, or the one numbered `document_no` (every version stays
+    downloadable: the decision letter after a clawback decision superseded it); (record, verification code,
+    issued at); 404 if there is none such."""
 
     async def work(uow: UnitOfWork) -> tuple[dict[str, Any], str, dt.datetime]:
         ses = uow.session
         await load_claim(ses, who, claim_id)
+        q = select(FinanceDocument).where(FinanceDocument.claim_id == claim_id)
+        if document_no is not None:
+            q = q.where(FinanceDocument.document_no == document_no)
         doc = (
-            await ses.execute(
-                select(FinanceDocument)
-                .where(FinanceDocument.claim_id == claim_id)
-                .order_by(FinanceDocument.id.desc())  # type: ignore[union-attr]
-                .limit(1)
-            )
+            await ses.execute(q.order_by(FinanceDocument.id.desc()).limit(1))  # type: ignore[union-attr]
         ).scalar_one_or_none()
         if doc is None:
-            raise NotFound("decision letter")
+            raise NotFound("decision letter", field="document_no" if document_no is not None else None)
         return json.loads(doc.record), doc.code, doc.issued_at
 
     return await ctx.db.read(work)
@@ -109,13 +112,23 @@ async def verify_document(ctx: FinanceContext, code: str) -> s.VerificationOut:
             await ses.execute(select(FinanceDocument).where(FinanceDocument.code == normalised))
         ).scalar_one_or_none()
         if doc is None:
-            raise NotFound("document", field="code")
+            return await _registry_document(ses, normalised)
         record = json.loads(doc.record)
         # A stored record that no longer hashes to its code was altered: never vouch for it.
         if not verification_code_matches(record, normalised):
             raise NotFound("document", field="code")
         details: dict[str, Any] = {}
+        newer: FinanceDocument | None = None
         if doc.claim_id is not None:
+            # A later letter on the same claim (a clawback decision after the decision letter) supersedes it.
+            newer = (
+                await ses.execute(
+                    select(FinanceDocument)
+                    .where(FinanceDocument.claim_id == doc.claim_id, FinanceDocument.id > (doc.id or 0))
+                    .order_by(FinanceDocument.id.desc())  # type: ignore[union-attr]
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
             claim = await ses.get(FinanceClaim, doc.claim_id)
             details = {
                 "claim_no": record.get("claim_no"),
@@ -156,9 +169,38 @@ async def verify_document(ctx: FinanceContext, code: str) -> s.VerificationOut:
             date=date,
             issued_by=str(record.get("issued_by", ISSUER)),
             details=details,
+            superseded=newer is not None,
+            superseded_by=newer.code if newer else None,
+            superseded_by_document_no=newer.document_no if newer else None,
+            superseded_on=newer.issued_at.astimezone(SHANGHAI).date().isoformat() if newer else None,
         )
 
     return await ctx.db.read(work)
+
+
+async def _registry_document(ses: AsyncSession, code: str) -> s.VerificationOut:
+    """A document the registry issued (an account statement, a compliance report; `core.documents`), or 404."""
+    found = await documents.verify(ses, code)
+    if found is None:
+        raise NotFound("document", field="code")
+    doc, newer = found.document, found.superseded_by
+    return s.VerificationOut(
+        valid=True,
+        verification_code=doc.code,
+        type=doc.kind,
+        title=doc.title,
+        document_no="",
+        enterprise_name=doc.subject_name,
+        enterprise_uscc=doc.subject_uscc,
+        amount_fen=None,
+        amount_yuan=None,
+        date=found.date,
+        issued_by=doc.issued_by,
+        details={"facts": found.facts},
+        superseded=newer is not None,
+        superseded_by=newer.code if newer else None,
+        superseded_on=newer.issued_at.astimezone(SHANGHAI).date().isoformat() if newer else None,
+    )
 
 
 def public_key(ctx: FinanceContext) -> s.PublicKeyOut:

@@ -209,6 +209,12 @@ class VerificationOut(msgspec.Struct, kw_only=True):
     date: str
     issued_by: str
     details: dict[str, Any]
+    # A later document of the same subject exists (a newer statement of the account, a clawback decision after the
+    # decision letter): this one still verifies as issued, and the newer one is named.
+    superseded: bool = False
+    superseded_by: str | None = None
+    superseded_by_document_no: str | None = None
+    superseded_on: str | None = None
 
 
 class PublicKeyOut(msgspec.Struct, kw_only=True):

@@ -12,7 +12,8 @@ Each file maps a parameter name to its kind, unit, description and a list of ent
           valid_to: null             # first day it no longer applies (exclusive); null = open-ended
           published_on: 2023-03-26   # the day it became known
           citation: {document: 财政部 税务总局公告2023年第7号, article: 第一条}
-          note: ...
+          note: ...                  # for the people who read the parameter (served by the API)
+          remark: ...                # optional, for maintainers only: where a figure came from; never served
           confirmed: true            # false for values not confirmed against an official text
 
 A `ratio` value is `{numerator: 10, denominator: 90}`; a `catalogue` value is `{edition: ..., items: [{code:
@@ -49,7 +50,7 @@ from incentives.domain.params import (
 
 DIRECTORY = Path(__file__).with_name("parameters")
 _PARAMETER_KEYS = {"kind", "unit", "description", "entries"}
-_ENTRY_KEYS = {"value", "valid_from", "valid_to", "published_on", "citation", "note", "confirmed"}
+_ENTRY_KEYS = {"value", "valid_from", "valid_to", "published_on", "citation", "note", "remark", "confirmed"}
 _DESCRIPTIVE = ("code", "name")
 
 

@@ -118,8 +118,9 @@ class AccountController(Controller):
     async def statement(self, request: Request[Identity, Any, Any], account_id: IdPath) -> Response[bytes]:
         from registry.pdf import render_statement
 
-        data = await holdings.statement_data(ctx(request), request.user, account_id)
-        pdf = render_statement(data, generated_at=request.app.state.clock.now())
+        now = request.app.state.clock.now()
+        data = await holdings.statement_data(ctx(request), request.user, account_id, issued_at=now)
+        pdf = render_statement(data, generated_at=now)
         return Response(
             pdf,
             media_type="application/pdf",

@@ -5,12 +5,13 @@ the instruments the registry knows.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
+from core import documents, ledger
 from core.db import UnitOfWork
 from core.identity import Identity
 from core.models import LedgerAccount, Organisation, SerialBlock
@@ -143,8 +144,15 @@ async def get_transaction(ctx: RegistryContext, who: Identity, tx_id: int) -> s.
     return await ctx.db.read(work)
 
 
-async def statement_data(ctx: RegistryContext, who: Identity, account_id: int) -> dict[str, Any]:
-    """Everything an account statement prints, read in one snapshot."""
+STATEMENT_ISSUER = "江西省环境权益登记簿"
+
+
+async def statement_data(
+    ctx: RegistryContext, who: Identity, account_id: int, *, issued_at: dt.datetime
+) -> dict[str, Any]:
+    """Everything an account statement prints, read in one snapshot, and the statement put on record
+    (`core.documents`) in the same transaction: `code` is the verification code the PDF prints, which
+    `/verify/{code}` answers for."""
 
     async def work(uow: UnitOfWork) -> dict[str, Any]:
         ses = uow.session
@@ -155,15 +163,53 @@ async def statement_data(ctx: RegistryContext, who: Identity, account_id: int) -
         ).scalar_one_or_none()
         holdings = await _holdings(ses, who, account_id)
         page = await _transactions(ses, who, account_id, limit=200, before_id=None)
-        return {
+        data: dict[str, Any] = {
             "account": acc,
             "organisation": org,
             "enterprise": ent,
             "holdings": holdings,
             "transactions": page.items,
         }
+        doc = await documents.issue(
+            ses,
+            kind="account_statement",
+            ref=f"account:{acc.id}",
+            title="账户对账单",
+            issued_by=STATEMENT_ISSUER,
+            record=statement_record(data, issued_at),
+            facts=_statement_facts(data),
+            issued_at=issued_at,
+            subject_name=org.name if org else "",
+            subject_uscc=ent.uscc if ent else "",
+        )
+        data["code"] = doc.code
+        return data
 
-    return await ctx.db.read(work)
+    return await ctx.db.run(work)
+
+
+def statement_record(data: dict[str, Any], generated_at: dt.datetime) -> dict[str, object]:
+    """What the statement's verification code hashes: the account, the moment, each holding's balance and
+    available base units, and the newest transaction listed."""
+    txs = data["transactions"]
+    return {
+        "account": data["account"].id,
+        "generated_at": generated_at.isoformat(),
+        "holdings": [[h.instrument.code, h.balance_base, h.available_base] for h in data["holdings"]],
+        "last_transaction": txs[0].id if txs else None,
+    }
+
+
+def _statement_facts(data: dict[str, Any]) -> dict[str, str]:
+    """The statement's key facts, as the public verification page shows them (in Chinese)."""
+    acc = data["account"]
+    facts = {"账户编号": str(acc.id)}
+    for h in data["holdings"]:
+        rule = KIND_RULES[Kind(h.instrument.kind)]
+        facts[f"{rule.label_zh} {h.instrument.code} 余额"] = f"{h.balance} {rule.display_unit}"
+    txs = data["transactions"]
+    facts["所列最近一笔交易编号"] = str(txs[0].id) if txs else "无"
+    return facts
 
 
 async def list_instruments(ctx: RegistryContext) -> list[s.InstrumentOut]:

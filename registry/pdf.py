@@ -1,5 +1,6 @@
 """The account statement (账户对账单) as a PDF in Chinese: holder, holdings with serial ranges, recent transactions,
-and a verification code over the statement's figures."""
+and the verification code (with a QR code of its public page) of the statement put on record by
+`registry.holdings.statement_data`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 from core.clock import SHANGHAI
-from core.pdf import Document, verification_code
+from core.pdf import Document, verify_url
 from registry.domain.instruments import KIND_RULES, Kind
 
 CODE_ZH = {
@@ -100,11 +101,5 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
         )
     else:
         doc.paragraph("本账户暂无交易记录。")
-    record = {
-        "account": acc.id,
-        "generated_at": generated_at.isoformat(),
-        "holdings": [[h.instrument.code, h.balance_base, h.available_base] for h in holdings],
-        "last_transaction": txs[0].id if txs else None,
-    }
-    doc.verification_footer(verification_code(record), "本对账单数据以登记簿记录为准")
+    doc.verification_footer(data["code"], "本对账单数据以登记簿记录为准", url=verify_url(data["code"]))
     return doc.render()

@@ -1,8 +1,10 @@
 """A small Jiangxi demo, seeded once into an empty database: the provincial ecology and environment department
 (two regulator keys, for four-eyes), an allocation account, two key emitters (a power plant in 南昌 and a cement
 plant in 九江), 2025 national allowances issued, approved and allocated, and each emitter trusting the other so
-that a transfer between them executes at once; people who sign in to the workbench (regulators, auditor, finance
-bureau, bank, emitters' staff). Keys and passwords are printed once and kept in ./var/demo-keys.txt (0600)."""
+that a transfer between them executes at once; a continuous market for those allowances, a settlement bank with its
+own key, and each emitter's fund account credited by a deposit the bank confirmed, so that trading works out of the
+box; people who sign in to the workbench (regulators, auditor, finance bureau, bank, emitters' staff). Keys and
+passwords are printed once and kept in ./var/demo-keys.txt (0600)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,26 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.audit import make_flusher
+from core.capitals import format_fen
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
 from core.identity import Identity, Role, create_api_key, create_organisation, create_user
+from core.quantity import format_amount
 from core.settings import get_settings
 from registry import schemas as s
 from registry.models import Enterprise, TrustedAccount
 from registry.service import RegistryService
+from trading import schemas as ts
+from trading.service import TradingService
 
 KEYS_FILE = Path("var/demo-keys.txt")
 POWER = ("91360100MA35F0XK2T", "江西赣能示范电厂", "南昌", "D4411")
 CEMENT = ("91360400MA35G1YL33", "九江示范水泥有限公司", "九江", "C3011")
+BANK = "中国银行江西省分行"
+# The market's reference price (the first day's previous close), 元/t, near the national market's 2025 prices.
+REFERENCE_PRICE = "85.00"
+# What each emitter deposits with the settlement bank before trading, in fen.
+DEPOSITS_FEN = {POWER[0]: 100_000_000, CEMENT[0]: 300_000_000}
 
 
 async def demo_people(
@@ -33,15 +44,15 @@ async def demo_people(
     """Staff users for every kind of person, each with a random password shown once: the regulator's two officers,
     an auditor, a finance bureau reviewer and approver, a bank officer and one staff member per demo emitter."""
     bureau = await create_organisation(uow.session, "江西省财政厅", "finance", now)
-    bank = await create_organisation(uow.session, "中国银行江西省分行", "bank", now)
     regulator_org = keys["regulator"][1]
+    bank_org = keys["bank"][1]
     people = [
         ("regulator", Role.REGULATOR, regulator_org),
         ("regulator2", Role.REGULATOR, regulator_org),
         ("auditor", Role.AUDITOR, regulator_org),
         ("reviewer", Role.FINANCE_REVIEWER, bureau.id or 0),
         ("approver", Role.FINANCE_APPROVER, bureau.id or 0),
-        ("bank", Role.BANK, bank.id or 0),
+        ("bank", Role.BANK, bank_org),
         ("power", Role.EMITTER, keys[POWER[0]][1]),
         ("cement", Role.EMITTER, keys[CEMENT[0]][1]),
     ]
@@ -82,6 +93,11 @@ async def seed_demo() -> list[str]:
                 uow.session, organisation_id=org.id or 0, role=Role.AUDITOR, label="demo auditor", now=now
             )
             out["auditor"] = (ap.id or 0, org.id or 0, akey)
+            bank = await create_organisation(uow.session, BANK, "bank", now)
+            bp, bkey = await create_api_key(
+                uow.session, organisation_id=bank.id or 0, role=Role.BANK, label="demo settlement bank", now=now
+            )
+            out["bank"] = (bp.id or 0, bank.id or 0, bkey)
             return out
 
         keys = await db.run(principals)
@@ -101,13 +117,15 @@ async def seed_demo() -> list[str]:
                 r1, s.OpenAccount(type="holding", enterprise_id=ent.id, label=f"{name} 持有账户")
             )
 
-            async def emitter_key(uow: UnitOfWork, org_id: int = ent.organisation_id, label: str = name) -> str:
-                _, key = await create_api_key(
+            async def emitter_key(
+                uow: UnitOfWork, org_id: int = ent.organisation_id, label: str = name
+            ) -> tuple[int, int, str]:
+                p, key = await create_api_key(
                     uow.session, organisation_id=org_id, role=Role.EMITTER, label=f"demo {label}", now=now
                 )
-                return key
+                return (p.id or 0, org_id, key)
 
-            keys[uscc] = (0, ent.organisation_id, await db.run(emitter_key))
+            keys[uscc] = await db.run(emitter_key)
             accounts.append((uscc, name, acc.id))
         await reg.allocate_units(
             r1,
@@ -125,6 +143,7 @@ async def seed_demo() -> list[str]:
         )
 
         people = await db.run(demo_people, keys, now)
+        market = await seed_market(db, clock, reg, r1, tx.instrument_id, keys)
 
         async def trust(uow: UnitOfWork) -> None:
             # Demo data: the mutual trust is seeded as already in force, skipping the four-working-day wait.
@@ -150,6 +169,12 @@ async def seed_demo() -> list[str]:
         ]
         for uscc, name, acc_id in accounts:
             lines.append(f"  {name} ({uscc}) holding account {acc_id}, emitter key: {keys[uscc][2]}")
+        lines.append(
+            f"  market {market.id}: {tx.instrument_code}, {market.mode}, reference price {REFERENCE_PRICE} 元/t; "
+            f"fund deposits confirmed by {BANK}: "
+            + ", ".join(f"{name} {format_fen(DEPOSITS_FEN[uscc])} 元" for uscc, name, _ in accounts)
+        )
+        lines.append(f"  bank key:         {keys['bank'][2]}   ({BANK}, organisation {keys['bank'][1]})")
         lines.append("people who sign in at http://127.0.0.1:8000/ (username / password):")
         for username, role, password in people:
             lines.append(f"  {username:<18} {password}   {role}")
@@ -159,3 +184,36 @@ async def seed_demo() -> list[str]:
         return lines
     finally:
         await db.dispose()
+
+
+async def seed_market(
+    db: Database,
+    clock: SystemClock,
+    reg: RegistryService,
+    regulator: Identity,
+    instrument_id: int,
+    keys: dict[str, tuple[int, int, str]],
+) -> ts.MarketOut:
+    """A continuous market for the demo's allowances and each emitter's money at the settlement bank: a deposit
+    announced by the emitter and confirmed by the bank, as every deposit is (trading/funds.py)."""
+    trading = TradingService(db, clock, reg)
+    market = await trading.create_market(
+        regulator,
+        ts.CreateMarket(instrument_id=instrument_id, mode="continuous", reference_price=REFERENCE_PRICE),
+        None,
+    )
+    bank_principal, bank_org, _ = keys["bank"]
+    bank = Identity(bank_principal, bank_org, Role.BANK, "demo settlement bank")
+    for uscc, amount_fen in DEPOSITS_FEN.items():
+        principal_id, org_id, _ = keys[uscc]
+        emitter = Identity(principal_id, org_id, Role.EMITTER, f"demo emitter {uscc}")
+        deposit = await trading.request_fund_movement(
+            emitter,
+            "deposit",
+            ts.FundRequest(amount=format_amount(amount_fen, 2), reference="demo opening deposit"),
+            None,
+        )
+        await trading.decide_fund_movement(
+            bank, deposit.id, ts.FundDecision(decision="confirm", reference="demo: funds received")
+        )
+    return market

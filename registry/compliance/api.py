@@ -358,8 +358,9 @@ class SettlementController(Controller):
     async def report_pdf(self, request: Request[Identity, Any, Any], period_id: IdPath) -> Response[bytes]:
         from registry.compliance.pdf import render_compliance_report
 
-        data = await exports.report_data(ctx(request), request.user, period_id)
-        pdf = render_compliance_report(data, generated_at=request.app.state.clock.now())
+        now = request.app.state.clock.now()
+        data = await exports.report_data(ctx(request), request.user, period_id, issued_at=now)
+        pdf = render_compliance_report(data, generated_at=now)
         return Response(
             pdf,
             media_type="application/pdf",

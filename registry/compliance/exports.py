@@ -5,11 +5,14 @@ the snapshot that the compliance report PDF (`registry.compliance.pdf`) prints.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from typing import Any
 
 from sqlalchemy import select
 
+from core import documents
+from core.capitals import format_fen
 from core.csvfile import cell
 from core.db import UnitOfWork
 from core.errors import Conflict
@@ -70,8 +73,11 @@ async def export_results_csv(ctx: ComplianceContext, who: Identity, period_id: i
     return out.getvalue()
 
 
-async def report_data(ctx: ComplianceContext, who: Identity, period_id: int) -> dict[str, Any]:
-    """What the compliance report PDF prints, read in one snapshot (only for a settled period)."""
+async def report_data(
+    ctx: ComplianceContext, who: Identity, period_id: int, *, issued_at: dt.datetime
+) -> dict[str, Any]:
+    """What the compliance report PDF prints, read in one snapshot (only for a settled period), and the report put
+    on record (`core.documents`) in the same transaction: `code` is the verification code the PDF prints."""
 
     async def work(uow: UnitOfWork) -> dict[str, Any]:
         ses = uow.session
@@ -88,7 +94,7 @@ async def report_data(ctx: ComplianceContext, who: Identity, period_id: int) -> 
             )
         ).all()
         authority = await ses.get(Organisation, scheme.authority_organisation_id)
-        return {
+        data: dict[str, Any] = {
             "period": period,
             "scheme": scheme,
             "run": run,
@@ -98,5 +104,38 @@ async def report_data(ctx: ComplianceContext, who: Identity, period_id: int) -> 
             "totals_city": totals_by([domain_result(r) for r, _ in rows], "city"),
             "totals_industry": totals_by([domain_result(r) for r, _ in rows], "industry"),
         }
+        counts = [sum(1 for r, _ in rows if r.status == k) for k in ("A", "B", "C")]
+        doc = await documents.issue(
+            ses,
+            kind="compliance_report",
+            ref=f"period:{period.id}",
+            title=f"{period.code} 履约情况报告",
+            issued_by=data["authority"] or scheme.authority_role,
+            record=report_record(data),
+            facts={
+                "履约期": f"{period.code}（{period.year} 年度）",
+                "纳入企业": str(len(rows)),
+                "足额清缴（A）/ 未足额（B）/ 未报告（C）": " / ".join(str(c) for c in counts),
+                "罚款合计": f"{format_fen(sum(r.fine_fen for r, _ in rows))} 元",
+            },
+            issued_at=issued_at,
+        )
+        data["code"] = doc.code
+        return data
 
-    return await ctx.db.read(work)
+    return await ctx.db.run(work)
+
+
+def report_record(data: dict[str, Any]) -> dict[str, object]:
+    """What the compliance report's verification code hashes: the period, its results and their totals, and when
+    it was settled (the same settled period gives the same record, whenever it is downloaded)."""
+    rows = data["rows"]
+    run = data["run"]
+    return {
+        "period": data["period"].code,
+        "results": len(rows),
+        "status": [sum(1 for r, _ in rows if r.status == k) for k in ("A", "B", "C")],
+        "shortfall": sum(r.shortfall for r, _ in rows),
+        "fine_fen": sum(r.fine_fen for r, _ in rows),
+        "settled_at": run.finished_at.isoformat() if run.finished_at else None,
+    }

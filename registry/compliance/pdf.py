@@ -10,7 +10,7 @@ from typing import Any
 
 from core.capitals import format_fen, yuan_in_capitals
 from core.clock import SHANGHAI
-from core.pdf import Document, verification_code
+from core.pdf import Document, verify_url
 from registry.domain.settlement import GroupTotal
 
 TITLE = {
@@ -131,15 +131,7 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
         "说明：状态 A 为足额清缴，B 为未足额清缴，C 为未提交经核查的排放报告；逾期指截止时存在缺口。"
         "缺口在下一年度配额中等量核减；储备强制清缴的数量亦在下一年度配额中扣还。"
     )
-    record = {
-        "period": period.code,
-        "results": len(rows),
-        "status": [counts["A"], counts["B"], counts["C"]],
-        "shortfall": sum(r.shortfall for r, _ in rows),
-        "fine_fen": total_fine,
-        "settled_at": run.finished_at.isoformat() if run.finished_at else None,
-    }
-    doc.verification_footer(verification_code(record), "本报告数据以登记簿结算记录为准")
+    doc.verification_footer(data["code"], "本报告数据以登记簿结算记录为准", url=verify_url(data["code"]))
     return doc.render()
 
 

@@ -275,7 +275,8 @@ _CARBON_RULES = "碳排放权交易管理办法（试行）(生态环境部令�
 
 NATIONAL_CARBON_TEMPLATE = CalendarTemplate(
     scheme="national_carbon",
-    note="Dates other than report_due are set per period by MEE notices [configurable]; pass overrides.",
+    # Dates other than report_due are set per period by MEE notices: a period passes them as overrides.
+    note="全国碳市场：除排放报告报送日外，各日期以生态环境部每期通知为准。",
     rules=(
         EventRule(
             EventKind.REPORT_DUE,
@@ -288,31 +289,31 @@ NATIONAL_CARBON_TEMPLATE = CalendarTemplate(
             EventKind.VERIFICATION_DUE,
             FixedDate(1, 6, 30),
             is_deadline=True,
-            description="省级生态环境主管部门完成核查 [configurable]",
+            description="省级生态环境主管部门完成核查",
             citation=f"{_CARBON_RULES} 第二十六条",
         ),
         EventRule(
             EventKind.PRE_ALLOCATION,
             FixedDate(1, 9, 30),
-            description="预分配配额发放 [configurable]",
+            description="预分配配额发放",
             citation="全国碳排放权交易配额总量设定与分配实施方案",
         ),
         EventRule(
             EventKind.ALLOCATION,
             FixedDate(1, 10, 31),
-            description="配额核定与发放 [configurable]",
+            description="配额核定与发放",
             citation="全国碳排放权交易配额总量设定与分配实施方案",
         ),
         EventRule(
             EventKind.TRUE_UP,
             AfterEvent(EventKind.ALLOCATION, 0),
-            description="核定配额与预分配配额的差额多退少补 [configurable]",
+            description="核定配额与预分配配额的差额多退少补",
         ),
         EventRule(
             EventKind.MARKET_CLOSE,
             FixedDate(1, 12, 31),
             shift=Shift.BACKWARD,
-            description="本履约周期最后交易日 [configurable]",
+            description="本履约周期最后交易日",
         ),
         EventRule(
             EventKind.SURRENDER_DEADLINE,

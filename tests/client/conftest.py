@@ -39,6 +39,7 @@ def seed_demo(tmp: Path) -> Demo:
     accounts = [int(a) for a in re.findall(r"holding account (\d+), emitter key", text)]
     emitter_keys = re.findall(r"emitter key: (gr_\S+)", text)
     keys["power"], keys["cement"] = emitter_keys
+    keys["bank"] = re.search(r"bank key:\s+(gr_\S+)", text).group(1)  # type: ignore[union-attr]
     instrument = int(re.search(r"\(instrument (\d+),", text).group(1))  # type: ignore[union-attr]
     passwords = dict(re.findall(r"^\s+(\w+)\s+(\S+)\s+\w+$", text.split("username / password", 1)[1], re.M))
     return Demo("", db_url, keys, accounts, instrument, passwords, tmp)

@@ -163,6 +163,21 @@ async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_ap
     # The approval letter still verifies, and now says that the claim was later clawed back.
     v = (await env.client.get(f"/verify/{code}")).json()
     assert v["details"]["claim_state_now"] == "clawed_back"
+    # ... and that the clawback decision superseded it; the newest letter is the current one.
+    first, second = c["documents"]
+    assert (v["superseded"], v["superseded_by"], v["superseded_by_document_no"]) == (
+        True, second["verification_code"], second["document_no"]
+    )
+    assert (await env.client.get(f"/verify/{second['verification_code']}")).json()["superseded"] is False
+    # Every version of the claim's letters stays downloadable: the latest by default, any by its number.
+    for doc in (first, second):
+        r = await env.get(f"{BASE}/claims/{c['id']}/decision-letter.pdf?document_no={doc['document_no']}", fw.approver)
+        assert r.status_code == 200, r.text
+        assert doc["verification_code"] in pdf_text(r.content)
+    latest = pdf_text((await env.get(f"{BASE}/claims/{c['id']}/decision-letter.pdf", fw.approver)).content)
+    assert second["verification_code"] in latest and first["verification_code"] not in latest
+    r = await env.get(f"{BASE}/claims/{c['id']}/decision-letter.pdf?document_no=JD1999-000001-01", fw.approver)
+    assert r.status_code == 404 and r.json()["field"] == "document_no"
 
     assert [e["action"] for e in c["history"]] == [
         "submit",

@@ -107,8 +107,10 @@ async def home(request: Request[Any, Any, Any]) -> Template:
 
 @get("/enterprise/accounts/{account_id:int}/statement.pdf", guards=[page_for(*EMITTER)], include_in_schema=False)
 async def statement(request: Request[Any, Any, Any], account_id: int) -> Response[bytes]:
-    data = await holdings.statement_data(rctx(request), identity(request), account_id)  # 404 for another's account
-    pdf = render_statement(data, generated_at=request.app.state.clock.now())
+    now = request.app.state.clock.now()
+    # 404 for another's account
+    data = await holdings.statement_data(rctx(request), identity(request), account_id, issued_at=now)
+    pdf = render_statement(data, generated_at=now)
     disposition = f'attachment; filename="statement-{account_id}.pdf"'
     return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})
 

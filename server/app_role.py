@@ -35,6 +35,7 @@ APPEND_ONLY: dict[str, tuple[str, tuple[str, ...]]] = {
     "compliance_report_version": (APPEND, ()),  # a correction is a new version
     "trading_journal": (APPEND, ()),  # a book's accepted commands; replaying them rebuilds the book
     "trading_trade": (APPEND, ()),  # an executed trade
+    "issued_document": (APPEND, ()),  # core/documents.py: a statement or report as issued; a newer one supersedes
 }
 # Read by the app (the startup check of the schema's version), written only by `greenrights db upgrade`.
 READ_ONLY = ("alembic_version",)

@@ -14,6 +14,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -310,6 +311,9 @@ def test_the_warning_names_the_owner_and_the_superuser_not_the_role_postgres(
     assert "greenrights db grant" in owner and "docs/operations.md" in owner
 
 
+START_TIMEOUT_S = 120
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -322,14 +326,18 @@ def _startup_lines(command: list[str], url: str, ready: str) -> list[str]:
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", *command], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     lines: list[str] = []
+    # A watchdog: a process that never prints `ready` fails the test instead of hanging it.
+    watchdog = threading.Timer(START_TIMEOUT_S, proc.kill)
+    watchdog.start()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
             if ready in line:
                 return lines
-        raise AssertionError(f"{command} ended before {ready!r}: {''.join(lines)}")
+        raise AssertionError(f"{command} ended (or timed out) before {ready!r}: {''.join(lines)}")
     finally:
+        watchdog.cancel()
         proc.terminate()
         try:
             proc.wait(timeout=30)
@@ -341,7 +349,7 @@ def _startup_lines(command: list[str], url: str, ready: str) -> list[str]:
 @pytest.mark.parametrize(
     ("command", "ready"),
     [(["serve", "--host", "127.0.0.1", "--port", "PORT"], "Application startup complete"),
-     (["scheduler"], "running; jobs:")],
+     (["scheduler"], " running\n")],
 )  # fmt: skip
 def test_serve_and_scheduler_warn_at_startup_for_the_owner_only_postgres(
     inst: Installation, command: list[str], ready: str

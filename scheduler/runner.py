@@ -1,9 +1,16 @@
 """APScheduler 3.11 wiring: triggers for daily jobs and sweeps, date triggers from the compliance calendars, and
 a catch-up of past-due calendar events at start. Every fire goes through `JobRuns.run`, so a double fire or a
-second scheduler process has no second effect."""
+second scheduler process has no second effect.
+
+On a sandbox database (core/sandbox.py) time is simulated: APScheduler's cron and date triggers count real time, so
+they would fire at the wrong simulated moment and miss what a clock move jumps over. There the daily and calendar
+jobs are driven by `drive`, once a second: it fires, in simulated-time order, every daily slot that fell in
+(last drive, simulated now] (keyed by its own Shanghai date) and every calendar event due by now; after a move it
+also reloads the calendar and runs each sweep once. Sweeps keep their real-time interval triggers."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 import uuid
@@ -15,11 +22,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.audit import link_pending
-from core.clock import SHANGHAI, business_date
+from core.clock import SHANGHAI, business_date, is_sandbox, shanghai_time
 from scheduler.jobs import JobDef, Services, all_jobs
 from scheduler.runs import JobRuns, Outcome
 
 AUDIT_LINK_INTERVAL_S = 1
+SANDBOX_DRIVE_INTERVAL_S = 1
 log = logging.getLogger("greenrights.scheduler")
 
 
@@ -32,6 +40,11 @@ class Scheduler:
         self.runs = JobRuns(self.db, self.clock, self.owner)
         self.jobs = all_jobs()
         self.aps: AsyncIOScheduler | None = None
+        self.sandbox = is_sandbox(self.clock)
+        # Sandbox: the simulated instant driven up to, the clock offset seen then, and the calendar events known.
+        self.driven_to = self.clock.now()
+        self.seen_offset = getattr(self.clock, "offset", None)
+        self.events: list[Any] = []
 
     def period_key_for(self, job: JobDef) -> str:
         if job.kind == "daily":
@@ -72,8 +85,13 @@ class Scheduler:
         return count
 
     async def sync_calendar(self) -> None:
-        """(Re)build date triggers for future calendar events; past ones are caught up."""
+        """(Re)build date triggers for future calendar events; past ones are caught up. On a sandbox, `drive`
+        fires them instead: the events are only reloaded."""
         assert self.aps is not None
+        if self.sandbox:
+            self.events = await self.calendar_events()
+            await self.catch_up()
+            return
         now = self.clock.now()
         for ev in await self.calendar_events():
             if ev.job not in self.jobs:
@@ -91,9 +109,58 @@ class Scheduler:
                 )
         await self.catch_up()
 
+    def daily_slots(self, after: dt.datetime, until: dt.datetime) -> list[tuple[dt.datetime, str, str]]:
+        """(instant, job, Shanghai date) of every daily job's slot in (after, until]."""
+        out = []
+        first, last = business_date(after), business_date(until)
+        for job in self.jobs.values():
+            if job.kind != "daily":
+                continue
+            day = first
+            while day <= last:
+                at = shanghai_time(day, job.at_hour, job.at_minute)
+                if after < at <= until:
+                    out.append((at, job.name, day.isoformat()))
+                day += dt.timedelta(days=1)
+        return out
+
+    async def drive(self) -> int:
+        """Sandbox: fire what became due in simulated time since the last drive (see the module docstring).
+        Returns how many fires ran."""
+        now = self.clock.now()
+        offset = getattr(self.clock, "offset", None)
+        moved = offset != self.seen_offset
+        if moved:
+            self.events = await self.calendar_events()
+        after = self.driven_to
+        due = self.daily_slots(after, now)
+        for ev in self.events:
+            # After a move every past-due event is offered again (its claim skips one already done).
+            if ev.job in self.jobs and (after < ev.at <= now or (moved and ev.at <= now)):
+                due.append((ev.at, ev.job, ev.period_key))
+        ran = 0
+        for _, name, key in sorted(due):
+            try:
+                outcome = await self.fire(name, key, trigger="sandbox")
+                ran += int(outcome.ran)
+                if outcome.ran:
+                    log.info("job %s[%s] done (sandbox time): %s", name, key, outcome.result)
+            except Exception:
+                log.exception("job %s[%s] failed; the next fire takes it over", name, key)
+        if moved:
+            for job in self.jobs.values():
+                if job.kind == "sweep":
+                    await self._safe_fire(job.name)
+        self.driven_to, self.seen_offset = max(now, after), offset
+        return ran
+
     async def start(self) -> None:
         self.aps = AsyncIOScheduler(timezone=SHANGHAI)
+        self.driven_to = self.clock.now()
+        self.seen_offset = getattr(self.clock, "offset", None)
         for job in self.jobs.values():
+            if job.kind == "daily" and self.sandbox:
+                continue  # driven in simulated time by `drive`
             if job.kind == "daily":
                 trig: Any = CronTrigger(hour=job.at_hour, minute=job.at_minute, timezone=SHANGHAI)
             elif job.kind == "sweep":
@@ -119,6 +186,15 @@ class Scheduler:
             coalesce=True,
             max_instances=1,
         )
+        if self.sandbox:
+            self.aps.add_job(
+                self.drive,
+                IntervalTrigger(seconds=SANDBOX_DRIVE_INTERVAL_S),
+                id="sandbox-drive",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+            )
         self.aps.add_job(
             self.sync_calendar,
             IntervalTrigger(minutes=5),

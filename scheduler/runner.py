@@ -42,9 +42,8 @@ class Scheduler:
         self.aps: AsyncIOScheduler | None = None
         self.sandbox = is_sandbox(self.clock)
         # Sandbox: the simulated instant driven up to, the clock offset seen then, and the calendar events known.
-        self.driven_to = self.clock.now()
-        self.seen_offset = getattr(self.clock, "offset", None)
         self.events: list[Any] = []
+        self.prime()
 
     def period_key_for(self, job: JobDef) -> str:
         if job.kind == "daily":
@@ -154,10 +153,14 @@ class Scheduler:
         self.driven_to, self.seen_offset = max(now, after), offset
         return ran
 
-    async def start(self) -> None:
-        self.aps = AsyncIOScheduler(timezone=SHANGHAI)
+    def prime(self) -> None:
+        """Sandbox: drive from now on (what was due before is the start's catch-up)."""
         self.driven_to = self.clock.now()
         self.seen_offset = getattr(self.clock, "offset", None)
+
+    async def start(self) -> None:
+        self.aps = AsyncIOScheduler(timezone=SHANGHAI)
+        self.prime()
         for job in self.jobs.values():
             if job.kind == "daily" and self.sandbox:
                 continue  # driven in simulated time by `drive`

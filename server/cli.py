@@ -248,7 +248,9 @@ def db_upgrade(url: str | None = None, *, sandbox: bool = False) -> str:
     marked = mark_sandbox(url, SystemClock().now()) if sandbox else False
 
     async def boot() -> None:
-        db = _db()
+        s = get_settings()
+        db = Database(url, retries_max=s.db_retries_max, busy_timeout_ms=s.sqlite_busy_timeout_ms)
+        db.audit_flusher = make_flusher(SystemClock())
         try:
             await RegistryService(db, SystemClock()).bootstrap()
         finally:

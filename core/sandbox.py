@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlmodel import col
 
 from core.clock import SHANGHAI, UTC, Clock, SandboxClock, SystemClock
 from core.db import Database, UnitOfWork, sync_url
@@ -95,7 +96,8 @@ def mark_sandbox(url: str, now: dt.datetime) -> bool:
             held = [DATA_TABLES[t] for t, n in _counts(conn, set(inspect(conn).get_table_names())).items() if n]
             if held:
                 raise RuntimeError(f"the database stopped being empty while it was marked ({', '.join(held)})")
-            conn.execute(insert(SandboxClockState.__table__).values(id=1, marked_at=now, offset_us=0, moves=0))  # type: ignore[arg-type]
+            table = SandboxClockState.__table__  # type: ignore[attr-defined]
+            conn.execute(insert(table).values(id=1, marked_at=now, offset_us=0, moves=0))
             return True
     finally:
         engine.dispose()
@@ -153,7 +155,7 @@ def _offset(row: SandboxClockState) -> dt.timedelta:
 
 
 async def _state(uow: UnitOfWork, *, lock: bool = False) -> SandboxClockState | None:
-    q = select(SandboxClockState).where(SandboxClockState.id == 1)
+    q = select(SandboxClockState).where(col(SandboxClockState.id) == 1)
     if lock:
         q = q.with_for_update()
     return (await uow.session.execute(q)).scalar_one_or_none()
@@ -172,7 +174,7 @@ async def refresh(db: Database, clock: SandboxClock) -> bool:
     """Adopt the database's offset; True when the clock moved."""
 
     async def work(uow: UnitOfWork) -> int | None:
-        q = select(SandboxClockState.offset_us).where(SandboxClockState.id == 1)
+        q = select(col(SandboxClockState.offset_us)).where(col(SandboxClockState.id) == 1)
         return (await uow.session.execute(q)).scalar()
 
     offset_us = await db.read(work)

@@ -97,7 +97,7 @@ async def test_only_an_empty_database_is_marked_a_sandbox(backend: str, tmp_path
     # A database created without the mark stays production, even while it holds nothing of an enterprise's.
     url = fresh_database_url(backend, tmp_path)
     assert await asyncio.to_thread(db_upgrade, url) == "database upgraded"
-    with pytest.raises(SystemExit, match="refused: .*registry accounts"):
+    with pytest.raises(SystemExit, match=r"refused: .*registry accounts"):
         await asyncio.to_thread(db_upgrade, url, sandbox=True)
     assert sandbox_offset(url) is None
 
@@ -252,7 +252,7 @@ async def test_the_clock_only_moves_forward(backend: str, tmp_path: Path) -> Non
     run = cli(url, "clock", "advance", "--days", "0")
     assert run.returncode == 2 and "days" in run.stderr
     engine = create_engine(sync_url(url))
-    with pytest.raises(Exception, match="(?i)check|constraint"), engine.begin() as conn:
+    with pytest.raises(Exception, match=r"(?i)check|constraint"), engine.begin() as conn:
         conn.execute(text("UPDATE sandbox_clock SET offset_us = -1"))
     engine.dispose()
 

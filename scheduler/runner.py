@@ -10,6 +10,7 @@ also reloads the calendar and runs each sweep once. Sweeps keep their real-time 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import socket
@@ -43,6 +44,7 @@ class Scheduler:
         self.sandbox = is_sandbox(self.clock)
         # Sandbox: the simulated instant driven up to, the clock offset seen then, and the calendar events known.
         self.events: list[Any] = []
+        self.driver: asyncio.Task[None] | None = None
         self.prime()
 
     def period_key_for(self, job: JobDef) -> str:
@@ -189,15 +191,6 @@ class Scheduler:
             coalesce=True,
             max_instances=1,
         )
-        if self.sandbox:
-            self.aps.add_job(
-                self.drive,
-                IntervalTrigger(seconds=SANDBOX_DRIVE_INTERVAL_S),
-                id="sandbox-drive",
-                replace_existing=True,
-                coalesce=True,
-                max_instances=1,
-            )
         self.aps.add_job(
             self.sync_calendar,
             IntervalTrigger(minutes=5),
@@ -211,6 +204,18 @@ class Scheduler:
             await self.sync_calendar()
         except Exception:
             log.exception("calendar sync failed at start; it is retried every 5 minutes")
+        if self.sandbox:
+            # Its own loop rather than an interval job: a long catch-up after a big move delays the next look
+            # instead of piling up skipped runs.
+            self.driver = asyncio.create_task(self._drive_forever())
+
+    async def _drive_forever(self) -> None:
+        while True:
+            try:
+                await self.drive()
+            except Exception:
+                log.exception("driving the sandbox schedule failed; retried in a second")
+            await asyncio.sleep(SANDBOX_DRIVE_INTERVAL_S)
 
     async def link_audit(self) -> int:
         """Link the committed audit entries not chained yet, and checkpoint the head when one is due; another
@@ -231,6 +236,9 @@ class Scheduler:
             return 0
 
     def shutdown(self) -> None:
+        if self.driver is not None:
+            self.driver.cancel()
+            self.driver = None
         if self.aps is not None and self.aps.running:
             self.aps.shutdown(wait=False)
 

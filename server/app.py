@@ -31,7 +31,7 @@ from core.http import (
 )
 from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
-from core.sandbox import clock_for, refresh, watch
+from core.sandbox import clock_for, watch
 from core.schema import CodePath, Name, Note
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
@@ -207,8 +207,7 @@ def create_app(
     background: list[asyncio.Task[None]] = []
 
     async def on_startup(app: Litestar) -> None:
-        if isinstance(clock, SandboxClock):
-            await refresh(db, clock)
+        if isinstance(clock, SandboxClock):  # the offset was read at create_app; follow later moves
             background.append(asyncio.create_task(watch(db, clock)))
         await start_published_parameters(services["incentives"].ctx)
         if embed:

@@ -39,6 +39,41 @@ class FixedClock:
         self.at = require_aware(at)
 
 
+class SandboxClock:
+    """System time plus an offset that only grows: the simulated clock of a sandbox database (core/sandbox.py keeps
+    the offset in the database and feeds it here). `adopt` ignores a smaller offset, so `now()` never goes back
+    within a process, whatever order the database reads arrive in."""
+
+    sandbox = True
+
+    def __init__(self, offset: dt.timedelta = dt.timedelta(0), base: Clock | None = None) -> None:
+        if offset < dt.timedelta(0):
+            raise ValueError("a sandbox clock runs ahead of system time, never behind")
+        self._offset = offset
+        self.base = base or SystemClock()
+
+    @property
+    def offset(self) -> dt.timedelta:
+        return self._offset
+
+    def now(self) -> dt.datetime:
+        return self.base.now() + self._offset
+
+    def real_now(self) -> dt.datetime:
+        return self.base.now()
+
+    def adopt(self, offset: dt.timedelta) -> bool:
+        """Take a newer offset; True when it moved the clock."""
+        if offset > self._offset:
+            self._offset = offset
+            return True
+        return False
+
+
+def is_sandbox(clock: Clock) -> bool:
+    return bool(getattr(clock, "sandbox", False))
+
+
 def require_aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime: an instant needs a timezone")

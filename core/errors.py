@@ -71,6 +71,8 @@ _CATALOGUE: tuple[ProblemType, ...] = (
     # 5xxx: infrastructure
     ProblemType("service-unavailable", 503, "The service is busy; retry after the given delay", "5003"),
     ProblemType("internal-error", 500, "Internal error", "5000"),
+    ProblemType("not-a-sandbox", 409, "This database is not a sandbox: its clock is real time and cannot move", "5101"),
+    ProblemType("clock-not-forward", 409, "The sandbox clock only moves forward", "5102"),
     # 36xx: compliance cycle (registry/compliance; domain.md section 4)
     ProblemType("instrument-not-eligible", 422, "These units cannot cover this kind of obligation", "3601"),
     ProblemType("pollutant-mismatch", 422, "Permits of another pollutant cannot cover this obligation", "3602"),

@@ -207,3 +207,20 @@ class IssuedDocument(SQLModel, table=True):
     facts: str = Field(sa_type=Text)
     record: str = Field(sa_type=Text)
     issued_at: dt.datetime = Field(sa_type=DateTimeUTC)
+
+
+class SandboxClockState(SQLModel, table=True):
+    """The sandbox mark and its simulated clock (core/sandbox.py). The row exists only in a database created empty
+    with `greenrights db upgrade --sandbox`; no API writes it. A database without it is production: real time.
+    The simulated now is system time plus `offset_us` microseconds; the offset only grows."""
+
+    __tablename__ = "sandbox_clock"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="ck_sandbox_clock_one_row"),
+        CheckConstraint("offset_us >= 0", name="ck_sandbox_clock_forward"),
+    )
+    id: int = Field(default=1, primary_key=True)
+    marked_at: dt.datetime = Field(sa_type=DateTimeUTC)
+    offset_us: int = Field(default=0, sa_type=BigInteger)
+    moves: int = Field(default=0)
+    moved_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)

@@ -18,7 +18,7 @@ from litestar.params import JSONBody
 from litestar.plugins.prometheus import PrometheusController
 
 from core.audit import checkpoints_for, make_flusher
-from core.clock import Clock, SystemClock
+from core.clock import SHANGHAI, Clock, SandboxClock
 from core.db import Database, UnitOfWork
 from core.errors import CATALOGUE, AppError
 from core.http import (
@@ -31,6 +31,7 @@ from core.http import (
 )
 from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
+from core.sandbox import clock_for, watch
 from core.schema import CodePath, Name, Note
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
@@ -44,6 +45,7 @@ from scheduler.runner import Scheduler
 from server.access import CONTROLLERS as ACCESS_CONTROLLERS
 from server.events import CONTROLLERS as EVENT_CONTROLLERS
 from server.migrate import schema_problem
+from server.sandbox import CONTROLLERS as SANDBOX_CONTROLLERS
 from server.services import build_services
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
 from web.apidocs import render_plugins
@@ -78,9 +80,22 @@ class TokenOut(msgspec.Struct):
     expires_in: int
 
 
-@get("/health", operation_id="health", tags=["ops"], include_in_schema=True)
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+def clock_facts(clock: Clock) -> dict[str, Any]:
+    """`sandbox: true` and the simulated now on a sandbox database, so nobody takes its time for real time."""
+    if not isinstance(clock, SandboxClock):
+        return {"sandbox": False}
+    now = clock.now()
+    return {
+        "sandbox": True,
+        "now": now.isoformat(),
+        "now_shanghai": now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
+        "offset_seconds": int(clock.offset.total_seconds()),
+    }
+
+
+@get("/health", operation_id="health", tags=["ops"], include_in_schema=True, cache=False)
+async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return {"status": "ok", **clock_facts(request.app.state.clock)}
 
 
 @get("/ready", operation_id="ready", tags=["ops"], cache=False)
@@ -107,7 +122,8 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     else:
         checks["scheduler"] = "external (greenrights scheduler)"
     good = all(v == "ok" or v.startswith("external") for v in checks.values())
-    return Response({"status": "ready" if good else "not ready", "checks": checks}, status_code=200 if good else 503)
+    body = {"status": "ready" if good else "not ready", "checks": checks, **clock_facts(state.clock)}
+    return Response(body, status_code=200 if good else 503)
 
 
 @get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404))
@@ -168,7 +184,8 @@ def create_app(
 ) -> Litestar:
     settings = settings or get_settings()
     secrets = jwt_secrets(settings)  # refuses a guessable secret before anything is served
-    clock = clock or SystemClock()
+    # A sandbox database (core/sandbox.py) runs on its simulated clock; any other on system time.
+    clock = clock or clock_for(settings.database_url)
     db = Database(
         settings.database_url, retries_max=settings.db_retries_max, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
@@ -187,12 +204,18 @@ def create_app(
     def get_db() -> Database:
         return db
 
+    background: list[asyncio.Task[None]] = []
+
     async def on_startup(app: Litestar) -> None:
+        if isinstance(clock, SandboxClock):  # the offset was read at create_app; follow later moves
+            background.append(asyncio.create_task(watch(db, clock)))
         await start_published_parameters(services["incentives"].ctx)
         if embed:
             await scheduler.start()
 
     async def on_shutdown(app: Litestar) -> None:
+        for task in background:
+            task.cancel()
         scheduler.shutdown()
         await db.dispose()
 
@@ -233,6 +256,7 @@ def create_app(
             *SCHEDULER_CONTROLLERS,
             *ACCESS_CONTROLLERS,
             *EVENT_CONTROLLERS,
+            *SANDBOX_CONTROLLERS,
             MetricsController,
             *WEB_ROUTES,
             *PAGE_ROUTES,

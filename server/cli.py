@@ -1,5 +1,5 @@
-"""The `greenrights` command: serve, db upgrade|grant, apikey create|revoke, user create|unlock, audit verify|reconcile,
-calendar, demo, scheduler."""
+"""The `greenrights` command: serve, db upgrade [--sandbox]|grant, clock show|advance, apikey create|revoke, user
+create|unlock, audit verify|reconcile, calendar, demo, scheduler."""
 
 from __future__ import annotations
 
@@ -209,16 +209,19 @@ async def _audit_reconcile() -> Circulation:
 
 
 async def _run_scheduler() -> None:
+    from core.clock import SandboxClock
+    from core.sandbox import clock_for, watch
     from scheduler.runner import Scheduler
     from server.services import build_services
 
-    clock = SystemClock()
     settings = get_settings()
+    clock = clock_for(settings.database_url)  # a sandbox's simulated clock, else system time
     db = _db()
     services = build_services(db, clock, settings)
     services["audit_checkpoints"] = checkpoints_for(settings)
     services["settings"] = settings
     sched = Scheduler(services)
+    watcher = asyncio.create_task(watch(db, clock)) if isinstance(clock, SandboxClock) else None
     # Printed before the catch-up of missed slots, which can take long (a settlement). Nothing secret: no database
     # URL, no keys.
     print(
@@ -227,28 +230,47 @@ async def _run_scheduler() -> None:
     )
     await sched.start()
     print(f"scheduler {sched.owner} running", flush=True)
+    if watcher is not None:
+        print(f"sandbox database: simulated now {clock.now().isoformat()}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         sched.shutdown()
         await db.dispose()
 
 
-def db_upgrade() -> None:
+def db_upgrade(url: str | None = None, *, sandbox: bool = False) -> str:
+    """Migrate to head and bootstrap the registry. With `sandbox`, mark the database a sandbox (core/sandbox.py):
+    refused (SystemExit, nothing changed) unless it is empty and was never upgraded without the mark."""
+    from core.sandbox import mark_sandbox, sandbox_offset, sandbox_refusal
     from registry.service import RegistryService
     from server.migrate import upgrade
 
-    url = get_settings().database_url
+    url = url or get_settings().database_url
+    if sandbox:
+        refusal = sandbox_refusal(url)
+        if refusal:
+            raise SystemExit(f"greenrights db upgrade --sandbox refused: {refusal}")
     upgrade(url)
+    marked = mark_sandbox(url, SystemClock().now()) if sandbox else False
 
     async def boot() -> None:
-        db = _db()
+        s = get_settings()
+        db = Database(url, retries_max=s.db_retries_max, busy_timeout_ms=s.sqlite_busy_timeout_ms)
+        db.audit_flusher = make_flusher(SystemClock())
         try:
             await RegistryService(db, SystemClock()).bootstrap()
         finally:
             await db.dispose()
 
     asyncio.run(boot())
+    if marked:
+        return "database upgraded and marked a sandbox: its clock moves with `greenrights clock advance`"
+    if sandbox_offset(url) is not None:
+        return "database upgraded (a sandbox: its clock moves with `greenrights clock advance`)"
+    return "database upgraded"
 
 
 def _serve(host: str | None, port: int | None, workers: int) -> int:
@@ -321,6 +343,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "nothing exactly the app's privileges (append-only tables without UPDATE/DELETE), idempotently",
     )
     p_db.add_argument("role", nargs="?", default=None, metavar="ROLE", help="grant: the application's role")
+    p_db.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="upgrade: mark a new, empty database a sandbox whose clock can be moved forward (refused on any other)",
+    )
+    p_clock = sub.add_parser(
+        "clock", help="the sandbox clock: show it, or advance it (a production database refuses every move)"
+    )
+    p_clock.add_argument("action", choices=["show", "advance"])
+    move = p_clock.add_mutually_exclusive_group()
+    move.add_argument("--days", type=int, default=None, help="advance: this many days")
+    move.add_argument("--hours", type=int, default=None, help="advance: this many hours")
+    move.add_argument("--to", default=None, metavar="YYYY-MM-DD[THH:MM]", help="advance: to this Shanghai time")
     p_key = sub.add_parser("apikey", help="API keys for machine clients")
     p_key.add_argument("action", choices=["create", "revoke"])
     p_key.add_argument("prefix", nargs="?", default=None, help="revoke: the key's prefix (the 12 characters after gr_)")
@@ -375,9 +410,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
         return 0
     if args.cmd == "db":
-        db_upgrade()
-        print("database upgraded")
+        print(db_upgrade(sandbox=args.sandbox))
         return 0
+    if args.cmd == "clock":
+        from server.migrate import schema_problem
+        from server.sandbox import clock_command
+
+        problem = schema_problem(get_settings().database_url)
+        if problem:
+            print(f"greenrights clock: {problem}", file=sys.stderr)
+            return 1
+
+        if args.action == "advance" and args.days is None and args.hours is None and args.to is None:
+            print("greenrights clock advance: give --days N, --hours N or --to YYYY-MM-DD[THH:MM]", file=sys.stderr)
+            return 2
+        code, message = clock_command(_db(), args.action, args.days, args.hours, args.to)
+        print(message, file=sys.stderr if code else sys.stdout)
+        return code
     if args.cmd == "apikey" and args.action == "revoke":
         if not args.prefix:
             print("greenrights apikey revoke PREFIX: name the key's prefix", file=sys.stderr)

@@ -60,4 +60,5 @@ async def test_ready_on_a_migrated_database(tmp_path: Path) -> None:
     assert r.json() == {
         "status": "ready",
         "checks": {"database": "ok", "migrations": "ok", "scheduler": "external (greenrights scheduler)"},
+        "sandbox": False,  # a production database: real time (tests/core/test_sandbox_clock.py)
     }

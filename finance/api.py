@@ -468,7 +468,7 @@ class VerifyController(Controller):
     @get(
         "/{code:str}",
         operation_id="verifyDocument",
-        responses=problem_responses(404),
+        responses=problem_responses(404, 422),
         summary="Check a document's verification code without logging in",
     )
     async def verify(self, request: Request[Any, Any, Any], code: TypedCode) -> Response[s.VerificationOut]:

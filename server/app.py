@@ -13,7 +13,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import JSONBody
 from litestar.plugins.prometheus import PrometheusController
 
@@ -98,7 +98,13 @@ async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"status": "ok", **clock_facts(request.app.state.clock)}
 
 
-@get("/ready", operation_id="ready", tags=["ops"], cache=False)
+@get(
+    "/ready",
+    operation_id="ready",
+    tags=["ops"],
+    cache=False,
+    responses={503: ResponseSpec(data_container=dict[str, Any], description="Not ready; each failed check says why")},
+)
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """Ready to serve: the database answers, its schema is at this version's head migration, and (when embedded)
     the scheduler runs. 503 with the failing check otherwise, so a load balancer keeps traffic away."""
@@ -126,7 +132,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response(body, status_code=200 if good else 503)
 
 
-@get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404))
+@get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404, 422))
 async def problem_type(slug: CodePath) -> dict[str, Any]:
     p = CATALOGUE.get(slug)
     if p is None:

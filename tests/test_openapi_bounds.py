@@ -212,3 +212,36 @@ def test_every_input_of_every_operation_is_bounded(tmp_path: Path) -> None:
     offenders = openapi_offenders(answer.json())
     report = "\n".join(offenders)
     assert not offenders, f"{len(offenders)} unbounded inputs (operation, location, field):\n{report}"
+
+
+def _served_document(tmp_path: Path) -> tuple[dict[str, Any], TestClient[Any]]:
+    url = fresh_database_url("sqlite", tmp_path)
+    create_schema(url)
+    app = create_app(Settings(database_url=url, scheduler_embedded=False))
+    client = TestClient(app=app)
+    return client.get("/schema/openapi.json").json(), client
+
+
+def test_every_operation_with_an_input_declares_its_422(tmp_path: Path) -> None:
+    """A bounded input refused answers 422 (the fuzzer's undeclared-status finding on downloadComplianceReport,
+    getProblemType and verifyDocument): every operation with a parameter or a body declares it, as problem+json."""
+    doc, _ = _served_document(tmp_path)
+    missing = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or not (op.get("parameters") or "requestBody" in op):
+                continue
+            answer = op.get("responses", {}).get("422")
+            if answer is None or "application/problem+json" not in answer.get("content", {}):
+                missing.append(op.get("operationId", f"{method.upper()} {path}"))
+    assert missing == []
+
+
+def test_an_overlong_public_path_text_is_a_422_naming_it(tmp_path: Path) -> None:
+    _, client = _served_document(tmp_path)
+    with client:
+        for path, field in (("/problems/" + "x" * 65, "slug"), ("/verify/" + "x" * 1001, "code")):
+            r = client.get(path)
+            assert r.status_code == 422, (path, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["field"] == field

@@ -351,7 +351,7 @@ class SettlementController(Controller):
         "/periods/{period_id:int}/report.pdf",
         operation_id="downloadComplianceReport",
         guards=[allow(*RESULT_READERS)],
-        responses=problem_responses(401, 403, 404, 409),
+        responses=problem_responses(401, 403, 404, 409, 422),
         media_type="application/pdf",
         summary="The compliance report in Chinese: status per enterprise, totals by city and industry",
     )

@@ -62,3 +62,18 @@ async def test_ready_on_a_migrated_database(tmp_path: Path) -> None:
         "checks": {"database": "ok", "migrations": "ok", "scheduler": "external (greenrights scheduler)"},
         "sandbox": False,  # a production database: real time (tests/core/test_sandbox_clock.py)
     }
+
+
+def test_ready_declares_its_503(tmp_path: Path) -> None:
+    """A load balancer reads the 503 as documented (the fuzzer found it undeclared): its body has the checks too."""
+    from litestar.testing import TestClient
+
+    from core.settings import Settings
+    from server.app import create_app
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'doc.db'}"
+    upgrade(url)
+    with TestClient(app=create_app(Settings(database_url=url, scheduler_embedded=False))) as client:
+        responses = client.get("/schema/openapi.json").json()["paths"]["/ready"]["get"]["responses"]
+    assert set(responses) == {"200", "503"}
+    assert "application/json" in responses["503"]["content"]

@@ -175,6 +175,17 @@ class ReadReplica:
             return "lag"
         return "replica" if now - self._covered_at <= self.max_lag_s else "lag"
 
+    def describe(self) -> str:
+        """The replica's state for /ready (which it never fails: reads fall back to the primary)."""
+        staleness = self.staleness_s()
+        if self._down == "unchecked":
+            return "not checked yet: reads on the primary"
+        if self._down is not None:
+            return "down or not a standby: reads on the primary"
+        if staleness is None or staleness > self.max_lag_s:
+            return f"more than {self.max_lag_s:g} s behind: reads on the primary"
+        return "ok"
+
     async def read(self, db: Database, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any) -> T:
         """`db.read(fn, ...)`: on the replica when this request may, else (or when the replica fails) the primary."""
         req = _request.get()

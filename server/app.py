@@ -108,7 +108,10 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     else:
         checks["scheduler"] = "external (greenrights scheduler)"
     good = all(v == "ok" or v.startswith("external") for v in checks.values())
-    return Response({"status": "ready" if good else "not ready", "checks": checks}, status_code=200 if good else 503)
+    body: dict[str, Any] = {"status": "ready" if good else "not ready", "checks": checks}
+    if state.db.replica is not None:
+        body["read_replica"] = state.db.replica.describe()  # informative: reads fall back to the primary
+    return Response(body, status_code=200 if good else 503)
 
 
 @get("/problems/{slug:str}", operation_id="getProblemType", tags=["ops"], responses=problem_responses(404))

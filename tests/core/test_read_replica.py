@@ -180,6 +180,7 @@ async def test_get_reads_are_served_by_the_replica(databases) -> None:
         writer, reader = await env.key(Role.REGULATOR), await env.key(Role.REGULATOR)
         first = await new_enterprise(env, writer, "南昌电厂")
         await caught_up(env)
+        assert (await env.client.get("/ready")).json()["read_replica"] == "ok"
         before = await metric(env, "replica", "replica")
         r = await env.get(f"{ENTERPRISES}/{first}", reader)
         assert r.status_code == 200 and r.json()["name"] == "南昌电厂"
@@ -320,6 +321,7 @@ async def test_a_replica_that_goes_down_leaves_reads_on_the_primary(databases) -
         assert env.db.replica is not None
         await env.db.replica.refresh(env.db)  # the check finds it down too
         assert env.db.replica.staleness_s() is None
+        assert (await env.client.get("/ready")).json()["read_replica"].startswith("down")
         listed = (await env.get(ENTERPRISES, reader)).json()["items"]
         assert [e["id"] for e in listed] == [first, second]
         assert await metric(env, "primary", "down") > down

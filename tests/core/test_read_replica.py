@@ -333,7 +333,7 @@ def test_the_read_your_writes_window_covers_the_lag_bound() -> None:
     assert Settings(read_max_lag_s=2, read_your_writes_s=5).read_database_url is None
 
 
-def test_a_replica_needs_a_postgresql_primary(tmp_path) -> None:
+def test_a_read_replica_is_refused_beside_sqlite(tmp_path) -> None:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", read_database_url="postgresql://x@127.0.0.1:5433/x"
     )

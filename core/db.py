@@ -29,7 +29,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import CursorResult, Engine, Result, Row
@@ -46,6 +46,9 @@ from tenacity import (
 
 from core.errors import ServiceUnavailable
 from core.events import pending as outbox_pending
+
+if TYPE_CHECKING:
+    from core.replica import ReadReplica
 
 T = TypeVar("T")
 
@@ -227,6 +230,8 @@ class Database:
             _install_sqlite_pragmas(self.engine.sync_engine, busy_timeout_ms)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self.audit_flusher: AuditFlusher | None = None
+        # A streaming replica for the reads of GET requests (core/replica.py); None: every read on this engine.
+        self.replica: ReadReplica | None = None
         # SQLite: the in-process write queue, one per event loop (a lock cannot be shared across loops, and tests
         # drive one database from two).
         self._write_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriteQueue] = (
@@ -285,12 +290,27 @@ class Database:
             _sqlite_begin.reset(token)
         if rider is not None:
             rider.committed()
+        if not readonly and self.replica is not None:
+            self.replica.wrote()
         return result
 
-    async def _attempt(
-        self, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any, *, readonly: bool, rider: Rider | None
+    async def attempt(
+        self, sessions: async_sessionmaker[AsyncSession], fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any
     ) -> T:
-        async with self.sessions() as session, session.begin():
+        """One read-only try of `fn` in a session of `sessions` (another engine: the read replica), no retries."""
+        return await self._attempt(fn, args, kwargs, readonly=True, rider=None, sessions=sessions)
+
+    async def _attempt(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        args: Any,
+        kwargs: Any,
+        *,
+        readonly: bool,
+        rider: Rider | None,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+    ) -> T:
+        async with (sessions or self.sessions)() as session, session.begin():
             if readonly and not self.sqlite:
                 # A read sees one snapshot (a balance and its serial blocks agree); SQLite's read
                 # transaction already is one.
@@ -311,6 +331,9 @@ class Database:
         return result
 
     async def read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """A read-only unit of work; a GET request's may be served by the read replica (core/replica.py)."""
+        if self.replica is not None:
+            return await self.replica.read(self, fn, args, kwargs)
         return await self.run(fn, *args, readonly=True, **kwargs)
 
     async def execute_once(
@@ -342,4 +365,6 @@ class Database:
             raise answer from exc
 
     async def dispose(self) -> None:
+        if self.replica is not None:
+            await self.replica.dispose()
         await self.engine.dispose()

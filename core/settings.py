@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GREENRIGHTS_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./var/greenrights.db"
+    # A PostgreSQL streaming replica of `database_url` for the reads of GET requests (core/replica.py,
+    # docs/scaling.md). Unset: every read on the primary. A principal that wrote within `read_your_writes_s` reads the
+    # primary; so does everyone while the replica may be more than `read_max_lag_s` behind (measured every
+    # `replica_check_interval_s`) or is down. The window must be at least the bound, so a writer reads its writes.
+    read_database_url: str | None = None
+    read_max_lag_s: float = 2.0
+    read_your_writes_s: float = 5.0
+    replica_check_interval_s: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8000
     # Secret for staff JWTs (HS256), at least 32 bytes. Unset, the embedded SQLite default keeps a random one in
@@ -72,6 +80,17 @@ class Settings(BaseSettings):
     webhook_retry_for_s: float = 86_400.0
     # A YAML file of holiday notices an operator has published beyond those shipped in core/holidays.yaml.
     holidays_path: str | None = None
+
+    @model_validator(mode="after")
+    def _read_replica_bounds(self) -> Settings:
+        if self.read_max_lag_s < 0 or self.replica_check_interval_s <= 0:
+            raise ValueError("read_max_lag_s must be >= 0 and replica_check_interval_s > 0")
+        if self.read_your_writes_s < self.read_max_lag_s:
+            raise ValueError(
+                "read_your_writes_s must be at least read_max_lag_s, or a writer could read the replica before its "
+                "write reached it"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ from core.http import (
 )
 from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
+from core.replica import ReadReplica, ReadRouting
 from core.sandbox import clock_for, watch
 from core.schema import CodePath, Name, Note
 from core.secrets import jwt_secrets
@@ -128,7 +129,9 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     else:
         checks["scheduler"] = "external (greenrights scheduler)"
     good = all(v == "ok" or v.startswith("external") for v in checks.values())
-    body = {"status": "ready" if good else "not ready", "checks": checks, **clock_facts(state.clock)}
+    body: dict[str, Any] = {"status": "ready" if good else "not ready", "checks": checks, **clock_facts(state.clock)}
+    if state.db.replica is not None:
+        body["read_replica"] = state.db.replica.describe()  # informative: reads fall back to the primary
     return Response(body, status_code=200 if good else 503)
 
 
@@ -196,6 +199,15 @@ def create_app(
         settings.database_url, retries_max=settings.db_retries_max, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
     db.audit_flusher = make_flusher(clock)
+    if settings.read_database_url:
+        if db.sqlite:
+            raise ValueError("GREENRIGHTS_READ_DATABASE_URL needs a PostgreSQL primary (a streaming replica of it)")
+        db.replica = ReadReplica(
+            settings.read_database_url,
+            max_lag_s=settings.read_max_lag_s,
+            read_your_writes_s=settings.read_your_writes_s,
+            check_interval_s=settings.replica_check_interval_s,
+        )
     services = build_services(db, clock, settings)
     services["audit_checkpoints"] = checkpoints_for(settings)
     services["settings"] = settings
@@ -240,6 +252,9 @@ def create_app(
             exclude=PUBLIC_PATHS,
         ),
     ]
+    if db.replica is not None:
+        # After authentication: it reads the request's principal (core/replica.py).
+        middleware.append(ReadRouting)
     # Per-principal rate limit (core/http.py): after authentication, so it counts the principal that authenticated,
     # and before the body is read or an Idempotency-Key claimed, so a refused request costs nothing more.
     rate_limit = rate_limit_config(settings.api_rate_limit_per_minute)

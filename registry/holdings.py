@@ -10,11 +10,10 @@ from typing import Any
 from sqlalchemy import or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
+from core import figures, ledger
 from core.db import UnitOfWork
 from core.identity import Identity
 from core.models import LedgerAccount, Organisation, SerialBlock
-from core.quantity import format_amount
 from registry import schemas as s
 from registry._common import OWNER, instrument_out, tx_out
 from registry.context import RegistryContext
@@ -49,9 +48,9 @@ async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s
         out.append(
             s.HoldingOut(
                 instrument=instrument_out(inst),
-                balance=format_amount(balance, scale),
-                available=format_amount(ledger.available(la), scale),
-                held=format_amount(la.debits_pending, scale),
+                balance=figures.quantity_plain(balance, scale),
+                available=figures.quantity_plain(ledger.available(la), scale),
+                held=figures.quantity_plain(la.debits_pending, scale),
                 balance_base=balance,
                 available_base=ledger.available(la),
                 serial_blocks=[

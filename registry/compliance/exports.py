@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core import figures
 from core.csvfile import cell
 from core.db import UnitOfWork
 from core.errors import Conflict
 from core.identity import Identity
 from core.models import Organisation
-from core.quantity import format_amount
 from registry.compliance._common import calendar_of
 from registry.compliance.context import ComplianceContext
 from registry.compliance.models import SettlementResultRow, SettlementRun
@@ -63,7 +63,7 @@ async def export_results_csv(ctx: ComplianceContext, who: Identity, period_id: i
     for item in page.items:
         row = [
             # A machine column: the plain decimal, not the thousands-separated figure the page shows.
-            format_amount(item.fine_fen, 2) if c == "fine_yuan" else cell(getattr(item, c), text=c in text_columns)
+            figures.yuan_plain(item.fine_fen) if c == "fine_yuan" else cell(getattr(item, c), text=c in text_columns)
             for c in columns
         ]
         writer.writerow(row)

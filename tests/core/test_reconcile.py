@@ -167,7 +167,9 @@ async def test_circulation_reconciles_per_instrument_and_for_market_money_until_
     lines = out.splitlines()
     assert f"{cea}: held 99,700 = issued 100,000 - surrendered 300 - retired 0 - cancelled 0 - expired 0; " \
            "serials held 99,700 of 100,000 cut: OK" in lines  # fmt: skip
-    assert any(line.startswith(f"{vintage_2024}: held 4,880 = issued 5,000 ") and line.endswith(": OK") for line in lines)
+    assert any(
+        line.startswith(f"{vintage_2024}: held 4,880 = issued 5,000 ") and line.endswith(": OK") for line in lines
+    )
     assert "CNY: funds 187,609.33 + fees 45.00 + clearing 0.00 = deposits 200,000.00 - withdrawals 12,345.67; " \
            "fees charged on trades 45.00: OK" in lines  # fmt: skip
     assert "circulation reconciled: 2 instruments and CNY" in lines

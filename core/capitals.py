@@ -1,9 +1,9 @@
 """Amounts of money as printed on decision letters (决定书), statements and notices.
 
-A letter states every amount twice: in figures ("423,997,000.00") and in Chinese financial capitals
-("人民币肆亿贰仟叁佰玖拾玖万柒仟元整"), the form banks and the finance bureau accept because a capital
-cannot be turned into another amount by adding a stroke. The capitals follow the People's Bank of China rules
-for filling in bills (《支付结算办法》附件一《正确填写票据和结算凭证的基本规定》):
+A letter states every amount twice: in figures ("423,997,000.00", written by `core.figures.yuan`) and in
+Chinese financial capitals ("人民币肆亿贰仟叁佰玖拾玖万柒仟元整"), the form banks and the finance bureau accept
+because a capital cannot be turned into another amount by adding a stroke. The capitals follow the People's
+Bank of China rules for filling in bills (《支付结算办法》附件一《正确填写票据和结算凭证的基本规定》):
 
 1. The words start with "人民币" directly, without a gap.
 2. An amount that ends at 元 ends with "整"; after 角 no "整" is written; after 分 never.
@@ -38,17 +38,6 @@ def _check_fen(amount_fen: int) -> None:
     # bool is an int in Python; True must not print as 壹分.
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int):
         raise TypeError(f"amount_fen must be an int of fen, got {type(amount_fen).__name__}")
-
-
-def format_fen(amount_fen: int) -> str:
-    """The amount in yuan with thousands separators and two decimals: 123456789 → "1,234,567.89".
-
-    Negative amounts (a debit on a statement) keep their sign: -5 → "-0.05".
-    """
-    _check_fen(amount_fen)
-    sign = "-" if amount_fen < 0 else ""
-    yuan, fen = divmod(abs(amount_fen), 100)
-    return f"{sign}{yuan:,}.{fen:02d}"
 
 
 def _group_words(group: int) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core import figures
 from core.cache import CommittedCache
 from core.errors import AppError, Conflict, InvalidInput, ServiceUnavailable
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
@@ -223,7 +224,7 @@ async def _refuse(session: AsyncSession, account_id: int, amount: int, field: st
         return AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field)
     return Conflict(
         "insufficient-available",
-        f"Only {available(row)} base units are available; {amount} were asked for.",
+        f"Only {figures.quantity(available(row))} base units are available; {figures.quantity(amount)} were asked for.",
         field=field,
         extra={"available": available(row), "requested": amount},
     )
@@ -344,7 +345,7 @@ async def resolve_pending(
         raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
     posted_amount = (hold.amount if amount is None else amount) if post else 0
     if post and not 0 < posted_amount <= hold.amount:
-        raise InvalidInput("quantity", f"Post between 1 and {hold.amount} base units of this hold.")
+        raise InvalidInput("quantity", f"Post between 1 and {figures.quantity(hold.amount)} base units of this hold.")
     for account_id, pend_col, post_col in sorted(
         [
             (hold.debit_account_id, LedgerAccount.debits_pending, "debits_posted"),

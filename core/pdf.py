@@ -447,7 +447,8 @@ class Document:
 
         `col_widths` are relative weights (e.g. `[3, 1, 1]`) shared out over the page width; by default the
         columns are equal. Columns listed in `align_right` (0-based, e.g. amounts) are right-aligned.
-        Every cell is text: format numbers first (`core.capitals.format_fen` for money).
+        Every cell is text: format numbers first (`core.figures.yuan` for money, `core.figures.quantity` for
+        quantities).
         """
         head = tuple(_text(h, "header cell") for h in header)
         if not 0 < len(head) <= TABLE_COLUMNS_MAX:

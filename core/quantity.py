@@ -66,9 +66,3 @@ def parse_quantity(value: object, *, scale: int, field: str = "quantity") -> int
 def parse_money_fen(value: object, *, field: str, allow_zero: bool = False) -> int:
     return parse_amount(value, scale=2, field=field, allow_zero=allow_zero)
 
-
-def format_amount(base: int, scale: int) -> str:
-    """The exact decimal string of `base` base units in display units (integer arithmetic only)."""
-    sign = "-" if base < 0 else ""
-    whole, frac = divmod(abs(base), 10**scale)
-    return f"{sign}{whole}" if scale == 0 else f"{sign}{whole}.{frac:0{scale}d}"

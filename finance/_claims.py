@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.capitals import format_fen
+from core import figures
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, NotFound
@@ -75,7 +75,7 @@ def claim_out(
         eligible=claim.eligible,
         failed_gates=list(determination.get("failed_gates", [])) if determination else [],
         amount_fen=claim.amount_fen,
-        amount_yuan=format_fen(claim.amount_fen),
+        amount_yuan=figures.yuan_plain(claim.amount_fen),
         approved_by=claim.approved_by,
         approved_at=claim.approved_at,
         notice_first_day=claim.notice_first_day,

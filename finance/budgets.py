@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ledger
-from core.capitals import format_fen
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotFound
+from core.figures import yuan_plain
 from core.identity import Identity, Role
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer
 from core.quantity import parse_money_fen
@@ -156,7 +156,7 @@ async def _budget_out(ses: AsyncSession, budget: FinanceBudget) -> s.BudgetOut:
         disbursed_fen=figures.disbursed_fen,
         clawed_back_fen=figures.clawed_back_fen,
         available_fen=figures.available_fen,
-        available_yuan=format_fen(figures.available_fen),
+        available_yuan=yuan_plain(figures.available_fen),
         created_at=budget.created_at,
     )
 

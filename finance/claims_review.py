@@ -11,8 +11,7 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
-from core.capitals import format_fen
+from core import figures, ledger
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, InvalidInput
@@ -172,8 +171,8 @@ async def approve_claim(ctx: FinanceContext, who: Identity, claim_id: int, req: 
             available = int(exc.extra.get("available", 0))
             raise Conflict(
                 "budget-insufficient",
-                f"The {claim.programme} budget for {today.year} has {format_fen(available)} yuan available; "
-                f"this approval needs {format_fen(claim.amount_fen)} yuan. Appropriate more or approve later.",
+                f"The {claim.programme} budget for {today.year} has {figures.yuan(available)} yuan available; "
+                f"this approval needs {figures.yuan(claim.amount_fen)} yuan. Appropriate more or approve later.",
                 field="amount_fen",
                 extra={
                     "budget_id": budget.id,
@@ -318,7 +317,9 @@ async def clawback_claim(ctx: FinanceContext, who: Identity, claim_id: int, req:
             raise refused(exc) from None
         amount = claim.amount_fen if amount_req is None else amount_req
         if amount > claim.amount_fen:
-            raise InvalidInput("amount_yuan", f"At most the {format_fen(claim.amount_fen)} yuan paid can be recovered.")
+            raise InvalidInput(
+                "amount_yuan", f"At most the {figures.yuan(claim.amount_fen)} yuan paid can be recovered."
+            )
         window = int(param("clawback_window_years", today))
         paid_on = business_date(claim.disbursed_at) if claim.disbursed_at else today
         if not rules.clawback_open(paid_on, today, window):

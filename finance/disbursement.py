@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
-from core.capitals import format_fen
+from core import figures, ledger
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, NotFound
@@ -164,7 +163,7 @@ async def _batch_out(ses: AsyncSession, batch: FinanceDisbursementBatch) -> s.Di
         created_by=batch.created_by,
         line_count=batch.line_count,
         total_fen=batch.total_fen,
-        total_yuan=format_fen(batch.total_fen),
+        total_yuan=figures.yuan_plain(batch.total_fen),
         claim_ids=ids,
     )
 

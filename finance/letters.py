@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import documents
-from core.capitals import format_fen
+from core import documents, figures
 from core.clock import SHANGHAI, business_date
 from core.db import UnitOfWork
 from core.errors import NotFound
@@ -165,7 +164,7 @@ async def verify_document(ctx: FinanceContext, code: str) -> s.VerificationOut:
             enterprise_name=str(record.get("enterprise_name", "")),
             enterprise_uscc=str(record.get("enterprise_uscc", "")),
             amount_fen=amount if isinstance(amount, int) else None,
-            amount_yuan=format_fen(amount) if isinstance(amount, int) else None,
+            amount_yuan=figures.yuan_plain(amount) if isinstance(amount, int) else None,
             date=date,
             issued_by=str(record.get("issued_by", ISSUER)),
             details=details,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from core.capitals import format_fen, yuan_in_capitals
+from core import figures
+from core.capitals import yuan_in_capitals
 from core.pdf import Document, verify_url
 
 VERIFY_HINT = "扫描右侧二维码，或在本系统公开核验页面输入验证码（无需登录）"
@@ -27,10 +28,9 @@ def _show(value: object, unit: str) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, int) and unit == "fen":
-        return f"{format_fen(value)} 元"
+        return figures.yuan(value, unit=True)
     if isinstance(value, int) and unit == "bp":
-        whole, rest = divmod(value, 100)
-        return f"{whole}.{rest:02d}%"
+        return figures.percent(value)
     return f"{value} {unit}".strip()
 
 
@@ -70,7 +70,7 @@ def render_decision_letter(record: dict[str, Any], code: str, *, generated_at: d
     doc.key_values(
         [
             ("决定事项", DECISION_ZH.get(decision, decision)),
-            ("金额（小写）", f"¥{format_fen(amount)} 元"),
+            ("金额（小写）", f"¥{figures.yuan(amount, unit=True)}"),
             ("金额（大写）", yuan_in_capitals(amount)),
         ]
     )
@@ -154,7 +154,7 @@ def render_green_credit_report(report: dict[str, Any], *, generated_at: dt.datet
     doc.key_values(
         [
             ("是否存在未清缴缺口", "是" if comp.get("open_shortfall") else "否"),
-            ("未清缴碳排放配额（吨）", f"{int(comp.get('carbon_open_shortfall_t', 0)):,}"),
+            ("未清缴碳排放配额（吨）", figures.quantity(int(comp.get("carbon_open_shortfall_t", 0)))),
         ]
     )
     latest = comp.get("latest") or []
@@ -166,8 +166,8 @@ def render_green_credit_report(report: dict[str, Any], *, generated_at: dt.datet
                     str(x.get("scheme_code", "")),
                     str(x.get("period_code", "")),
                     str(x.get("status", "")),
-                    f"{int(x.get('shortfall') or 0):,}",
-                    format_fen(int(x.get("fine_fen") or 0)),
+                    figures.quantity(int(x.get("shortfall") or 0)),
+                    figures.yuan(int(x.get("fine_fen") or 0)),
                 ]
                 for x in latest
             ],
@@ -228,7 +228,7 @@ def render_green_credit_report(report: dict[str, Any], *, generated_at: dt.datet
         doc.key_values(
             [
                 ("是否符合条件", "是" if tool.get("eligible") else "否"),
-                ("再贷款金额", f"{format_fen(int(outputs.get('relending_fen', 0)))} 元"),
+                ("再贷款金额", figures.yuan(int(outputs.get("relending_fen", 0)), unit=True)),
                 ("再贷款利率", _show(int(outputs.get("relending_rate_bp", 0)), "bp")),
                 ("未通过的条件", "、".join(tool.get("failed_gates") or []) or "无"),
             ]

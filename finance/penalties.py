@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from core import ledger
-from core.capitals import format_fen
+from core import figures, ledger
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, NotFound
@@ -139,7 +138,7 @@ def _penalty_out(p: FinancePenalty, today: dt.date) -> s.PenaltyOut:
         scheme_code=p.scheme_code,
         shortfall=p.shortfall,
         fine_fen=p.fine_fen,
-        fine_yuan=format_fen(p.fine_fen),
+        fine_yuan=figures.yuan_plain(p.fine_fen),
         fine_formula=p.fine_formula,
         citation=p.citation,
         issued_on=p.issued_on,
@@ -148,7 +147,7 @@ def _penalty_out(p: FinancePenalty, today: dt.date) -> s.PenaltyOut:
         days_late=days_late,
         surcharge_fen=due.surcharge_fen,
         amount_due_fen=0 if p.status == "paid" else due.total_fen,
-        amount_due_yuan=format_fen(0 if p.status == "paid" else due.total_fen),
+        amount_due_yuan=figures.yuan_plain(0 if p.status == "paid" else due.total_fen),
         paid_fen=p.paid_fen,
         paid_at=p.paid_at,
         bank_reference=p.bank_reference,
@@ -206,8 +205,8 @@ async def record_penalty_payment(
         if amount != due.total_fen:
             raise AppError(
                 "payment-amount-mismatch",
-                f"Today {format_fen(due.total_fen)} yuan is due (fine {format_fen(due.fine_fen)}, late surcharge "
-                f"{format_fen(due.surcharge_fen)} for {due.days_late} days); {format_fen(amount)} was given.",
+                f"Today {figures.yuan(due.total_fen)} yuan is due (fine {figures.yuan(due.fine_fen)}, late surcharge "
+                f"{figures.yuan(due.surcharge_fen)} for {due.days_late} days); {figures.yuan(amount)} was given.",
                 field="amount_yuan",
                 extra={"amount_due_fen": due.total_fen, "surcharge_fen": due.surcharge_fen},
             )

@@ -17,7 +17,6 @@ from core.db import UnitOfWork
 from core.errors import AppError
 from core.http import field_from_msgspec
 from core.identity import Identity, Role
-from core.quantity import format_amount
 from incentives.batch import BatchInputError
 from incentives.context import IncentivesContext
 from incentives.domain.params import NotInForce
@@ -67,11 +66,6 @@ def batch_problem(exc: BatchInputError | Sequence[str]) -> AppError:
 
 def reform_problem(problems: Sequence[str], field: str = "overrides") -> AppError:
     return AppError("reform-invalid", "; ".join(problems), field=field, extra={"problems": list(problems)})
-
-
-def yuan(fen: int) -> str:
-    """Integer fen as an exact yuan string ("8000000.00")."""
-    return format_amount(fen, 2)
 
 
 def _jsonable(value: object) -> object:

@@ -12,12 +12,13 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from core import figures
 from core.clock import business_date
 from core.errors import AppError, InvalidInput
 from core.identity import Identity
 from incentives import engine
 from incentives import schemas as s
-from incentives._common import _in_thread, _msgspec_field, _record_run, _sha256, _wanted, batch_problem, yuan
+from incentives._common import _in_thread, _msgspec_field, _record_run, _sha256, _wanted, batch_problem
 from incentives.batch import BatchInputError
 from incentives.batch_input import frame_from_csv, frame_from_records
 from incentives.context import IncentivesContext
@@ -82,7 +83,7 @@ def _headline_summary(table: pd.DataFrame) -> list[dict[str, object]]:
             "headline": p.headline, "headline_kind": p.headline_kind,
             "evaluated": int(evaluated.sum()), "eligible": int(counted.sum()),
             "stacked_out": int((evaluated & eligible & stacked).sum()),
-            "headline_fen": total, "headline_yuan": yuan(total) if p.headline.endswith("_fen") else None,
+            "headline_fen": total, "headline_yuan": figures.yuan_plain(total) if p.headline.endswith("_fen") else None,
         })
     return summary
 

@@ -19,11 +19,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core import figures
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, InvalidInput, NotFound
 from core.identity import Identity, Role
 from incentives import schemas as s
-from incentives._common import READ_ANY, yuan
+from incentives._common import READ_ANY
 from incentives.context import IncentivesContext
 from incentives.domain.programmes import equipment
 from incentives.models import IncentiveCreditPosition, IncentiveDetermination
@@ -42,7 +43,7 @@ def position_out(row: IncentiveCreditPosition, superseded: bool = False) -> s.Cr
     carry = _carry(row)
     return s.CreditPositionOut(
         id=row.id, enterprise_id=row.enterprise_id, tax_year=row.tax_year, determination_id=row.determination_id,
-        carry_forward=[s.CarryOut(age=age, fen=fen, yuan=yuan(fen)) for age, fen in carry.items()],
+        carry_forward=[s.CarryOut(age=age, fen=fen, yuan=figures.yuan_plain(fen)) for age, fen in carry.items()],
         carry_forward_total_fen=sum(carry.values()), note=row.note, approved_by=f"principal:{row.approved_by}",
         approved_role=row.approved_role, approved_at=row.approved_at, superseded=superseded)
 
@@ -136,11 +137,11 @@ def fill_carry_forward(position: IncentiveCreditPosition, facts: dict[str, objec
         name, fen = differing[0]
         raise AppError(
             "invalid-input",
-            f"{name} differs from the approved credit position of {position.tax_year} ({yuan(fen)} yuan, "
+            f"{name} differs from the approved credit position of {position.tax_year} ({figures.yuan(fen)} yuan, "
             f"determination {position.determination_id}); leave it out to use the approved figure, or give "
             "override_reason to use yours.",
             field=f"facts.{name}",
-            extra={"problems": [{"field": f"facts.{n}", "message": f"differs from the approved {yuan(v)} yuan"}
+            extra={"problems": [{"field": f"facts.{n}", "message": f"differs from the approved {figures.yuan(v)} yuan"}
                                 for n, v in differing]},
         )
     out: list[s.RegistryFact] = []

@@ -17,11 +17,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core import figures
 from core.db import UnitOfWork
 from core.errors import NotFound
 from core.identity import Identity, Role
 from incentives import schemas as s
-from incentives._common import BY_CODE, READ_ANY, _dumps, _sha256, yuan
+from incentives._common import BY_CODE, READ_ANY, _dumps, _sha256
 from incentives.context import IncentivesContext
 from incentives.domain.facts import fact_json
 from incentives.domain.rules import Determination, show
@@ -149,7 +150,7 @@ def determination_out(row: IncentiveDetermination) -> s.DeterminationOut:
     outputs: dict[str, int] = {o.name: record["outputs"][o.name] for o in programme.outputs}
     amounts = [
         s.AmountOut(name=name, label_zh=labels[name].label_zh, label_en=labels[name].label_en, fen=value,
-                    yuan=yuan(value))
+                    yuan=figures.yuan_plain(value))
         for name, value in outputs.items() if name.endswith("_fen")
     ]
     gates = [gate_out(g) for g in record["gates"]]
@@ -163,7 +164,7 @@ def determination_out(row: IncentiveDetermination) -> s.DeterminationOut:
         evaluation_id=row.evaluation_id, programme=row.programme, label_zh=programme.name_zh,
         label_en=programme.name_en, headline_kind=programme.headline_kind, eligible=row.eligible,
         stacked_out_by=row.stacked_out_by, headline=row.headline, headline_fen=row.headline_fen,
-        headline_yuan=yuan(row.headline_fen), amounts=amounts, outputs=outputs, gates=gates,
+        headline_yuan=figures.yuan_plain(row.headline_fen), amounts=amounts, outputs=outputs, gates=gates,
         failed_gates=[g for g in gates if not g.passed],
         articles=[s.CitationOut(document=d, article=a) for d, a in seen],
         rule_pack_version=row.rule_pack_version, parameter_versions=json.loads(row.parameter_versions_json),

@@ -11,13 +11,14 @@ from typing import Any
 
 import msgspec
 
+from core import figures
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput
 from core.identity import Identity, Role
 from incentives import credit_history, engine, publications
 from incentives import schemas as s
-from incentives._common import BY_CODE, READ_ANY, _dumps, _wanted, facts_problem, not_in_force_problem, yuan
+from incentives._common import BY_CODE, READ_ANY, _dumps, _wanted, facts_problem, not_in_force_problem
 from incentives.context import IncentivesContext
 from incentives.determinations import determination_out, determination_row
 from incentives.domain.facts import FactsError, missing
@@ -124,7 +125,7 @@ async def evaluate_eligibility(ctx: IncentivesContext, who: Identity,
         not_qualified=[d.programme for d in outs if not d.eligible],
         stacked_out=[d.programme for d in outs if d.eligible and d.stacked_out_by],
         not_evaluated=not_evaluated,
-        totals=[s.KindTotal(kind=k, fen=v, yuan=yuan(v)) for k, v in totals.items()],
+        totals=[s.KindTotal(kind=k, fen=v, yuan=figures.yuan_plain(v)) for k, v in totals.items()],
         determinations=outs,
     )
 

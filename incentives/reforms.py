@@ -11,12 +11,13 @@ from typing import Any
 import msgspec
 from sqlalchemy import select
 
+from core import figures
 from core.db import UnitOfWork
 from core.errors import InvalidInput
 from core.identity import Identity
 from incentives import engine
 from incentives import schemas as s
-from incentives._common import BY_CODE, _in_thread, _record_run, _sha256, batch_problem, reform_problem, yuan
+from incentives._common import BY_CODE, _in_thread, _record_run, _sha256, batch_problem, reform_problem
 from incentives.batch import BatchInputError, synthetic_population
 from incentives.batch_input import frame_from_records
 from incentives.context import IncentivesContext
@@ -72,7 +73,7 @@ async def simulate_reform(ctx: IncentivesContext, who: Identity, req: s.Simulate
         assert isinstance(rows, list)
         for row in rows:
             for key in ("baseline_fen", "reform_fen", "difference_fen"):
-                row[key.replace("_fen", "_yuan")] = yuan(int(row[key]))
+                row[key.replace("_fen", "_yuan")] = figures.yuan_plain(int(row[key]))
             code = row["programme"]
             row["label_zh"], row["label_en"] = BY_CODE[code].name_zh, BY_CODE[code].name_en
     run_id = await _record_run(ctx, who, "reform", int(report["rows"]),  # type: ignore[call-overload]

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from core.quantity import format_amount
+from core.figures import yuan_plain
 from core.schema import CODE_MAX, MAX_ID, NAME_MAX, FreeObject, Id, Req, Year, int_range
 from incentives.batch import PASSTHROUGH
 from incentives.domain.arith import MAX_FEN, MILLI_TEXT_MAX
@@ -64,7 +64,7 @@ YUAN_ALIASES: dict[str, str] = {
 """Yuan-string aliases accepted at the edge for every money fact: alias → engine fact name."""
 
 
-YUAN_TEXT_MAX = len(format_amount(MAX_FEN, 2))
+YUAN_TEXT_MAX = len(yuan_plain(MAX_FEN))
 """The longest yuan text of a money fact ("1000000000000.00", MAX_FEN): no leading zeros, at most 2 decimals."""
 ENTERPRISE_TEXT_MAX = CODE_MAX
 """A batch row's `enterprise_id` as text (a unified social credit code has 18 characters)."""

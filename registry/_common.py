@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
+from core import figures, ledger
 from core.errors import AppError
 from core.models import LedgerAccount
-from core.quantity import format_amount
 from registry import schemas as s
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
@@ -118,7 +117,7 @@ async def tx_out(ses: AsyncSession, tx: RegistryTransaction) -> s.TransactionOut
         instrument_code=inst.code,
         from_account_id=tx.from_account_id,
         to_account_id=tx.to_account_id,
-        quantity=format_amount(tx.quantity, KIND_RULES[Kind(inst.kind)].scale),
+        quantity=figures.quantity_plain(tx.quantity, KIND_RULES[Kind(inst.kind)].scale),
         quantity_base=tx.quantity,
         initiated_by=tx.initiated_by,
         approved_by=tx.approved_by,

@@ -11,11 +11,10 @@ from typing import Any
 from sqlalchemy import or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import documents, ledger
+from core import documents, figures, ledger
 from core.db import UnitOfWork
 from core.identity import Identity
 from core.models import LedgerAccount, Organisation, SerialBlock
-from core.quantity import format_amount
 from registry import schemas as s
 from registry._common import OWNER, instrument_out, tx_out
 from registry.context import RegistryContext
@@ -50,9 +49,9 @@ async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s
         out.append(
             s.HoldingOut(
                 instrument=instrument_out(inst),
-                balance=format_amount(balance, scale),
-                available=format_amount(ledger.available(la), scale),
-                held=format_amount(la.debits_pending, scale),
+                balance=figures.quantity_plain(balance, scale),
+                available=figures.quantity_plain(ledger.available(la), scale),
+                held=figures.quantity_plain(la.debits_pending, scale),
                 balance_base=balance,
                 available_base=ledger.available(la),
                 serial_blocks=[
@@ -206,7 +205,9 @@ def _statement_facts(data: dict[str, Any]) -> dict[str, str]:
     facts = {"账户编号": str(acc.id)}
     for h in data["holdings"]:
         rule = KIND_RULES[Kind(h.instrument.kind)]
-        facts[f"{rule.label_zh} {h.instrument.code} 余额"] = f"{h.balance} {rule.display_unit}"
+        facts[f"{rule.label_zh} {h.instrument.code} 余额"] = (
+            f"{figures.quantity(h.balance_base, rule.scale)} {rule.display_unit}"
+        )
     txs = data["transactions"]
     facts["所列最近一笔交易编号"] = str(txs[0].id) if txs else "无"
     return facts

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from core import figures
 from core.clock import SHANGHAI
 from core.pdf import Document, verify_url
 from registry.domain.instruments import KIND_RULES, Kind
@@ -38,6 +39,11 @@ STATUS_ZH = {
 ACCOUNT_ZH = {"holding": "持有账户", "trading": "交易账户", "allocation": "分配账户"}
 
 
+def _quantity_of(t: Any) -> str:
+    """A transaction's quantity in the human form; its scale is the number of decimals of the plain form."""
+    return figures.quantity(t.quantity_base, len(t.quantity.partition(".")[2]))
+
+
 def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> bytes:
     acc = data["account"]
     org = data["organisation"]
@@ -65,9 +71,9 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
             [
                 rule.label_zh,
                 inst.code,
-                f"{h.balance} {rule.display_unit}",
-                f"{h.available} {rule.display_unit}",
-                f"{h.held} {rule.display_unit}",
+                f"{figures.quantity(h.balance_base, rule.scale)} {rule.display_unit}",
+                f"{figures.quantity(h.available_base, rule.scale)} {rule.display_unit}",
+                f"{figures.quantity(h.balance_base - h.available_base, rule.scale)} {rule.display_unit}",
                 f"{first}\n至 {last}（{len(h.serial_blocks)} 段）",
             ]
         )
@@ -87,7 +93,7 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
             t.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
             CODE_ZH.get(t.code, t.code),
             t.instrument_code,
-            ("-" if t.from_account_id == acc.id else "+") + t.quantity,
+            ("-" if t.from_account_id == acc.id else "+") + _quantity_of(t),
             STATUS_ZH.get(t.status, t.status),
         ]
         for t in txs

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 
+from core import figures
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import InvalidInput
 from core.events import emit
 from core.identity import Identity, Role
-from core.quantity import format_amount, parse_quantity
+from core.quantity import parse_quantity
 from core.text import clean_text
 from registry import schemas as s
 from registry._common import facts, raise_first, record_and_move, tx_out
@@ -111,7 +112,7 @@ async def _to_system(
                 "transaction_id": tx.id,
                 "account_id": acc.id,
                 "instrument_code": inst.code,
-                "quantity": format_amount(quantity, KIND_RULES[kind].scale),
+                "quantity": figures.quantity_plain(quantity, KIND_RULES[kind].scale),
                 "period": period,
                 "purpose": code,
             },

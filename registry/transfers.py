@@ -12,13 +12,13 @@ import json
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
+from core import figures, ledger
 from core.clock import business_date, shanghai_time
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, Forbidden, NotFound
 from core.events import emit
 from core.identity import Identity
-from core.quantity import format_amount, parse_quantity
+from core.quantity import parse_quantity
 from core.text import clean_text
 from core.workdays import next_working_day
 from registry import schemas as s
@@ -77,7 +77,7 @@ def transfer_completed(
         {
             "transaction_id": tx.id,
             "instrument_code": inst.code,
-            "quantity": format_amount(tx.quantity, KIND_RULES[Kind(inst.kind)].scale),
+            "quantity": figures.quantity_plain(tx.quantity, KIND_RULES[Kind(inst.kind)].scale),
             "from_account_id": tx.from_account_id,
             "to_account_id": tx.to_account_id,
             "completed_at": tx.completed_at.isoformat() if tx.completed_at else None,

@@ -15,12 +15,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core import figures
 from core.audit import make_flusher
-from core.capitals import format_fen
 from core.clock import SystemClock
 from core.db import Database, UnitOfWork
 from core.identity import Identity, Role, create_api_key, create_organisation, create_user
-from core.quantity import format_amount
 from core.settings import get_settings
 from registry import schemas as s
 from registry.models import Enterprise, TrustedAccount
@@ -172,7 +171,7 @@ async def seed_demo() -> list[str]:
         lines.append(
             f"  market {market.id}: {tx.instrument_code}, {market.mode}, reference price {REFERENCE_PRICE} 元/t; "
             f"fund deposits confirmed by {BANK}: "
-            + ", ".join(f"{name} {format_fen(DEPOSITS_FEN[uscc])} 元" for uscc, name, _ in accounts)
+            + ", ".join(f"{name} {figures.yuan(DEPOSITS_FEN[uscc], unit=True)}" for uscc, name, _ in accounts)
         )
         lines.append(f"  bank key:         {keys['bank'][2]}   ({BANK}, organisation {keys['bank'][1]})")
         lines.append("people who sign in at http://127.0.0.1:8000/ (username / password):")
@@ -210,7 +209,7 @@ async def seed_market(
         deposit = await trading.request_fund_movement(
             emitter,
             "deposit",
-            ts.FundRequest(amount=format_amount(amount_fen, 2), reference="demo opening deposit"),
+            ts.FundRequest(amount=figures.yuan_plain(amount_fen), reference="demo opening deposit"),
             None,
         )
         await trading.decide_fund_movement(

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import figures
 from core.errors import AppError
 from core.identity import Role
-from core.quantity import format_amount
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
-from trading import clearing
 from trading.domain.bands import is_on_lot, is_on_tick, price_band
 from trading.domain.book import BookConfig
 from trading.domain.marketdata import Venue
@@ -56,11 +55,18 @@ def kind_scale(kind: str) -> int:
 
 
 def qty(base: int, kind: str) -> str:
-    return format_amount(base, kind_scale(kind))
+    """A quantity of the kind's base units in the machine form of the answers (`core.figures`)."""
+    return figures.quantity_plain(base, kind_scale(kind))
+
+
+def qty_text(base: int, kind: str) -> str:
+    """The same in the human form, for messages."""
+    return figures.quantity(base, kind_scale(kind))
 
 
 def maybe_yuan(fen: int | None) -> str | None:
-    return None if fen is None else clearing.yuan(fen)
+    """An optional amount (a floor, a clearing price not yet known) in the machine form, or None."""
+    return None if fen is None else figures.yuan_plain(fen)
 
 
 def book_error(code: Code, row: BookDay | None = None, *, pick: bool = False) -> AppError:
@@ -72,10 +78,10 @@ def book_error(code: Code, row: BookDay | None = None, *, pick: bool = False) ->
     if code is Code.OUTSIDE_BAND and row is not None:
         band = price_band(row.prev_close_fen, row.band_bps, row.tick_fen)
         detail = (
-            f"Today's band is {clearing.yuan(band.lower_fen)} to {clearing.yuan(band.upper_fen)} yuan "
-            f"(±{row.band_bps / 100:g}% of the previous close {clearing.yuan(row.prev_close_fen)} yuan)."
+            f"Today's band is {figures.yuan(band.lower_fen)} to {figures.yuan(band.upper_fen)} yuan "
+            f"(±{figures.percent(row.band_bps)} of the previous close {figures.yuan(row.prev_close_fen)} yuan)."
         )
-        extra = {"band_lower": clearing.yuan(band.lower_fen), "band_upper": clearing.yuan(band.upper_fen)}
+        extra = {"band_lower": figures.yuan_plain(band.lower_fen), "band_upper": figures.yuan_plain(band.upper_fen)}
     if slug == "not-found":
         return AppError("not-found", "No order with this id is visible to you.", field=field_name)
     return AppError(slug, detail, field=field_name, extra=extra)

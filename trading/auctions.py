@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import figures
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from core.events import emit
 from core.identity import Identity, Role
-from core.quantity import format_amount, parse_money_fen, parse_quantity
+from core.quantity import parse_money_fen, parse_quantity
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument
 from trading import clearing
@@ -176,12 +177,12 @@ async def submit_bid(
             raise AppError("off-lot", MESSAGES[Code.OFF_LOT], field="quantity")
         if auction.floor_fen is not None and price_fen < auction.floor_fen:
             raise AppError(
-                "below-floor", f"Bid at least the floor, {clearing.yuan(auction.floor_fen)} yuan.", field="price"
+                "below-floor", f"Bid at least the floor, {figures.yuan(auction.floor_fen)} yuan.", field="price"
             )
         if auction.ceiling_fen is not None and price_fen > auction.ceiling_fen:
             raise AppError(
                 "above-ceiling",
-                f"Bid at most the ceiling, {clearing.yuan(auction.ceiling_fen)} yuan.",
+                f"Bid at most the ceiling, {figures.yuan(auction.ceiling_fen)} yuan.",
                 field="price",
             )
         inst = await ctx.registry._instrument(ses, auction.instrument_id)
@@ -354,7 +355,7 @@ def _cleared_events(
                 "instrument_code": inst.code,
                 "role": role,
                 "clearing_price_fen": auction.clearing_price_fen,
-                "quantity": format_amount(quantity, scale),
+                "quantity": figures.quantity_plain(quantity, scale),
                 "amount_fen": amount,
             },
             to=(org,),
@@ -446,7 +447,7 @@ async def auction_out(ses: AsyncSession, who: Identity, a: Auction, kind: str) -
         seller_organisation_id=a.seller_organisation_id,
         volume=qty(a.volume, kind),
         volume_base=a.volume,
-        prev_close=clearing.yuan(a.prev_close_fen),
+        prev_close=figures.yuan_plain(a.prev_close_fen),
         floor_price=maybe_yuan(a.floor_fen),
         ceiling_price=maybe_yuan(a.ceiling_fen),
         reserve_price=maybe_yuan(a.reserve_price_fen)
@@ -473,7 +474,7 @@ def bid_out(b: Bid, kind: str) -> s.BidOut:
         auction_id=b.auction_id,
         organisation_id=b.organisation_id,
         account_id=b.account_id,
-        price=clearing.yuan(b.price_fen),
+        price=figures.yuan_plain(b.price_fen),
         price_fen=b.price_fen,
         quantity=qty(b.quantity, kind),
         quantity_base=b.quantity,

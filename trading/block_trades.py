@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import figures
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, NotFound
@@ -335,7 +336,7 @@ def block_out(bt: BlockTrade, kind: str) -> s.BlockTradeOut:
         buyer_organisation_id=bt.buyer_organisation_id,
         seller_organisation_id=bt.seller_organisation_id,
         proposer_organisation_id=bt.proposer_organisation_id,
-        price=clearing.yuan(bt.price_fen),
+        price=figures.yuan_plain(bt.price_fen),
         price_fen=bt.price_fen,
         quantity=qty(bt.quantity, kind),
         quantity_base=bt.quantity,

@@ -27,10 +27,9 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
+from core import figures, ledger
 from core.errors import Conflict
 from core.models import LedgerAccount, LedgerAsset
-from core.quantity import format_amount
 from registry.service import OWNER
 
 CNY = "CNY"
@@ -39,10 +38,6 @@ FUND = "fund"
 CLEARING = "clearing"
 FEE = "fee"
 SETTLEMENT = "settlement"
-
-
-def yuan(fen: int) -> str:
-    return format_amount(fen, CNY_SCALE)
 
 
 AccountKey = tuple[str, int, int]
@@ -200,9 +195,10 @@ async def hold(
         have = int(exc.extra.get("available", 0))
         raise Conflict(
             "insufficient-available",
-            f"The fund account has {yuan(have)} yuan available; this needs {yuan(amount)} yuan. Deposit first.",
+            f"The fund account has {figures.yuan(have)} yuan available; "
+            f"this needs {figures.yuan(amount)} yuan. Deposit first.",
             field=field,
-            extra={"available": yuan(have), "requested": yuan(amount)},
+            extra={"available": figures.yuan_plain(have), "requested": figures.yuan_plain(amount)},
         ) from exc
     return result.transfer.id or 0
 

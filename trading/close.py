@@ -10,12 +10,12 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from core import figures
 from core.clock import SHANGHAI, business_date
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput
 from core.identity import Identity
 from core.text import clean_text
-from trading import clearing
 from trading import schemas as s
 from trading._common import SYSTEM_ACTOR
 from trading.block_trades import release_block
@@ -148,7 +148,7 @@ async def close_market_day(
         if row.status == "closed":
             return s.ClosedMarketOut(
                 instrument_id=info.instrument_id,
-                close=clearing.yuan(row.close_fen or row.prev_close_fen),
+                close=figures.yuan_plain(row.close_fen or row.prev_close_fen),
                 close_fen=row.close_fen or row.prev_close_fen,
                 expired_orders=0,
                 expired_block_trades=0,
@@ -222,7 +222,7 @@ async def close_market_day(
         )
         return s.ClosedMarketOut(
             instrument_id=info.instrument_id,
-            close=clearing.yuan(summary.close_fen),
+            close=figures.yuan_plain(summary.close_fen),
             close_fen=summary.close_fen,
             expired_orders=expired,
             expired_block_trades=len(blocks),

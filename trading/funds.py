@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
+from core import figures, ledger
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotFound
 from core.identity import Identity, Role
@@ -157,9 +157,9 @@ async def get_fund_account(ctx: TradingContext, who: Identity) -> s.FundAccountO
         return s.FundAccountOut(
             organisation_id=who.organisation_id,
             currency=clearing.CNY,
-            balance=clearing.yuan(posted),
-            available=clearing.yuan(posted - held),
-            held=clearing.yuan(held),
+            balance=figures.yuan_plain(posted),
+            available=figures.yuan_plain(posted - held),
+            held=figures.yuan_plain(held),
             balance_fen=posted,
             available_fen=posted - held,
             held_fen=held,
@@ -195,7 +195,7 @@ async def list_fund_transactions(
                 s.FundTransactionOut(
                     id=t.id or 0,
                     code=t.code,
-                    amount=clearing.yuan(signed),
+                    amount=figures.yuan_plain(signed),
                     amount_fen=signed,
                     ref=t.ref,
                     at=t.created_at,
@@ -248,7 +248,7 @@ def movement_out(m: FundMovement) -> s.FundMovementOut:
         id=m.id or 0,
         organisation_id=m.organisation_id,
         kind=m.kind,
-        amount=clearing.yuan(m.amount_fen),
+        amount=figures.yuan_plain(m.amount_fen),
         amount_fen=m.amount_fen,
         status=m.status,
         reference=m.reference,

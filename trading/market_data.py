@@ -10,10 +10,10 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
+from core import figures
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import InvalidInput
-from trading import clearing
 from trading import schemas as s
 from trading._common import qty
 from trading.context import TradingContext
@@ -65,7 +65,7 @@ async def get_order_book(ctx: TradingContext, instrument_id: int) -> s.BookOut:
                     s.ListingOut(
                         id=o.order_id,
                         side=o.side.value,
-                        price=clearing.yuan(o.price_fen),
+                        price=figures.yuan_plain(o.price_fen),
                         price_fen=o.price_fen,
                         quantity=qty(o.quantity, info.kind),
                         quantity_base=o.quantity,
@@ -78,9 +78,9 @@ async def get_order_book(ctx: TradingContext, instrument_id: int) -> s.BookOut:
             trade_date=day,
             mode=market.mode,
             status="closed" if row is not None and row.status != "open" else "open",
-            prev_close=clearing.yuan(prev_close),
-            band_lower=clearing.yuan(band.lower_fen),
-            band_upper=clearing.yuan(band.upper_fen),
+            prev_close=figures.yuan_plain(prev_close),
+            band_lower=figures.yuan_plain(band.lower_fen),
+            band_upper=figures.yuan_plain(band.upper_fen),
             bids=bids,
             asks=asks,
             listings=listings,
@@ -95,7 +95,7 @@ async def get_order_book(ctx: TradingContext, instrument_id: int) -> s.BookOut:
 
 def level(price_fen: int, quantity: int, count: int, kind: str) -> s.LevelOut:
     return s.LevelOut(
-        price=clearing.yuan(price_fen),
+        price=figures.yuan_plain(price_fen),
         price_fen=price_fen,
         quantity=qty(quantity, kind),
         quantity_base=quantity,
@@ -195,25 +195,25 @@ async def get_daily_bars(
             out.append(
                 s.DayOut(
                     trade_date=day,
-                    prev_close=clearing.yuan(prev),
+                    prev_close=figures.yuan_plain(prev),
                     prev_close_fen=prev,
-                    close=clearing.yuan(close),
+                    close=figures.yuan_plain(close),
                     close_fen=close,
                     closed=closed,
                     bars=[
                         s.BarOut(
                             venue=b.venue.value,
-                            open=clearing.yuan(b.open_fen),
-                            high=clearing.yuan(b.high_fen),
-                            low=clearing.yuan(b.low_fen),
-                            last=clearing.yuan(b.last_fen),
+                            open=figures.yuan_plain(b.open_fen),
+                            high=figures.yuan_plain(b.high_fen),
+                            low=figures.yuan_plain(b.low_fen),
+                            last=figures.yuan_plain(b.last_fen),
                             open_fen=b.open_fen,
                             high_fen=b.high_fen,
                             low_fen=b.low_fen,
                             last_fen=b.last_fen,
                             volume=qty(b.volume, info.kind),
                             volume_base=b.volume,
-                            turnover=clearing.yuan(b.turnover_fen),
+                            turnover=figures.yuan_plain(b.turnover_fen),
                             turnover_fen=b.turnover_fen,
                             trade_count=b.trade_count,
                         )

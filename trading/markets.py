@@ -8,13 +8,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import figures
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, Forbidden, InvalidInput
 from core.identity import Identity
 from core.quantity import parse_money_fen, parse_quantity
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument
-from trading import clearing
 from trading import schemas as s
 from trading._common import BLOCK_QUANTITY_MIN_DISPLAY, DEFAULT_QUANTITY_MAX_DISPLAY, kind_scale, qty
 from trading.context import MarketInfo, TradingContext
@@ -123,18 +123,18 @@ def market_out(m: Market, inst: Instrument) -> s.MarketOut:
         mode=m.mode,
         status=m.status,
         display_unit=rule.display_unit,
-        prev_close=clearing.yuan(m.prev_close_fen),
+        prev_close=figures.yuan_plain(m.prev_close_fen),
         prev_close_fen=m.prev_close_fen,
         last_close_date=m.last_close_date,
-        band_lower=clearing.yuan(band.lower_fen),
-        band_upper=clearing.yuan(band.upper_fen),
+        band_lower=figures.yuan_plain(band.lower_fen),
+        band_upper=figures.yuan_plain(band.upper_fen),
         band_lower_fen=band.lower_fen,
         band_upper_fen=band.upper_fen,
-        block_band_lower=clearing.yuan(block.lower_fen),
-        block_band_upper=clearing.yuan(block.upper_fen),
+        block_band_lower=figures.yuan_plain(block.lower_fen),
+        block_band_upper=figures.yuan_plain(block.upper_fen),
         band_bps=m.band_bps,
         block_band_bps=m.block_band_bps,
-        tick=clearing.yuan(m.tick_fen),
+        tick=figures.yuan_plain(m.tick_fen),
         lot=qty(m.lot_quantity, m.kind),
         quantity_max=None if m.quantity_max is None else qty(m.quantity_max, m.kind),
         block_quantity_min=qty(m.block_quantity_min, m.kind),

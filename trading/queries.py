@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import figures
 from core.db import UnitOfWork
 from core.errors import NotFound
 from core.identity import Identity
-from trading import clearing
 from trading import schemas as s
 from trading._common import maybe_yuan, qty
 from trading.context import TradingContext
@@ -110,18 +110,18 @@ def order_view(o: Order, kind: str, fills: Sequence[Trade]) -> s.OrderOut:
         status=o.status,
         cancel_reason=o.cancel_reason,
         listing_id=o.listing_id,
-        held=clearing.yuan(o.held_amount) if buys else qty(o.held_amount, kind),
+        held=figures.yuan_plain(o.held_amount) if buys else qty(o.held_amount, kind),
         held_base=o.held_amount,
         trade_date=o.trade_date,
         journal_seq=o.journal_seq,
         fills=[
             s.FillOut(
                 trade_id=t.id or 0,
-                price=clearing.yuan(t.price_fen),
+                price=figures.yuan_plain(t.price_fen),
                 price_fen=t.price_fen,
                 quantity=qty(t.quantity, kind),
                 quantity_base=t.quantity,
-                fee=clearing.yuan(t.buyer_fee_fen if buys else t.seller_fee_fen),
+                fee=figures.yuan_plain(t.buyer_fee_fen if buys else t.seller_fee_fen),
                 fee_fen=t.buyer_fee_fen if buys else t.seller_fee_fen,
                 at=t.at,
             )
@@ -159,7 +159,7 @@ async def list_trades(
                 instrument_id=t.instrument_id,
                 venue=t.venue,
                 trade_date=t.trade_date,
-                price=clearing.yuan(t.price_fen),
+                price=figures.yuan_plain(t.price_fen),
                 price_fen=t.price_fen,
                 quantity=qty(t.quantity, info.kind),
                 quantity_base=t.quantity,

@@ -24,19 +24,19 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
+from core import figures, ledger
 from core.clock import business_date
 from core.errors import AppError, Conflict
 from core.events import emit
 from core.identity import Identity
 from core.models import LedgerAccount, LedgerTransfer
 from core.observability import TRADES, count_on_commit
-from core.quantity import INT64_MAX, format_amount
+from core.quantity import INT64_MAX
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument, RegistryAccount, RegistryTransaction
 from trading import clearing
-from trading._common import VENUE_OF_MODE, qty, raise_failures
+from trading._common import VENUE_OF_MODE, qty, qty_text, raise_failures
 from trading.context import TradingContext
 from trading.domain.model import Result, Side, Status
 from trading.domain.money import buy_hold_fen
@@ -119,14 +119,14 @@ async def check_sellable(
     if quantity <= available:
         raise Conflict(
             "t-plus-one",
-            f"{qty(sellable, inst.kind)} units are sellable today; "
-            f"{qty(min(bought_today, available), inst.kind)} bought today are sellable next trading day.",
+            f"{qty_text(sellable, inst.kind)} units are sellable today; "
+            f"{qty_text(min(bought_today, available), inst.kind)} bought today are sellable next trading day.",
             field="quantity",
             extra={"sellable": qty(sellable, inst.kind)},
         )
     raise Conflict(
         "insufficient-available",
-        f"Only {qty(available, inst.kind)} units are available; {qty(quantity, inst.kind)} were asked for.",
+        f"Only {qty_text(available, inst.kind)} units are available; {qty_text(quantity, inst.kind)} were asked for.",
         field="quantity",
         extra={"available": qty(available, inst.kind), "requested": qty(quantity, inst.kind)},
     )
@@ -399,7 +399,7 @@ async def deliver(
         {
             "trade_id": trade_id,
             "instrument_code": inst.code,
-            "quantity": format_amount(trade.quantity, KIND_RULES[Kind(inst.kind)].scale),
+            "quantity": figures.quantity_plain(trade.quantity, KIND_RULES[Kind(inst.kind)].scale),
             "price_fen": trade.price_fen,
             "amount_fen": trade.notional_fen,
             "buyer_organisation_id": trade.buyer_organisation_id,

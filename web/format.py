@@ -6,27 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from core import figures
 from core.clock import SHANGHAI
 
 
 def yuan(fen: int | None, unit: bool = True) -> str:
     """12345678 fen -> "123,456.78 元"."""
-    if fen is None:
-        return "—"
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}{whole:,}.{cents:02d}" + (" 元" if unit else "")
+    return "—" if fen is None else figures.yuan(int(fen), unit=unit)
 
 
 def quantity(base: int | None, scale: int = 0) -> str:
     """A quantity of base units shown in display units: (1234567, 3) -> "1,234.567"."""
-    if base is None:
-        return "—"
-    if scale == 0:
-        return f"{int(base):,}"
-    sign = "-" if base < 0 else ""
-    whole, frac = divmod(abs(int(base)), 10**scale)
-    return f"{sign}{whole:,}.{frac:0{scale}d}"
+    return "—" if base is None else figures.quantity(int(base), scale)
 
 
 def decimal_text(value: str | Decimal | int | None) -> str:
@@ -34,11 +25,13 @@ def decimal_text(value: str | Decimal | int | None) -> str:
     if value is None or value == "":
         return "—"
     text = str(value)
-    sign = "-" if text.startswith("-") else ""
-    whole, _, frac = text.lstrip("-").partition(".")
-    if not whole.isdigit():
+    negative = text.startswith("-")
+    whole, _, frac = text.removeprefix("-").partition(".")
+    if not (whole.isascii() and whole.isdigit()) or not (frac == "" or (frac.isascii() and frac.isdigit())):
         return text
-    return f"{sign}{int(whole):,}" + (f".{frac}" if frac else "")
+    # The digits as an integer at the scale of the decimals it has, so none is added or dropped.
+    base = int(whole + frac)
+    return figures.quantity(-base if negative else base, len(frac))
 
 
 def _local(value: dt.datetime | str) -> dt.datetime:

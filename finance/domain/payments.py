@@ -13,6 +13,8 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.figures import yuan_plain
+
 COLUMNS = (
     "batch_no",
     "line_no",
@@ -41,14 +43,6 @@ class PaymentLine:
     purpose: str
 
 
-def yuan_text(amount_fen: int) -> str:
-    """Integer fen as a plain decimal string of yuan: 120000000 → "1200000.00"."""
-    if amount_fen < 0:
-        raise ValueError("payment amounts are positive")
-    yuan, fen = divmod(amount_fen, 100)
-    return f"{yuan}.{fen:02d}"
-
-
 def safe_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
@@ -72,7 +66,7 @@ def payment_file(batch_no: str, lines: Sequence[PaymentLine]) -> str:
                 safe_cell(line.payee_account_no),
                 "CNY",
                 str(line.amount_fen),
-                yuan_text(line.amount_fen),
+                yuan_plain(line.amount_fen),
                 safe_cell(line.purpose),
             ]
         )

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.figures import decimal_plain
 from incentives.batch.arith import I64, Arr
 from incentives.batch.programmes_first_set import policy_years
-from incentives.domain.arith import BP, MILLI, format_milli
+from incentives.domain.arith import BP, MILLI, MILLI_DECIMALS
 from incentives.domain.facts import FACTS
 from incentives.domain.params import ParameterSet
 from incentives.domain.programmes import emc, green
@@ -219,8 +220,9 @@ def synthetic_population(rows: int, seed: int, params: ParameterSet | None = Non
         "loan_principal_fen": log_uniform(6, 11),
         "benchmark_product": product,
         # Exact decimals as text, in thousandths around the benchmarks (at, 0.001 either side, or ±20 units).
-        "energy_intensity": np.asarray([format_milli(int(v)) for v in near(level * MILLI, np.full(n, 40 * MILLI))],
-                                       dtype=object),
+        "energy_intensity": np.asarray(
+            [decimal_plain(int(v), MILLI_DECIMALS) for v in near(level * MILLI, np.full(n, 40 * MILLI))], dtype=object
+        ),
         "industrial_structure_class": pick(green.CLASSES),
         "last_major_env_violation_on": np.where(chance(0.2), on - rng.integers(0, 5 * 366, n).astype(
             "timedelta64[D]"), np.datetime64("NaT")),

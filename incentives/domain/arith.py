@@ -89,20 +89,6 @@ def month_index(key: int) -> int:
     return (key // 10_000) * 12 + (key // 100 % 100) - 1
 
 
-def format_fen(fen: int) -> str:
-    """Fen as yuan with thousands separators and two decimals, e.g. 113000000 -> '1,130,000.00'."""
-    sign = "-" if fen < 0 else ""
-    yuan, cents = divmod(abs(fen), 100)
-    return f"{sign}{yuan:,}.{cents:02d}"
-
-
-def format_bp(bp: int) -> str:
-    """Basis points as a percentage with two decimals, e.g. 1250 -> '12.50%'."""
-    sign = "-" if bp < 0 else ""
-    whole, frac = divmod(abs(bp), 100)
-    return f"{sign}{whole}.{frac:02d}%"
-
-
 MILLI = 1000
 """Thousandths in one unit: a decimal fact (kind `milli`, e.g. an energy intensity of 99.5 kgce/t) is held as
 the exact integer of thousandths of its unit (99500), never as a float."""
@@ -144,12 +130,3 @@ def parse_milli(raw: object) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError("decimals")
     return int(scaled)
-
-
-def format_milli(value: int) -> str:
-    """Thousandths as the shortest exact decimal: 99500 → "99.5", 100000 → "100", -500 → "-0.5"."""
-    sign = "-" if value < 0 else ""
-    whole, rest = divmod(abs(value), MILLI)
-    if not rest:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{rest:03d}".rstrip("0")

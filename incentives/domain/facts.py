@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from incentives.domain.arith import BP, MAX_FEN, MILLI_TEXT_MAX, format_milli, parse_milli
+from core.figures import decimal_plain
+from incentives.domain.arith import BP, MAX_FEN, MILLI_DECIMALS, MILLI_TEXT_MAX, parse_milli
 
 FACT_KINDS = ("fen", "count", "int", "milli", "bp", "year", "bool", "date", "str")
 
@@ -281,7 +282,7 @@ def fact_json(name: str, value: FactValue) -> object:
         return value.isoformat()
     spec = FACTS.get(name)
     if spec is not None and spec.kind == "milli" and isinstance(value, int) and not isinstance(value, bool):
-        return format_milli(value)
+        return decimal_plain(value, MILLI_DECIMALS)
     return value
 
 

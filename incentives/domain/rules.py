@@ -27,11 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from core.figures import decimal_plain, percent, yuan
 from incentives.domain.arith import (
     BP,
-    format_bp,
-    format_fen,
-    format_milli,
+    MILLI_DECIMALS,
     mul_div_ceil,
     mul_div_floor,
     ratio_bp_floor,
@@ -64,9 +63,9 @@ def show(value: Measure, unit: str) -> str:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return str(value)
     if unit == "fen":
-        return f"{format_fen(value)} 元"
+        return yuan(value, unit=True)
     if unit == "bp":
-        return format_bp(value)
+        return percent(value)
     return f"{value} {unit}".strip()
 
 
@@ -308,7 +307,9 @@ class Context:
         else:
             raise ValueError(f"unknown comparator {comparator}")
         if milli:
-            m_text, t_text, target_text = format_milli(measured), format_milli(threshold), format_milli(target)
+            m_text, t_text, target_text = (
+                decimal_plain(v, MILLI_DECIMALS) for v in (measured, threshold, target)
+            )
             if passed:
                 return self.gate(code, measured=m_text, comparator=comparator, threshold=t_text, unit=unit,
                                  passed=True, citation=citation)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import figures
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from core.identity import Identity
@@ -198,7 +199,7 @@ async def _line_quantity(
                 "previous_verified": previous,
                 "source": source,
                 "ratio_bps": ratio,
-                "ratio": alloc.ratio_text(ratio),
+                "ratio": figures.percent(ratio),
                 "rule": "pre-allocation = previous verified × ratio, rounded half up",
             },
         )

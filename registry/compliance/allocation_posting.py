@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import figures
 from core.db import UnitOfWork
 from core.errors import AppError, Conflict
 from core.events import emit
-from core.quantity import format_amount
 from registry.compliance._common import SYSTEM_ACTOR, calendar_of, dump_json
 from registry.compliance.context import ComplianceContext
 from registry.compliance.models import (
@@ -166,7 +166,7 @@ async def post_table(
                         "period_id": period.id,
                         "enterprise_id": line.enterprise_id,
                         "instrument_code": inst.code,
-                        "quantity": format_amount(quantity, KIND_RULES[Kind(inst.kind)].scale),
+                        "quantity": figures.quantity_plain(quantity, KIND_RULES[Kind(inst.kind)].scale),
                         "to_account_id": dest.id,
                         "stage": line.method,
                     },

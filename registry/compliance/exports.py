@@ -11,14 +11,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import documents
-from core.capitals import format_fen
+from core import documents, figures
 from core.csvfile import cell
 from core.db import UnitOfWork
 from core.errors import Conflict
 from core.identity import Identity
 from core.models import Organisation
-from core.quantity import format_amount
 from registry.compliance._common import calendar_of
 from registry.compliance.context import ComplianceContext
 from registry.compliance.models import SettlementResultRow, SettlementRun
@@ -66,7 +64,7 @@ async def export_results_csv(ctx: ComplianceContext, who: Identity, period_id: i
     for item in page.items:
         row = [
             # A machine column: the plain decimal, not the thousands-separated figure the page shows.
-            format_amount(item.fine_fen, 2) if c == "fine_yuan" else cell(getattr(item, c), text=c in text_columns)
+            figures.yuan_plain(item.fine_fen) if c == "fine_yuan" else cell(getattr(item, c), text=c in text_columns)
             for c in columns
         ]
         writer.writerow(row)
@@ -116,7 +114,7 @@ async def report_data(
                 "履约期": f"{period.code}（{period.year} 年度）",
                 "纳入企业": str(len(rows)),
                 "足额清缴（A）/ 未足额（B）/ 未报告（C）": " / ".join(str(c) for c in counts),
-                "罚款合计": f"{format_fen(sum(r.fine_fen for r, _ in rows))} 元",
+                "罚款合计": figures.yuan(sum(r.fine_fen for r, _ in rows), unit=True),
             },
             issued_at=issued_at,
         )

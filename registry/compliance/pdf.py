@@ -8,7 +8,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from core.capitals import format_fen, yuan_in_capitals
+from core import figures
+from core.capitals import yuan_in_capitals
 from core.clock import SHANGHAI
 from core.pdf import Document, verify_url
 from registry.domain.settlement import GroupTotal
@@ -24,7 +25,7 @@ STATUS_ZH = {"A": "A 履约", "B": "B 未足额清缴", "C": "C 未报告"}
 
 
 def _n(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
+    return "—" if value is None else figures.quantity(value)
 
 
 def _totals_table(doc: Document, totals: list[GroupTotal], label: str) -> None:
@@ -42,7 +43,7 @@ def _totals_table(doc: Document, totals: list[GroupTotal], label: str) -> None:
             _n(g.obligation),
             _n(g.surrendered),
             _n(g.shortfall),
-            format_fen(g.fine_fen),
+            figures.yuan(g.fine_fen),
         ]
         for g in totals
     ]
@@ -77,7 +78,7 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
     if scheme.kind == "carbon":
         price = run.reference_price_fen
         params += [
-            ("参考价格", f"{format_fen(price)} 元/吨（{run.price_source}）" if price else "—"),
+            ("参考价格", f"{figures.yuan(price, unit=True)}/吨（{run.price_source}）" if price else "—"),
             ("罚款倍数 k", str(period.multiplier_k or _k_from(run))),
             ("罚款规则", "未清缴配额 × 清缴时限前1个月市场交易平均成交价格 × k（国务院令第775号 第二十四条）"),
         ]
@@ -94,7 +95,7 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
             ("应清缴总量", _n(sum(r.obligation or 0 for r, _ in rows)) + f" {unit}"),
             ("缺口总量", _n(sum(r.shortfall for r, _ in rows)) + f" {unit}"),
             ("储备强制清缴", _n(sum(r.forced_quantity for r, _ in rows)) + f" {unit}"),
-            ("罚款合计", f"{format_fen(total_fine)} 元（{yuan_in_capitals(total_fine)}）"),
+            ("罚款合计", f"{figures.yuan(total_fine, unit=True)}（{yuan_in_capitals(total_fine)}）"),
         ]
     )
     doc.heading("三、按城市汇总")
@@ -113,7 +114,7 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
             _n(r.obligation),
             _n(r.surrendered),
             _n(r.shortfall),
-            format_fen(r.fine_fen),
+            figures.yuan(r.fine_fen),
         ]
         for r, e in rows
     ]

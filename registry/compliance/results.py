@@ -13,7 +13,7 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.capitals import format_fen
+from core import figures
 from core.clock import end_of_business_day
 from core.db import UnitOfWork
 from core.errors import NotFound
@@ -352,7 +352,7 @@ def _result_out(r: SettlementResultRow, e: Enterprise) -> s.SettlementResultOut:
         shortfall_at_deadline=r.shortfall_at_deadline,
         shortfall=r.shortfall,
         fine_fen=r.fine_fen,
-        fine_yuan=format_fen(r.fine_fen),
+        fine_yuan=figures.yuan_plain(r.fine_fen),
         fine_formula=r.fine_formula,
         next_allocation_deduction=r.next_allocation_deduction,
         reserve_repayment=r.reserve_repayment,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core.capitals import format_fen
+from core import figures
 from core.clock import business_date
 from core.db import UnitOfWork
 from core.errors import Conflict
@@ -512,7 +512,7 @@ def _result_out_from(
         shortfall_at_deadline=r.shortfall_at_deadline,
         shortfall=r.shortfall,
         fine_fen=r.fine_fen,
-        fine_yuan=format_fen(r.fine_fen),
+        fine_yuan=figures.yuan_plain(r.fine_fen),
         fine_formula=r.fine_formula,
         next_allocation_deduction=r.next_allocation_deduction,
         reserve_repayment=r.reserve_repayment,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import figures
 from core.errors import AppError, Conflict
 from core.identity import Identity
 from core.models import LedgerAccount
@@ -71,7 +72,8 @@ async def check_surrender(
         if quantity > available:
             raise Conflict(
                 "insufficient-available",
-                f"Only {available} base units are available; {quantity} were asked for.",
+                f"Only {figures.quantity(available)} base units are available; "
+                f"{figures.quantity(quantity)} were asked for.",
                 field="quantity",
                 extra={"available": available, "requested": quantity},
             )
@@ -127,7 +129,7 @@ async def _check_against_period(
             Violation(
                 "insufficient-available",
                 "quantity",
-                f"{quantity} units requested but only {available} available",
+                f"{figures.quantity(quantity)} units requested but only {figures.quantity(available)} available",
                 (("available", str(available)), ("requested", str(quantity))),
             )
         )

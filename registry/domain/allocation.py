@@ -164,9 +164,3 @@ def deduct_from_allocation(allocation: int, owed: int) -> Deduction:
         raise ValueError("allocation and owed quantity must be >= 0")
     deducted = min(allocation, owed)
     return Deduction(allocation, owed, deducted, allocation - deducted, owed - deducted)
-
-
-def ratio_text(ratio_bps: int) -> str:
-    """Show a basis-point ratio as a percentage for explanations (7000 -> '70%')."""
-    whole, part = divmod(ratio_bps, 100)
-    return f"{whole}%" if part == 0 else f"{whole}.{part:02d}".rstrip("0") + "%"

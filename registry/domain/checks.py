@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from core.figures import quantity as quantity_text
 from registry.domain.instruments import Kind
 
 Failure = tuple[str, str, str]
@@ -87,7 +88,8 @@ def check_untrusted_cap(quantity: int, cap: int) -> list[Failure]:
             (
                 "untrusted-transfer-cap",
                 "quantity",
-                f"A transfer to an untrusted account may move at most {cap} base units; split it or trust the account.",
+                f"A transfer to an untrusted account may move at most {quantity_text(cap)} base units; "
+                "split it or trust the account.",
             )
         ]
     return []

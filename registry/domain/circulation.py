@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from core.figures import quantity
+
 ISSUANCE = "issuance"
 # The exit accounts, in the order the identity subtracts them, with the word a line prints for each.
 EXITS: tuple[tuple[str, str], ...] = (
@@ -38,13 +40,6 @@ EXITS: tuple[tuple[str, str], ...] = (
     ("expiry", "expired"),
 )
 EXIT_TYPES = frozenset(t for t, _ in EXITS)
-
-
-def format_base(base: int, scale: int) -> str:
-    """The exact decimal of `base` base units in display units (integer arithmetic only)."""
-    sign = "-" if base < 0 else ""
-    whole, frac = divmod(abs(base), 10**scale)
-    return f"{sign}{whole}" if scale == 0 else f"{sign}{whole}.{frac:0{scale}d}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +73,7 @@ class UnitReconciliation:
         f = self.figures
 
         def q(n: int) -> str:
-            return format_base(n, f.scale)
+            return quantity(n, f.scale)
 
         exits = " ".join(f"- {word} {q(f.log_exits.get(t, 0))}" for t, word in EXITS)
         text = (
@@ -92,7 +87,7 @@ def reconcile_units(f: UnitFigures) -> UnitReconciliation:
     """Check the identity of the module docstring for one instrument; every difference is named."""
 
     def q(n: int) -> str:
-        return format_base(n, f.scale)
+        return quantity(n, f.scale)
 
     expected = f.log_issued - sum(f.log_exits.get(t, 0) for t, _ in EXITS)
     out: list[str] = []

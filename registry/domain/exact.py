@@ -20,6 +20,8 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Generic, TypeVar
 
+from core.figures import quantity_plain
+
 Exact = Decimal | int | Fraction
 """An exact number: a `Decimal` as published, an `int`, or a `Fraction` (e.g. 44/12). Never a float."""
 
@@ -66,12 +68,7 @@ def round_to_int(value: Fraction, rounding: Rounding = Rounding.HALF_UP) -> int:
 
 def fraction_text(value: Fraction, places: int = 6) -> str:
     """Show an exact value as a decimal string with `places` decimals (half up), for explanations only."""
-    scaled = round_to_int(value * 10**places)
-    sign = "-" if scaled < 0 else ""
-    whole, frac = divmod(abs(scaled), 10**places)
-    if places == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{frac:0{places}d}"
+    return quantity_plain(round_to_int(value * 10**places), places)
 
 
 def div_round(numerator: int, denominator: int, rounding: Rounding = Rounding.HALF_UP) -> int:

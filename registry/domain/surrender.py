@@ -24,6 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
 
+from core.figures import quantity as quantity_text
 from registry.domain.accounting import ElectricityBasis, ElectricityConversion
 from registry.domain.exact import Rounding, bps_of, fraction_text, round_to_int, to_fraction
 from registry.domain.violations import Rejected, Violation
@@ -266,7 +267,8 @@ def validate_surrender(
                 Violation(
                     "insufficient-available",
                     "lines",
-                    f"{quantity} units of {asset_id} requested but only {available} available",
+                    f"{quantity_text(quantity)} units of {asset_id} requested "
+                    f"but only {quantity_text(available)} available",
                     (("asset_id", asset_id), ("requested", str(quantity)), ("available", str(available))),
                 )
             )
@@ -292,7 +294,8 @@ def validate_surrender(
             Violation(
                 "surrender-above-obligation",
                 "lines",
-                f"{total} units requested but only {outstanding} remain outstanding on this obligation",
+                f"{quantity_text(total)} units requested but only {quantity_text(outstanding)} remain outstanding "
+                "on this obligation",
                 (("requested", str(total)), ("outstanding", str(outstanding))),
             )
         )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.capitals import YUAN_MAX, format_fen, yuan_in_capitals
+from core.capitals import YUAN_MAX, yuan_in_capitals
 
 # Expected strings are written by hand from the People's Bank of China rules
 # (正确填写票据和结算凭证的基本规定). The first block is the rules' own examples; where the rules allow two
@@ -101,8 +101,6 @@ def test_amount_above_the_limit_is_refused() -> None:
 def test_anything_but_an_int_of_fen_is_refused(bad: object) -> None:
     with pytest.raises(TypeError):
         yuan_in_capitals(bad)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        format_fen(bad)  # type: ignore[arg-type]
 
 
 def _as_cn2an_writes(words: str) -> str:
@@ -178,22 +176,3 @@ def test_capitals_read_back_to_the_same_amount_and_keep_the_bill_rules(amount_fe
     # Rule 4: a zero 角 between a non-zero 元 part and a non-zero 分 is written.
     if amount_fen >= 100 and amount_fen % 100 and (amount_fen // 10) % 10 == 0:
         assert words.endswith("元零" + words[-2:])
-
-
-@pytest.mark.parametrize(
-    ("amount_fen", "expected"),
-    [
-        (0, "0.00"),
-        (5, "0.05"),
-        (100, "1.00"),
-        (123456789, "1,234,567.89"),
-        (42399700000, "423,997,000.00"),
-        (100000506, "1,000,005.06"),
-        (99999999, "999,999.99"),
-        (-5, "-0.05"),
-        (-123456789, "-1,234,567.89"),
-        (10**20 + 1, "1,000,000,000,000,000,000.01"),
-    ],
-)
-def test_format_fen_groups_thousands_with_two_decimals(amount_fen: int, expected: str) -> None:
-    assert format_fen(amount_fen) == expected

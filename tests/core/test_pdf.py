@@ -16,7 +16,8 @@ import pytest
 from pypdf import PdfReader
 
 from core import pdf
-from core.capitals import format_fen, yuan_in_capitals
+from core.capitals import yuan_in_capitals
+from core.figures import yuan
 from core.pdf import (
     Document,
     PdfFontError,
@@ -71,7 +72,7 @@ def test_chinese_text_is_embedded_and_extracts_back() -> None:
 def test_amounts_from_the_capitals_module_print_in_both_forms() -> None:
     amount_fen = 100000506
     doc = Document("奖励决定书", generated_at=GENERATED_AT)
-    doc.key_values([("金额（小写）", format_fen(amount_fen)), ("金额（大写）", yuan_in_capitals(amount_fen))])
+    doc.key_values([("金额（小写）", yuan(amount_fen)), ("金额（大写）", yuan_in_capitals(amount_fen))])
     text = "\n".join(_pages_text(doc.render()))
     assert "1,000,005.06" in text
     assert "人民币壹佰万零伍元零陆分" in text
@@ -90,7 +91,7 @@ def test_only_the_cjk_font_is_used_and_it_is_embedded() -> None:
 
 def test_a_300_row_table_spans_pages_and_repeats_its_header_on_each() -> None:
     doc = Document("配额变动明细", generated_at=GENERATED_AT)
-    rows = [[f"R{i:04d}", "2025-03-01", format_fen(i * 12345)] for i in range(1, 301)]
+    rows = [[f"R{i:04d}", "2025-03-01", yuan(i * 12345)] for i in range(1, 301)]
     doc.table(["流水号", "记账日期", "金额（元）"], rows, col_widths=[2, 2, 3], align_right=[2])
     pages = _pages_text(doc.render())
     assert len(pages) >= 4

@@ -165,10 +165,12 @@ async def test_circulation_reconciles_per_instrument_and_for_market_money_until_
     assert code == 0, out
     assert "ledger reconciled" in out  # the old report is still there, first
     lines = out.splitlines()
-    assert f"{cea}: held 99700 = issued 100000 - surrendered 300 - retired 0 - cancelled 0 - expired 0; " \
-           "serials held 99700 of 100000 cut: OK" in lines  # fmt: skip
-    assert any(line.startswith(f"{vintage_2024}: held 4880 = issued 5000 ") and line.endswith(": OK") for line in lines)
-    assert "CNY: funds 187609.33 + fees 45.00 + clearing 0.00 = deposits 200000.00 - withdrawals 12345.67; " \
+    assert f"{cea}: held 99,700 = issued 100,000 - surrendered 300 - retired 0 - cancelled 0 - expired 0; " \
+           "serials held 99,700 of 100,000 cut: OK" in lines  # fmt: skip
+    assert any(
+        line.startswith(f"{vintage_2024}: held 4,880 = issued 5,000 ") and line.endswith(": OK") for line in lines
+    )
+    assert "CNY: funds 187,609.33 + fees 45.00 + clearing 0.00 = deposits 200,000.00 - withdrawals 12,345.67; " \
            "fees charged on trades 45.00: OK" in lines  # fmt: skip
     assert "circulation reconciled: 2 instruments and CNY" in lines
 
@@ -187,8 +189,8 @@ async def test_circulation_reconciles_per_instrument_and_for_market_money_until_
     code, out = await _reconcile(env.url)
     assert code == 1, out
     [line] = [line for line in out.splitlines() if line.startswith(f"{cea}:")]
-    assert line.endswith("MISMATCH (held 99707 != 99700 by the transaction log; "
-                         "serial blocks held 99700 != held 99707)"), line  # fmt: skip
+    assert line.endswith("MISMATCH (held 99,707 != 99,700 by the transaction log; "
+                         "serial blocks held 99,700 != held 99,707)"), line  # fmt: skip
     assert [line for line in out.splitlines() if "MISMATCH" in line] == [line, f"circulation NOT reconciled: "
                                                                                f"MISMATCH in {cea}"]  # fmt: skip
 

@@ -116,7 +116,7 @@ async def test_a_first_set_claim_goes_from_submission_to_clawback_through_the_ap
         FS_AMOUNT_FEN,
         "2026-03-07",
     )
-    assert v["amount_yuan"] == "1,200,000.00" and v["details"]["decision"] == "approved"
+    assert v["amount_yuan"] == "1200000.00" and v["details"]["decision"] == "approved"
     r = await env.client.get(f"/verify/{code.lower().replace('-', ' ')}")  # as a reader types it
     assert r.status_code == 200
     for bad in ("AAAA-AAAA-AAAA-AAAA", "not a code", "x" * 500):

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from incentives.batch import mdf, mdh
 from incentives.domain.arith import (
     MAX_FEN,
-    format_fen,
     month_index,
     mul_div_ceil,
     mul_div_floor,
@@ -54,8 +53,3 @@ def test_day_keys_compare_anniversaries_of_29_february():
 
 def test_month_index_counts_months():
     assert month_index(20240115) - month_index(20231231) == 1
-
-
-def test_fen_are_shown_as_yuan():
-    assert format_fen(113_000_000) == "1,130,000.00"
-    assert format_fen(1) == "0.01"

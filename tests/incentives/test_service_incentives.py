@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import AppError
+from core.figures import yuan_plain
 from core.identity import Identity, Role
 from incentives import engine, evaluations
 from incentives import schemas as s
-from incentives._common import yuan
 from incentives.batch import scalar_records, synthetic_population
 from incentives.batch_input import frame_from_csv, frame_from_records
 from incentives.domain.arith import MAX_FEN
@@ -33,7 +33,7 @@ GREEN = {k: v for k, v in DEMO_FACTS.items() if k.startswith(("loan_", "green_",
 @given(st.integers(min_value=0, max_value=MAX_FEN))
 @settings(max_examples=200, deadline=None)
 def test_a_yuan_string_becomes_exactly_its_fen(fen: int) -> None:
-    facts, aliases = parse_facts({"rd_core_costs_yuan": yuan(fen)})
+    facts, aliases = parse_facts({"rd_core_costs_yuan": yuan_plain(fen)})
     assert facts == {"rd_core_costs_fen": fen} and aliases == {"rd_core_costs_fen": "rd_core_costs_yuan"}
 
 

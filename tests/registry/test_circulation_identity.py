@@ -52,12 +52,12 @@ def test_money_in_the_market_is_deposits_less_withdrawals_and_fees_stay_inside()
     r = reconcile_money(MONEY)
     assert r.ok, r.differences
     assert r.line() == (
-        "CNY: funds 3799.25 + fees 0.75 + clearing 0.00 = deposits 5000.00 - withdrawals 1200.00; "
+        "CNY: funds 3,799.25 + fees 0.75 + clearing 0.00 = deposits 5,000.00 - withdrawals 1,200.00; "
         "fees charged on trades 0.75: OK"
     )
     r = reconcile_money(replace(MONEY, funds=379_926))
-    assert r.differences == ("in the market 3800.01 != 3800.00 by the fund movements",)
+    assert r.differences == ("in the market 3,800.01 != 3,800.00 by the fund movements",)
     r = reconcile_money(replace(MONEY, fees=70, clearing=5))
     assert r.differences == ("fee account 0.70 != fees charged 0.75", "clearing 0.05 != 0.00")
     r = reconcile_money(replace(MONEY, withdrawals=119_000))
-    assert not r.ok and "settlement account 3800.00 != 3810.00 by the fund movements" in r.differences
+    assert not r.ok and "settlement account 3,800.00 != 3,810.00 by the fund movements" in r.differences

@@ -16,7 +16,6 @@ from registry.domain.allocation import (
     intensity_allocation,
     power_allocation,
     pre_allocation,
-    ratio_text,
     true_up,
 )
 from registry.domain.exact import Rounding
@@ -86,8 +85,3 @@ def test_deduction_never_goes_negative_and_conserves_what_is_owed(allocation: in
     assert d.deducted + d.allocation_after == allocation
     assert d.deducted + d.owed_after == owed
     assert d.owed_after == 0 or d.allocation_after == 0
-
-
-def test_ratio_text_shows_percent() -> None:
-    assert ratio_text(7000) == "70%"
-    assert ratio_text(525) == "5.25%"

@@ -32,7 +32,7 @@ async def test_a_statement_verifies_and_a_later_one_supersedes_it(env) -> None:
     v = (await env.client.get(f"/verify/{first}")).json()  # no Authorization header
     assert (v["valid"], v["type"], v["title"], v["superseded"]) == (True, "account_statement", "账户对账单", False)
     assert v["enterprise_name"] == "企业0" and v["issued_by"] == "江西省环境权益登记簿"
-    assert v["details"]["facts"]["碳排放配额 CEA-NATIONAL-2025 余额"] == "1234 tCO2e"
+    assert v["details"]["facts"]["碳排放配额 CEA-NATIONAL-2025 余额"] == "1,234 tCO2e"
 
     env.clock.advance(dt.timedelta(seconds=60))
     await allocate(env, w, a["account_id"], 100)
@@ -40,12 +40,12 @@ async def test_a_statement_verifies_and_a_later_one_supersedes_it(env) -> None:
     assert second != first
     v = (await env.client.get(f"/verify/{first}")).json()
     assert (v["superseded"], v["superseded_by"]) == (True, second)
-    assert v["details"]["facts"]["碳排放配额 CEA-NATIONAL-2025 余额"] == "1234 tCO2e"  # still what it said
+    assert v["details"]["facts"]["碳排放配额 CEA-NATIONAL-2025 余额"] == "1,234 tCO2e"  # still what it said
     page = await env.client.get(f"/verify/{first}", headers=HTML)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "已有更新版本" in page.text and f"/verify/{second}" in page.text
     now = (await env.client.get(f"/verify/{second}", headers=HTML)).text
-    assert "最新版本" in now and "1334 tCO2e" in now
+    assert "最新版本" in now and "1,334 tCO2e" in now
 
 
 async def test_a_compliance_report_verifies_and_the_same_report_keeps_its_code(env) -> None:

@@ -20,7 +20,7 @@ async def test_statement_pdf_shows_chinese_holder_and_balance(env) -> None:
     assert "账户对账单" in text
     assert "企业0" in text
     assert "碳排放配额" in text
-    assert "1234" in text
+    assert "1,234" in text
     assert "CEA-NATIONAL-2025" in text
 
 

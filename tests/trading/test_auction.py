@@ -161,14 +161,14 @@ def test_primary_per_bidder_cap_trims_the_best_bids_first() -> None:
 def test_primary_is_cancelled_when_bids_cover_less_than_the_volume() -> None:
     result = clear_auction(PrimaryAuctionSpec(volume=1_000), TIED_BIDS[:3], seed=0)
     assert result.status is AuctionStatus.CANCELLED
-    assert result.reason == "bids cover 750 of 1000 units offered"
+    assert result.reason == "bids cover 750 of 1,000 units offered"
     assert (result.allocations, result.sold_quantity, result.unsold_quantity) == ((), 0, 1_000)
 
 
 def test_primary_cap_can_leave_the_auction_undersubscribed() -> None:
     result = clear_auction(PrimaryAuctionSpec(volume=1_000), [Bid(1, "A", 5_000, 1_000)], seed=0)
     assert result.status is AuctionStatus.CANCELLED
-    assert result.reason == "bids cover 250 of 1000 units offered"
+    assert result.reason == "bids cover 250 of 1,000 units offered"
     uncapped = clear_auction(PrimaryAuctionSpec(volume=1_000, bidder_cap_bps=None), [Bid(1, "A", 5_000, 1_000)])
     assert uncapped.status is AuctionStatus.CLEARED
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trading.domain.money import buy_hold_fen, display_quantity, fee_fen, notional_fen
+from trading.domain.money import buy_hold_fen, fee_fen, notional_fen
 
 
 @pytest.mark.parametrize(
@@ -41,12 +41,6 @@ def test_bad_arguments_are_refused() -> None:
         notional_fen(1, 1, -1)
     with pytest.raises(ValueError):
         fee_fen(1, -1)
-
-
-def test_display_quantity_is_exact_with_separators() -> None:
-    assert display_quantity(100_000_000, 3) == "100,000.000"
-    assert display_quantity(100_000, 0) == "100,000"
-    assert display_quantity(1, 3) == "0.001"
 
 
 @given(

@@ -39,9 +39,9 @@ from sqlalchemy import select
 from core.clock import FixedClock
 from core.db import Database, UnitOfWork
 from core.errors import AppError
+from core.figures import quantity_plain, yuan_plain
 from core.identity import Role
 from core.models import LedgerAccount
-from core.quantity import format_amount
 from registry.domain.instruments import KIND_RULES, Kind
 from server.migrate import create_schema
 from tests.conftest import BACKENDS, fresh_database_url
@@ -217,7 +217,7 @@ async def _run(
 
     def qty_text(q: tuple[int, int]) -> str:
         whole, thousandths = q
-        return format_amount(max(whole * per - (thousandths if scale else 0), 1), scale)
+        return quantity_plain(max(whole * per - (thousandths if scale else 0), 1), scale)
 
     try:
         sw = await service_world(
@@ -225,7 +225,7 @@ async def _run(
             clock,
             mode=mode,
             units=UNITS_EACH,
-            funds_yuan=format_amount(FUNDS_EACH_FEN, 2),
+            funds_yuan=yuan_plain(FUNDS_EACH_FEN),
             fee_bps=fee_bps,
             stp=stp,
             kind=kind,
@@ -239,7 +239,7 @@ async def _run(
                     _, i, side, kind, ticks, qty = op
                     if mode == "listed":
                         kind = "limit"
-                    price = None if kind == "market" else format_amount(5_000 + ticks * 25, 2)
+                    price = None if kind == "market" else yuan_plain(5_000 + ticks * 25)
                     await t.place_order(
                         sw.traders[i],
                         ts.PlaceOrder(
@@ -267,7 +267,7 @@ async def _run(
                             instrument_id=sw.instrument_id,
                             account_id=sw.accounts[i],
                             side=side,
-                            quantity=format_amount(min(wanted, remaining), scale),
+                            quantity=quantity_plain(min(wanted, remaining), scale),
                             listing_id=listing.id,
                         ),
                         None,

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.figures import quantity as quantity_text
 from trading.domain.bands import BPS_PER_UNIT, price_band
 from trading.domain.money import notional_fen
 
@@ -269,7 +270,7 @@ def _clear_primary(spec: PrimaryAuctionSpec, bids: Sequence[Bid], seed: int) -> 
             spec.volume,
             (),
             tuple(rejected),
-            f"bids cover {covered} of {spec.volume} units offered",
+            f"bids cover {quantity_text(covered)} of {quantity_text(spec.volume)} units offered",
             order,
         )
     awarded = _allocate(quantities, spec.volume)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from core import figures
 from trading.domain.bands import price_band
-from trading.domain.money import display_quantity, notional_fen
+from trading.domain.money import notional_fen
 from trading.domain.sessions import BLOCK_SESSIONS, Sessions, WorkingDayTest, is_aware
 
 
@@ -105,7 +106,7 @@ def validate_block_trade(
                 BlockViolation(
                     "below-block-minimum",
                     "quantity",
-                    f"A block trade needs at least {display_quantity(rules.quantity_min, rules.scale)} units; "
+                    f"A block trade needs at least {figures.quantity(rules.quantity_min, rules.scale)} units; "
                     "trade smaller volumes on the book.",
                 )
             )
@@ -123,7 +124,7 @@ def validate_block_trade(
                     "outside-band",
                     "price_fen",
                     f"Price must lie between {band.lower_fen} and {band.upper_fen} fen "
-                    f"(±{rules.band_bps / 100:g}% of the previous close).",
+                    f"(±{figures.percent(rules.band_bps)} of the previous close).",
                 )
             )
     if rules.check_session:

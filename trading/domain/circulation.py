@@ -21,13 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.figures import yuan
+
 CURRENCY = "CNY"
-
-
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    whole, frac = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{frac:02d}"
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,6 @@ def base_per_display(scale: int) -> int:
     return int(10**scale)
 
 
-def display_quantity(quantity: int, scale: int) -> str:
-    """Base units as display units with thousands separators, exact: `display_quantity(100_000_000, 3)` is
-    '100,000.000'. For messages the pure rules write; the API formats through `core.quantity`."""
-    whole, part = divmod(quantity, base_per_display(scale))
-    return f"{whole:,}" if scale == 0 else f"{whole:,}.{part:0{scale}d}"
-
-
 def notional_fen(price_fen: int, quantity: int, scale: int) -> int:
     """The amount of a trade of `quantity` base units at `price_fen` per display unit, rounded down to the fen.
 

@@ -20,6 +20,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from core.figures import percent, quantity
+
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 
 
@@ -96,7 +98,7 @@ def wash_trades(trades: Iterable[TradeEv], related: Mapping[int, frozenset[int]]
                 "wash_trade",
                 HIGH,
                 org,
-                f"{len(ts)} trade(s), {qty} base units, between "
+                f"{len(ts)} trade(s), {quantity(qty)} base units, between "
                 + ("accounts of one organisation" if same else "related organisations"),
                 trade_ids=tuple(t.id for t in ts),
                 figures={"trades": len(ts), "quantity": qty},
@@ -143,7 +145,8 @@ def layering(orders: Iterable[OrderEv], trades: Iterable[TradeEv], th: Threshold
                 HIGH if len(best) >= 2 * th.spoof_min_orders else MEDIUM,
                 org,
                 f"{len(best)} {side} orders near the touch cancelled unfilled within {th.spoof_max_life_s} s, while "
-                f"the same organisation {'sold' if side == 'buy' else 'bought'} {sum(t.quantity for t in other)} "
+                f"the same organisation {'sold' if side == 'buy' else 'bought'} "
+                f"{quantity(sum(t.quantity for t in other))} "
                 "base units",
                 trade_ids=tuple(t.id for t in other),
                 order_ids=tuple(o.id for o in best),
@@ -215,7 +218,8 @@ def concentration(holdings: Mapping[int, int], th: Thresholds) -> list[Alert]:
                     "concentration",
                     HIGH if share_bps >= 5000 else MEDIUM,
                     org,
-                    f"holds {units} of {total} base units in circulation ({share_bps / 100:.2f} %)",
+                    f"holds {quantity(units)} of {quantity(total)} base units in circulation "
+                    f"({percent(share_bps)})",
                     figures={"units": units, "circulating": total, "share_bps": share_bps},
                 )
             )
@@ -237,7 +241,7 @@ def against_the_band(trades: Iterable[TradeEv], prev_close_fen: int, band_bps: i
             "price_against_band",
             LOW,
             None,
-            f"{len(edge)} trade(s) at {th.band_use_bps / 100:.0f} % or more of the ±{band_bps / 100:.0f} % band "
+            f"{len(edge)} trade(s) at {percent(th.band_use_bps)} or more of the ±{percent(band_bps)} band "
             f"around {prev_close_fen} fen (furthest {worst.price_fen} fen)",
             trade_ids=tuple(t.id for t in edge),
             figures={"prev_close_fen": prev_close_fen, "band_bps": band_bps, "furthest_fen": worst.price_fen},

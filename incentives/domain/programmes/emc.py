@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from incentives.domain.arith import BP, format_fen, mul_div_half_up
+from core.figures import yuan
+from incentives.domain.arith import BP, mul_div_half_up
 from incentives.domain.facts import FactsError
 from incentives.domain.params import Citation
 from incentives.domain.programmes.common import anniversary, catalogue_gate
@@ -114,10 +115,10 @@ def rule(ctx: Context) -> None:
     if ctx.eligible:
         income = ctx.fen("emc_project_income_fen")
         tax = ctx.step("tax_before_relief", "按法定税率计算的项目所得税", "tax on project income at the statutory rate",
-                       f"{format_fen(income)} × {cit_bp}/10000", mul_div_half_up(income, cit_bp, BP), "fen",
+                       f"{yuan(income)} × {cit_bp}/10000", mul_div_half_up(income, cit_bp, BP), "fen",
                        ctx.params.citation("cit.standard_rate_bp"))
         relief = ctx.step("tax_saving", "免征或减半征收税额", "tax exempted or halved",
-                          f"{format_fen(tax)} × {share}/10000 (project year {year})", mul_div_half_up(tax, share, BP),
+                          f"{yuan(tax)} × {share}/10000 (project year {year})", mul_div_half_up(tax, share, BP),
                           "fen",
                           ctx.params.citation("emc.exempt_years" if year <= exempt_years else "emc.half_relief_bp"))
     ctx.out(

@@ -18,7 +18,8 @@ purchase does not qualify: the outputs are the year's whole credit position.
 
 from __future__ import annotations
 
-from incentives.domain.arith import BP, format_fen, key_text, mul_div_half_up, years_after
+from core.figures import yuan
+from incentives.domain.arith import BP, key_text, mul_div_half_up, years_after
 from incentives.domain.facts import FactsError
 from incentives.domain.params import Citation
 from incentives.domain.programmes.common import catalogue_gate, key_of, not_more_than
@@ -61,14 +62,14 @@ def rule(ctx: Context) -> None:
              remedy_zh=f"自购置之日起{claw_years}年内转让、出租，应补缴已抵免税款")
 
     investment = ctx.step("investment", "专用设备投资额", "qualifying investment",
-                          f"{format_fen(invoice)} − {format_fen(vat)} − {format_fen(ancillary)}",
+                          f"{yuan(invoice)} − {yuan(vat)} − {yuan(ancillary)}",
                           invoice - vat - ancillary, "fen", INVESTMENT)
     generated = 0
     # The credit is earned in the tax year of the purchase; a later year of the five-year watch only
     # applies brought-forward credits and checks for a transfer or lease-out.
     if ctx.eligible and acquired.year == ctx.on.year:
         generated = ctx.step("credit_generated", "当年可抵免额", "credit earned",
-                             f"{format_fen(investment)} × {rate_bp}/10000", mul_div_half_up(investment, rate_bp, BP),
+                             f"{yuan(investment)} × {rate_bp}/10000", mul_div_half_up(investment, rate_bp, BP),
                              "fen", ctx.params.citation("equipment.credit_rate_bp"))
     # First in, first out: the oldest usable brought-forward credit absorbs the tax first.
     carried = [ctx.fen(f"credit_carry_age{age}_fen") for age in range(1, MAX_AGES + 1)]
@@ -88,7 +89,7 @@ def rule(ctx: Context) -> None:
     for age in range(0, carry_years):
         nxt[age + 1] = leftover[age]
     ctx.step("credit_used", "当年实际抵免额（先到期先抵）", "credit used this year (oldest first)",
-             f"min(credits available, {format_fen(ctx.fen('cit_payable_fen'))})", used, "fen",
+             f"min(credits available, {yuan(ctx.fen('cit_payable_fen'))})", used, "fen",
              ctx.params.citation("equipment.carry_forward_years"))
     carry = sum(nxt)
     clawback = ctx.fen("equipment_credit_used_to_date_fen") if within else 0

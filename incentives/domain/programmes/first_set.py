@@ -33,7 +33,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from incentives.domain.arith import BP, format_fen, mul_div_half_up
+from core.figures import yuan
+from incentives.domain.arith import BP, mul_div_half_up
 from incentives.domain.facts import FactsError
 from incentives.domain.params import Citation
 from incentives.domain.programmes.common import anniversary, catalogue_gate
@@ -79,7 +80,7 @@ def premium_base(ctx: Context, prefix: str, insured: int, rate_bp: int) -> tuple
     """(capped premium, cap in bp): the premium counted at a rate of at most the cap."""
     cap_bp = ctx.params.number(f"{prefix}.premium_rate_cap_bp")
     base = ctx.step("premium_capped", "按费率上限计算的保费", "premium at the capped rate",
-                    f"{format_fen(insured)} × min({rate_bp}, {cap_bp})/10000",
+                    f"{yuan(insured)} × min({rate_bp}, {cap_bp})/10000",
                     mul_div_half_up(insured, min(rate_bp, cap_bp), BP), "fen",
                     ctx.params.citation(f"{prefix}.premium_rate_cap_bp"))
     return base, cap_bp
@@ -121,10 +122,10 @@ def fs_rule(ctx: Context) -> None:
         if regime == "2025":
             paid = ctx.fen("fs_premium_paid_fen")
             base = ctx.step("premium_paid_cap", "不超过实际缴纳保费", "not above the premium actually paid",
-                            f"min({format_fen(base)}, {format_fen(paid)})", min(base, paid), "fen",
+                            f"min({yuan(base)}, {yuan(paid)})", min(base, paid), "fen",
                             ctx.params.citation("first_set.regime"))
         compensation = ctx.step("compensation", "保险补偿金额", "compensation",
-                                f"{format_fen(base)} × {share_bp}/10000", mul_div_half_up(base, share_bp, BP), "fen",
+                                f"{yuan(base)} × {share_bp}/10000", mul_div_half_up(base, share_bp, BP), "fen",
                                 ctx.params.citation("first_set.compensation_bp"))
     ctx.findings["regime"] = regime
     ctx.out(premium_base_fen=base, compensation_fen=compensation, policy_year=year)
@@ -153,11 +154,11 @@ def jx_rule(ctx: Context) -> None:
     if ctx.eligible:
         sales = ctx.fen("jx_item_sales_fen")
         before = ctx.step("reward_before_caps", "按比例计算的奖励", "reward at the rate",
-                          f"{format_fen(sales)} × {rate_bp}/10000", mul_div_half_up(sales, rate_bp, BP), "fen",
+                          f"{yuan(sales)} × {rate_bp}/10000", mul_div_half_up(sales, rate_bp, BP), "fen",
                           ctx.params.citation("jx_first_set.reward_rate_bp"))
         left = producer_cap - awarded
         reward = ctx.step("reward", "奖励金额（单项及单户上限内）", "reward within the item and producer caps",
-                          f"min({format_fen(before)}, {format_fen(item_cap)}, {format_fen(left)})",
+                          f"min({yuan(before)}, {yuan(item_cap)}, {yuan(left)})",
                           min(before, item_cap, left), "fen", ctx.params.citation("jx_first_set.item_cap_fen"))
     ctx.out(reward_before_caps_fen=before, reward_fen=reward)
 
@@ -185,7 +186,7 @@ def fb_rule(ctx: Context) -> None:
     if ctx.eligible:
         base, _ = premium_base(ctx, "first_batch", ctx.fen("fb_insured_value_fen"), ctx.number("fb_premium_rate_bp"))
         compensation = ctx.step("compensation", "保险补偿金额", "compensation",
-                                f"{format_fen(base)} × {share_bp}/10000", mul_div_half_up(base, share_bp, BP), "fen",
+                                f"{yuan(base)} × {share_bp}/10000", mul_div_half_up(base, share_bp, BP), "fen",
                                 ctx.params.citation("first_batch.compensation_bp"))
     ctx.out(premium_base_fen=base, compensation_fen=compensation)
 

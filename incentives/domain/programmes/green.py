@@ -16,7 +16,8 @@ supported field, from a covered lender, with a disclosed positive CO2 reduction.
 
 from __future__ import annotations
 
-from incentives.domain.arith import BP, MILLI, format_fen, key_text, mul_div_half_up, years_after
+from core.figures import yuan
+from incentives.domain.arith import BP, MILLI, key_text, mul_div_half_up, years_after
 from incentives.domain.facts import FactsError
 from incentives.domain.params import Catalogue, Citation
 from incentives.domain.programmes.common import catalogue_gate, key_of
@@ -140,11 +141,11 @@ def ct_rule(ctx: Context) -> None:
     relending = interest = 0
     if ctx.eligible:
         principal = ctx.fen("loan_principal_fen")
-        relending = ctx.step("relending", "再贷款金额", "relending", f"{format_fen(principal)} × {share_bp}/10000",
+        relending = ctx.step("relending", "再贷款金额", "relending", f"{yuan(principal)} × {share_bp}/10000",
                              mul_div_half_up(principal, share_bp, BP), "fen",
                              ctx.params.citation("carbon_tool.relending_share_bp"))
         interest = ctx.step("annual_interest", "再贷款年利息", "annual interest on the relending",
-                            f"{format_fen(relending)} × {rate_bp}/10000", mul_div_half_up(relending, rate_bp, BP),
+                            f"{yuan(relending)} × {rate_bp}/10000", mul_div_half_up(relending, rate_bp, BP),
                             "fen", ctx.params.citation("carbon_tool.rate_bp"))
     ctx.out(relending_fen=relending, relending_rate_bp=rate_bp, annual_interest_fen=interest)
 

@@ -15,7 +15,8 @@ income exceeds the taxable income (losses elsewhere), nothing is left at 15 %.
 
 from __future__ import annotations
 
-from incentives.domain.arith import BP, format_fen, mul_div_half_up
+from core.figures import yuan
+from incentives.domain.arith import BP, mul_div_half_up
 from incentives.domain.params import Citation
 from incentives.domain.programmes import emc
 from incentives.domain.programmes.common import not_more_than
@@ -80,10 +81,10 @@ def rule(ctx: Context) -> None:
         if relieved:
             base = ctx.step("income_at_hnte_rate", "适用15%税率的所得（扣除三免三减半项目所得）",
                             "income at the 15 % rate (less the §88 project's income, relieved by emc_project)",
-                            f"max(0, {format_fen(income)} − {format_fen(relieved)})", max(0, income - relieved),
+                            f"max(0, {yuan(income)} − {yuan(relieved)})", max(0, income - relieved),
                             "fen", PROJECT_INCOME)
         saving = ctx.step("tax_saving", "减按15%税率征收减少的税额", "tax saved by the 15 % rate",
-                          f"{format_fen(base)} × ({cit_bp} − {hnte_bp})/10000",
+                          f"{yuan(base)} × ({cit_bp} − {hnte_bp})/10000",
                           mul_div_half_up(base, cit_bp - hnte_bp, BP), "fen", ctx.params.citation("hnte.rate_bp"))
     ctx.out(rd_intensity_threshold_bp=threshold, cit_rate_bp=hnte_bp if ctx.eligible else cit_bp,
             income_at_hnte_rate_fen=base, tax_saving_fen=saving)

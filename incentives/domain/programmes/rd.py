@@ -12,7 +12,8 @@ so exactly 50 % still qualifies here.
 
 from __future__ import annotations
 
-from incentives.domain.arith import BP, format_fen, mul_div_floor, mul_div_half_up
+from core.figures import yuan
+from incentives.domain.arith import BP, mul_div_floor, mul_div_half_up
 from incentives.domain.params import Citation
 from incentives.domain.programmes.common import not_more_than
 from incentives.domain.rules import Context, GateSpec, OutputSpec, Programme
@@ -44,28 +45,28 @@ def rule(ctx: Context) -> None:
         ctx.out(other_costs_cap_fen=0, deduction_base_fen=0, extra_deduction_fen=0, tax_saving_fen=0)
         return
     eligible_core = ctx.step("eligible_core", "可加计扣除的前五项费用", "eligible core costs",
-                             f"{format_fen(core)} − {format_fen(fiscal_core)}", core - fiscal_core, "fen", FISCAL_FUNDS)
+                             f"{yuan(core)} − {yuan(fiscal_core)}", core - fiscal_core, "fen", FISCAL_FUNDS)
     eligible_other = other - fiscal_other
     cap = ctx.step("other_costs_cap", "其他相关费用限额", "cap on other related costs",
-                   f"{format_fen(eligible_core)} × {cap_ratio.text}",
+                   f"{yuan(eligible_core)} × {cap_ratio.text}",
                    mul_div_floor(eligible_core, cap_ratio.numerator, cap_ratio.denominator), "fen",
                    ctx.params.citation("rd.other_costs_cap"))
     allowed_other = min(eligible_other, cap)
     base = ctx.step("deduction_base", "可加计扣除研发费用", "R&D costs eligible for the extra deduction",
-                    f"{format_fen(eligible_core)} + min({format_fen(eligible_other)}, {format_fen(cap)})",
+                    f"{yuan(eligible_core)} + min({yuan(eligible_other)}, {yuan(cap)})",
                     eligible_core + allowed_other, "fen")
     extra_expensed = mul_div_half_up(base, extra_bp, BP)
     amortisation = ctx.fen("rd_intangible_amortisation_fen")
     extra_intangible = mul_div_half_up(amortisation, amort_bp - BP, BP)
     ctx.step("extra_expensed", "费用化研发费用加计扣除", "extra deduction of expensed R&D",
-             f"{format_fen(base)} × {extra_bp}/10000", extra_expensed, "fen",
+             f"{yuan(base)} × {extra_bp}/10000", extra_expensed, "fen",
              ctx.params.citation("rd.extra_deduction_bp"))
     ctx.step("extra_intangible", "无形资产加计摊销", "extra amortisation of R&D intangibles",
-             f"{format_fen(amortisation)} × ({amort_bp} − 10000)/10000", extra_intangible, "fen",
+             f"{yuan(amortisation)} × ({amort_bp} − 10000)/10000", extra_intangible, "fen",
              ctx.params.citation("rd.intangible_amortisation_bp"))
     extra = extra_expensed + extra_intangible
     saving = ctx.step("tax_saving", "减少应纳税额（按法定税率估算）", "tax saved (at the statutory rate)",
-                      f"{format_fen(extra)} × {cit_bp}/10000", mul_div_half_up(extra, cit_bp, BP), "fen",
+                      f"{yuan(extra)} × {cit_bp}/10000", mul_div_half_up(extra, cit_bp, BP), "fen",
                       ctx.params.citation("cit.standard_rate_bp"))
     ctx.out(other_costs_cap_fen=cap, deduction_base_fen=base, extra_deduction_fen=extra, tax_saving_fen=saving)
 

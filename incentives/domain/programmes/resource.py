@@ -11,7 +11,8 @@ the standard and use at least the item's minimum share of comprehensive-utilisat
 
 from __future__ import annotations
 
-from incentives.domain.arith import BP, format_fen, month_index, mul_div_half_up
+from core.figures import yuan
+from incentives.domain.arith import BP, month_index, mul_div_half_up
 from incentives.domain.facts import FactsError
 from incentives.domain.params import Citation
 from incentives.domain.programmes.common import catalogue_gate, key_of
@@ -51,7 +52,7 @@ def vat_rule(ctx: Context) -> None:
     refund = 0
     if ctx.eligible:
         payable = ctx.fen("ru_vat_payable_fen")
-        refund = ctx.step("vat_refund", "增值税即征即退额", "VAT refunded", f"{format_fen(payable)} × {ratio_bp}/10000",
+        refund = ctx.step("vat_refund", "增值税即征即退额", "VAT refunded", f"{yuan(payable)} × {ratio_bp}/10000",
                           mul_div_half_up(payable, ratio_bp, BP), "fen",
                           ctx.params.citation("catalogue.resource_util_vat"))
     ctx.out(refund_ratio_bp=ratio_bp if ctx.eligible else 0, vat_refund_fen=refund)
@@ -72,11 +73,11 @@ def cit_rule(ctx: Context) -> None:
     if ctx.eligible:
         revenue = ctx.fen("ru_cit_revenue_fen")
         reduction = ctx.step("revenue_reduction", "减计收入额", "revenue not counted",
-                             f"{format_fen(revenue)} × (10000 − {inclusion_bp})/10000",
+                             f"{yuan(revenue)} × (10000 − {inclusion_bp})/10000",
                              mul_div_half_up(revenue, BP - inclusion_bp, BP), "fen",
                              ctx.params.citation("ru_cit.revenue_inclusion_bp"))
         saving = ctx.step("tax_saving", "减少应纳税额（按法定税率估算）", "tax saved (at the statutory rate)",
-                          f"{format_fen(reduction)} × {cit_bp}/10000", mul_div_half_up(reduction, cit_bp, BP), "fen",
+                          f"{yuan(reduction)} × {cit_bp}/10000", mul_div_half_up(reduction, cit_bp, BP), "fen",
                           ctx.params.citation("cit.standard_rate_bp"))
     ctx.out(revenue_reduction_fen=reduction, tax_saving_fen=saving)
 

@@ -31,7 +31,7 @@ async def test_pre_allocation_is_70_percent_of_last_years_verified_then_a_negati
     table = await allocate_table(cw, [{"enterprise_id": ent["id"], "previous_verified": "1234567"}],
                                  kind="pre_allocation")
     assert table["status"] == "posted" and table["lines"][0]["quantity"] == 864_197  # 864,196.9 rounded half up
-    assert table["lines"][0]["inputs"]["ratio"] == "70%"
+    assert table["lines"][0]["inputs"]["ratio"] == "70.00%"
     assert await balance(env, ent, cw.cea) == 864_197
     table = await allocate_table(cw, [{"enterprise_id": ent["id"], "quantity": "850000"}], kind="true_up")
     line = table["lines"][0]

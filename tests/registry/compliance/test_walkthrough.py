@@ -83,7 +83,7 @@ async def test_a_whole_carbon_period_runs_through_the_api_and_settles_once(env) 
     page = await results(cw)
     rows = by_enterprise(page)
     assert rows[a["id"]]["status"] == "A" and rows[b["id"]]["status"] == "B"
-    assert rows[b["id"]]["shortfall"] == 400 and rows[b["id"]]["fine_yuan"] == "196,000.00"
+    assert rows[b["id"]]["shortfall"] == 400 and rows[b["id"]]["fine_yuan"] == "196000.00"
     assert {t["key"]: t["fine_fen"] for t in page["totals_by_city"]} == {"九江": 19_600_000, "南昌": 0}
 
     audit_before = await count(env, "SELECT count(*) FROM audit_entry")

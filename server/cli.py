@@ -316,9 +316,20 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
     base = f"http://{host}:{port}"
     print(f"greenrights: workbench at {base}/ , API docs at {base}/schema/swagger", flush=True)
     uvicorn.run(
-        "server.app:create_served_app", factory=True, host=host, port=port, workers=workers, log_config=None
+        "server.app:create_served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        # uvicorn's supervisor kills a worker that does not answer its ping within this many seconds, starting
+        # included; its default of 5 s killed workers that were still importing on a loaded machine, over and over.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
     return 0
+
+
+WORKER_HEALTHCHECK_S = 60
 
 
 def main(argv: Sequence[str] | None = None) -> int:

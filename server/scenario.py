@@ -360,7 +360,8 @@ async def _enterprise_keys(db: Database, sc: Scenario, now: dt.datetime, out: Lo
     """One emitter key per enterprise, in one unit of work."""
 
     async def work(uow: UnitOfWork) -> None:
-        for e in [*sc.emitters, *sc.farms]:
+        enterprises: list[Emitter | Farm] = [*sc.emitters, *sc.farms]
+        for e in enterprises:
             who = out.enterprise_ids[e.uscc]
             p, key = await create_api_key(
                 uow.session, organisation_id=who.organisation_id, role=Role.EMITTER, label=f"scenario {e.name}", now=now
@@ -420,13 +421,13 @@ def summary(sc: Scenario, loaded: Loaded, path: Path) -> list[str]:
         f"scenario {sc.name} {sc.year} loaded: {c['enterprises']} enterprises in {len(sc.cities)} cities "
         f"({c['key_emitters']} key emitters, {len(sc.farms)} wind and solar farms)",
         "  sectors: " + ", ".join(f"{sc.sectors[s]['label']} {n}" for s, n in sorted(by_sector.items())),
-        f"  allowances {c['units:cea']} t, energy-use rights {c['units:energy_use']} tce, green certificates "
-        f"{c['units:gec']} MWh; discharge permits "
-        + ", ".join(f"{p} {c['units:discharge:' + p]} t" for p in sc.instruments["discharge"]["pollutants"]),
+        f"  allowances {c['units:cea']:,} t, energy-use rights {c['units:energy_use']:,} tce, green certificates "
+        f"{c['units:gec']:,} MWh; discharge permits "
+        + ", ".join(f"{p} {c['units:discharge:' + p]:,} t" for p in sc.instruments["discharge"]["pollutants"]),
         f"  {c['issuances']} issuances (each approved by a second person), {c['allocations']} allocations, "
         f"{c['markets']} markets",
-        f"  {c['deposits']} deposits confirmed by {len(sc.banks)} banks ({c['deposit_fen'] // 100} yuan); "
-        f"{c['budgets']} budgets ({c['budget_fen'] // 100} yuan); {c['users']} staff users",
+        f"  {c['deposits']} deposits confirmed by {len(sc.banks)} banks ({c['deposit_fen'] // 100:,} yuan); "
+        f"{c['budgets']} budgets ({c['budget_fen'] // 100:,} yuan); {c['users']} staff users",
         f"  API keys and passwords (shown nowhere else): {path}",
     ]
 

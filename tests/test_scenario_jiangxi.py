@@ -54,6 +54,15 @@ def test_every_code_is_a_valid_uscc_per_stdnum_and_unique(sc: Scenario) -> None:
     assert len(set(codes)) == len(codes)
 
 
+def test_each_organisation_code_has_its_gb_11714_check_character(sc: Scenario) -> None:
+    # Characters 9-17 of a USCC are the organisation code, whose last character checks the first eight (GB 11714:
+    # weights 3 7 9 10 5 8 4 2, letters count A=10 ... Z=35; 11 - sum mod 11, with 10 written X and 11 written 0).
+    for e in [*sc.emitters, *sc.farms]:
+        body, check = e.uscc[8:16], e.uscc[16]
+        c9 = 11 - sum(int(c, 36) * w for c, w in zip(body, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
+        assert check == {10: "X", 11: "0"}.get(c9, str(c9)), e.uscc
+
+
 def test_each_enterprise_is_registered_in_its_city(sc: Scenario) -> None:
     for e in [*sc.emitters, *sc.farms]:
         assert e.uscc[2:6] == CITY_CODES[e.city], (e.uscc, e.city)

@@ -1,5 +1,5 @@
 """The `greenrights` command: serve, db upgrade [--sandbox]|grant, clock show|advance, apikey create|revoke, user
-create|unlock, audit verify|reconcile, calendar, demo, scheduler."""
+create|unlock, audit verify|reconcile, calendar, demo [--scenario NAME], scheduler."""
 
 from __future__ import annotations
 
@@ -400,7 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "chain's head now",
     )
     sub.add_parser("calendar", help="the published working-day calendar: one line per year with its holiday notice")
-    sub.add_parser("demo", help="seed a small Jiangxi demo when the database is empty")
+    p_demo = sub.add_parser("demo", help="seed a small Jiangxi demo (or a whole scenario) when the database is empty")
+    p_demo.add_argument(
+        "--scenario",
+        default=None,
+        metavar="NAME",
+        help="load a scenario's data files instead (server/scenarios/NAME: jiangxi, a province-year of 170+ "
+        "enterprises); keys and passwords go to var/scenario-NAME-keys.txt",
+    )
     sub.add_parser("scheduler", help="run the compliance calendar as its own process")
     args = parser.parse_args(argv)
 
@@ -534,6 +541,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         warn_if_privileged(get_settings().database_url, logging.getLogger("greenrights.startup"), "scheduler")
         asyncio.run(_run_scheduler())
         return 0
+    if args.cmd == "demo" and args.scenario:
+        from server.scenario import available, seed_scenario
+
+        if args.scenario not in available():
+            print(
+                f"greenrights demo: no scenario {args.scenario!r}; shipped: {', '.join(available())}", file=sys.stderr
+            )
+            return 2
+        loaded, lines = asyncio.run(seed_scenario(args.scenario))
+        for line in lines:
+            print(line, file=sys.stdout if loaded is not None else sys.stderr)
+        return 0 if loaded is not None else 1
     if args.cmd == "demo":
         from server.demo import seed_demo
 

@@ -31,6 +31,7 @@ from core.http import (
 )
 from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
+from core.openapi import openapi_plugins
 from core.schema import CodePath, Name, Note
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
@@ -239,6 +240,7 @@ def create_app(
         ],
         state=state,
         middleware=middleware,
+        plugins=openapi_plugins(),  # Idempotency-Key, Struct descriptions and examples (core/openapi.py)
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         template_config=template_config(),
         csrf_config=CSRFConfig(

@@ -97,7 +97,7 @@ class IdempotencyDocs(ReceiveRoutePlugin):
 
     def receive_route(self, route: BaseRoute) -> None:
         for handler in getattr(route, "route_handlers", []):
-            methods = getattr(handler, "http_methods", set())
+            methods: set[str] = getattr(handler, "http_methods", set())
             if handler.operation_class is Operation and honours_idempotency_key(handler.opt, methods, route.path):
                 handler.operation_class = IdempotentOperation
 

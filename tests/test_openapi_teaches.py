@@ -3,7 +3,8 @@
 
 - every request body has an example, and every example is valid: it validates against its own schema in the
   document (JSON Schema 2020-12, jsonschema-rs), decodes strictly into the Struct the handler takes, and a real
-  app answers it, posted with a key of a role the route admits, with anything but 422;
+  app answers it, posted with a key of a role the route admits (on a fresh world, so most answer 404 for ids that
+  do not exist there), with anything but 422 (NOT_SENT names the one example that is not sent, and why);
 - every property of every request body schema (followed through `$ref`, nested objects, arrays and unions) has a
   `description`, and so has the top-level schema of every JSON answer;
 - an operation declares the `Idempotency-Key` header exactly when the edge honours it. What "honours" means is
@@ -33,6 +34,9 @@ from tests.test_authorization_matrix import _allowed, _routes
 
 PUBLIC = [re.compile(p) for p in PUBLIC_PATHS]
 HEADER = "Idempotency-Key"
+# Examples not sent to the app (they are still validated and decoded): a webhook URL is resolved by DNS when the
+# endpoint is registered, and tests send nothing off this machine.
+NOT_SENT = {"createWebhookEndpoint"}
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +129,8 @@ def undescribed_properties(doc: dict[str, Any]) -> list[str]:
 
 
 def undescribed_answers(doc: dict[str, Any]) -> list[str]:
-    """`operationId  status  Schema` for every JSON answer whose top-level schema has no description."""
+    """`operationId  status  Schema` for every JSON answer whose top-level schema (a component: a Struct; a handler
+    that answers a plain dict has no schema of its own to describe) has no description."""
     offenders = set()
     for _, _, op in _operations(doc):
         for status, response in op.get("responses", {}).items():
@@ -136,8 +141,8 @@ def undescribed_answers(doc: dict[str, Any]) -> list[str]:
                 if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
                     schema = schema["items"]
                 component, name = _component(doc, schema)
-                if (name is not None or component.get("type") == "object") and not component.get("description"):
-                    offenders.add(f"{op['operationId']}  {status}  {name or 'inline object'}")
+                if name is not None and not component.get("description"):
+                    offenders.add(f"{op['operationId']}  {status}  {name}")
     return sorted(offenders)
 
 
@@ -216,6 +221,8 @@ def test_the_walkers_find_what_is_missing() -> None:
     }
     assert undescribed_properties(doc) == ["x  B.n"]
     assert undescribed_answers(doc) == ["x  200  A"]
+    doc["components"]["schemas"]["A"]["description"] = "An A."
+    assert undescribed_answers(doc) == []
     assert _examples(doc, doc["paths"]["/x"]["post"]["requestBody"]["content"]["application/json"], {}) == []
 
 
@@ -241,7 +248,8 @@ async def test_examples_are_answered_and_the_key_is_declared_where_honoured(env,
         allowed = _allowed(handler)
         public = any(rx.search(route_path) for rx in PUBLIC)
         assert allowed is not None or public, op_id
-        role = sorted(allowed or [Role.REGULATOR], key=lambda r: r.value)[0]
+        # The regulator where it may (it runs most schemes and issues most kinds), else the first role named.
+        role = Role.REGULATOR if not allowed or Role.REGULATOR in allowed else sorted(allowed, key=lambda r: r.value)[0]
         auth = {} if public else {"Authorization": f"Bearer {keys[role]}"}
         examples: list[Any] = [None]
         if op_id in bodies:
@@ -258,7 +266,7 @@ async def test_examples_are_answered_and_the_key_is_declared_where_honoured(env,
         if honoured != declares_key(op):
             wrong_key_docs.append(f"{op_id}: honours the key: {honoured}, declares it: {declares_key(op)}")
         for example in examples:
-            if example is None:
+            if example is None or op_id in NOT_SENT:
                 continue
             answer = await env.client.request(method, url, json=example, headers=env.h(keys[role]) | auth)
             if answer.status_code == 422:

@@ -24,6 +24,8 @@ from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugi
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Parameter, Schema
 from litestar.plugins import ReceiveRoutePlugin
 
+from core.http import IDEMPOTENCY_LEASE_S
+
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
     from litestar.routes import BaseRoute
@@ -61,7 +63,7 @@ REPLAYED_HEADER = OpenAPIHeader(
 )
 RETRY_AFTER_HEADER = OpenAPIHeader(
     description="Seconds to wait before retrying with the same Idempotency-Key.",
-    schema=Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=3600),
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=IDEMPOTENCY_LEASE_S),
 )
 
 

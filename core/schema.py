@@ -18,6 +18,14 @@ from core.quantity import AMOUNT_TEXT_MAX, INT64_MAX
 
 MAX_ID = 2**31 - 1
 
+
+def about(text: str) -> msgspec.Meta:
+    """A field's description in the OpenAPI document: `name: Annotated[Name, about("...")]`. Put it around the
+    bounded type and `| None` outside (`Annotated[Code, about("...")] | None`): an outer Meta around an optional
+    alias hides the alias's bounds from the document."""
+    return msgspec.Meta(description=text)
+
+
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 IdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 

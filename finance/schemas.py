@@ -6,11 +6,11 @@ is integer fen (`*_fen`) with the display string beside it (`*_yuan`)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from core.schema import Amount, Code, FreeObject, Id, IdList, Name, OptAmount, Reference, Req, Year
+from core.schema import Amount, Code, FreeObject, Id, IdList, Name, OptAmount, Reference, Req, Year, about
 from core.schema import Note as NoteText
 
 ClaimState = Literal[
@@ -33,44 +33,81 @@ class SubmitClaim(Req):
     """A new claim. `facts` are the incentives facts of the programme (see the incentives fact list); money facts
     are integer fen. With `draft: true` the claim is kept as a draft until `resubmitClaim` submits it."""
 
-    enterprise_id: Id
-    programme: Code
-    project_ref: Reference
-    period: Code
-    facts: FreeObject
-    payee_bank: Name
-    payee_account_no: Reference
-    draft: bool = False
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "enterprise_id": 1,
+        "programme": "first_set_insurance",
+        "project_ref": "FS-2025-001",
+        "period": "2025",
+        "facts": {
+            "fs_catalogue_code": "FS2019-01",
+            "fs_first_insured_on": "2024-06-01",
+            "fs_compensated_policy_years": "1",
+            "fs_insured_value_fen": 5000000000,
+            "fs_premium_rate_bp": 400,
+            "fs_premium_paid_fen": 200000000,
+        },
+        "payee_bank": "中国银行南昌分行",
+        "payee_account_no": "6217 0000 0000 0001",
+    }
+
+    enterprise_id: Annotated[Id, about("The enterprise that claims.")]
+    programme: Annotated[Code, about("The incentives programme claimed under (listProgrammes).")]
+    project_ref: Annotated[Reference, about("Your reference of the project or equipment claimed for.")]
+    period: Annotated[Code, about("The period claimed for, e.g. the year 2025.")]
+    facts: Annotated[FreeObject, about("The programme's incentives facts by name; money facts are integer fen.")]
+    payee_bank: Annotated[Name, about("The bank the money is paid to.")]
+    payee_account_no: Annotated[Reference, about("The account number the money is paid to.")]
+    draft: Annotated[bool, about("Keep the claim as a draft until resubmitClaim submits it.")] = False
 
 
 class ResubmitClaim(Req):
     """Submit a draft, or submit a returned or rejected claim again, optionally with corrected facts or payee."""
 
-    facts: FreeObject | None = None
-    payee_bank: Name | None = None
-    payee_account_no: Reference | None = None
-    note: NoteText = ""
+    EXAMPLE: ClassVar[dict[str, Any]] = {"facts": {"fs_premium_paid_fen": 210000000}, "note": "补充保费发票"}
+
+    facts: Annotated[FreeObject, about("Corrected facts, merged over the claim's facts.")] | None = None
+    payee_bank: Annotated[Name, about("A corrected payee bank.")] | None = None
+    payee_account_no: Annotated[Reference, about("A corrected payee account number.")] | None = None
+    note: Annotated[NoteText, about("What was corrected.")] = ""
 
 
 class FormalCheck(Req):
-    passed: bool
-    reason: NoteText = ""
+    """The formal check of a claim: complete and in order, or returned for correction."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"passed": True}
+
+    passed: Annotated[bool, about("true: the claim goes to review; false: it is returned to the enterprise.")]
+    reason: Annotated[NoteText, about("What is missing or wrong; required when not passed.")] = ""
 
 
 class Note(Req):
-    note: NoteText = ""
+    """A note on a step of a claim (review, approval)."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"note": "复核无误"}
+
+    note: Annotated[NoteText, about("The note, kept in the claim's history.")] = ""
 
 
 class Reason(Req):
-    reason: NoteText
+    """The reason of a refusal, kept in the claim's history and on the decision letter."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"reason": "设备不在首台（套）重大技术装备推广应用指导目录内"}
+
+    reason: Annotated[NoteText, about("Why; required.")]
 
 
 class Clawback(Req):
-    reason: NoteText
-    amount_yuan: OptAmount = None
+    """Money of a paid claim to take back, in whole or in part."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"reason": "设备已转让", "amount_yuan": "200000"}
+
+    reason: Annotated[NoteText, about("Why the money is taken back; on the clawback letter.")]
+    amount_yuan: Annotated[OptAmount, about("Yuan to take back; the whole amount paid if omitted.")] = None
 
 
 class FactChangeOut(msgspec.Struct, kw_only=True):
+    """One fact changed since the last decision on a claim."""
+
     fact: str
     change: str
     before: Any
@@ -78,6 +115,8 @@ class FactChangeOut(msgspec.Struct, kw_only=True):
 
 
 class ClaimEventOut(msgspec.Struct, kw_only=True):
+    """One step of a claim's history."""
+
     seq: int
     action: str
     from_state: str
@@ -89,6 +128,8 @@ class ClaimEventOut(msgspec.Struct, kw_only=True):
 
 
 class DocumentRef(msgspec.Struct, kw_only=True):
+    """A document issued for a claim (a decision or clawback letter) and its verification code."""
+
     kind: str
     document_no: str
     verification_code: str
@@ -96,6 +137,8 @@ class DocumentRef(msgspec.Struct, kw_only=True):
 
 
 class ClaimOut(msgspec.Struct, kw_only=True):
+    """A claim: its facts, state, the actions allowed next, the determination and its history."""
+
     id: int
     claim_no: str
     enterprise_id: int
@@ -141,6 +184,8 @@ class ClaimOut(msgspec.Struct, kw_only=True):
 
 
 class ClaimPage(msgspec.Struct, kw_only=True):
+    """A page of claims; `next_before_id` (or `next_offset`) fetches the next page (null on the last)."""
+
     items: list[ClaimOut]
     next_before_id: int | None
     next_offset: int | None = None
@@ -150,17 +195,27 @@ class ClaimPage(msgspec.Struct, kw_only=True):
 
 
 class CreateBudget(Req):
-    programme: Code
-    fiscal_year: Year
-    name: Name = ""
+    """A budget of one programme and fiscal year, from which approved claims are paid."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"programme": "first_set_insurance", "fiscal_year": 2026}
+
+    programme: Annotated[Code, about("The incentives programme the budget pays.")]
+    fiscal_year: Annotated[Year, about("The fiscal year.")]
+    name: Annotated[Name, about("A name for the budget.")] = ""
 
 
 class Appropriate(Req):
-    amount_yuan: Amount
-    reference: Reference = ""
+    """Money appropriated to a budget."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"amount_yuan": "10000000", "reference": "赣财教〔2026〕8号"}
+
+    amount_yuan: Annotated[Amount, about("Yuan, at most two decimals.")]
+    reference: Annotated[Reference, about("The appropriation's document number.")] = ""
 
 
 class BudgetOut(msgspec.Struct, kw_only=True):
+    """A budget: appropriated, committed, disbursed, clawed back and available (fen)."""
+
     id: int
     programme: str
     fiscal_year: int
@@ -177,10 +232,14 @@ class BudgetOut(msgspec.Struct, kw_only=True):
 class DisburseClaims(Req):
     """Pay every finally approved claim (optionally only these claim ids) in one batch."""
 
-    claim_ids: IdList | None = None
+    EXAMPLE: ClassVar[dict[str, Any]] = {"claim_ids": [1, 2]}
+
+    claim_ids: Annotated[IdList, about("Only these claims; every finally approved claim if omitted.")] | None = None
 
 
 class DisbursementOut(msgspec.Struct, kw_only=True):
+    """A disbursement batch: its lines go into one payment file."""
+
     id: int
     batch_no: str
     created_at: dt.datetime
@@ -218,6 +277,8 @@ class VerificationOut(msgspec.Struct, kw_only=True):
 
 
 class PublicKeyOut(msgspec.Struct, kw_only=True):
+    """The public key that signs green-credit answers."""
+
     algorithm: str
     key_id: str
     public_key_pem: str
@@ -229,18 +290,31 @@ class PublicKeyOut(msgspec.Struct, kw_only=True):
 
 
 class BankOut(msgspec.Struct, kw_only=True):
+    """A bank an enterprise may consent to."""
+
     organisation_id: int
     name: str
 
 
 class GrantConsent(Req):
-    enterprise_id: Id
-    bank_organisation_id: Id
-    purpose: NoteText
-    valid_until: dt.date | None = None
+    """An enterprise's consent that a bank may ask about it."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "enterprise_id": 1,
+        "bank_organisation_id": 7,
+        "purpose": "风电项目贷款审批",
+        "valid_until": "2026-12-31",
+    }
+
+    enterprise_id: Annotated[Id, about("Your enterprise.")]
+    bank_organisation_id: Annotated[Id, about("The bank (listBanks) that may ask.")]
+    purpose: Annotated[NoteText, about("What the bank may ask for.")]
+    valid_until: Annotated[dt.date, about("The consent's last day; until revoked if omitted.")] | None = None
 
 
 class ConsentOut(msgspec.Struct, kw_only=True):
+    """An enterprise's consent to a bank."""
+
     id: int
     enterprise_id: int
     enterprise_name: str
@@ -259,20 +333,44 @@ class GreenCreditQuery(Req):
     project: `project_facts` are the incentives facts of the green-loan and carbon-tool programmes (the
     compliance shortfall is taken from the registry, never from the bank)."""
 
-    purpose: NoteText
-    enterprise_id: Id | None = None
-    uscc: Code | None = None
-    project_ref: Reference = ""
-    project_facts: FreeObject | None = None
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "enterprise_id": 1,
+        "purpose": "贷前审查",
+        "project_ref": "WF-1",
+        "project_facts": {
+            "loan_approved_on": "2025-10-01",
+            "green_activity": "wind_power",
+            "loan_principal_fen": 10000000000,
+            "industrial_structure_class": "permitted",
+            "baseline_emissions_t": 100000,
+            "project_emissions_t": 20000,
+            "co2_method": "CCER CMS-002-V01",
+            "carbon_tool_field": "clean_energy",
+            "lender_eligible": True,
+        },
+    }
+
+    purpose: Annotated[NoteText, about("Why the bank asks; within the enterprise's consent.")]
+    enterprise_id: Annotated[Id, about("The enterprise asked about (or give `uscc`).")] | None = None
+    uscc: Annotated[Code, about("The enterprise's unified social credit code (or give `enterprise_id`).")] | None = None
+    project_ref: Annotated[Reference, about("The bank's reference of the project asked about.")] = ""
+    project_facts: (
+        Annotated[FreeObject, about("Incentives facts of the green-loan and carbon-tool programmes for the project.")]
+        | None
+    ) = None
 
 
 class GreenCreditAnswer(msgspec.Struct, kw_only=True):
+    """The signed answer to a bank's question (Ed25519 over the canonical JSON of `answer`)."""
+
     query_id: int
     answer: dict[str, Any]
     signature: dict[str, str]
 
 
 class QueryLogOut(msgspec.Struct, kw_only=True):
+    """One question a bank asked, as logged."""
+
     id: int
     bank_organisation_id: int
     bank_name: str
@@ -288,22 +386,38 @@ class QueryLogOut(msgspec.Struct, kw_only=True):
 
 
 class IssuePenalties(Req):
-    period_id: Id | None = None
+    """Penalty notices to issue for the fines of settled periods."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"period_id": 1}
+
+    period_id: Annotated[Id, about("Only this period's fines; every settled period's if omitted.")] | None = None
 
 
 class IssueOut(msgspec.Struct, kw_only=True):
+    """The penalty notices issued now and those issued before."""
+
     issued: int
     already_issued: int
     notices: list[int]
 
 
 class RecordPayment(Req):
-    notice_no: Reference
-    amount_yuan: Amount
-    bank_reference: Reference
+    """A payment of a penalty notice as the bank reported it."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "notice_no": "FK20270101-3FA9C2D1",
+        "amount_yuan": "196000.00",
+        "bank_reference": "BOC-20270105-001",
+    }
+
+    notice_no: Annotated[Reference, about("The penalty notice's number.")]
+    amount_yuan: Annotated[Amount, about("Yuan paid, at most two decimals.")]
+    bank_reference: Annotated[Reference, about("The bank's reference of the payment.")]
 
 
 class PenaltyOut(msgspec.Struct, kw_only=True):
+    """A penalty notice: the fine, the late surcharge and what is due and paid."""
+
     id: int
     notice_no: str
     enterprise_id: int

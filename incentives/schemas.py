@@ -9,12 +9,12 @@ as integer fen under the engine's `_fen` name or as a yuan decimal string under 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
 from core.figures import yuan_plain
-from core.schema import CODE_MAX, MAX_ID, NAME_MAX, FreeObject, Id, Req, Year, int_range
+from core.schema import CODE_MAX, MAX_ID, NAME_MAX, FreeObject, Id, Req, Year, about, int_range
 from incentives.batch import PASSTHROUGH
 from incentives.domain.arith import MAX_FEN, MILLI_TEXT_MAX
 from incentives.domain.facts import FACTS, INT_LIMIT, INT_LIMITS
@@ -36,15 +36,42 @@ OVERRIDES_MAX = 64
 class EvaluateEligibility(Req):
     """Evaluate one enterprise or project against every programme (or the ones named)."""
 
-    facts: FreeObject = msgspec.field(default_factory=dict)
-    enterprise_id: Id | None = None
-    project_ref: ProjectRef = ""
-    on: dt.date | None = None
-    known_on: dt.date | None = None
-    programmes: Programmes | None = None
-    override_reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
-    """Why brought-forward equipment credits given in `facts` differ from the enterprise's approved position of
-    the year before (without it such figures are refused)."""
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "on": "2024-12-31",
+        "facts": {
+            "total_revenue_yuan": "100000000.00",
+            "rd_core_costs_yuan": "7200000.00",
+            "rd_other_costs_yuan": "900000.00",
+            "tech_staff": 8,
+            "staff_total": 100,
+            "owns_core_ip": True,
+        },
+    }
+
+    facts: Annotated[
+        FreeObject,
+        about(
+            "Facts by their documented name (listFacts); money as integer fen under the `_fen` name or a yuan "
+            "string under the `_yuan` name."
+        ),
+    ] = msgspec.field(default_factory=dict)
+    enterprise_id: Annotated[Id, about("The registered enterprise evaluated (its registry facts are filled in).")] | (
+        None
+    ) = None
+    project_ref: Annotated[ProjectRef, about("Your reference of the project evaluated.")] = ""
+    on: Annotated[dt.date, about("The day the law is applied; today in Shanghai if omitted.")] | None = None
+    known_on: Annotated[dt.date, about("Evaluate the law as it was known on this day.")] | None = None
+    programmes: (
+        Annotated[Programmes, about("Only these programmes; each must then be evaluable, or the answer is 422.")] | None
+    ) = None
+    override_reason: Annotated[
+        str,
+        msgspec.Meta(max_length=500),
+        about(
+            "Why brought-forward equipment credits given in `facts` differ from the enterprise's approved position "
+            "of the year before (without it such figures are refused)."
+        ),
+    ] = ""
 
 
 # ----------------------------------------------------------------------------------------------- batch rows
@@ -75,14 +102,14 @@ def _text(max_length: int) -> Any:
     return Annotated[str, msgspec.Meta(max_length=max_length)]
 
 
-def _text_or_int(max_length: int, low: int, high: int) -> Any:
+def _text_or_int(max_length: int, low: int, high: int, description: str) -> Any:
     """An optional text-or-integer cell with both arms bounded, the arms' bounds stated for the document
-    (Litestar leaves out the bounds of a union's arms)."""
+    (Litestar leaves out the bounds of a union's arms), and its description."""
     arms = [{"type": "string", "maxLength": max_length}, {"type": "integer", "minimum": low, "maximum": high},
             {"type": "null"}]
     return Annotated[
         _text(max_length) | Annotated[int, msgspec.Meta(ge=low, le=high)] | None,
-        msgspec.Meta(extra_json_schema={"extra": {"oneOf": arms}}),
+        msgspec.Meta(description=description, extra_json_schema={"extra": {"oneOf": arms}}),
     ]
 
 
@@ -90,31 +117,36 @@ def _record_field(name: str) -> tuple[str, Any, None]:
     """A fact column of a batch record, bounded as the fact check bounds it (incentives.domain.facts): integers
     by their kind's range, text by the fact's length, decimals by both."""
     spec = FACTS[name]
-    kind: Any
+    described = msgspec.Meta(description=f"{spec.description} ({spec.kind}, {spec.unit}).")
     if spec.kind in INT_KINDS:
         low, high = INT_LIMITS[spec.kind]
-        kind = Annotated[int, int_range(low, high)] | None
-    elif spec.kind == "milli":
+        return (name, Annotated[int, int_range(low, high), described] | None, None)
+    if spec.kind == "milli":
         # An exact decimal as text ("99.5") or an integer; a JSON float is refused by the strict decoder.
-        kind = _text_or_int(MILLI_TEXT_MAX, -INT_LIMIT, INT_LIMIT)
-    elif spec.kind == "bool":
-        kind = bool | None
-    elif spec.kind == "date":
-        kind = dt.date | None
-    else:
-        kind = _text(spec.text_max) | None
-    return (name, kind, None)
+        return (name, _text_or_int(MILLI_TEXT_MAX, -INT_LIMIT, INT_LIMIT, str(described.description)), None)
+    if spec.kind == "bool":
+        return (name, Annotated[bool, described] | None, None)
+    if spec.kind == "date":
+        return (name, Annotated[dt.date, described] | None, None)
+    return (name, Annotated[str, msgspec.Meta(max_length=spec.text_max), described] | None, None)
 
 
 BatchRecord: Any = msgspec.defstruct(
     "BatchRecord",
     [
-        ("on", dt.date | None, None),
-        ("enterprise_id", _text_or_int(ENTERPRISE_TEXT_MAX, 1, MAX_ID), None),
-        ("city", _text(CITY_MAX) | None, None),
-        ("year", Year | None, None),
+        ("on", Annotated[dt.date, about("The evaluation day of this row; the batch's `on` if omitted.")] | None, None),
+        (
+            "enterprise_id",
+            _text_or_int(ENTERPRISE_TEXT_MAX, 1, MAX_ID, "The enterprise's id or your key for the row."),
+            None,
+        ),
+        ("city", Annotated[_text(CITY_MAX), about("The city, for totals by city.")] | None, None),
+        ("year", Annotated[Year, about("The year of the enterprise-year.")] | None, None),
         *(_record_field(name) for name in FACTS),
-        *((alias, _text_or_int(YUAN_TEXT_MAX, 0, MAX_FEN // 100), None) for alias in YUAN_ALIASES),
+        *(
+            (alias, _text_or_int(YUAN_TEXT_MAX, 0, MAX_FEN // 100, f"`{fact}` as a yuan decimal string."), None)
+            for alias, fact in YUAN_ALIASES.items()
+        ),
     ],
     kw_only=True,
     forbid_unknown_fields=True,
@@ -140,33 +172,54 @@ class EvaluateBatch(Req):
 class Population(Req):
     """The enterprise-years a reform is priced over: exactly one of the three sources."""
 
-    records: Annotated[list[BatchRecord], msgspec.Meta(max_length=MAX_BATCH_ROWS)] | None = None
-    # A seeded synthetic population (incentives.batch.synthetic_population), for exploring a reform.
-    synthetic_rows: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_ROWS)] | None = None
-    synthetic_seed: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
-    # The latest stored evaluation of every enterprise evaluated so far (its facts and day).
-    stored_evaluations: bool = False
+    records: (
+        Annotated[
+            list[BatchRecord], msgspec.Meta(max_length=MAX_BATCH_ROWS), about("Enterprise-years as batch records.")
+        ]
+        | None
+    ) = None
+    synthetic_rows: (
+        Annotated[
+            int,
+            msgspec.Meta(ge=1, le=MAX_BATCH_ROWS),
+            about("A seeded synthetic population (incentives.batch.synthetic_population) of this many rows."),
+        ]
+        | None
+    ) = None
+    synthetic_seed: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1), about("The seed of the synthetic population.")] = 0
+    stored_evaluations: Annotated[
+        bool, about("The latest stored evaluation of every enterprise evaluated so far (its facts and day).")
+    ] = False
 
 
 class SimulateReform(Req):
     """Change parameters (plain JSON values: integers, ratios, lists, catalogues) and price the change."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "label": "R&D extra deduction 120 %",
+        "overrides": {"rd.extra_deduction_bp": 12000},
+        "population": {"synthetic_rows": 200, "synthetic_seed": 1},
+    }
 
     overrides: Annotated[
         dict[str, Any],
         msgspec.Meta(
             min_length=1, max_length=OVERRIDES_MAX, extra_json_schema={"extra": {"maxProperties": OVERRIDES_MAX}}
         ),
+        about("New parameter values by parameter name, each in the parameter's own kind (no floats)."),
     ]
-    population: Population
-    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "reform"
-    on: dt.date | None = None
-    valid_from: dt.date | None = None
+    population: Annotated[Population, about("The enterprise-years priced.")]
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100), about("A name for the reform.")] = "reform"
+    on: Annotated[dt.date, about("The evaluation day of records without one.")] | None = None
+    valid_from: Annotated[dt.date, about("Apply the reform from this day on.")] | None = None
 
 
 # ----------------------------------------------------------------------------------------------- answers
 
 
 class CitationOut(msgspec.Struct, kw_only=True):
+    """A legal citation: the document and its article."""
+
     document: str
     article: str
 
@@ -262,6 +315,8 @@ class RegistryFact(msgspec.Struct, kw_only=True):
 
 
 class NotEvaluated(msgspec.Struct, kw_only=True):
+    """A programme that could not be evaluated, and why (the facts missing)."""
+
     programme: str
     label_zh: str
     label_en: str
@@ -277,6 +332,9 @@ class KindTotal(msgspec.Struct, kw_only=True):
 
 
 class EligibilityOut(msgspec.Struct, kw_only=True):
+    """An evaluation: what the enterprise or project qualifies for, each determination with its gates and amounts,
+    and totals by kind."""
+
     evaluation_id: int
     on: dt.date
     known_on: dt.date | None
@@ -294,8 +352,10 @@ class EligibilityOut(msgspec.Struct, kw_only=True):
 
 
 class CitationIn(Req):
-    document: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    article: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    """Where a value is published."""
+
+    document: Annotated[str, msgspec.Meta(min_length=1, max_length=200), about("The document (its name and 文号).")]
+    article: Annotated[str, msgspec.Meta(min_length=1, max_length=200), about("The article or section.")]
 
 
 class PublishParameter(Req):
@@ -306,20 +366,29 @@ class PublishParameter(Req):
     `{"numerator": n, "denominator": d}`, a list of texts, or `{"edition": ..., "items": [{"code", "name", ...}]}`.
     `official: false` marks a value not yet checked against the official text (the note then says so)."""
 
-    value: Any
-    valid_from: dt.date
-    citation: CitationIn
-    valid_to: dt.date | None = None
-    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
-    official: bool = True
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "value": 12000,
+        "valid_from": "2027-01-01",
+        "citation": {"document": "财政部 税务总局公告2023年第7号", "article": "第一条"},
+        "note": "研发费用加计扣除比例",
+    }
+
+    value: Annotated[Any, about("The new value, in the parameter kind's JSON form.")]
+    valid_from: Annotated[dt.date, about("The first day the value applies.")]
+    citation: Annotated[CitationIn, about("Where the value is published.")]
+    valid_to: Annotated[dt.date, about("The first day it no longer applies; open if omitted.")] | None = None
+    note: Annotated[str, msgspec.Meta(max_length=2000), about("A note for the second person.")] = ""
+    official: Annotated[bool, about("false: not yet checked against the official text.")] = True
 
 
 class ConfirmParameter(Req):
     """The second person's decision on a pending publication: `confirm` (it takes effect, known from today) or
     `reject` (with a reason; nothing changes). Always explicit: a body without `decision` is a 422 naming it."""
 
-    decision: Annotated[str, msgspec.Meta(pattern="^(confirm|reject)$")]
-    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    EXAMPLE: ClassVar[dict[str, Any]] = {"decision": "confirm"}
+
+    decision: Annotated[str, msgspec.Meta(pattern="^(confirm|reject)$"), about("confirm or reject.")]
+    reason: Annotated[str, msgspec.Meta(max_length=500), about("Why; required to reject.")] = ""
 
 
 # ------------------------------------------------------------------------------------ equipment-credit history
@@ -328,10 +397,14 @@ class ConfirmParameter(Req):
 class ApproveCreditPosition(Req):
     """Approve a stored equipment_credit determination as its enterprise's credit position for the tax year."""
 
-    note: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    EXAMPLE: ClassVar[dict[str, Any]] = {"note": "2025 年度税务备案一致"}
+
+    note: Annotated[str, msgspec.Meta(max_length=500), about("A note kept with the position.")] = ""
 
 
 class CarryOut(msgspec.Struct, kw_only=True):
+    """The credit carried forward of one age."""
+
     age: int
     fen: int
     yuan: str

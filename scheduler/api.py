@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -14,19 +14,23 @@ from litestar.params import JSONBody, Parameter
 from core.errors import AppError
 from core.http import allow, problem_responses
 from core.identity import Identity, Role
-from core.schema import CODE_MAX, Code
+from core.schema import CODE_MAX, Code, about
 from core.text import clean_text
 
 R = Role
 
 
 class JobOut(msgspec.Struct, kw_only=True):
+    """A scheduled job."""
+
     name: str
     kind: str
     description: str
 
 
 class JobRunOut(msgspec.Struct, kw_only=True):
+    """One run of a job for one period key."""
+
     id: int
     job: str
     period_key: str
@@ -40,11 +44,22 @@ class JobRunOut(msgspec.Struct, kw_only=True):
 
 
 class TriggerJob(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    job: Code
-    period_key: Code | None = None
+    """A scheduled job to run now."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"job": "execute_due_transfers"}
+
+    job: Annotated[Code, about("The job's name (listScheduledJobs).")]
+    period_key: (
+        Annotated[
+            Code, about("The period the run is for (a job runs once per key); the job's current period if omitted.")
+        ]
+        | None
+    ) = None
 
 
 class TriggerOut(msgspec.Struct, kw_only=True):
+    """The outcome of a run triggered now (or why it did not run)."""
+
     job: str
     period_key: str
     ran: bool

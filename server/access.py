@@ -23,6 +23,8 @@ ALL_ROLES = tuple(Role)
 
 
 class ApiKeyOut(msgspec.Struct, kw_only=True):
+    """An API key (never its secret): its role, label, and when it was revoked or expires."""
+
     prefix: str
     organisation_id: int
     role: str
@@ -91,6 +93,8 @@ class ApiKeyController(Controller):
 
 
 class UnlockOut(msgspec.Struct, kw_only=True):
+    """A user unlocked."""
+
     username: str
     organisation_id: int
     role: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
@@ -31,9 +31,10 @@ from core.http import (
 )
 from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
+from core.openapi import openapi_plugins
 from core.replica import ReadReplica, ReadRouting
 from core.sandbox import clock_for, watch
-from core.schema import CodePath, Name, Note
+from core.schema import CodePath, Name, Note, about
 from core.secrets import jwt_secrets
 from core.settings import Settings, get_settings
 from finance.api import CONTROLLERS as FINANCE_CONTROLLERS
@@ -70,12 +71,19 @@ class MetricsController(PrometheusController):
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
-    username: Name
-    # A password is bounded like any text: an unbounded one would only make the hasher work.
-    password: Note
+    """A staff user's sign-in for a bearer token."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"username": "reviewer1", "password": "correct horse battery staple"}
+
+    username: Annotated[Name, about("The staff user's name.")]
+    password: Annotated[
+        Note, about("The user's password (bounded like any text: an unbounded one would only make the hasher work).")
+    ]
 
 
 class TokenOut(msgspec.Struct):
+    """A bearer token for the staff user, valid for `expires_in` seconds."""
+
     access_token: str
     token_type: str
     expires_in: int
@@ -284,6 +292,7 @@ def create_app(
         ],
         state=state,
         middleware=middleware,
+        plugins=openapi_plugins(),  # Idempotency-Key, Struct descriptions and examples (core/openapi.py)
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         template_config=template_config(),
         csrf_config=CSRFConfig(

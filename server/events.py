@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -19,7 +19,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.events import EVENT_TYPES, OutboxEvent, event_out, inbox
 from core.http import IDEMPOTENT, READ_PROBLEMS, WRITE_PROBLEMS, allow
 from core.identity import Identity, Role
-from core.schema import IdPath, Req
+from core.schema import IdPath, Req, about
 from core.webhooks import (
     ROTATION_OVERLAP,
     WebhookDelivery,
@@ -38,6 +38,8 @@ EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=EVENT_TYPE_MAX)
 
 
 class EventOut(msgspec.Struct, kw_only=True):
+    """An event of your organisation, as delivered to webhooks."""
+
     seq: int
     id: str
     type: str
@@ -48,7 +50,17 @@ class EventOut(msgspec.Struct, kw_only=True):
 
 
 class CreateEndpoint(Req):
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
+    """A webhook endpoint of your organisation: its events are delivered there, signed (Standard Webhooks)."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "url": "https://erp.example.com/hooks/greenrights",
+        "event_types": ["transfer.completed", "claim.decided"],
+        "description": "ERP",
+    }
+
+    url: Annotated[
+        str, msgspec.Meta(min_length=8, max_length=2000), about("An https URL whose host resolves to a public address.")
+    ]
     event_types: Annotated[
         list[EventType],
         msgspec.Meta(
@@ -56,15 +68,26 @@ class CreateEndpoint(Req):
             max_length=len(EVENT_TYPES) + 1,
             extra_json_schema={"extra": {"items": {"type": "string", "minLength": 1, "maxLength": EVENT_TYPE_MAX}}},
         ),
+        about('The event types delivered (docs/events.md), or ["*"] for every type.'),
     ]
-    description: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    description: Annotated[str, msgspec.Meta(max_length=200), about("What the endpoint is for.")] = ""
 
 
 class Replay(Req):
-    from_event_id: Annotated[str, msgspec.Meta(min_length=5, max_length=40)]
+    """Events to deliver again to an endpoint."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"from_event_id": "evt_5b0c2f9e"}
+
+    from_event_id: Annotated[
+        str,
+        msgspec.Meta(min_length=5, max_length=40),
+        about("The event id to start from (included); every later event of the endpoint's types follows."),
+    ]
 
 
 class EndpointOut(msgspec.Struct, kw_only=True):
+    """A webhook endpoint; `secret` is shown only when it is created or rotated."""
+
     id: int
     url: str
     event_types: list[str]
@@ -77,6 +100,8 @@ class EndpointOut(msgspec.Struct, kw_only=True):
 
 
 class DeliveryOut(msgspec.Struct, kw_only=True):
+    """One delivery of an event to an endpoint: its state, attempts and last error."""
+
     id: int
     event_id: str
     event_type: str
@@ -89,6 +114,8 @@ class DeliveryOut(msgspec.Struct, kw_only=True):
 
 
 class ReplayOut(msgspec.Struct, kw_only=True):
+    """How many deliveries were queued again."""
+
     endpoint_id: int
     from_event_id: str
     requeued: int
@@ -301,9 +328,7 @@ class WebhookController(Controller):
         self,
         request: Request[Identity, Any, Any],
         endpoint_id: IdPath,
-        delivery_state: Annotated[
-            Literal["pending", "delivered", "dead"] | None, QueryParameter(query="state")
-        ] = None,
+        delivery_state: Annotated[Literal["pending", "delivered", "dead"] | None, QueryParameter(query="state")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> list[DeliveryOut]:
         """This endpoint's deliveries, newest first; `state=dead` is the dead-letter list (replay them with

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -11,7 +11,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from core.http import READ_PROBLEMS, WRITE_PROBLEMS, allow
 from core.identity import Identity, Role
-from core.schema import MAX_ID, IdPath
+from core.schema import MAX_ID, IdPath, about
 from trading.context import TradingContext
 from trading.surveillance import service as sv
 
@@ -19,7 +19,11 @@ Pattern = Literal["wash_trade", "layering", "marking_the_close", "concentration"
 
 
 class ScanRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    trade_date: dt.date
+    """A trading day to scan now."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"trade_date": "2026-03-02"}
+
+    trade_date: Annotated[dt.date, about("The trading day to scan (Asia/Shanghai).")]
 
 
 def ctx(request: Request[Any, Any, Any]) -> TradingContext:

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 import yaml
@@ -24,7 +24,7 @@ from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput, NotFound
 from core.identity import Identity
 from core.models import LedgerAccount
-from core.schema import Code, Note
+from core.schema import Code, Note, about
 from registry.domain import checks
 from registry.models import Instrument, RegistryAccount
 from registry.service import OWNER
@@ -45,6 +45,8 @@ def thresholds() -> rules.Thresholds:
 
 
 class AlertOut(msgspec.Struct, kw_only=True):
+    """A surveillance alert with its evidence (trade and order ids, the figures the rule measured) and status."""
+
     id: int
     instrument_id: int
     trade_date: dt.date
@@ -62,11 +64,17 @@ class AlertOut(msgspec.Struct, kw_only=True):
 
 
 class ResolveAlert(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    status: Code
-    note: Note
+    """The regulator's handling of an alert."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"status": "investigating", "note": "调取两账户开户资料核查关联关系"}
+
+    status: Annotated[Code, about("investigating, dismissed or confirmed.")]
+    note: Annotated[Note, about("What was found or done; required to dismiss or confirm.")]
 
 
 class ScanOut(msgspec.Struct, kw_only=True):
+    """A scan of one trading day: markets scanned, alerts found and newly stored."""
+
     trade_date: dt.date
     markets: int
     found: int

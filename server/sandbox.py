@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -17,12 +17,15 @@ from core.db import Database
 from core.errors import AppError
 from core.http import allow, problem_responses
 from core.identity import Identity, Role
-from core.schema import Code, int_range
+from core.schema import Code, about, int_range
 
 R = Role
 
 
 class ClockOut(msgspec.Struct, kw_only=True):
+    """The database's clock: on a sandbox the simulated now (system time plus the offset) and how it got there;
+    on production `sandbox: false` and real time."""
+
     sandbox: bool
     now: dt.datetime
     now_shanghai: str
@@ -36,9 +39,15 @@ class ClockOut(msgspec.Struct, kw_only=True):
 class AdvanceClock(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Exactly one of `days`, `hours` or `to` (`YYYY-MM-DD` or `YYYY-MM-DDTHH:MM`, Shanghai time)."""
 
-    days: Annotated[int, int_range(1, sandbox.DAYS_MAX)] | None = None
-    hours: Annotated[int, int_range(1, sandbox.HOURS_MAX)] | None = None
-    to: Code | None = None
+    EXAMPLE: ClassVar[dict[str, Any]] = {"days": 7}
+
+    days: Annotated[int, int_range(1, sandbox.DAYS_MAX), about("Move the clock this many days forward.")] | None = None
+    hours: Annotated[int, int_range(1, sandbox.HOURS_MAX), about("Move the clock this many hours forward.")] | None = (
+        None
+    )
+    to: Annotated[Code, about("Move to this Shanghai time: YYYY-MM-DD (00:00) or YYYY-MM-DDTHH:MM.")] | None = (
+        None
+    )
 
 
 def _out(v: sandbox.ClockView) -> ClockOut:

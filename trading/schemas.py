@@ -479,6 +479,8 @@ class FundTransactionOut(msgspec.Struct, kw_only=True):
 
 
 class FundTransactionPage(msgspec.Struct, kw_only=True):
+    """A page of the fund account's posted movements, newest first; `next_before_id` asks for the next page."""
+
     items: list[FundTransactionOut]
     next_before_id: int | None
 

@@ -32,6 +32,7 @@ import yaml
 from sqlalchemy import select
 from stdnum.cn import uscc as uscc_std
 
+from core import figures
 from core.db import Database, UnitOfWork
 from core.identity import Identity, Role, create_api_key, create_organisation, create_user
 from registry import schemas as rs
@@ -416,18 +417,19 @@ async def _staff(db: Database, sc: Scenario, now: dt.datetime, out: Loaded) -> N
 
 def summary(sc: Scenario, loaded: Loaded, path: Path) -> list[str]:
     c = loaded.counts
+    q = figures.quantity
     by_sector = Counter(e.sector for e in sc.emitters)
     return [
         f"scenario {sc.name} {sc.year} loaded: {c['enterprises']} enterprises in {len(sc.cities)} cities "
         f"({c['key_emitters']} key emitters, {len(sc.farms)} wind and solar farms)",
         "  sectors: " + ", ".join(f"{sc.sectors[s]['label']} {n}" for s, n in sorted(by_sector.items())),
-        f"  allowances {c['units:cea']:,} t, energy-use rights {c['units:energy_use']:,} tce, green certificates "
-        f"{c['units:gec']:,} MWh; discharge permits "
-        + ", ".join(f"{p} {c['units:discharge:' + p]:,} t" for p in sc.instruments["discharge"]["pollutants"]),
+        f"  allowances {q(c['units:cea'])} t, energy-use rights {q(c['units:energy_use'])} tce, green certificates "
+        f"{q(c['units:gec'])} MWh; discharge permits "
+        + ", ".join(f"{p} {q(c['units:discharge:' + p])} t" for p in sc.instruments["discharge"]["pollutants"]),
         f"  {c['issuances']} issuances (each approved by a second person), {c['allocations']} allocations, "
         f"{c['markets']} markets",
-        f"  {c['deposits']} deposits confirmed by {len(sc.banks)} banks ({c['deposit_fen'] // 100:,} yuan); "
-        f"{c['budgets']} budgets ({c['budget_fen'] // 100:,} yuan); {c['users']} staff users",
+        f"  {c['deposits']} deposits confirmed by {len(sc.banks)} banks ({figures.yuan(c['deposit_fen'], unit=True)}); "
+        f"{c['budgets']} budgets ({figures.yuan(c['budget_fen'], unit=True)}); {c['users']} staff users",
         f"  API keys and passwords (shown nowhere else): {path}",
     ]
 

@@ -1,0 +1,198 @@
+"""Run a doc's walk-through as a newcomer would type it: every ```sh block of one section, in order, in one bash
+session, in a fresh directory that stands for the checkout.
+
+What the doc promises is checked, not just that it runs:
+- any command that exits non-zero ends the session (`set -eo pipefail`; the doc's `get`/`post` helpers use
+  `curl --fail-with-body`, so a refusal the doc did not expect fails too), and the test fails with the segment, its
+  output and the session's stderr;
+- a line `# -> TEXT` right after commands is their documented answer: the lines those commands printed must be
+  exactly the `# ->` lines, where `…` stands for any run of characters (an instant, a random code).
+
+The directory gets `.venv/bin/greenrights` and `.venv/bin/python`, two small scripts that run this checkout with
+the test's interpreter, so the doc's `.venv/bin/...` commands run as written. Two things are changed for the run
+and nothing else: `127.0.0.1:8000` becomes a free port (the machine is shared; `GREENRIGHTS_PORT` is set to the
+same port) and the environment carries no `GREENRIGHTS_*` variable of the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.e2e.conftest import REPO, free_port
+
+EXPECT = "# -> "
+SESSION_TIMEOUT_S = 150.0
+
+
+@dataclass
+class Segment:
+    """Commands and the answer the doc shows for them (empty: the doc shows none, nothing is compared)."""
+
+    block: int
+    commands: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
+
+
+def section(doc: Path, heading: str) -> str:
+    """The text of the `## heading` section of a doc, up to the next `## ` heading."""
+    text = "\n" + doc.read_text(encoding="utf-8")
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def sh_blocks(text: str) -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```", text, re.S | re.M)
+
+
+def segments(blocks: list[str]) -> list[Segment]:
+    out: list[Segment] = []
+    for number, block in enumerate(blocks):
+        current = Segment(number)
+        for line in block.splitlines():
+            if line.startswith(EXPECT) or line == EXPECT.rstrip():
+                current.expected.append(line[len(EXPECT) :])
+                continue
+            if current.expected:  # a command after an answer starts the next segment
+                out.append(current)
+                current = Segment(number)
+            current.commands.append(line)
+        if current.commands or current.expected:
+            out.append(current)
+    return out
+
+
+def matches(expected: list[str], printed: list[str]) -> bool:
+    if len(expected) != len(printed):
+        return False
+    for want, got in zip(expected, printed, strict=True):
+        pattern = ".*?".join(re.escape(part) for part in want.split("…"))
+        if not re.fullmatch(pattern, got):
+            return False
+    return True
+
+
+def newcomer_checkout(tmp: Path) -> None:
+    """`.venv/bin/greenrights` and `.venv/bin/python` in tmp, running this checkout."""
+    bin_dir = tmp / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, args in (("greenrights", '-m server.cli "$@"'), ("python", '"$@"')):
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" {args}\n', encoding="utf-8")
+        script.chmod(0o755)
+
+
+class WalkThroughFailed(AssertionError):
+    pass
+
+
+def run_walk_through(doc: Path, heading: str, tmp: Path) -> list[tuple[Segment, list[str]]]:
+    """Run the section's ```sh blocks; return each segment with what it printed. Raises WalkThroughFailed."""
+    found = segments(sh_blocks(section(doc, heading)))
+    if not found:
+        raise WalkThroughFailed(f"{doc.name} § {heading}: no ```sh block")
+    newcomer_checkout(tmp)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENRIGHTS_")}
+    env.update({"GREENRIGHTS_PORT": str(port), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONUNBUFFERED": "1"})
+    stderr_path = tmp / "session.stderr"
+    with stderr_path.open("wb") as err:
+        bash = subprocess.Popen(
+            ["bash", "--noprofile", "--norc"],
+            cwd=tmp,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            start_new_session=True,  # the session and what it starts in the background (the server) are one group
+        )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert bash.stdout is not None
+        for raw in bash.stdout:
+            lines.put(raw.decode("utf-8", errors="replace").rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    assert bash.stdin is not None
+    bash.stdin.write(b"set -eo pipefail\n")
+    results: list[tuple[Segment, list[str]]] = []
+    deadline = time.monotonic() + SESSION_TIMEOUT_S
+    try:
+        for i, seg in enumerate(found):
+            script = tmp / f"segment-{i:02d}.sh"
+            script.write_text("\n".join(seg.commands).replace("127.0.0.1:8000", f"127.0.0.1:{port}") + "\n")
+            marker = f"__walk_through_segment_{i}_done__"
+            bash.stdin.write(f"source {script.name} < /dev/null\nprintf '\\n{marker}\\n'\n".encode())
+            bash.stdin.flush()
+            printed: list[str] = []
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise WalkThroughFailed(_report(doc, seg, printed, stderr_path, "timed out")) from None
+                if line is None:
+                    why = f"exited with {bash.wait()}"
+                    raise WalkThroughFailed(_report(doc, seg, printed, stderr_path, why))
+                if line == marker:
+                    break
+                printed.append(line)
+            while printed and printed[-1] == "":
+                printed.pop()
+            if seg.expected and not matches(seg.expected, printed):
+                raise WalkThroughFailed(_report(doc, seg, printed, stderr_path, "printed another answer"))
+            results.append((seg, printed))
+    finally:
+        try:
+            os.killpg(bash.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            bash.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(bash.pid, signal.SIGKILL)
+            bash.wait(timeout=15)
+        _wait_group_gone(bash.pid)
+    return results
+
+
+def _wait_group_gone(pgid: int) -> None:
+    """The background server may outlive the shell by a moment; it got the same SIGTERM."""
+    end = time.monotonic() + 15
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _report(doc: Path, seg: Segment, printed: list[str], stderr_path: Path, why: str) -> str:
+    err = stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+    return "\n".join(
+        [
+            f"{doc.name}, sh block {seg.block + 1}: {why}",
+            "commands:",
+            *("    " + c for c in seg.commands),
+            "documented answer:",
+            *("    " + e for e in seg.expected),
+            "printed:",
+            *("    " + p for p in printed),
+            "stderr (last lines):",
+            *("    " + e for e in err),
+        ]
+    )

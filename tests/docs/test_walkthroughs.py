@@ -17,6 +17,7 @@ DOCS = REPO / "docs"
     ("doc", "heading"),
     [
         ("trading.md", "Walk-through"),
+        ("compliance.md", "A whole carbon period through the API"),
     ],
 )
 def test_the_walk_through_runs_as_written(doc: str, heading: str, tmp_path: Path) -> None:

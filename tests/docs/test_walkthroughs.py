@@ -14,14 +14,15 @@ DOCS = REPO / "docs"
 
 
 @pytest.mark.parametrize(
-    ("doc", "heading"),
+    ("doc", "sections"),
     [
-        ("trading.md", "Walk-through"),
-        ("compliance.md", "A whole carbon period through the API"),
+        ("trading.md", ["Walk-through"]),
+        ("compliance.md", ["A whole carbon period through the API"]),
+        ("finance.md", ["Walk-through with curl", "Bank green-credit queries"]),
     ],
 )
-def test_the_walk_through_runs_as_written(doc: str, heading: str, tmp_path: Path) -> None:
-    results = run_walk_through(DOCS / doc, heading, tmp_path)
+def test_the_walk_through_runs_as_written(doc: str, sections: list[str], tmp_path: Path) -> None:
+    results = run_walk_through(DOCS / doc, sections[0], tmp_path, *sections[1:])
     checked = [seg for seg, _ in results if seg.expected]
     assert len(checked) >= 5, f"{doc}: only {len(checked)} documented answers were compared"
 

@@ -95,11 +95,15 @@ class WalkThroughFailed(AssertionError):
     pass
 
 
-def run_walk_through(doc: Path, heading: str, tmp: Path) -> list[tuple[Segment, list[str]]]:
-    """Run the section's ```sh blocks; return each segment with what it printed. Raises WalkThroughFailed."""
-    found = segments(sh_blocks(section(doc, heading)))
-    if not found:
-        raise WalkThroughFailed(f"{doc.name} § {heading}: no ```sh block")
+def run_walk_through(doc: Path, heading: str, tmp: Path, *more: str) -> list[tuple[Segment, list[str]]]:
+    """Run the ```sh blocks of the section `heading` (and of the sections `more`, in the same shell, in order);
+    return each segment with what it printed. Raises WalkThroughFailed."""
+    found: list[Segment] = []
+    for title in (heading, *more):
+        blocks = sh_blocks(section(doc, title))
+        if not blocks:
+            raise WalkThroughFailed(f"{doc.name} § {title}: no ```sh block")
+        found += segments(blocks)
     newcomer_checkout(tmp)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENRIGHTS_")}
@@ -127,6 +131,7 @@ def run_walk_through(doc: Path, heading: str, tmp: Path) -> list[tuple[Segment, 
     assert bash.stdin is not None
     bash.stdin.write(b"set -eo pipefail\n")
     results: list[tuple[Segment, list[str]]] = []
+    transcript = (tmp / "transcript.txt").open("w", encoding="utf-8")  # every command and what it printed, so far
     deadline = time.monotonic() + SESSION_TIMEOUT_S
     try:
         for i, seg in enumerate(found):
@@ -149,10 +154,13 @@ def run_walk_through(doc: Path, heading: str, tmp: Path) -> list[tuple[Segment, 
                 printed.append(line)
             while printed and printed[-1] == "":
                 printed.pop()
+            transcript.write("".join(f"$ {c}\n" for c in seg.commands) + "".join(f"{p}\n" for p in printed))
+            transcript.flush()
             if seg.expected and not matches(seg.expected, printed):
                 raise WalkThroughFailed(_report(doc, seg, printed, stderr_path, "printed another answer"))
             results.append((seg, printed))
     finally:
+        transcript.close()
         try:
             os.killpg(bash.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -185,7 +193,7 @@ def _report(doc: Path, seg: Segment, printed: list[str], stderr_path: Path, why:
     err = stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
     return "\n".join(
         [
-            f"{doc.name}, sh block {seg.block + 1}: {why}",
+            f"{doc.name}, sh block {seg.block + 1}: {why} (the segments before it: {stderr_path.parent}/transcript.txt)",
             "commands:",
             *("    " + c for c in seg.commands),
             "documented answer:",

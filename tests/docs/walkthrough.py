@@ -16,6 +16,7 @@ same port) and the environment carries no `GREENRIGHTS_*` variable of the test p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -95,14 +96,18 @@ class WalkThroughFailed(AssertionError):
     pass
 
 
-def run_walk_through(doc: Path, heading: str, tmp: Path, *more: str) -> list[tuple[Segment, list[str]]]:
-    """Run the ```sh blocks of the section `heading` (and of the sections `more`, in the same shell, in order);
-    return each segment with what it printed. Raises WalkThroughFailed."""
+def run_walk_through(
+    doc: Path, heading: str, tmp: Path, *more: str | tuple[Path, str]
+) -> list[tuple[Segment, list[str]]]:
+    """Run the ```sh blocks of the section `heading` of doc, then those of the sections `more` (a heading of the same
+    doc, or another doc and its heading) in the same shell, in order; return each segment with what it printed.
+    Raises WalkThroughFailed."""
     found: list[Segment] = []
-    for title in (heading, *more):
-        blocks = sh_blocks(section(doc, title))
+    for part in ((doc, heading), *more):
+        path, title = part if isinstance(part, tuple) else (doc, part)
+        blocks = sh_blocks(section(path, title))
         if not blocks:
-            raise WalkThroughFailed(f"{doc.name} § {title}: no ```sh block")
+            raise WalkThroughFailed(f"{path.name} § {title}: no ```sh block")
         found += segments(blocks)
     newcomer_checkout(tmp)
     port = free_port()
@@ -161,10 +166,8 @@ def run_walk_through(doc: Path, heading: str, tmp: Path, *more: str) -> list[tup
             results.append((seg, printed))
     finally:
         transcript.close()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(bash.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             bash.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -183,17 +186,16 @@ def _wait_group_gone(pgid: int) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _report(doc: Path, seg: Segment, printed: list[str], stderr_path: Path, why: str) -> str:
     err = stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
     return "\n".join(
         [
-            f"{doc.name}, sh block {seg.block + 1}: {why} (the segments before it: {stderr_path.parent}/transcript.txt)",
+            f"{doc.name}, sh block {seg.block + 1}: {why}",
+            f"(what ran before it: {stderr_path.parent}/transcript.txt)",
             "commands:",
             *("    " + c for c in seg.commands),
             "documented answer:",

@@ -25,7 +25,16 @@ DOCS = REPO / "docs"
 def test_the_walk_through_runs_as_written(doc: str, sections: list[str | tuple[Path, str]], tmp_path: Path) -> None:
     first = sections[0]
     assert isinstance(first, str)
-    results = run_walk_through(DOCS / doc, first, tmp_path, *sections[1:])
+    try:
+        results = run_walk_through(DOCS / doc, first, tmp_path, *sections[1:])
+    except WalkThroughFailed as failed:
+        # The walk-throughs run at today's date: from about three weeks before the end of the last year whose
+        # State Council holiday notice is published (core/holidays.yaml), a deadline counted in working days
+        # lands in a year nobody can count yet, and the app refuses it (409 calendar-not-published), as it
+        # would for a newcomer. That is a calendar to publish, not a doc to fix; anything else fails.
+        if "/problems/calendar-not-published" in str(failed):
+            pytest.skip(f"{doc}: a working day of a year whose holiday notice is not published yet:\n{failed}")
+        raise
     checked = [seg for seg, _ in results if seg.expected]
     assert len(checked) >= 5, f"{doc}: only {len(checked)} documented answers were compared"
 

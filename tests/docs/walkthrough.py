@@ -11,7 +11,10 @@ What the doc promises is checked, not just that it runs:
 The directory gets `.venv/bin/greenrights` and `.venv/bin/python`, two small scripts that run this checkout with
 the test's interpreter, so the doc's `.venv/bin/...` commands run as written. Two things are changed for the run
 and nothing else: `127.0.0.1:8000` becomes a free port (the machine is shared; `GREENRIGHTS_PORT` is set to the
-same port) and the environment carries no `GREENRIGHTS_*` variable of the test process.
+same port) and the environment carries no `GREENRIGHTS_*` variable of the test process. `curl` on the session's
+PATH is the real one behind a recorder that passes its output through unchanged and keeps the answer of every call
+that failed (a refused request: `--fail-with-body` exits 22), so a failure report shows the problem the server
+answered even where the doc pipes the answer into `jq` or `$(...)`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +35,7 @@ from pathlib import Path
 from tests.e2e.conftest import REPO, free_port
 
 EXPECT = "# -> "
+FAILED_CALLS = "failed-calls.txt"
 SESSION_TIMEOUT_S = 150.0
 
 
@@ -82,14 +87,30 @@ def matches(expected: list[str], printed: list[str]) -> bool:
     return True
 
 
-def newcomer_checkout(tmp: Path) -> None:
-    """`.venv/bin/greenrights` and `.venv/bin/python` in tmp, running this checkout."""
+def newcomer_checkout(tmp: Path) -> Path:
+    """`.venv/bin/greenrights` and `.venv/bin/python` in tmp, running this checkout; and the directory of the
+    recording `curl` (returned, for the front of PATH)."""
     bin_dir = tmp / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     for name, args in (("greenrights", '-m server.cli "$@"'), ("python", '"$@"')):
         script = bin_dir / name
         script.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" {args}\n', encoding="utf-8")
         script.chmod(0o755)
+    real = shutil.which("curl")
+    if real is None:
+        raise WalkThroughFailed("the walk-throughs need curl (apt-get install curl)")
+    shim_dir = tmp.parent / f"{tmp.name}-shim"
+    shim_dir.mkdir()
+    shim = shim_dir / "curl"
+    shim.write_text(
+        "#!/bin/bash\n"
+        'out=$(mktemp); "' + real + '" "$@" | tee "$out"; rc=${PIPESTATUS[0]}\n'
+        f'if [ "$rc" -ne 0 ]; then {{ echo "curl exit $rc:"; cat "$out"; echo; }} >> "{tmp / FAILED_CALLS}"; fi\n'
+        'rm -f "$out"; exit "$rc"\n',
+        encoding="utf-8",
+    )
+    shim.chmod(0o755)
+    return shim_dir
 
 
 class WalkThroughFailed(AssertionError):
@@ -109,9 +130,10 @@ def run_walk_through(
         if not blocks:
             raise WalkThroughFailed(f"{path.name} § {title}: no ```sh block")
         found += segments(blocks)
-    newcomer_checkout(tmp)
+    shim_dir = newcomer_checkout(tmp)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENRIGHTS_")}
+    env["PATH"] = f"{shim_dir}{os.pathsep}{env.get('PATH', '')}"
     env.update({"GREENRIGHTS_PORT": str(port), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONUNBUFFERED": "1"})
     stderr_path = tmp / "session.stderr"
     with stderr_path.open("wb") as err:
@@ -192,6 +214,8 @@ def _wait_group_gone(pgid: int) -> None:
 
 def _report(doc: Path, seg: Segment, printed: list[str], stderr_path: Path, why: str) -> str:
     err = stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+    calls = stderr_path.with_name(FAILED_CALLS)
+    refused = calls.read_text(encoding="utf-8", errors="replace").splitlines()[-12:] if calls.exists() else []
     return "\n".join(
         [
             f"{doc.name}, sh block {seg.block + 1}: {why}",
@@ -204,5 +228,7 @@ def _report(doc: Path, seg: Segment, printed: list[str], stderr_path: Path, why:
             *("    " + p for p in printed),
             "stderr (last lines):",
             *("    " + e for e in err),
+            "answers of the last refused requests (curl exit 22 is a 4xx/5xx answer):",
+            *("    " + r for r in refused),
         ]
     )

@@ -36,7 +36,8 @@ class Verified:
 
     @property
     def date(self) -> str:
-        return self.document.issued_at.astimezone(SHANGHAI).date().isoformat()
+        """When it was issued, in Shanghai time to the minute (two statements of one day differ)."""
+        return self.document.issued_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 async def issue(
@@ -67,7 +68,7 @@ async def issue(
         subject_name=subject_name[:200],
         subject_uscc=subject_uscc[:18],
         issued_by=issued_by[:200],
-        facts=json.dumps(dict(facts), ensure_ascii=False, sort_keys=True),
+        facts=json.dumps(dict(facts), ensure_ascii=False),  # in the order the page shows them
         record=canonical_json(record).decode("utf-8"),
         issued_at=issued_at,
     )

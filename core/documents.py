@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.clock import SHANGHAI, require_aware
+from core.ledger import insert_or_get
 from core.models import IssuedDocument
 from core.pdf import canonical_json, normalize_verification_code, verification_code, verification_code_matches
 
@@ -57,10 +58,11 @@ async def issue(
     `code` is what the PDF prints."""
     require_aware(issued_at)
     code = verification_code(record)
-    prior = (await session.execute(select(IssuedDocument).where(col(IssuedDocument.code) == code))).scalar_one_or_none()
+    lookup = select(IssuedDocument).where(col(IssuedDocument.code) == code)
+    prior = (await session.execute(lookup)).scalar_one_or_none()
     if prior is not None:
         return prior
-    doc = IssuedDocument(
+    row = IssuedDocument(
         code=code,
         kind=kind,
         ref=ref,
@@ -72,9 +74,9 @@ async def issue(
         record=canonical_json(record).decode("utf-8"),
         issued_at=issued_at,
     )
-    session.add(doc)
-    await session.flush()
-    return doc
+    # Two readers downloading the same report at once: the second insert loses on the unique code and gets the
+    # first one's row (a savepoint), never a 5xx.
+    return await insert_or_get(session, row, lookup)
 
 
 async def verify(session: AsyncSession, code: str) -> Verified | None:

@@ -194,8 +194,14 @@ async def browser_sign_in(page: Any, base_url: str, username: str, password: str
     await page.goto(f"{base_url}/login")
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", password)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state("networkidle")
+    await submit(page, "button[type=submit]")
+
+
+async def submit(page: Any, selector: str) -> None:
+    """Click what posts a form and wait for the page the post leads to: a bare click returns before the
+    navigation starts, and a check made then reads the old page (a flake CI showed once)."""
+    async with page.expect_navigation(wait_until="load"):
+        await page.click(selector)
 
 
 async def screenshot(page: Any, name: str) -> Path:

@@ -17,7 +17,7 @@ from core.identity import Identity, Role
 from incentives import engine, publications
 from tests.finance.kit import BASE as FIN
 from tests.finance.kit import finance_world
-from tests.web.conftest import browser_sign_in, form_post, make_user, screenshot, sign_in
+from tests.web.conftest import browser_sign_in, form_post, make_user, screenshot, sign_in, submit
 
 API = "/api/v1/incentives"
 PARAM = "first_set.compensation_bp"  # 8000 bp since 2015 (财建〔2015〕19号)
@@ -254,8 +254,7 @@ async def test_bank_market_and_policy_in_chromium(live, page) -> None:  # type: 
         await browser_sign_in(page, live.base_url, officer)
         await page.fill("input[name=uscc]", a["uscc"])
         await page.fill("input[name=purpose]", "贷前审查")
-        await page.click("button:has-text('查询')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('查询')")
         assert await page.locator("text=未授权本行查询").count() == 1
         await screenshot(page, "bank-refused")
         who = await _identity(db, emitter)
@@ -263,14 +262,13 @@ async def test_bank_market_and_policy_in_chromium(live, page) -> None:  # type: 
         await live.acall(lambda st: consents.grant_consent(st.finance.ctx, who, grant))
         await page.fill("input[name=uscc]", a["uscc"])
         await page.fill("input[name=purpose]", "贷前审查")
-        await page.click("button:has-text('查询')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('查询')")
         assert await page.locator("text=查询结果").count() == 1
         async with page.expect_download() as download:
             await page.click("text=下载查询报告（PDF）")
         assert (await download.value).suggested_filename.endswith(".pdf")
         await screenshot(page, "bank-answer")
-        await page.click("text=退出")
+        await submit(page, "text=退出")
 
         # Policy: the reviewer publishes, the approver confirms; the old value stays in the history.
         await browser_sign_in(page, live.base_url, reviewer)
@@ -281,23 +279,19 @@ async def test_bank_market_and_policy_in_chromium(live, page) -> None:  # type: 
         await page.fill("input[name=valid_from]", "2026-07-01")
         await page.fill("input[name=document]", "财建〔2026〕1号")
         await page.fill("input[name=article]", "第三条")
-        await page.click("button:has-text('提交发布')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('提交发布')")
         assert await page.locator("text=您发布的，须由另一人确认").count() >= 1
         await screenshot(page, "policy-pending")
-        await page.click("text=退出")
+        await submit(page, "text=退出")
         await browser_sign_in(page, live.base_url, approver)
         await page.goto(f"{live.base_url}/policy")
-        await page.click("button:has-text('确认发布')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('确认发布')")
         await page.fill("input[name=on]", "2026-08-01")
-        await page.click("button:has-text('查看当日适用值')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('查看当日适用值')")
         assert await page.locator("strong:has-text('7,000')").count() == 1
         await screenshot(page, "policy-confirmed")
         await page.fill("input[name=known_on]", "2026-03-01")
-        await page.click("button:has-text('查看当日适用值')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('查看当日适用值')")
         assert await page.locator("strong:has-text('8,000')").count() == 1
         catalogue = "catalogue.equipment"
         await page.goto(f"{live.base_url}/policy?name={catalogue}&lang=en")

@@ -13,7 +13,7 @@ import openpyxl
 from core.identity import Role
 from tests.finance.kit import org
 from tests.registry.compliance.kit import CW, carbon_lines, carbon_world, enterprise, report
-from tests.web.conftest import browser_sign_in, csrf_of, form_post, make_user, screenshot, sign_in
+from tests.web.conftest import browser_sign_in, csrf_of, form_post, make_user, screenshot, sign_in, submit
 
 BASE = "/api/v1/compliance"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -171,7 +171,7 @@ async def test_an_emitters_journey_in_chromium(live, page) -> None:  # type: ign
                          [a["uscc"], 2025, "process", "clinker", "一千", "t"]])  # fmt: skip
         await page.set_input_files("input[name=file]", files=[{"name": "report.xlsx", "mimeType": XLSX,
                                                                "buffer": xlsx}])  # fmt: skip
-        await page.click("button:has-text('上传报送')")
+        await submit(page, "button:has-text('上传报送')")
         await page.wait_for_selector("#row-errors")
         row = page.locator("#row-errors tbody tr")
         assert await row.count() == 1
@@ -186,8 +186,7 @@ async def test_an_emitters_journey_in_chromium(live, page) -> None:  # type: ign
                             ("fs_policy_year", "4"), ("fs_insured_value_fen", "50,000,000"),
                             ("fs_premium_rate_bp", "400"), ("fs_premium_paid_fen", "2,000,000")):  # fmt: skip
             await page.fill(f"input[name='fact.{name}']", value)
-        await page.click("button:has-text('自查')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('自查')")
         failed = page.locator("tr:has(span.badge.bad)")
         assert await failed.count() >= 1
         assert "财建〔2015〕19号" in await page.content()
@@ -195,8 +194,7 @@ async def test_an_emitters_journey_in_chromium(live, page) -> None:  # type: ign
         # A consent to the bank: granted, listed with its revoke button.
         await page.goto(f"{live.base_url}/enterprise#consents")
         await page.fill("input[name=purpose]", "项目贷款审批")
-        await page.click("button:has-text('授予授权')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('授予授权')")
         assert await page.locator("text=授权已生效").count() == 1
         assert await page.locator("#consents ~ table button:has-text('撤回')").count() == 1
         await page.locator("#consents").scroll_into_view_if_needed()

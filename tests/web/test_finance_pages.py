@@ -12,6 +12,7 @@ from core.db import Database
 from core.identity import Role
 from tests.finance.kit import BASE, act, at, budget, claim_body, finance_world, submit
 from tests.web.conftest import LiveServer, browser_sign_in, form_post, make_user, screenshot, sign_in
+from tests.web.conftest import submit as submit_form
 
 
 class LiveEnv:
@@ -110,9 +111,9 @@ async def test_reviewer_and_approver_in_chromium(live, page, browser) -> None:  
         await browser_sign_in(page, live.base_url, reviewer)
         assert page.url.endswith("/finance/claims")
         await screenshot(page, "finance-claims")
-        await page.click(f"text={bad['claim_no']}")
-        await page.click("text=形式审查通过")
-        await page.click("text=审核（重新计算判定）")
+        await submit_form(page, f"text={bad['claim_no']}")
+        await submit_form(page, "text=形式审查通过")
+        await submit_form(page, "text=审核（重新计算判定）")
         row = page.locator("tr", has_text="不符合")
         assert await row.count() == 1
         text = await row.inner_text()
@@ -120,21 +121,21 @@ async def test_reviewer_and_approver_in_chromium(live, page, browser) -> None:  
         await screenshot(page, "finance-claim-failed-gate")
         # The good claim: sent on to the approver.
         await page.goto(f"{live.base_url}/finance/claims/{good['id']}")
-        await page.click("text=形式审查通过")
-        await page.click("text=审核（重新计算判定）")
+        await submit_form(page, "text=形式审查通过")
+        await submit_form(page, "text=审核（重新计算判定）")
         assert await page.locator("text=已审核").count() >= 1
-        await page.click("text=退出")
+        await submit_form(page, "text=退出")
 
         # The approver: a second person approves; after the notice the decision letter downloads.
         await browser_sign_in(page, live.base_url, approver)
         await page.goto(f"{live.base_url}/finance/claims/{good['id']}")
-        await page.click("text=审批通过")
+        await submit_form(page, "text=审批通过")
         assert await page.locator("text=公示中").count() >= 1
         await screenshot(page, "finance-claim-approved")
         live.clock.set(at("2026-03-13"))  # the notice is over (and the idle session with it: sign in again)
         await browser_sign_in(page, live.base_url, approver)
         await page.goto(f"{live.base_url}/finance/claims/{good['id']}")
-        await page.click("text=公示期满，作出决定")
+        await submit_form(page, "text=公示期满，作出决定")
         async with page.expect_download() as info:
             await page.click("text=下载决定书（PDF）")
         download = await info.value

@@ -9,7 +9,7 @@ from core.identity import Role
 from tests.finance.kit import BASE as FIN
 from tests.finance.kit import finance_world
 from tests.registry.compliance.kit import at, carbon_lines, carbon_world, enterprise, report
-from tests.web.conftest import browser_sign_in, form_post, make_user, screenshot, sign_in
+from tests.web.conftest import browser_sign_in, form_post, make_user, screenshot, sign_in, submit
 
 
 async def test_the_regulator_approves_as_the_second_person_and_settles_from_the_dashboard(web_env) -> None:
@@ -129,27 +129,24 @@ async def test_every_role_in_chromium(live, page) -> None:  # type: ignore[no-un
 
         await browser_sign_in(page, live.base_url, regulator)
         await screenshot(page, "compliance-dashboard")
-        await page.click("text=复核通过")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "text=复核通过")
         assert (await env.get(f"/api/v1/transactions/{r.json()['id']}", fw.regulator)).json()["status"] == "completed"
         await page.goto(f"{live.base_url}/enterprises")
         await screenshot(page, "enterprises-search")
-        await page.click("text=退出")
+        await submit(page, "text=退出")
 
         await browser_sign_in(page, live.base_url, emitter)
         await page.select_option("select[name=bank_organisation_id]", str(fw.bank_org))
         await page.fill("input[name=purpose]", "项目贷款审批")
-        await page.click("text=授予授权")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "text=授予授权")
         assert await page.locator("text=撤回").count() >= 1
         await screenshot(page, "enterprise-home")
-        await page.click("text=退出")
+        await submit(page, "text=退出")
 
         await browser_sign_in(page, live.base_url, officer)
         await page.fill("input[name=uscc]", a["uscc"])
         await page.fill("input[name=purpose]", "贷前审查")
-        await page.click("button:has-text('查询')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('查询')")
         assert await page.locator("text=查询结果").count() == 1
         await screenshot(page, "bank-answer")
         await page.goto(f"{live.base_url}/market?lang=en")
@@ -169,8 +166,6 @@ async def _org_of_kind(env: Any, kind: str) -> int:
         return int((await uow.session.execute(q)).scalars().first())
 
     return await env.db.read(work)
-
-
 
 
 async def test_the_policy_page_shows_dated_parameters_with_their_basis(web_env) -> None:
@@ -273,7 +268,7 @@ async def test_a_verifier_verifies_a_submitted_report_from_the_queue(web_env) ->
     user, _ = await make_user(env, Role.VERIFIER, verifier_org)
     await sign_in(env.client, user)
     page = await env.client.get(f"/compliance?period={cw.pid}")
-    assert f'/compliance/reports/{rep["id"]}/verification' in page.text
+    assert f"/compliance/reports/{rep['id']}/verification" in page.text
     r = await form_post(env.client, f"/compliance/reports/{rep['id']}/verification", f"/compliance?period={cw.pid}",
                         {"version": str(rep["current_version"]), "period_id": str(cw.pid)})  # fmt: skip
     assert r.status_code == 303
@@ -356,8 +351,7 @@ async def test_the_self_check_in_chromium(live, page) -> None:  # type: ignore[n
                             ("fs_policy_year", "4"), ("fs_insured_value_fen", "50,000,000"),
                             ("fs_premium_rate_bp", "400"), ("fs_premium_paid_fen", "2,000,000")):  # fmt: skip
             await page.fill(f"input[name='fact.{name}']", value)
-        await page.click("button:has-text('自查')")
-        await page.wait_for_load_state("networkidle")
+        await submit(page, "button:has-text('自查')")
         assert await page.locator("span.badge.bad").count() >= 1
         await screenshot(page, "enterprise-eligibility")
     finally:

@@ -5,7 +5,9 @@ work. A value is cached per database (per engine, so the many databases of a tes
 unit of work that saw it has committed. A row the unit of work created itself (`created`) is never remembered by
 it, not even when a later read in the same unit of work finds it: a savepoint that rolls the creation back would
 otherwise leave an id of a row that does not exist. The next unit of work reads it, committed, and remembers it.
-A row that can change (an account's status, a balance) is never cached here.
+A row that can change (a balance) is never cached here, with one exception that the user re-checks: a registry
+account's status is remembered as a guess that the transfer writing on it verifies in the same statement
+(registry/queries.py `transfer_accounts`), and `forget` drops it when the guess turned out wrong.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ class CommittedCache(Generic[K, V]):
     def created(self, ses: AsyncSession, key: K) -> None:
         """This unit of work inserted the row of `key`: it will not remember it (see the module docstring)."""
         ses.sync_session.info.setdefault(f"{self.name}:created", set()).add(key)
+
+    def forget(self, ses: AsyncSession, *keys: K) -> None:
+        store, staged = self._store(ses), ses.sync_session.info.get(self.name) or {}
+        for key in keys:
+            store.pop(key, None)
+            staged.pop(key, None)
 
     def remember(self, ses: AsyncSession, key: K, value: V) -> None:
         sync = ses.sync_session

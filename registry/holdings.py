@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import or_, select, union_all
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import documents, figures, ledger
@@ -117,12 +117,7 @@ async def _transactions(
     ses: AsyncSession, who: Identity, account_id: int, *, limit: int, before_id: int | None
 ) -> s.Page:
     acc = await visible_account(ses, who, account_id)
-    q = select(RegistryTransaction).where(
-        or_(RegistryTransaction.from_account_id == acc.id, RegistryTransaction.to_account_id == acc.id)
-    )
-    if before_id is not None:
-        q = q.where(RegistryTransaction.id < before_id)
-    rows = (await ses.execute(q.order_by(RegistryTransaction.id.desc()).limit(limit + 1))).scalars().all()  # type: ignore[union-attr]
+    rows = (await ses.execute(_history(acc.id or 0, limit=limit + 1, before_id=before_id))).scalars().all()
     # The page's instruments in one read (not one per row) when the process cache does not hold them yet; kept
     # referenced here, so that `tx_out` finds each in the session without a statement.
     missing = {t.instrument_id for t in rows[:limit] if INSTRUMENTS.get(ses, t.instrument_id) is None}
@@ -134,6 +129,29 @@ async def _transactions(
     items = [await tx_out(ses, t) for t in rows[:limit]]
     del loaded
     return s.Page(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
+
+
+def _history(account_id: int, *, limit: int, before_id: int | None) -> Any:
+    """The newest `limit` transactions from or to the account (below `before_id`): the newest `limit` of each side,
+    each an index range scan backwards on (from_account_id, id) or (to_account_id, id), joined with UNION ALL and
+    cut to `limit` again. One query with OR on the two columns reads and sorts every row of the account instead
+    (110 ms for a 100k-row account on SQLite, against under 1 ms). A transaction never has one account on both
+    sides (`accounts-must-differ`), so no row comes twice."""
+    tx_id = RegistryTransaction.id
+
+    def side(column: Any) -> Any:
+        q = select(tx_id).where(column == account_id)
+        if before_id is not None:
+            q = q.where(tx_id < before_id)  # type: ignore[operator]
+        return select(q.order_by(tx_id.desc()).limit(limit).subquery().c.id)  # type: ignore[union-attr]
+
+    newest = union_all(side(RegistryTransaction.from_account_id), side(RegistryTransaction.to_account_id))
+    return (
+        select(RegistryTransaction)
+        .where(tx_id.in_(newest))  # type: ignore[union-attr]
+        .order_by(tx_id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    )
 
 
 async def get_transaction(ctx: RegistryContext, who: Identity, tx_id: int) -> s.TransactionOut:

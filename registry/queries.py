@@ -6,7 +6,7 @@ allocation account. Each raises the problem the user sees when the thing is miss
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,15 +28,33 @@ async def by_request_key(ses: AsyncSession, key: str | None) -> RegistryTransact
     ).scalar_one_or_none()
 
 
-async def insert_keyed(ses: AsyncSession, tx: RegistryTransaction) -> bool:
+async def insert_keyed(
+    ses: AsyncSession, tx: RegistryTransaction, *, accounts_as_seen: tuple[RegistryAccount, ...] = ()
+) -> bool:
     """INSERT the new transaction unless its request key exists (one statement: INSERT ... ON CONFLICT DO NOTHING
-    RETURNING, on SQLite and PostgreSQL alike); True when it was inserted, and `tx` is then in the session."""
-    values = {c.key: getattr(tx, c.key) for c in RegistryTransaction.__table__.columns if c.key != "id"}
-    dialect = ses.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(RegistryTransaction.__table__).values(values)
+    RETURNING, on SQLite and PostgreSQL alike); True when it was inserted, and `tx` is then in the session.
+
+    With `accounts_as_seen` the row goes in only while each of those accounts still has the status the checks saw
+    (an INSERT ... SELECT ... WHERE EXISTS, the same statement): the checks may then have used a remembered copy
+    of the accounts (`transfer_accounts(remembered=True)`), and False also means one of them has changed since;
+    the caller looks the key up and, finding none, checks again on fresh rows."""
+    table = RegistryTransaction.__table__
+    values = {c.key: getattr(tx, c.key) for c in table.columns if c.key != "id"}
+    insert_ = pg_insert if ses.get_bind().dialect.name == "postgresql" else sqlite_insert
+    if accounts_as_seen:
+        still = and_(
+            *(
+                exists().where(RegistryAccount.id == acc.id, RegistryAccount.status == acc.status)  # type: ignore[arg-type]
+                for acc in {a.id: a for a in accounts_as_seen}.values()
+            )
+        )
+        row = select(*(literal(values[c.key], type_=c.type).label(c.key) for c in table.columns if c.key in values))
+        stmt = insert_(table).from_select(list(values), row.where(still))
+    else:
+        stmt = insert_(table).values(values)
     if tx.request_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["request_key"])
-    new_id = (await ses.execute(stmt.returning(RegistryTransaction.__table__.c.id))).scalar_one_or_none()
+    new_id = (await ses.execute(stmt.returning(table.c.id))).scalar_one_or_none()
     if new_id is None:
         return False
     tx.id = new_id
@@ -87,6 +105,8 @@ async def visible_tx(ses: AsyncSession, who: Identity, tx_id: int) -> RegistryTr
 
 # Instruments never change once issued (a unit class is its attributes): read once per process.
 INSTRUMENTS: CommittedCache[int, Instrument] = CommittedCache("registry.instruments")
+# An account as this process last read it: a guess at its status that the write relying on it re-checks.
+ACCOUNTS: CommittedCache[int, RegistryAccount] = CommittedCache("registry.accounts")
 
 
 async def instrument(ses: AsyncSession, instrument_id: int) -> Instrument:
@@ -102,17 +122,28 @@ async def instrument(ses: AsyncSession, instrument_id: int) -> Instrument:
 
 
 async def transfer_accounts(
-    ses: AsyncSession, who: Identity, from_id: int, to_id: int
+    ses: AsyncSession, who: Identity, from_id: int, to_id: int, *, remembered: bool = False
 ) -> tuple[RegistryAccount, RegistryAccount]:
-    """The caller's own source account and any user account as the destination, read in one statement (their
-    status can change, so they are read every time); each missing or foreign one answers as `own_account` and
-    `any_user_account` do."""
-    rows = {
-        a.id: a
-        for a in (
-            await ses.execute(select(RegistryAccount).where(RegistryAccount.id.in_([from_id, to_id])))  # type: ignore[union-attr]
-        ).scalars()
-    }
+    """The caller's own source account and any user account as the destination, read in one statement; each
+    missing or foreign one answers as `own_account` and `any_user_account` do.
+
+    With `remembered`, the copies this process read last (ACCOUNTS) stand in for the read when both are there:
+    owner and type never change, but the status can, so a caller that takes them must make its write conditional
+    on the status it saw (`insert_keyed(accounts_as_seen=...)`) and check again on fresh rows when that fails."""
+    rows: dict[int, RegistryAccount] = {}
+    if remembered:
+        for account_id in (from_id, to_id):
+            if (acc := ACCOUNTS.get(ses, account_id)) is not None:
+                rows[account_id] = acc
+    if len(rows) < len({from_id, to_id}):
+        rows = {
+            a.id: a
+            for a in (
+                await ses.execute(select(RegistryAccount).where(RegistryAccount.id.in_([from_id, to_id])))  # type: ignore[union-attr]
+            ).scalars()
+        }
+        for account_id, acc in rows.items():
+            ACCOUNTS.remember(ses, account_id, _copy(acc))
     source = rows.get(from_id)
     if source is None or source.type not in checks.USER_ACCOUNT_TYPES or source.organisation_id != who.organisation_id:
         raise AppError("unknown-account", "No account with this id is yours.", field="from_account_id")
@@ -120,6 +151,16 @@ async def transfer_accounts(
     if dest is None or dest.type not in checks.USER_ACCOUNT_TYPES:
         raise AppError("unknown-account", "No such account.", field="to_account_id")
     return source, dest
+
+
+def forget_accounts(ses: AsyncSession, *account_ids: int) -> None:
+    """Drop the remembered copies of these accounts (their status moved under a write that relied on them)."""
+    ACCOUNTS.forget(ses, *account_ids)
+
+
+def _copy(acc: RegistryAccount) -> RegistryAccount:
+    """A detached copy, so the remembered account is never the row of a live session."""
+    return RegistryAccount(**{c.key: getattr(acc, c.key) for c in RegistryAccount.__table__.columns})
 
 
 async def system_account(ses: AsyncSession, type_: str) -> RegistryAccount:

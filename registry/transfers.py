@@ -27,7 +27,14 @@ from registry.context import RegistryContext
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument, RegistryAccount, RegistryTransaction, TrustedAccount
-from registry.queries import by_request_key, insert_keyed, instrument, transfer_accounts, visible_tx
+from registry.queries import (
+    by_request_key,
+    forget_accounts,
+    insert_keyed,
+    instrument,
+    transfer_accounts,
+    visible_tx,
+)
 
 
 async def create_transfer(
@@ -36,20 +43,28 @@ async def create_transfer(
     async def work(uow: UnitOfWork) -> s.TransactionOut:
         ses = uow.session
         now = ctx.clock.now()
-        try:
-            tx, inst, source, dest, trusted = await _checked(ctx, ses, who, req, request_key, now)
-        except AppError:
-            # A retry of a transfer that was made answers as the first time, even if the checks say no today
-            # (the account blocked since, the trust withdrawn): the key is looked up only on this rare path.
+        # First on the accounts as this process last saw them (no read), the INSERT re-checking their status;
+        # if a check refuses or the status moved, once more on fresh rows, which decide.
+        for remembered in (True, False):
+            try:
+                tx, inst, source, dest, trusted = await _checked(ctx, ses, who, req, request_key, now, remembered)
+            except AppError:
+                if remembered:
+                    forget_accounts(ses, req.from_account_id, req.to_account_id)
+                    continue
+                # A retry of a transfer that was made answers as the first time, even if the checks say no today
+                # (the account blocked since, the trust withdrawn): the key is looked up only on this rare path.
+                if (prior := await by_request_key(ses, request_key)) is not None:
+                    return await tx_out(ses, prior)
+                raise
+            # Claim the request key and record the transaction in one statement: a retry of the same key finds
+            # the first transaction instead (everything before only read, so answering with it changes nothing).
+            if await insert_keyed(ses, tx, accounts_as_seen=(source, dest) if remembered else ()):
+                break
             if (prior := await by_request_key(ses, request_key)) is not None:
                 return await tx_out(ses, prior)
-            raise
-        # Claim the request key and record the transaction in one statement: a retry of the same key finds the
-        # first transaction instead (everything before only read, so answering with it changes nothing).
-        if not await insert_keyed(ses, tx):
-            prior = await by_request_key(ses, request_key)
-            assert prior is not None
-            return await tx_out(ses, prior)
+            assert remembered, "an unguarded keyed insert refused without a prior transaction"
+            forget_accounts(ses, source.id or 0, dest.id or 0)
         held = await move(ses, tx, inst, source, dest, tx.quantity, now, pending=not trusted)
         if not trusted:
             tx.hold_transfer_id = held
@@ -88,10 +103,17 @@ def transfer_completed(
 
 
 async def _checked(
-    ctx: RegistryContext, ses: AsyncSession, who: Identity, req: s.MoveUnits, request_key: str | None, now: dt.datetime
+    ctx: RegistryContext,
+    ses: AsyncSession,
+    who: Identity,
+    req: s.MoveUnits,
+    request_key: str | None,
+    now: dt.datetime,
+    remembered: bool = False,
 ) -> tuple[RegistryTransaction, Instrument, RegistryAccount, RegistryAccount, bool]:
-    """Every check of a transfer (reads only), and the transaction it would record."""
-    source, dest = await transfer_accounts(ses, who, req.from_account_id, req.to_account_id)
+    """Every check of a transfer (reads only), and the transaction it would record; with `remembered`, on the
+    accounts as this process last read them (`transfer_accounts`)."""
+    source, dest = await transfer_accounts(ses, who, req.from_account_id, req.to_account_id, remembered=remembered)
     inst = await instrument(ses, req.instrument_id)
     quantity = parse_quantity(req.quantity, scale=KIND_RULES[Kind(inst.kind)].scale)
     today = business_date(now)

@@ -684,6 +684,30 @@ async def test_blocked_or_closed_account_neither_gives_nor_receives_409(bw: BadW
                   409, slug, "to_account_id", watch)
 
 
+async def test_a_status_changed_after_a_transfer_still_refuses_the_next(bw: BadWorld) -> None:
+    """The transfer path checks on the accounts as the process last read them and its INSERT re-checks their
+    status (registry/queries.py): a block placed after a transfer that succeeded refuses the next one, as does a
+    closure, and lifting either lets the next one through."""
+    env = bw.env
+    ent = await fresh_holder(bw, 10, "状态变更企业")
+    acc = ent["account_id"]
+    watch = [(ent["key"], acc), (bw.b["key"], bw.b["account_id"])]
+    r = await env.post(TRANSFERS, ent["key"], move(bw, 1, from_account_id=acc))
+    assert r.status_code == 201, r.text
+    for status, slug in (("blocked", "account-blocked"), ("closed", "account-closed")):
+        await set_status(env, acc, status)
+        await refused(bw, lambda: env.post(TRANSFERS, ent["key"], move(bw, 1, from_account_id=acc)), 409, slug,
+                      "from_account_id", watch)
+        await set_status(env, acc, "open")
+        r = await env.post(TRANSFERS, ent["key"], move(bw, 1, from_account_id=acc))
+        assert r.status_code == 201, r.text
+    await set_status(env, bw.b["account_id"], "closure_pending")
+    await refused(bw, lambda: env.post(TRANSFERS, ent["key"], move(bw, 1, from_account_id=acc)), 409,
+                  "account-closed", "to_account_id", watch)
+    await set_status(env, bw.b["account_id"], "open")
+    assert await available(bw, ent["key"], acc, bw.cea) == 7
+
+
 async def test_account_pending_closure_may_not_acquire_409(bw: BadWorld) -> None:
     env = bw.env
     ent = await fresh_holder(bw, 0, "注销中企业")

@@ -15,7 +15,8 @@ A pure function over facts (`settle`) that the bulk settlement job calls per bat
 Why two shortfalls: Art. 24 fines what was missing when the deadline passed, and deducts what is still
 missing after the order to correct. Late surrenders (made in a correction window) therefore reduce the
 deduction but not the fine. Without late surrenders the two are equal, and the fine is exactly
-`shortfall × price × k`. The worked case reproduces: 865,300 t × 9,800 fen × 5 = 42,399,700,000 fen.
+`shortfall × price × k`. The worked case reproduces: 865,300 吨 × 98.00 元/吨 × 5 = 423,997,000.00 元
+(42,399,700,000 fen).
 
 Deadlines are exclusive instants (`at < deadline` is on time); see `calendar.py`. Linear in the number
 of obligations and surrenders; no sorting except in `totals_by`.
@@ -30,6 +31,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
+from core import figures
 from registry.domain.exact import Rounding, bps_of, div_round
 from registry.domain.surrender import ObligationKind
 from registry.domain.violations import ComplianceParameterError, Violation
@@ -288,13 +290,16 @@ def _consequences(
         carbon = params.carbon
         assert carbon is not None  # validate_params guarantees it.
         fine = shortfall_at_deadline * carbon.reference_price_fen * carbon.multiplier_k
-        formula = f"{shortfall_at_deadline} t × {carbon.reference_price_fen} fen × {carbon.multiplier_k}"
+        formula = (
+            f"{figures.quantity(shortfall_at_deadline)} 吨 × {figures.yuan(carbon.reference_price_fen)} 元/吨"
+            f" × {carbon.multiplier_k}"
+        )
         return fine, formula, bps_of(shortfall, carbon.deduction_bps, Rounding.HALF_UP), carbon.citation
     penalty = params.energy if facts.kind is ObligationKind.ENERGY else params.discharge[facts.pollutant or ""]
     assert penalty is not None  # validate_params guarantees it.
-    unit = "kgce" if facts.kind is ObligationKind.ENERGY else f"kg {facts.pollutant}"
+    unit = "千克标准煤" if facts.kind is ObligationKind.ENERGY else f"千克 {facts.pollutant}"
     fine = shortfall_at_deadline * penalty.fine_fen_per_unit
-    formula = f"{shortfall_at_deadline} {unit} × {penalty.fine_fen_per_unit} fen"
+    formula = f"{figures.quantity(shortfall_at_deadline)} {unit} × {figures.yuan(penalty.fine_fen_per_unit)} 元/{unit}"
     return fine, formula, bps_of(shortfall, penalty.deduction_bps, Rounding.HALF_UP), penalty.citation
 
 
@@ -319,7 +324,7 @@ def _not_reported(facts: ObligationFacts, params: SettlementParams, on_time: int
         shortfall_at_deadline=0,
         shortfall=0,
         fine_fen=params.not_reported_fine_fen,
-        fine_formula=f"not reported: {params.not_reported_fine_fen} fen",
+        fine_formula=f"未报告：{figures.yuan(params.not_reported_fine_fen)} 元",
         next_allocation_deduction=0,
         reserve_repayment=0,
         citation="碳排放权交易管理暂行条例（国务院令第775号）第二十一条",

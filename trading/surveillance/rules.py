@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from core.figures import percent, quantity
+from core.figures import percent, quantity, yuan
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 
@@ -195,8 +195,8 @@ def marking_the_close(trades: Iterable[TradeEv], session_end: dt.datetime, th: T
                     "marking_the_close",
                     HIGH if move_bps >= 2 * th.close_move_bps else MEDIUM,
                     org,
-                    f"trades in the last {th.close_window_min} minutes moved the close from {without} to "
-                    f"{day_vwap} fen ({move_bps} bp)",
+                    f"trades in the last {th.close_window_min} minutes moved the close from "
+                    f"{yuan(without, unit=True)} to {yuan(day_vwap, unit=True)} ({percent(move_bps)})",
                     trade_ids=tuple(t.id for t in theirs),
                     figures={"close_fen": day_vwap, "close_without_fen": without, "move_bps": move_bps},
                 )
@@ -242,7 +242,7 @@ def against_the_band(trades: Iterable[TradeEv], prev_close_fen: int, band_bps: i
             LOW,
             None,
             f"{len(edge)} trade(s) at {percent(th.band_use_bps)} or more of the ±{percent(band_bps)} band "
-            f"around {prev_close_fen} fen (furthest {worst.price_fen} fen)",
+            f"around {yuan(prev_close_fen, unit=True)} (furthest {yuan(worst.price_fen, unit=True)})",
             trade_ids=tuple(t.id for t in edge),
             figures={"prev_close_fen": prev_close_fen, "band_bps": band_bps, "furthest_fen": worst.price_fen},
         )

@@ -37,7 +37,7 @@ async def test_worked_fine_865300_t_at_98_yuan_times_5_is_423997000_yuan(env) ->
     assert (out["multiplier_k"], out["reference_price_fen"], out["total_fine_fen"]) == (5, 9800, 42_399_700_000)
     row = by_enterprise(await results(cw))[ent["id"]]
     assert (row["status"], row["timeliness"], row["shortfall"]) == ("B", "late", 865_300)
-    assert row["fine_yuan"] == "423997000.00" and row["fine_formula"] == "865300 t × 9800 fen × 5"
+    assert row["fine_yuan"] == "423997000.00" and row["fine_formula"] == "865,300 吨 × 98.00 元/吨 × 5"
     assert row["next_allocation_deduction"] == 865_300
     assert "第二十四条" in row["citation"]
     fines = await env.app.state.compliance.list_fines(cw.pid)

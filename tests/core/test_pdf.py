@@ -81,7 +81,8 @@ def test_amounts_from_the_capitals_module_print_in_both_forms() -> None:
 def test_only_the_cjk_font_is_used_and_it_is_embedded() -> None:
     data = _statement().render()
     fonts = set(re.findall(rb"/BaseFont /([A-Za-z0-9+\-]+)", data))
-    assert fonts and all(b"WenQuanYi" in name for name in fonts), fonts
+    # The packaged Noto Sans SC, regular for the text and bold for the title and table headers; no Helvetica.
+    assert fonts == {b"AAAAAA+NotoSansSC-Regular", b"AAAAAA+NotoSansSC-Bold"}, fonts
     assert b"/FontFile2" in data  # TrueType outlines embedded, so any reader shows the glyphs.
     assert PdfReader(io.BytesIO(data)).pages[0].mediabox.width == pytest.approx(595.2756, abs=0.01)  # A4
 
@@ -325,14 +326,23 @@ def test_verification_footer_prints_the_code_on_every_page_and_explains_it_at_th
 # --- Font -------------------------------------------------------------------------------------------------
 
 
-def test_default_font_is_the_wqy_microhei_shipped_in_the_pypi_package(
+def test_default_font_is_the_noto_sans_sc_subset_shipped_inside_the_package_with_its_licence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(pdf.FONT_PATH_ENV, raising=False)
     path = default_font_path()
-    assert path.name == "wqy-microhei.ttc"
-    assert "paperang_p2_fonts_cjk" in path.parts
-    assert path.is_file()
+    assert path == REPO_ROOT / "core" / "fonts" / "NotoSansSC-Regular.ttf"
+    assert path.is_file() and pdf.FONT_BOLD.is_file()
+    assert "SIL OPEN FONT LICENSE Version 1.1" in (path.parent / "OFL.txt").read_text("utf-8")
+    readme = (path.parent / "README.md").read_text("utf-8")
+    for name in ("NotoSansSC-Regular.ttf", "NotoSansSC-Bold.ttf"):
+        # The README states the sha256 of what is shipped, so a changed file without a rebuilt README shows.
+        assert hashlib.sha256((path.parent / name).read_bytes()).hexdigest() in readme
+    regular, bold = pdf.register_cjk_fonts()
+    assert regular != bold
+    from reportlab.lib.fonts import tt2ps
+
+    assert tt2ps(regular, 1, 0) == bold  # <b> and headings pick the Bold of the one family
 
 
 def test_the_font_path_setting_wins_and_a_missing_file_is_a_clear_error(
@@ -354,21 +364,25 @@ def test_a_file_that_is_not_a_truetype_font_is_a_clear_error(tmp_path: Path) -> 
         register_cjk_font(fake)
 
 
-def test_falls_back_to_debian_when_no_package_font(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_missing_packaged_font_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(pdf.FONT_PATH_ENV, raising=False)
-    monkeypatch.setattr(pdf, "_packaged_font_path", lambda: None)
-    monkeypatch.setattr(pdf, "DEBIAN_FONT_PATH", tmp_path / "absent.ttc")
-    with pytest.raises(PdfFontError, match="fonts-wqy-microhei"):
+    monkeypatch.setattr(pdf, "FONT_REGULAR", tmp_path / "absent.ttf")
+    with pytest.raises(PdfFontError, match=r"tools/build_font\.py"):
         default_font_path()
-    debian = tmp_path / "wqy-microhei.ttc"
-    debian.write_bytes(b"")
-    monkeypatch.setattr(pdf, "DEBIAN_FONT_PATH", debian)
-    assert default_font_path() == debian
+
+
+def test_another_font_file_serves_as_its_own_bold(tmp_path: Path) -> None:
+    copy = tmp_path / "other.ttf"
+    copy.write_bytes(pdf.FONT_REGULAR.read_bytes())
+    regular, bold = pdf.register_cjk_fonts(copy)
+    assert regular == bold
+    doc = Document("账户对账单", generated_at=GENERATED_AT, font_path=copy)
+    assert "账户对账单" in "".join(_pages_text(doc.render()))
 
 
 def test_the_font_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(pdf.FONT_PATH_ENV, raising=False)
-    copy = tmp_path / "copy.ttc"
+    copy = tmp_path / "copy.ttf"
     copy.write_bytes(default_font_path().read_bytes())  # a path this process has not registered yet
     loads: list[str] = []
     from reportlab.pdfbase.ttfonts import TTFont as real_ttfont

@@ -551,7 +551,7 @@ class Document:
             x0, x1 = REPORT_PAGE.left, _PAGE_WIDTH - REPORT_PAGE.right
             canvas.drawString(x0, _PAGE_HEIGHT - 14 * mm, self._fit(font, 8.5, self.title, _FRAME_WIDTH))
             canvas.line(x0, _PAGE_HEIGHT - 15.5 * mm, x1, _PAGE_HEIGHT - 15.5 * mm)
-        footer_y = 14 * mm
+        footer_y = 16 * mm
         canvas.line(REPORT_PAGE.left, footer_y + 9, _PAGE_WIDTH - REPORT_PAGE.left, footer_y + 9)
         canvas.setFont(font, 8.5)
         canvas.drawRightString(_PAGE_WIDTH - REPORT_PAGE.left, footer_y, f"第 {page} 页 / 共 {total} 页")

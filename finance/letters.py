@@ -15,19 +15,36 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import documents, figures
-from core.clock import SHANGHAI, business_date
+from core.clock import SHANGHAI, business_date, shanghai_time
 from core.db import UnitOfWork
 from core.errors import NotFound
 from core.identity import Identity
 from core.pdf import canonical_json, normalize_verification_code, verification_code, verification_code_matches
 from finance import schemas as s
 from finance._claims import load_claim
-from finance._common import claim_no, load_json
+from finance._common import claim_no, load_json, param
 from finance.context import FinanceContext
 from finance.domain import rules
 from finance.models import FinanceClaim, FinanceDocument
 
 ISSUER = "江西省财政厅"
+LETTER_KINDS = ("decision_letter", "clawback_decision")
+
+
+async def file_number(ses: AsyncSession, today: dt.date) -> str:
+    """The next 文号 of the bureau's letters this year (GB/T 9704-2012 7.2.4): the dated parameter
+    `letter_number_prefix` (e.g. 赣财建), the year in 〔〕 and the letter's sequence in that year:
+    赣财建〔2026〕12号."""
+    prefix = str(param("letter_number_prefix", today))
+    year_start = shanghai_time(dt.date(today.year, 1, 1))
+    issued = (
+        await ses.execute(
+            select(func.count())
+            .select_from(FinanceDocument)
+            .where(FinanceDocument.kind.in_(LETTER_KINDS), FinanceDocument.issued_at >= year_start)  # type: ignore[attr-defined]
+        )
+    ).scalar_one()
+    return f"{prefix}〔{today.year}〕{int(issued) + 1}号"
 
 
 async def issue_decision(
@@ -43,6 +60,7 @@ async def issue_decision(
     record: dict[str, Any] = {
         "type": kind,
         "document_no": number,
+        "file_no": await file_number(ses, today),
         "issued_by": ISSUER,
         "claim_id": claim.id,
         "claim_no": claim_no(claim),

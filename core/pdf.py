@@ -576,10 +576,10 @@ class Document:
             [Paragraph(escape_markup(label), styles.label), Paragraph(escape_markup(value), styles.kv_value)]
             for label, value in rows
         ]
-        # The labels' column is as wide as the longest label (within a third of the page), the values get the rest.
+        # The labels' column is as wide as the longest label (within 40 % of the page), the values get the rest.
         width = self._page.width
         longest = max((pdfmetrics.stringWidth(label, font, styles.label.fontSize) for label, _ in rows), default=0)
-        label_width = min(width / 3, max(width * 0.2, longest + 10))
+        label_width = min(width * 0.4, max(width * 0.2, longest + 10))
         table = Table(data, colWidths=[label_width, width - label_width], hAlign="LEFT")
         table.setStyle(
             TableStyle(
@@ -610,7 +610,7 @@ class Document:
         rows = [block.header, *block.rows]
         columns = [[row[i] for row in rows] for i in range(len(block.header))]
         fitted = pdflayout.fit_columns(
-            columns, self._page.width, measure, font_size=_CELL_SIZE, padding=2 * _CELL_PAD,
+            columns, self._page.width, measure, font_size=_CELL_SIZE, padding=2 * _CELL_PAD + 1,
             weights=block.weights,
         )  # fmt: skip
         # Half a point of slack, so that reportlab's own line fitting never rewraps what was broken here.

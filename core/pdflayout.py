@@ -7,14 +7,16 @@ it (an opening bracket goes with the character after it, a closing bracket, comm
 before, as 禁则 wants). Segments separated by a space form a *word*; a word made of Chinese characters (a name
 such as 九江示范水泥有限公司) is kept whole on a line whenever the column can be that wide.
 
-`fit_columns` gives every column at least its widest segment, then its widest word, then its widest line, in
-that order as the page width allows, and shares out what is left; when even the widest segments do not fit
-the cells' font gets smaller (down to `MIN_FONT_SIZE`). `break_lines` then wraps each cell greedily at the
-allowed points. A segment wider than its column (only when the font is at its minimum) is the one thing cut
-by character.
+`fit_columns` gives every column at least its widest segment, then its short words and names whole, then its
+widest word, then its widest line, in that order as the page width allows, and shares out what is left; when
+the short words do not fit the cells' font gets smaller (down to `MIN_FONT_SIZE`). `break_lines` then wraps
+each cell greedily at the allowed points. A segment wider than its column (only when the font is at its
+minimum) is the one thing cut by character.
 
 Pure functions over a `measure(text, size)` callback (reportlab's `stringWidth` for the document's font), so
-the layout can be checked without drawing anything.
+the layout can be checked without drawing anything. Headers wrap between any two characters; the cells'
+words and names decide the widths, and the cells' font shrinks (to `MIN_FONT_SIZE`) before a short name or a
+number would have to be parted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 Measure = Callable[[str, float], float]
 
 MIN_FONT_SIZE = 6.5
+NAME_EMS = 12
 FONT_SIZE_STEP = 0.5
 
 # 禁则: characters that may not start a line (closing brackets and stops) or end one (opening brackets).
@@ -113,11 +116,15 @@ def fit_columns(
     weights = tuple(weights) if weights is not None else (1.0,) * count
     size = font_size
     while True:
-        needs = [_column_needs(cells, measure, size) for cells in columns]
-        seg = [n[0] + padding for n in needs]
-        word = [max(n[1] + padding, s) for n, s in zip(needs, seg, strict=True)]
-        line = [max(n[2] + padding, w) for n, w in zip(needs, word, strict=True)]
-        if sum(seg) <= frame_width or size - FONT_SIZE_STEP < MIN_FONT_SIZE:
+        # A header may wrap between any two characters; the body's words and names decide the widths.
+        body = [_column_needs(cells[1:], measure, size) for cells in columns]
+        head = [_column_needs(cells[:1], measure, size) for cells in columns]
+        seg = [max(b[0], h[0]) + padding for b, h in zip(body, head, strict=True)]
+        word = [max(b[1] + padding, s) for b, s in zip(body, seg, strict=True)]
+        line = [max(b[2], h[2]) + padding for b, h in zip(body, head, strict=True)]
+        line = [max(x, w) for x, w in zip(line, word, strict=True)]
+        short = [w if w <= NAME_EMS * size + padding else s for w, s in zip(word, seg, strict=True)]
+        if sum(short) <= frame_width or size - FONT_SIZE_STEP < MIN_FONT_SIZE:
             break
         size -= FONT_SIZE_STEP
     if sum(seg) > frame_width:
@@ -126,6 +133,9 @@ def fit_columns(
         return Fitted(tuple(s * scale for s in seg), size)
     widths = list(seg)
     left = frame_width - sum(widths)
+    # Short words and names (up to NAME_EMS characters) whole first, so a city or a company name is not
+    # parted to give a long sentence in the next column a little more room; the font shrinks for them first.
+    left = _grow(widths, short, left)
     left = _grow(widths, word, left)
     left = _grow(widths, line, left)
     if left > 0:

@@ -397,3 +397,30 @@ def test_the_font_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch
     Document("x", generated_at=GENERATED_AT, font_path=copy).render()
     assert loads == [str(copy)]
     assert register_cjk_font() != first  # another path is another registration
+
+
+# --- Tables fit their content ---------------------------------------------------------------------------
+
+
+def test_a_crowded_table_never_splits_a_number_code_or_short_name() -> None:
+    names = ["江西南昌赣江新区示范水泥制造股份有限公司", "九江示范火力发电有限责任公司", "南昌"]
+    numbers = ["17,013", "2,017,013", "123,456,789.00", "CEA-NATIONAL-2025"]
+    rows = [[names[i % 3], "南昌" if i % 2 else "九江", *numbers, "913601000000000042"] for i in range(12)]
+    doc = Document("履约情况报告", generated_at=GENERATED_AT)
+    header = ["企业名称", "城市", "缺口量（tCO2e）", "应清缴（tCO2e）", "罚款（元）", "单位类别", "统一社会信用代码"]
+    doc.table(header, rows, align_right=[2, 3, 4])
+    fitted, lines = doc.table_layout()
+    assert sum(fitted.widths) == pytest.approx(pdf.REPORT_PAGE.width)
+    for row in lines[1:]:
+        cells = {i: cell for i, cell in enumerate(row)}
+        for i in range(2, 7):
+            assert len(cells[i]) == 1, (header[i], cells[i])  # each number or code on one line, whole
+        assert cells[1] in (["南昌"], ["九江"])  # a city is never 南|昌
+    for row in lines[1:]:
+        # Names of up to twelve characters stay whole; a longer one wraps into lines of several characters.
+        assert "".join(row[0]) in names
+        assert len(row[0]) == 1 or len(row[0][0]) >= 4, row[0]
+    text = "\n".join(_pages_text(doc.render()))
+    for number in [*numbers, "913601000000000042"]:
+        whole = re.findall(rf"(?<![\d,]){re.escape(number)}(?![\d,])", text)
+        assert len(whole) == 12, number  # extracted whole on every row, never as "17,01" + "3"

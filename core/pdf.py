@@ -114,11 +114,11 @@ class PageGeometry:
 
     @property
     def width(self) -> float:
-        return _PAGE_WIDTH - self.left - self.right
+        return float(_PAGE_WIDTH) - self.left - self.right
 
     @property
     def height(self) -> float:
-        return _PAGE_HEIGHT - self.top - self.bottom
+        return float(_PAGE_HEIGHT) - self.top - self.bottom
 
 
 REPORT_PAGE = PageGeometry(left=20 * mm, right=20 * mm, top=22 * mm, bottom=24 * mm)
@@ -267,7 +267,7 @@ def _styles(font: str, bold: str, letter: bool = False) -> _Styles:
         heading = ParagraphStyle(
             "gr-letter-heading", parent=body, fontName=bold, fontSize=16, leading=28, firstLineIndent=32
         )
-        label_size = 14
+        label_size = 14.0
     else:
         body = ParagraphStyle(
             "gr-body", fontName=font, bulletFontName=font, fontSize=10.5, leading=16, wordWrap="CJK", spaceAfter=4
@@ -605,7 +605,7 @@ class Document:
     def _layout(self, font: str, bold: str, block: _Table) -> tuple[pdflayout.Fitted, list[list[list[str]]]]:
         def measure(text: str, size: float) -> float:
             # Headers print in the bold: measure every cell at the wider of the two faces.
-            return max(pdfmetrics.stringWidth(text, font, size), pdfmetrics.stringWidth(text, bold, size))
+            return float(max(pdfmetrics.stringWidth(text, font, size), pdfmetrics.stringWidth(text, bold, size)))
 
         rows = [block.header, *block.rows]
         columns = [[row[i] for row in rows] for i in range(len(block.header))]

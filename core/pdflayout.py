@@ -29,6 +29,7 @@ Measure = Callable[[str, float], float]
 MIN_FONT_SIZE = 6.5
 NAME_EMS = 12
 FONT_SIZE_STEP = 0.5
+UNIT_MAX_CHARS = 4  # 元, 吨, MWh, 保险年度: a unit after a figure stays on its line
 
 # 禁则: characters that may not start a line (closing brackets and stops) or end one (opening brackets).
 NO_LINE_START = frozenset("）」』》〉】〕〗〙〛，。、；：！？…—％‰°”’)]},.;:!?%")
@@ -51,7 +52,10 @@ def segments(word: str) -> list[str]:
             continue
         prev = out[-1]
         joined = (
-            ch in NO_LINE_START or prev[-1] in NO_LINE_END or (not _breaks_freely(ch) and not _breaks_freely(prev[-1]))
+            ch in NO_LINE_START
+            or prev[-1] in NO_LINE_END
+            or prev[-1] == " "  # the space inside a figure and its unit (`words`) never breaks
+            or (not _breaks_freely(ch) and not _breaks_freely(prev[-1]))
         )
         if joined:
             out[-1] = prev + ch
@@ -61,7 +65,15 @@ def segments(word: str) -> list[str]:
 
 
 def words(line: str) -> list[str]:
-    return line.split()
+    """The line's space-separated words, a unit kept with the figure before it ("1,500,000.00 元", "2 保险年度",
+    "17,013 吨"): a short word without digits that follows one ending in a digit is joined to it, space and all."""
+    out: list[str] = []
+    for w in line.split():
+        if out and out[-1][-1].isdigit() and len(w) <= UNIT_MAX_CHARS and not any(c.isdigit() for c in w):
+            out[-1] = f"{out[-1]} {w}"
+        else:
+            out.append(w)
+    return out
 
 
 @dataclass(frozen=True)

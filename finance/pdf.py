@@ -33,6 +33,8 @@ TITLE_ZH = {"decision_letter": "财政补贴资金审核决定书", "clawback_de
 def _show(value: object, unit: str) -> str:
     if value is None:
         return "—"
+    if value in ("", [], ()):
+        return "（无）"  # an empty list (no year compensated yet): not a unit without a figure
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, int) and unit == "fen":
@@ -46,7 +48,8 @@ def _show(value: object, unit: str) -> str:
 
 def _requirement(g: dict[str, Any]) -> str:
     unit = str(g.get("unit", ""))
-    return f"{comparator_zh(str(g.get('comparator', '')))} {_show(g.get('threshold'), unit)}".strip()
+    shown = _show(g.get("threshold"), unit)
+    return f"{comparator_zh(str(g.get('comparator', '')))}{'' if shown.startswith('（') else ' '}{shown}".strip()
 
 
 def _citation(c: dict[str, Any] | None) -> str:

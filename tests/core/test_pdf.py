@@ -424,3 +424,18 @@ def test_a_crowded_table_never_splits_a_number_code_or_short_name() -> None:
     for number in [*numbers, "913601000000000042"]:
         whole = re.findall(rf"(?<![\d,]){re.escape(number)}(?![\d,])", text)
         assert len(whole) == 12, number  # extracted whole on every row, never as "17,01" + "3"
+
+
+def test_a_unit_stays_on_the_line_of_its_figure() -> None:
+    """"1,500,000.00 元" broke before 元 in a narrow column of the letters' calculation steps: a short word after a
+    figure joins it, and the line never breaks inside."""
+    from core.pdflayout import break_lines, words
+
+    assert words("1,500,000.00 元 依据 2 保险年度 不属于 保险年度") == [
+        "1,500,000.00 元", "依据", "2 保险年度", "不属于", "保险年度"]
+    measure = lambda text, size: len(text) * size * 0.6  # noqa: E731 - a fixed-pitch stand-in for stringWidth
+    width = measure("1,500,000.00 元", 10) + 1
+    for text in ("合计 1,500,000.00 元", "1,500,000.00 元"):
+        lines = break_lines(text, width, measure, 10)
+        assert any(line.endswith("1,500,000.00 元") for line in lines), lines
+        assert all(line != "元" for line in lines), lines

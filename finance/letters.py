@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import documents, figures
-from core.clock import SHANGHAI, business_date, shanghai_time
+from core.clock import SHANGHAI, business_date
 from core.db import UnitOfWork
 from core.errors import NotFound
 from core.identity import Identity
@@ -28,23 +28,14 @@ from finance.domain import rules
 from finance.models import FinanceClaim, FinanceDocument
 
 ISSUER = "江西省财政厅"
-LETTER_KINDS = ("decision_letter", "clawback_decision")
 
 
 async def file_number(ses: AsyncSession, today: dt.date) -> str:
     """The next 文号 of the bureau's letters this year (GB/T 9704-2012 7.2.4): the dated parameter
-    `letter_number_prefix` (e.g. 赣财建), the year in 〔〕 and the letter's sequence in that year:
-    赣财建〔2026〕12号."""
+    `letter_number_prefix` (e.g. 赣财建), the year in 〔〕 and the letter's sequence in that year, taken from the
+    `finance-letters` series (`core.documents.next_number`): 赣财建〔2026〕12号."""
     prefix = str(param("letter_number_prefix", today))
-    year_start = shanghai_time(dt.date(today.year, 1, 1))
-    issued = (
-        await ses.execute(
-            select(func.count())
-            .select_from(FinanceDocument)
-            .where(FinanceDocument.kind.in_(LETTER_KINDS), FinanceDocument.issued_at >= year_start)  # type: ignore[attr-defined]
-        )
-    ).scalar_one()
-    return f"{prefix}〔{today.year}〕{int(issued) + 1}号"
+    return f"{prefix}〔{today.year}〕{await documents.next_number(ses, 'finance-letters', today.year)}号"
 
 
 async def issue_decision(

@@ -18,12 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.clock import SHANGHAI, require_aware
 from core.ledger import insert_or_get
-from core.models import IssuedDocument
+from core.models import DocumentSequence, IssuedDocument
 from core.pdf import canonical_json, normalize_verification_code, verification_code, verification_code_matches
 
 
@@ -103,3 +105,13 @@ async def verify(session: AsyncSession, code: str) -> Verified | None:
         )
     ).scalar_one_or_none()
     return Verified(doc, json.loads(doc.facts), newer)
+
+
+async def next_number(session: AsyncSession, series: str, year: int) -> int:
+    """The next number of `series` in `year`, from 1: one upsert that takes the series' row lock (concurrent
+    callers queue on it, and each gets its own number; a rolled-back caller's number is given again)."""
+    table = DocumentSequence.__table__
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(table).values(series=series, year=year, last=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["series", "year"], set_={"last": table.c.last + 1})
+    return int((await session.execute(stmt.returning(table.c.last))).scalar_one())

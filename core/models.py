@@ -224,3 +224,14 @@ class SandboxClockState(SQLModel, table=True):
     offset_us: int = Field(default=0, sa_type=BigInteger)
     moves: int = Field(default=0)
     moved_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+
+
+class DocumentSequence(SQLModel, table=True):
+    """The last number given in a numbering series per year (the 文号 of the finance bureau's letters:
+    赣财建〔2026〕12号). `core.documents.next_number` takes the next one in one atomic upsert, so two letters
+    issued at the same moment never share a number."""
+
+    __tablename__ = "document_sequence"
+    series: str = Field(primary_key=True, max_length=40)
+    year: int = Field(primary_key=True)
+    last: int = Field(default=0)

@@ -22,12 +22,20 @@ from core.identity import Identity
 from core.pdf import canonical_json, normalize_verification_code, verification_code, verification_code_matches
 from finance import schemas as s
 from finance._claims import load_claim
-from finance._common import claim_no, load_json
+from finance._common import claim_no, load_json, param
 from finance.context import FinanceContext
 from finance.domain import rules
 from finance.models import FinanceClaim, FinanceDocument
 
 ISSUER = "江西省财政厅"
+
+
+async def file_number(ses: AsyncSession, today: dt.date) -> str:
+    """The next 文号 of the bureau's letters this year (GB/T 9704-2012 7.2.4): the dated parameter
+    `letter_number_prefix` (e.g. 赣财建), the year in 〔〕 and the letter's sequence in that year, taken from the
+    `finance-letters` series (`core.documents.next_number`): 赣财建〔2026〕12号."""
+    prefix = str(param("letter_number_prefix", today))
+    return f"{prefix}〔{today.year}〕{await documents.next_number(ses, 'finance-letters', today.year)}号"
 
 
 async def issue_decision(
@@ -43,6 +51,7 @@ async def issue_decision(
     record: dict[str, Any] = {
         "type": kind,
         "document_no": number,
+        "file_no": await file_number(ses, today),
         "issued_by": ISSUER,
         "claim_id": claim.id,
         "claim_no": claim_no(claim),

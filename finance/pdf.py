@@ -14,24 +14,42 @@ from typing import Any
 
 from core import figures
 from core.capitals import yuan_in_capitals
-from core.pdf import Document, verify_url
+from core.pdf import Document, Letter, verify_url
+from incentives.domain.labels import comparator_zh, unit_zh, value_zh
+from registry.domain.industries import industry_label
 
 VERIFY_HINT = "扫描右侧二维码，或在本系统公开核验页面输入验证码（无需登录）"
 
 DECISION_ZH = {"approved": "予以补贴", "rejected": "不予补贴", "clawback": "追回补贴资金"}
+# Where the bank report's violations check took its facts from (finance/green_credit.py writes it in English).
+SOURCE_ZH = {
+    "the bank's project facts (the registry keeps no record of environmental violations)": (
+        "查询机构提供的项目信息（登记簿不记录环境违法行为）"
+    ),
+}
 TITLE_ZH = {"decision_letter": "财政补贴资金审核决定书", "clawback_decision": "财政补贴资金追回决定书"}
 
 
 def _show(value: object, unit: str) -> str:
     if value is None:
         return "—"
+    if value in ("", [], ()):
+        return "（无）"  # an empty list (no year compensated yet): not a unit without a figure
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, int) and unit == "fen":
         return figures.yuan(value, unit=True)
     if isinstance(value, int) and unit == "bp":
         return figures.percent(value)
-    return f"{value} {unit}".strip()
+    if isinstance(value, int):
+        return f"{figures.quantity(value)} {unit_zh(unit)}".strip()
+    return f"{value_zh(str(value))} {unit_zh(unit)}".strip()
+
+
+def _requirement(g: dict[str, Any]) -> str:
+    unit = str(g.get("unit", ""))
+    shown = _show(g.get("threshold"), unit)
+    return f"{comparator_zh(str(g.get('comparator', '')))}{'' if shown.startswith('（') else ' '}{shown}".strip()
 
 
 def _citation(c: dict[str, Any] | None) -> str:
@@ -45,37 +63,39 @@ def render_decision_letter(record: dict[str, Any], code: str, *, generated_at: d
     decision = str(record.get("decision", ""))
     amount = int(record.get("amount_fen") or 0)
     det: dict[str, Any] = record.get("determination") or {}
-    meta = {
-        "文书编号": str(record.get("document_no", "")),
-        "申报编号": str(record.get("claim_no", "")),
-        "申报单位": str(record.get("enterprise_name", "")),
-        "统一社会信用代码": str(record.get("enterprise_uscc", "")),
-        "补贴项目": str(record.get("programme_name_zh", record.get("programme", ""))),
-        "项目 / 期间": f"{record.get('project_ref', '')} / {record.get('period', '')}",
-        "决定日期": str(record.get("decided_on", "")),
-    }
-    doc = Document(TITLE_ZH.get(kind, "决定书"), str(record.get("issued_by", "")), meta, generated_at=generated_at)
-    doc.heading("一、决定")
     name = str(record.get("enterprise_name", ""))
     programme = str(record.get("programme_name_zh", ""))
+    decided_on = dt.date.fromisoformat(str(record.get("decided_on")))
+    letter = Letter(
+        authority=str(record.get("issued_by", "")),
+        # Letters issued before 文号 were allocated carry their document number in that place.
+        number=str(record.get("file_no") or record.get("document_no", "")),
+        addressee=f"{name}：",
+        signed_on=decided_on,
+    )
+    doc = Document(TITLE_ZH.get(kind, "决定书"), generated_at=generated_at, letter=letter)
     if decision == "approved":
         doc.paragraph(
-            f"{name}：经形式审查、审核、审定并经公示（{record.get('notice_first_day')} 至 "
-            f"{record.get('notice_last_day')}）无异议，你单位申报的{programme}符合规定，决定予以补贴。"
+            f"你单位申报的{programme}，经形式审查、审核、审定并经公示（{record.get('notice_first_day')} 至 "
+            f"{record.get('notice_last_day')}）无异议，符合规定，决定予以补贴。"
         )
     elif decision == "rejected":
-        doc.paragraph(f"{name}：经审核，你单位申报的{programme}不予补贴。理由：{record.get('reason', '')}")
+        doc.paragraph(f"经审核，你单位申报的{programme}不予补贴。理由：{record.get('reason', '')}")
     else:
-        doc.paragraph(f"{name}：你单位已获拨付的{programme}资金，因下列理由依法予以追回：{record.get('reason', '')}")
+        doc.paragraph(f"你单位已获拨付的{programme}资金，因下列理由依法予以追回：{record.get('reason', '')}")
     doc.key_values(
         [
             ("决定事项", DECISION_ZH.get(decision, decision)),
-            ("金额（小写）", f"¥{figures.yuan(amount, unit=True)}"),
+            ("金额（小写）", figures.yuan(amount, unit=True)),
             ("金额（大写）", yuan_in_capitals(amount)),
+            ("申报编号", str(record.get("claim_no", ""))),
+            ("文书编号", str(record.get("document_no", ""))),
+            ("统一社会信用代码", str(record.get("enterprise_uscc", ""))),
+            ("项目 / 期间", f"{record.get('project_ref', '')} / {record.get('period', '')}"),
         ]
     )
     if det:
-        doc.heading("二、审核认定（规则引擎计算结果）")
+        doc.heading("一、审核认定（规则引擎计算结果）")
         doc.key_values(
             [
                 ("规则包版本", str(det.get("rule_pack_version", ""))),
@@ -91,7 +111,7 @@ def render_decision_letter(record: dict[str, Any], code: str, *, generated_at: d
                 [
                     str(g.get("label_zh", g.get("code", ""))),
                     _show(g.get("measured"), str(g.get("unit", ""))),
-                    f"{g.get('comparator', '')} {_show(g.get('threshold'), str(g.get('unit', '')))}".strip(),
+                    _requirement(g),
                     "通过" if g.get("passed") else "未通过",
                     _citation(g.get("citation")),
                 ]
@@ -118,10 +138,10 @@ def render_decision_letter(record: dict[str, Any], code: str, *, generated_at: d
             )
         citations = det.get("citations") or []
         if citations:
-            doc.heading("三、政策依据")
+            doc.heading("二、政策依据")
             for c in citations:
                 doc.paragraph(_citation(c))
-    doc.heading("四、救济途径" if det else "二、救济途径")
+    doc.heading("三、救济途径" if det else "一、救济途径")
     doc.paragraph(
         "如对本决定不服，可以自收到本决定书之日起六十日内依法申请行政复议，或者在六个月内依法提起行政诉讼"
         "（《中华人民共和国行政复议法》第二十条、《中华人民共和国行政诉讼法》第四十六条）。"
@@ -140,14 +160,12 @@ def render_green_credit_report(report: dict[str, Any], *, generated_at: dt.datet
         "查询机构": str(bank.get("name", "")),
         "企业名称": str(ent.get("name", "")),
         "统一社会信用代码": str(ent.get("uscc", "")),
-        "所在城市 / 行业": f"{ent.get('city', '')} / {ent.get('industry_code', '')}",
+        "所在城市 / 行业": f"{ent.get('city', '')} / {industry_label(str(ent.get('industry_code', '')))}",
         "查询用途": str(answer.get("purpose", "")),
         "数据截止日": str(answer.get("as_of", "")),
         "项目": str(answer.get("project_ref", "") or "—"),
     }
-    doc = Document(
-        "绿色信贷查询报告", "经企业授权查询 · greenrights 江西省环境权益登记簿", meta, generated_at=generated_at
-    )
+    doc = Document("绿色信贷查询报告", "经企业授权查询 · 江西省环境权益登记簿", meta, generated_at=generated_at)
 
     doc.heading("一、碳排放权履约状况")
     comp = answer.get("compliance", {})
@@ -199,7 +217,7 @@ def render_green_credit_report(report: dict[str, Any], *, generated_at: dt.datet
                 [
                     str(g.get("label_zh", "")),
                     _show(g.get("measured"), str(g.get("unit", ""))),
-                    f"{g.get('comparator', '')} {_show(g.get('threshold'), str(g.get('unit', '')))}".strip(),
+                    _requirement(g),
                     "通过" if g.get("passed") else "未通过",
                     _citation(g.get("citation")),
                 ]
@@ -216,7 +234,7 @@ def render_green_credit_report(report: dict[str, Any], *, generated_at: dt.datet
     if v.get("checked"):
         doc.paragraph(
             ("回溯期内无重大环境违法行为。" if v.get("passed") else "回溯期内存在重大环境违法行为。")
-            + f"（数据来源：{v.get('source', '')}）"
+            + f"（数据来源：{SOURCE_ZH.get(str(v.get('source', '')), v.get('source', ''))}）"
         )
     else:
         doc.paragraph(f"未核查：{v.get('reason', '')}")

@@ -37,6 +37,8 @@ STATUS_ZH = {
     "cancelled": "已取消",
 }
 ACCOUNT_ZH = {"holding": "持有账户", "trading": "交易账户", "allocation": "分配账户"}
+# The same words as the workbench (web/messages/enterprise.yaml, ent.account_status.*).
+ACCOUNT_STATUS_ZH = {"open": "正常", "frozen": "已冻结", "closed": "已关闭", "suspended": "已暂停"}
 
 
 def _quantity_of(t: Any) -> str:
@@ -53,13 +55,13 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
     meta = {
         "账户编号": str(acc.id),
         "账户类型": ACCOUNT_ZH.get(acc.type, acc.type),
-        "账户状态": acc.status,
+        "账户状态": ACCOUNT_STATUS_ZH.get(acc.status, acc.status),
         "账户持有人": org.name if org else "",
     }
     if ent is not None:
         meta["统一社会信用代码"] = ent.uscc
         meta["所在城市"] = ent.city
-    doc = Document("账户对账单", "江西省环境权益登记簿 greenrights", meta, generated_at=generated_at)
+    doc = Document("账户对账单", "江西省环境权益登记簿", meta, generated_at=generated_at)
     doc.heading("一、持有情况")
     rows = []
     for h in holdings:
@@ -81,7 +83,6 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
         doc.table(
             ["品种", "单位类别", "余额", "可用", "冻结/挂起", "序列号范围"],
             rows,
-            col_widths=[3, 3.5, 3, 3, 2.5, 5],
             align_right=(2, 3, 4),
         )
     else:
@@ -102,7 +103,6 @@ def render_statement(data: dict[str, Any], *, generated_at: dt.datetime) -> byte
         doc.table(
             ["编号", "时间（北京时间）", "类型", "单位类别", "数量", "状态"],
             tx_rows,
-            col_widths=[1, 3, 2, 4, 2, 2],
             align_right=(4,),
         )
     else:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from core import figures
 from core.capitals import yuan_in_capitals
 from core.clock import SHANGHAI
 from core.pdf import Document, verify_url
+from registry.domain.industries import industry_label
 from registry.domain.settlement import GroupTotal
 
 TITLE = {
@@ -21,20 +23,36 @@ TITLE = {
     "green_power": "绿色电力消费履约情况报告",
 }
 UNIT = {"carbon": "吨二氧化碳当量", "energy": "千克标准煤", "discharge": "千克", "green_power": "兆瓦时"}
+# Column headers keep the unit short (tables may); running text writes it out in words (UNIT).
+UNIT_SHORT = {"carbon": "tCO2e", "energy": "kgce", "discharge": "kg", "green_power": "MWh"}
 STATUS_ZH = {"A": "A 履约", "B": "B 未足额清缴", "C": "C 未报告"}
+TIMELINESS_ZH = {"late": "逾期"}
+_REGULATOR_PRICE = re.compile(r"regulator: (?P<note>.*) \(for (?P<y>\d{4})-(?P<m>\d{2})\)")
+_MARKET_PRICE = re.compile(r"trading: CEA monthly average (?P<y>\d{4})-(?P<m>\d{2})")
+
+
+def price_source_zh(source: str) -> str:
+    """Where the reference price came from, in Chinese (the run stores it as registry.compliance writes it)."""
+    if m := _MARKET_PRICE.fullmatch(source):
+        return f"全国碳排放权交易市场 {m['y']} 年 {int(m['m'])} 月成交均价"
+    if m := _REGULATOR_PRICE.fullmatch(source):
+        note = "" if m["note"] == "entered price" else f"：{m['note']}"
+        return f"主管部门确定（{m['y']} 年 {int(m['m'])} 月{note}）"
+    return source
 
 
 def _n(value: int | None) -> str:
     return "—" if value is None else figures.quantity(value)
 
 
-def _totals_table(doc: Document, totals: list[GroupTotal], label: str) -> None:
+def _totals_table(doc: Document, totals: list[GroupTotal], label: str, unit: str) -> None:
     if not totals:
         doc.paragraph("无数据。")
         return
     rows = [
         [
-            g.key + (f"（{g.pollutant}）" if g.pollutant else ""),
+            (industry_label(g.key) if g.dimension == "industry" else g.key)
+            + (f"（{g.pollutant}）" if g.pollutant else ""),
             str(g.enterprises),
             str(g.compliant),
             str(g.shortfall_count),
@@ -48,9 +66,19 @@ def _totals_table(doc: Document, totals: list[GroupTotal], label: str) -> None:
         for g in totals
     ]
     doc.table(
-        [label, "企业数", "履约", "缺口", "未报告", "逾期", "应清缴", "已清缴", "缺口量", "罚款（元）"],
+        [
+            label,
+            "企业数",
+            "履约",
+            "缺口",
+            "未报告",
+            "逾期",
+            f"应清缴（{unit}）",
+            f"已清缴（{unit}）",
+            f"缺口量（{unit}）",
+            "罚款（元）",
+        ],
         rows,
-        col_widths=[2, 1, 1, 1, 1, 1, 2, 2, 2, 2.5],
         align_right=(1, 2, 3, 4, 5, 6, 7, 8, 9),
     )
 
@@ -68,8 +96,9 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
         "清缴截止日": data["deadline"].isoformat(),
         "结算时间": run.finished_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if run.finished_at else "—",
     }
-    doc = Document(TITLE.get(scheme.kind, "履约情况报告"), "江西省环境权益登记簿 greenrights", meta,
-                   generated_at=generated_at)
+    doc = Document(
+        TITLE.get(scheme.kind, "履约情况报告"), "江西省环境权益登记簿 greenrights", meta, generated_at=generated_at
+    )
 
     total_fine = sum(r.fine_fen for r, _ in rows)
     counts = {k: sum(1 for r, _ in rows if r.status == k) for k in ("A", "B", "C")}
@@ -78,8 +107,11 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
     if scheme.kind == "carbon":
         price = run.reference_price_fen
         params += [
-            ("参考价格", f"{figures.yuan(price, unit=True)}/吨（{run.price_source}）" if price else "—"),
-            ("罚款倍数 k", str(period.multiplier_k or _k_from(run))),
+            (
+                "参考价格",
+                f"{figures.yuan(price, unit=True)}/吨（{price_source_zh(run.price_source)}）" if price else "—",
+            ),
+            ("罚款倍数", str(period.multiplier_k or _k_from(run))),
             ("罚款规则", "未清缴配额 × 清缴时限前1个月市场交易平均成交价格 × k（国务院令第775号 第二十四条）"),
         ]
     params.append(("计量单位", unit))
@@ -99,9 +131,10 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
         ]
     )
     doc.heading("三、按城市汇总")
-    _totals_table(doc, data["totals_city"], "城市")
+    short = UNIT_SHORT.get(scheme.kind, "")
+    _totals_table(doc, data["totals_city"], "城市", short)
     doc.heading("四、按行业汇总（GB/T 4754-2017）")
-    _totals_table(doc, data["totals_industry"], "行业")
+    _totals_table(doc, data["totals_industry"], "行业", short)
     doc.heading("五、企业履约明细")
     detail = [
         [
@@ -121,9 +154,18 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
     if detail:
         # Eight columns fit A4 at the body size; the industry is in the totals above.
         doc.table(
-            ["企业名称", "统一社会信用代码", "城市", "状态", "应清缴", "已清缴", "缺口", "罚款（元）"],
+            [
+                "企业名称",
+                "统一社会信用代码",
+                "城市",
+                "状态",
+                f"应清缴（{short}）",
+                f"已清缴（{short}）",
+                f"缺口（{short}）",
+                "罚款（元）",
+            ],
             detail,
-            col_widths=[3, 4.4, 1.1, 2.8, 1.9, 1.9, 1.5, 2.5],
+            col_widths=[3, 1, 1, 1, 1, 1, 1, 1],
             align_right=(4, 5, 6, 7),
         )
     else:

@@ -59,3 +59,38 @@ async def test_the_same_record_issued_by_two_transactions_at_once_is_one_documen
     finally:
         await first.dispose()
         await second.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_numbers_taken_at_once_are_distinct_and_a_rolled_back_one_is_given_again(
+    backend: str, tmp_path: Path
+) -> None:
+    """The 文号 series (`documents.next_number`): 12 units of work on two engines take numbers at once and get
+    1..12, each once; the next year starts at 1 again; a unit of work that rolls back leaves its number free."""
+    url = fresh_database_url(backend, tmp_path)
+    create_schema(url)
+    dbs = [Database(url), Database(url)]
+    try:
+
+        async def take(uow: UnitOfWork, year: int = 2026) -> int:
+            n = await documents.next_number(uow.session, "finance-letters", year)
+            await asyncio.sleep(0.01)  # hold the row a moment, so that others queue behind it
+            return n
+
+        got = await asyncio.gather(*(dbs[i % 2].run(take) for i in range(12)))
+        assert sorted(got) == list(range(1, 13))
+        assert await dbs[0].run(lambda uow: take(uow, 2027)) == 1
+
+        class Refused(Exception):
+            pass
+
+        async def refused(uow: UnitOfWork) -> None:
+            assert await documents.next_number(uow.session, "finance-letters", 2026) == 13
+            raise Refused
+
+        with pytest.raises(Refused):
+            await dbs[1].run(refused)
+        assert await dbs[0].run(take) == 13
+    finally:
+        for db in dbs:
+            await db.dispose()

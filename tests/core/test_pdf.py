@@ -81,7 +81,8 @@ def test_amounts_from_the_capitals_module_print_in_both_forms() -> None:
 def test_only_the_cjk_font_is_used_and_it_is_embedded() -> None:
     data = _statement().render()
     fonts = set(re.findall(rb"/BaseFont /([A-Za-z0-9+\-]+)", data))
-    assert fonts and all(b"WenQuanYi" in name for name in fonts), fonts
+    # The packaged Noto Sans SC, regular for the text and bold for the title and table headers; no Helvetica.
+    assert fonts == {b"AAAAAA+NotoSansSC-Regular", b"AAAAAA+NotoSansSC-Bold"}, fonts
     assert b"/FontFile2" in data  # TrueType outlines embedded, so any reader shows the glyphs.
     assert PdfReader(io.BytesIO(data)).pages[0].mediabox.width == pytest.approx(595.2756, abs=0.01)  # A4
 
@@ -325,14 +326,23 @@ def test_verification_footer_prints_the_code_on_every_page_and_explains_it_at_th
 # --- Font -------------------------------------------------------------------------------------------------
 
 
-def test_default_font_is_the_wqy_microhei_shipped_in_the_pypi_package(
+def test_default_font_is_the_noto_sans_sc_subset_shipped_inside_the_package_with_its_licence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(pdf.FONT_PATH_ENV, raising=False)
     path = default_font_path()
-    assert path.name == "wqy-microhei.ttc"
-    assert "paperang_p2_fonts_cjk" in path.parts
-    assert path.is_file()
+    assert path == REPO_ROOT / "core" / "fonts" / "NotoSansSC-Regular.ttf"
+    assert path.is_file() and pdf.FONT_BOLD.is_file()
+    assert "SIL OPEN FONT LICENSE Version 1.1" in (path.parent / "OFL.txt").read_text("utf-8")
+    readme = (path.parent / "README.md").read_text("utf-8")
+    for name in ("NotoSansSC-Regular.ttf", "NotoSansSC-Bold.ttf"):
+        # The README states the sha256 of what is shipped, so a changed file without a rebuilt README shows.
+        assert hashlib.sha256((path.parent / name).read_bytes()).hexdigest() in readme
+    regular, bold = pdf.register_cjk_fonts()
+    assert regular != bold
+    from reportlab.lib.fonts import tt2ps
+
+    assert tt2ps(regular, 1, 0) == bold  # <b> and headings pick the Bold of the one family
 
 
 def test_the_font_path_setting_wins_and_a_missing_file_is_a_clear_error(
@@ -354,21 +364,25 @@ def test_a_file_that_is_not_a_truetype_font_is_a_clear_error(tmp_path: Path) -> 
         register_cjk_font(fake)
 
 
-def test_falls_back_to_debian_when_no_package_font(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_missing_packaged_font_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(pdf.FONT_PATH_ENV, raising=False)
-    monkeypatch.setattr(pdf, "_packaged_font_path", lambda: None)
-    monkeypatch.setattr(pdf, "DEBIAN_FONT_PATH", tmp_path / "absent.ttc")
-    with pytest.raises(PdfFontError, match="fonts-wqy-microhei"):
+    monkeypatch.setattr(pdf, "FONT_REGULAR", tmp_path / "absent.ttf")
+    with pytest.raises(PdfFontError, match=r"tools/build_font\.py"):
         default_font_path()
-    debian = tmp_path / "wqy-microhei.ttc"
-    debian.write_bytes(b"")
-    monkeypatch.setattr(pdf, "DEBIAN_FONT_PATH", debian)
-    assert default_font_path() == debian
+
+
+def test_another_font_file_serves_as_its_own_bold(tmp_path: Path) -> None:
+    copy = tmp_path / "other.ttf"
+    copy.write_bytes(pdf.FONT_REGULAR.read_bytes())
+    regular, bold = pdf.register_cjk_fonts(copy)
+    assert regular == bold
+    doc = Document("账户对账单", generated_at=GENERATED_AT, font_path=copy)
+    assert "账户对账单" in "".join(_pages_text(doc.render()))
 
 
 def test_the_font_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(pdf.FONT_PATH_ENV, raising=False)
-    copy = tmp_path / "copy.ttc"
+    copy = tmp_path / "copy.ttf"
     copy.write_bytes(default_font_path().read_bytes())  # a path this process has not registered yet
     loads: list[str] = []
     from reportlab.pdfbase.ttfonts import TTFont as real_ttfont
@@ -383,3 +397,45 @@ def test_the_font_is_registered_once_per_process(monkeypatch: pytest.MonkeyPatch
     Document("x", generated_at=GENERATED_AT, font_path=copy).render()
     assert loads == [str(copy)]
     assert register_cjk_font() != first  # another path is another registration
+
+
+# --- Tables fit their content ---------------------------------------------------------------------------
+
+
+def test_a_crowded_table_never_splits_a_number_code_or_short_name() -> None:
+    names = ["江西南昌赣江新区示范水泥制造股份有限公司", "九江示范火力发电有限责任公司", "南昌"]
+    numbers = ["17,013", "2,017,013", "123,456,789.00", "CEA-NATIONAL-2025"]
+    rows = [[names[i % 3], "南昌" if i % 2 else "九江", *numbers, "913601000000000042"] for i in range(12)]
+    doc = Document("履约情况报告", generated_at=GENERATED_AT)
+    header = ["企业名称", "城市", "缺口量（tCO2e）", "应清缴（tCO2e）", "罚款（元）", "单位类别", "统一社会信用代码"]
+    doc.table(header, rows, align_right=[2, 3, 4])
+    fitted, lines = doc.table_layout()
+    assert sum(fitted.widths) == pytest.approx(pdf.REPORT_PAGE.width)
+    for row in lines[1:]:
+        cells = {i: cell for i, cell in enumerate(row)}
+        for i in range(2, 7):
+            assert len(cells[i]) == 1, (header[i], cells[i])  # each number or code on one line, whole
+        assert cells[1] in (["南昌"], ["九江"])  # a city is never 南|昌
+    for row in lines[1:]:
+        # Names of up to twelve characters stay whole; a longer one wraps into lines of several characters.
+        assert "".join(row[0]) in names
+        assert len(row[0]) == 1 or len(row[0][0]) >= 4, row[0]
+    text = "\n".join(_pages_text(doc.render()))
+    for number in [*numbers, "913601000000000042"]:
+        whole = re.findall(rf"(?<![\d,]){re.escape(number)}(?![\d,])", text)
+        assert len(whole) == 12, number  # extracted whole on every row, never as "17,01" + "3"
+
+
+def test_a_unit_stays_on_the_line_of_its_figure() -> None:
+    """"1,500,000.00 元" broke before 元 in a narrow column of the letters' calculation steps: a short word after a
+    figure joins it, and the line never breaks inside."""
+    from core.pdflayout import break_lines, words
+
+    assert words("1,500,000.00 元 依据 2 保险年度 不属于 保险年度") == [
+        "1,500,000.00 元", "依据", "2 保险年度", "不属于", "保险年度"]
+    measure = lambda text, size: len(text) * size * 0.6  # noqa: E731 - a fixed-pitch stand-in for stringWidth
+    width = measure("1,500,000.00 元", 10) + 1
+    for text in ("合计 1,500,000.00 元", "1,500,000.00 元"):
+        lines = break_lines(text, width, measure, 10)
+        assert any(line.endswith("1,500,000.00 元") for line in lines), lines
+        assert all(line != "元" for line in lines), lines

@@ -59,7 +59,7 @@ def price_volume(
 
     vol_top = top + price_h + gap
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" class="chart">',
+        f'<svg viewBox="0 0 {width} {height}" role="img" class="chart">',
         f"<title>{escape(title)}</title>",
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{price_h}" fill="none" stroke="#bbb"/>',
         f'<rect x="{left}" y="{vol_top}" width="{plot_w}" height="{vol_h}" fill="none" stroke="#bbb"/>',
@@ -111,7 +111,7 @@ def stacked_bars(
     vmax = max(sum(v) for _, v in rows) or 1
     plot_w = width - left - right
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" class="chart">',
+        f'<svg viewBox="0 0 {width} {height}" role="img" class="chart">',
         f"<title>{escape(title)}</title>",
     ]
     x_legend = left

@@ -22,12 +22,13 @@ from server.yearreport import REPORTS_DIR, YEAR_MAX, YEAR_MIN
 from server.yearreport.html import CSP
 from server.yearreport.opendata import DATASETS
 
+# Litestar adds `; charset=utf-8` to text types itself: once (core/csvfile.py).
 MEDIA_TYPES = {
-    ".html": "text/html; charset=utf-8",
+    ".html": "text/html",
     ".pdf": "application/pdf",
-    ".csv": "text/csv; charset=utf-8",
+    ".csv": "text/csv",
     ".parquet": "application/vnd.apache.parquet",
-    ".md": "text/markdown; charset=utf-8",
+    ".md": "text/markdown",
 }
 FILES: frozenset[str] = frozenset(
     {"index.html", "report.pdf", "schema.md"}
@@ -67,7 +68,9 @@ async def report_index(request: Request[Any, Any, Any], year: int) -> Response[A
     """The report's page. Without the final slash it redirects to it, so the page's relative links (report.pdf,
     trades.csv) resolve inside /reports/<year>/."""
     path = _report_file(request, year, "index.html")
-    if not request.url.path.endswith("/"):
+    # Litestar routes /reports/2025 and /reports/2025/ alike and normalises the path: the raw path tells them apart.
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    if not raw.split(b"?", 1)[0].endswith(b"/"):
         return Redirect(f"/reports/{year}/", status_code=308)
     return _serve(path)  # type: ignore[return-value]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import shutil
 import subprocess
 from collections import defaultdict
@@ -65,11 +66,17 @@ async def build_year(env: Any) -> dict[str, Any]:
     a = await enterprise(env, cw.reg, "南昌示范水泥", "南昌", "C3011")
     b = await enterprise(env, cw.reg, "九江示范电厂", "九江", "D4411")
     c = await enterprise(env, cw.reg, "赣州示范电厂", "赣州", "D4411")
-    await allocate_table(cw, [{"enterprise_id": e["id"], "quantity": q} for e, q in ((a, "1000"), (b, "800"), (c, "500"))])
+    await allocate_table(
+        cw, [{"enterprise_id": e["id"], "quantity": q} for e, q in ((a, "1000"), (b, "800"), (c, "500"))]
+    )
 
     # The market, a settlement bank, funds for the buyer.
-    await ok(await env.post("/api/v1/markets", cw.reg.key,
-                            {"instrument_id": cw.cea, "mode": "continuous", "reference_price": "80.00"}), 201)
+    await ok(
+        await env.post(
+            "/api/v1/markets", cw.reg.key, {"instrument_id": cw.cea, "mode": "continuous", "reference_price": "80.00"}
+        ),
+        201,
+    )
     from tests.finance.kit import org
 
     bank_org = await org(env, "中国银行江西省分行", "bank")
@@ -79,9 +86,12 @@ async def build_year(env: Any) -> dict[str, Any]:
 
     async def trade(price: str, quantity: str) -> None:
         order = {"instrument_id": cw.cea, "quantity": quantity, "price": price}
-        await ok(await env.post("/api/v1/orders", b["key"], {**order, "account_id": b["account_id"], "side": "sell"}), 201)
-        got = await ok(await env.post("/api/v1/orders", c["key"], {**order, "account_id": c["account_id"],
-                                                                     "side": "buy"}), 201)
+        await ok(
+            await env.post("/api/v1/orders", b["key"], {**order, "account_id": b["account_id"], "side": "sell"}), 201
+        )
+        got = await ok(
+            await env.post("/api/v1/orders", c["key"], {**order, "account_id": c["account_id"], "side": "buy"}), 201
+        )
         assert got["status"] == "filled", got
 
     env.clock.set(at("2025-03-03", 10))
@@ -93,14 +103,21 @@ async def build_year(env: Any) -> dict[str, Any]:
     reviewer, reviewer2 = await env.key(Role.FINANCE_REVIEWER, bureau), await env.key(Role.FINANCE_REVIEWER, bureau)
     approver = await env.key(Role.FINANCE_APPROVER, bureau)
     auditor = await env.key(Role.AUDITOR, name="江西省审计厅")
-    budget = await ok(await env.post(f"{FIN}/budgets", approver, {"programme": "first_set_insurance",
-                                                                  "fiscal_year": YEAR}), 201)
+    budget = await ok(
+        await env.post(f"{FIN}/budgets", approver, {"programme": "first_set_insurance", "fiscal_year": YEAR}), 201
+    )
     await ok(await env.post(f"{FIN}/budgets/{budget['id']}/appropriations", approver, {"amount_yuan": "10000000"}), 201)
     claims = []
     for ent, project in ((a, "P-1"), (b, "P-2"), (c, "P-3")):
-        body = {"enterprise_id": ent["id"], "programme": "first_set_insurance", "project_ref": project,
-                "period": str(YEAR), "facts": dict(FS_FACTS), "payee_bank": "中国银行南昌分行",
-                "payee_account_no": "6217000000000001"}
+        body = {
+            "enterprise_id": ent["id"],
+            "programme": "first_set_insurance",
+            "project_ref": project,
+            "period": str(YEAR),
+            "facts": dict(FS_FACTS),
+            "payee_bank": "中国银行南昌分行",
+            "payee_account_no": "6217000000000001",
+        }
         claim = await ok(await env.post(f"{FIN}/claims", ent["key"], body), 201)
         await ok(await env.post(f"{FIN}/claims/{claim['id']}/formal-check", reviewer, {"passed": True}))
         await ok(await env.post(f"{FIN}/claims/{claim['id']}/review", reviewer2, {}))
@@ -169,7 +186,9 @@ async def test_the_years_report_states_what_the_database_holds_in_every_file(env
         by_day[t["trade_date"]].append(t)
     expected_days = {
         day: {
-            "close_fen": half_up(sum(t["price_fen"] * t["quantity_base"] for t in ts), sum(t["quantity_base"] for t in ts)),
+            "close_fen": half_up(
+                sum(t["price_fen"] * t["quantity_base"] for t in ts), sum(t["quantity_base"] for t in ts)
+            ),
             "volume": sum(t["quantity_base"] for t in ts),
             "count": len(ts),
             "high": max(t["price_fen"] for t in ts),
@@ -180,8 +199,12 @@ async def test_the_years_report_states_what_the_database_holds_in_every_file(env
     header, days = read_csv(out / "market-daily.csv")
     assert header == documented_csv_header("market-daily.csv")
     assert {
-        r["trade_date"]: {"close_fen": int(r["close_fen"]), "volume": int(r["volume"]), "count": int(r["trade_count"]),
-                          "high": int(r["high_fen"])}
+        r["trade_date"]: {
+            "close_fen": int(r["close_fen"]),
+            "volume": int(r["volume"]),
+            "count": int(r["trade_count"]),
+            "high": int(r["high_fen"]),
+        }
         for r in days
     } == expected_days
     assert all(r["vwap_fen"] == r["close_fen"] for r in days)  # only continuous trades: the close is the VWAP
@@ -195,10 +218,18 @@ async def test_the_years_report_states_what_the_database_holds_in_every_file(env
     assert set(got) == set(api_rows) and len(got) == 3
     for uscc, i in api_rows.items():
         r = got[uscc]
-        assert (r["city"], r["industry"], r["status"], r["timeliness"]) == (i["city"], i["industry"], i["status"],
-                                                                             i["timeliness"])
+        assert (r["city"], r["industry"], r["status"], r["timeliness"]) == (
+            i["city"],
+            i["industry"],
+            i["status"],
+            i["timeliness"],
+        )
         assert (int(r["verified"]), int(r["surrendered"]), int(r["shortfall"]), int(r["fine_fen"])) == (
-            i["obligation"], i["surrendered"], i["shortfall"], i["fine_fen"])
+            i["obligation"],
+            i["surrendered"],
+            i["shortfall"],
+            i["fine_fen"],
+        )
     short = api_rows[w["ents"][1]["uscc"]]
     assert short["status"] == "B" and short["shortfall"] == 80 and short["fine_fen"] > 0
     fine_total = sum(i["fine_fen"] for i in page["items"])
@@ -275,7 +306,7 @@ async def test_the_years_report_states_what_the_database_holds_in_every_file(env
         *(f"{figures.quantity(b)}tCO2e" for b, _ in ranked),
     ):
         assert text in txt, text
-    look_at(out)
+    await look_at(out)
 
     # --- the routes: public, the report's own files only
     env.app.state.reports_dir = tmp_path / "reports"
@@ -309,14 +340,34 @@ async def test_the_years_report_states_what_the_database_holds_in_every_file(env
     assert r.headers["content-type"].startswith("text/html")
 
 
-def look_at(out: Path) -> None:
-    """The PDF's pages as PNGs and the page as a Chromium screenshot, in var/artefacts/, to be looked at."""
+async def look_at(out: Path) -> None:
+    """The PDF's pages as PNGs and the page as a Chromium screenshot, in var/artefacts/, to be looked at. In Chromium
+    the page must render its charts with no error and fetch nothing."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(out / "report.pdf", ARTEFACTS / "year-report.pdf")
     if shutil.which("pdftoppm"):
         subprocess.run(
             ["pdftoppm", "-png", "-r", "60", str(out / "report.pdf"), str(ARTEFACTS / "year-report-page")], check=True
         )
+    chromium = os.environ.get("GREENRIGHTS_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        return
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = await browser.new_page(viewport={"width": 1100, "height": 900}, locale="zh-CN")
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on("request", lambda r: problems.append(r.url) if not r.url.startswith("file://") else None)
+            await page.goto((out / "index.html").as_uri())
+            boxes = [await svg.bounding_box() for svg in await page.query_selector_all("svg")]
+            assert boxes and all(b is not None and b["width"] > 500 and b["height"] > 50 for b in boxes), boxes
+            await page.screenshot(path=str(ARTEFACTS / "year-report-page.png"), full_page=True)
+            assert problems == [], problems
+        finally:
+            await browser.close()
 
 
 @pytest.mark.parametrize("year", [1999, 2201])

@@ -54,7 +54,7 @@ def _price_chart(data: YearData, market_id: int) -> Markup:
         svg.price_volume(
             f"{m.code} 价格与成交量",
             points,
-            lambda fen: figures.yuan(fen),
+            figures.yuan,
             lambda q: f"{figures.quantity(q, m.scale)} {m.unit}",
         )
     )
@@ -67,8 +67,10 @@ def _compliance_chart(groups: list[GroupRow], title: str) -> Markup:
     )
 
 
-def _money_chart(title: str, rows: list[tuple[str, list[int]]], series: list[str]) -> Markup:
-    return Markup(svg.stacked_bars(title, rows, series, lambda fen: figures.yuan(fen, unit=True)))  # noqa: S704
+def _money_chart(
+    title: str, rows: list[tuple[str, list[int]]], series: list[str], palette: tuple[str, ...] = svg.PALETTE
+) -> Markup:
+    return Markup(svg.stacked_bars(title, rows, series, lambda fen: figures.yuan(fen, unit=True), palette))  # noqa: S704
 
 
 def context(data: YearData) -> dict[str, Any]:
@@ -99,7 +101,8 @@ def context(data: YearData) -> dict[str, Any]:
         "by_programme": by_programme,
         "by_city": by_city,
         "subsidy_programme_chart": _money_chart(
-            "各项目补贴发放", [(labels.name_of(labels.PROGRAMMES, r.programme), [r.net_fen]) for r in by_programme],
+            "各项目补贴发放",
+            [(labels.name_of(labels.PROGRAMMES, r.programme), [r.net_fen]) for r in by_programme],
             ["净发放"],
         ),
         "subsidy_city_chart": _money_chart("各市补贴发放", [(r.city, [r.net_fen]) for r in by_city], ["净发放"]),
@@ -110,6 +113,7 @@ def context(data: YearData) -> dict[str, Any]:
                 for b in data.budgets
             ],
             ["已拨付", "已承诺", "可用"],
+            svg.BUDGET_PALETTE,
         ),
         "holder_kinds": [k for k in labels.INSTRUMENT_KINDS if any(h.kind == k for h in data.holders)],
         "datasets": DATASETS,

@@ -164,7 +164,11 @@ COMPLIANCE = Dataset(
             "The verified obligation (empty when no report was verified: status C).",
             lambda r: None if r.obligation is None else Quantity(r.obligation, r.scale),
         ),
-        _qty("surrendered", "Surrendered against it, forced surrender included.", lambda r: Quantity(r.surrendered, r.scale)),
+        _qty(
+            "surrendered",
+            "Surrendered against it, forced surrender included.",
+            lambda r: Quantity(r.surrendered, r.scale),
+        ),
         _qty("shortfall", "Obligation minus surrendered, at least 0.", lambda r: Quantity(r.shortfall, r.scale)),
         _text("unit", "The display unit of the quantities (tCO2e, tce, t, MWh).", lambda r: r.unit),
         _fen("fine_fen", "The fine settled (0 when none).", lambda r: r.fine_fen),
@@ -221,7 +225,10 @@ def csv_text(dataset: Dataset, data: YearData) -> str:
 def arrow_table(dataset: Dataset, data: YearData) -> pa.Table:
     rows = dataset.rows(data)
     schema = pa.schema(
-        [pa.field(c.name, c.arrow, nullable=True, metadata={"unit": c.unit, "meaning": c.meaning}) for c in dataset.columns]
+        [
+            pa.field(c.name, c.arrow, nullable=True, metadata={"unit": c.unit, "meaning": c.meaning})
+            for c in dataset.columns
+        ]
     )
     arrays = [pa.array([_arrow_value(c.value(r)) for r in rows], type=c.arrow) for c in dataset.columns]
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -16,13 +16,14 @@ from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, Str
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
+from reportlab.platypus import KeepTogether, Paragraph
 
 from core import figures, pdf
-from server.yearreport import labels
+from server.yearreport import labels, svg
 from server.yearreport.queries import GroupRow, YearData
 
 _WIDTH = A4[0] - 40 * mm  # core.pdf's frame: A4 less its 20 mm side margins
-_PALETTE = [colors.HexColor(c) for c in ("#2e7d32", "#f9a825", "#c62828", "#1565c0", "#6a1b9a", "#00838f")]
+_PALETTE = [colors.HexColor(c) for c in svg.PALETTE]
 _GREY = colors.HexColor("#9E9E9E")
 _MARKER = "\u2060chart:{}\u2060"  # word joiners around the number: text no user types
 
@@ -32,17 +33,26 @@ class ChartDocument(pdf.Document):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._drawings: dict[str, Drawing] = {}
+        self._drawings: dict[str, tuple[str, Drawing]] = {}
 
-    def chart(self, drawing: Drawing) -> ChartDocument:
+    def chart(self, caption: str, drawing: Drawing) -> ChartDocument:
+        """A drawing under its caption, kept together on one page."""
         marker = _MARKER.format(len(self._drawings))
-        self._drawings[marker] = drawing
+        self._drawings[marker] = (caption, drawing)
         self.paragraph(marker)
         return self
 
     def _story(self, font: str, styles: Any) -> list[Any]:
         story: list[Any] = super()._story(font, styles)
-        return [self._drawings.get(getattr(f, "text", None) or "", f) for f in story]
+        out: list[Any] = []
+        for flowable in story:
+            found = self._drawings.get(getattr(flowable, "text", None) or "")
+            if found is None:
+                out.append(flowable)
+            else:
+                caption, drawing = found
+                out.append(KeepTogether([Paragraph(pdf.escape_markup(caption), styles.body), drawing]))
+        return out
 
 
 def _font() -> str:
@@ -50,7 +60,9 @@ def _font() -> str:
 
 
 def price_drawing(
-    points: Sequence[tuple[dt.date, int, int, int]], price_label: Callable[[int], str], volume_label: Callable[[int], str]
+    points: Sequence[tuple[dt.date, int, int, int]],
+    price_label: Callable[[int], str],
+    volume_label: Callable[[int], str],
 ) -> Drawing:
     """(day, close_fen, vwap_fen, volume) as two price lines over volume bars."""
     font = _font()
@@ -63,16 +75,16 @@ def price_drawing(
     hi = max(max(p[1], p[2]) for p in points)
     pad = max((hi - lo) // 10, 1)
     lo, hi = max(lo - pad, 0), hi + pad
-    vmax = max(max(p[3] for p in points), 1)
+    vmax = max(*(p[3] for p in points), 1)
     plot_w = width - left - right
     price_bottom = height - top - price_h
     vol_bottom = price_bottom - gap - vol_h
 
     def x(i: int) -> float:
-        return left + plot_w * (i + 0.5) / n
+        return float(left + plot_w * (i + 0.5) / n)
 
     def y(price: int) -> float:
-        return price_bottom + price_h * (price - lo) / (hi - lo)
+        return float(price_bottom + price_h * (price - lo) / (hi - lo))
 
     d.add(Rect(left, price_bottom, plot_w, price_h, fillColor=None, strokeColor=_GREY, strokeWidth=0.4))
     d.add(Rect(left, vol_bottom, plot_w, vol_h, fillColor=None, strokeColor=_GREY, strokeWidth=0.4))
@@ -84,10 +96,13 @@ def price_drawing(
     for i, p in enumerate(points):
         h = vol_h * p[3] / vmax
         d.add(Rect(x(i) - bar_w / 2, vol_bottom, bar_w, h, fillColor=colors.HexColor("#90a4ae"), strokeColor=None))
-    for k, color, dash in ((1, _PALETTE[3], None), (2, _PALETTE[1], [3, 2])):
+    for series, color, dash in (
+        ([p[1] for p in points], _PALETTE[3], None),
+        ([p[2] for p in points], _PALETTE[1], [3, 2]),
+    ):
         coords: list[float] = []
-        for i, p in enumerate(points):
-            coords += [x(i), y(p[k])]
+        for i, price in enumerate(series):
+            coords += [x(i), y(price)]
         if n == 1:
             d.add(Circle(coords[0], coords[1], 2, fillColor=color, strokeColor=None))
         else:
@@ -103,8 +118,15 @@ def price_drawing(
     return d
 
 
-def bars_drawing(rows: Sequence[tuple[str, Sequence[int]]], series: Sequence[str], label: Callable[[int], str]) -> Drawing:
+def bars_drawing(
+    rows: Sequence[tuple[str, Sequence[int]]],
+    series: Sequence[str],
+    label: Callable[[int], str],
+    *,
+    palette: Sequence[str] = svg.PALETTE,
+) -> Drawing:
     """Horizontal stacked bars with a legend and each bar's total at its end."""
+    colours = [colors.HexColor(c) for c in palette]
     font = _font()
     bar_h, gap, left, right, top = 11.0, 5.0, 95.0, 95.0, 16.0
     height = top + len(rows) * (bar_h + gap) + 4
@@ -113,17 +135,17 @@ def bars_drawing(rows: Sequence[tuple[str, Sequence[int]]], series: Sequence[str
     plot_w = _WIDTH - left - right
     lx = left
     for k, name in enumerate(series):
-        d.add(Rect(lx, height - 10, 7, 7, fillColor=_PALETTE[k % len(_PALETTE)], strokeColor=None))
+        d.add(Rect(lx, height - 10, 7, 7, fillColor=colours[k % len(colours)], strokeColor=None))
         d.add(String(lx + 10, height - 9.5, name, fontName=font, fontSize=7))
         lx += 18 + 8 * len(name)
     for i, (name, values) in enumerate(rows):
         y0 = height - top - (i + 1) * (bar_h + gap) + gap
-        d.add(String(left - 4, y0 + 3, name, fontName=font, fontSize=7, textAnchor="end"))
+        d.add(String(left - 4, y0 + 3, svg.short(name), fontName=font, fontSize=7, textAnchor="end"))
         x0 = left
         for k, v in enumerate(values):
             w = plot_w * v / vmax
             if w > 0:
-                d.add(Rect(x0, y0, w, bar_h, fillColor=_PALETTE[k % len(_PALETTE)], strokeColor=None))
+                d.add(Rect(x0, y0, w, bar_h, fillColor=colours[k % len(colours)], strokeColor=None))
             x0 += w
         d.add(String(x0 + 4, y0 + 3, label(sum(values)), fontName=font, fontSize=7))
     return d
@@ -167,13 +189,13 @@ def render_pdf(data: YearData) -> bytes:
         doc.paragraph("本年度没有成交。")
     for m in traded:
         days = [d for d in data.days if d.market.market_id == m.market_id]
-        doc.paragraph(f"{m.code}（{m.label_zh}，价格单位：元/{m.unit}）")
         doc.chart(
+            f"{m.code}（{m.label_zh}，价格单位：元/{m.unit}）",
             price_drawing(
                 [(d.trade_date, d.close_fen, d.vwap_fen, d.volume) for d in days],
                 figures.yuan,
                 lambda q, m=m: f"{figures.quantity(q, m.scale)} {m.unit}",  # type: ignore[misc]
-            )
+            ),
         )
         doc.key_values(
             [
@@ -182,7 +204,10 @@ def render_pdf(data: YearData) -> bytes:
                 ("其中大宗协议", f"{figures.quantity(sum(d.block_volume for d in days), m.scale)} {m.unit}"),
                 ("成交额", figures.yuan(sum(d.turnover_fen for d in days), unit=True)),
                 ("成交笔数", figures.quantity(sum(d.trade_count for d in days))),
-                ("最高 / 最低", f"{figures.yuan(max(d.high_fen for d in days))} / {figures.yuan(min(d.low_fen for d in days))} 元"),
+                (
+                    "最高 / 最低",
+                    f"{figures.yuan(max(d.high_fen for d in days))} / {figures.yuan(min(d.low_fen for d in days))} 元",
+                ),
                 ("年末收盘价", figures.yuan(days[-1].close_fen, unit=True)),
             ]
         )
@@ -232,13 +257,13 @@ def render_pdf(data: YearData) -> bytes:
         title = f"{code} {pollutant}".strip()
         cities = [g for g in data.by_city if (g.scheme_code, g.pollutant) == (code, pollutant)]
         industries = [g for g in data.by_industry if (g.scheme_code, g.pollutant) == (code, pollutant)]
-        doc.paragraph(f"{title}：各市履约状态（家）")
         doc.chart(
+            f"{title}：各市履约状态（家）",
             bars_drawing(
                 [(g.key, [g.compliant, g.shortfall_count, g.not_reported]) for g in cities],
                 ["A 已履约", "B 未足额", "C 未报告"],
                 lambda n: f"{n} 家",
-            )
+            ),
         )
         _group_table(doc, cities, "城市")
         _group_table(doc, industries, "行业")
@@ -246,7 +271,9 @@ def render_pdf(data: YearData) -> bytes:
     doc.heading("三、罚款")
     total = sum(f.fine_fen for f in data.fines)
     paid = sum(f.paid_fen for f in data.fines)
-    doc.paragraph(f"共 {len(data.fines)} 笔，合计 {figures.yuan(total, unit=True)}；已缴纳 {figures.yuan(paid, unit=True)}。")
+    doc.paragraph(
+        f"共 {len(data.fines)} 笔，合计 {figures.yuan(total, unit=True)}；已缴纳 {figures.yuan(paid, unit=True)}。"
+    )
     if data.fines:
         doc.table(
             ["企业", "城市", "履约期", "缺口", "罚款（元）", "缴款通知"],
@@ -269,11 +296,12 @@ def render_pdf(data: YearData) -> bytes:
     by_programme, by_city = data.subsidies_by("programme"), data.subsidies_by("city")
     if by_programme:
         doc.chart(
+            "各项目净拨付",
             bars_drawing(
-                [(labels.name_of(labels.PROGRAMMES, r.programme)[:10], [r.net_fen]) for r in by_programme],
+                [(svg.short(labels.name_of(labels.PROGRAMMES, r.programme)), [r.net_fen]) for r in by_programme],
                 ["净拨付"],
                 lambda fen: figures.yuan(fen, unit=True),
-            )
+            ),
         )
     for title, rows, name in (
         ("项目", by_programme, lambda r: labels.name_of(labels.PROGRAMMES, r.programme)),
@@ -282,7 +310,13 @@ def render_pdf(data: YearData) -> bytes:
         doc.table(
             [title, "笔数", "拨付（元）", "追回（元）", "净拨付（元）"],
             [
-                [name(r), str(r.claims), figures.yuan(r.disbursed_fen), figures.yuan(r.clawed_back_fen), figures.yuan(r.net_fen)]
+                [
+                    name(r),
+                    str(r.claims),
+                    figures.yuan(r.disbursed_fen),
+                    figures.yuan(r.clawed_back_fen),
+                    figures.yuan(r.net_fen),
+                ]
                 for r in rows
             ]
             or [["本年度预算没有拨付", "", "", "", ""]],
@@ -293,14 +327,19 @@ def render_pdf(data: YearData) -> bytes:
     doc.heading("五、预算执行")
     if data.budgets:
         doc.chart(
+            "各项目预算执行（批复 = 已拨付 + 已承诺 + 可用 − 追回）",
             bars_drawing(
                 [
-                    (labels.name_of(labels.PROGRAMMES, b.programme)[:10], [b.disbursed_fen, b.committed_fen, b.available_fen])
+                    (
+                        svg.short(labels.name_of(labels.PROGRAMMES, b.programme)),
+                        [b.disbursed_fen, b.committed_fen, b.available_fen],
+                    )
                     for b in data.budgets
                 ],
                 ["已拨付", "已承诺", "可用"],
                 lambda fen: figures.yuan(fen, unit=True),
-            )
+                palette=svg.BUDGET_PALETTE,
+            ),
         )
     doc.table(
         ["项目预算", "批复（元）", "已承诺（元）", "已拨付（元）", "追回（元）", "可用（元）"],
@@ -323,12 +362,15 @@ def render_pdf(data: YearData) -> bytes:
     doc.heading("六、十大持有人")
     doc.paragraph("企业持仓账户与交易账户在报告生成时的余额，按权益种类合计；主管部门的分配账户不计入。")
     for kind, kind_name in labels.INSTRUMENT_KINDS.items():
-        rows = [h for h in data.holders if h.kind == kind]
-        if rows:
-            doc.paragraph(kind_name)
+        holders = [h for h in data.holders if h.kind == kind]
+        if holders:
+            doc.heading(kind_name)
             doc.table(
                 ["名次", "持有人", "统一社会信用代码", "持有量"],
-                [[str(h.rank), h.name, h.uscc or "—", f"{figures.quantity(h.balance, h.scale)} {h.unit}"] for h in rows],
+                [
+                    [str(h.rank), h.name, h.uscc or "—", f"{figures.quantity(h.balance, h.scale)} {h.unit}"]
+                    for h in holders
+                ],
                 [0.6, 3.4, 2.2, 1.8],
                 align_right=(0, 3),
             )

@@ -25,7 +25,7 @@ from core import ledger
 from core.db import Database, UnitOfWork
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, Organisation
 from finance.models import FinanceBudget, FinanceClaim, FinancePenalty
-from registry.compliance.models import ComplianceScheme, CompliancePeriod, Obligation, SettlementResultRow
+from registry.compliance.models import CompliancePeriod, ComplianceScheme, Obligation, SettlementResultRow
 from registry.domain.checks import HOLDING, TRADING
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Enterprise, Instrument, RegistryAccount
@@ -358,9 +358,7 @@ async def _periods(ses: AsyncSession, year: int) -> list[PeriodInfo]:
         ).scalar_one()
         settled = (
             await ses.execute(
-                select(func.count())
-                .select_from(SettlementResultRow)
-                .where(SettlementResultRow.period_id == p.id)
+                select(func.count()).select_from(SettlementResultRow).where(SettlementResultRow.period_id == p.id)
             )
         ).scalar_one()
         out.append(
@@ -573,6 +571,8 @@ async def _holders(ses: AsyncSession) -> list[HolderRow]:
         ranked = sorted(per_kind.get(kind, []), key=lambda t: (-t[0], t[1]))[:HOLDERS_PER_KIND]
         for rank, (total, org_id) in enumerate(ranked, 1):
             out.append(
-                HolderRow(kind, rank, names.get(org_id, ""), usccs.get(org_id, ""), total, rule.scale, rule.display_unit)
+                HolderRow(
+                    kind, rank, names.get(org_id, ""), usccs.get(org_id, ""), total, rule.scale, rule.display_unit
+                )
             )
     return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#2e7d32", "#f9a825", "#c62828", "#1565c0", "#6a1b9a", "#00838f")
+BUDGET_PALETTE = ("#2e7d32", "#f9a825", "#b0bec5")  # disbursed, committed, still available (grey: nothing wrong)
 _FONT = 'font-family="sans-serif" font-size="11"'
 
 
@@ -20,6 +21,14 @@ class PricePoint:
     close_fen: int
     vwap_fen: int
     volume: int
+
+
+LABEL_CHARS_MAX = 9  # a bar's label beside it; the table under the chart gives the full name
+
+
+def short(label: str, limit: int = LABEL_CHARS_MAX) -> str:
+    """`label` cut to `limit` characters with an ellipsis, to fit beside a bar."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _nice_max(value: int) -> int:
@@ -69,7 +78,9 @@ def price_volume(
         parts.append(
             f'<text x="{left - 6}" y="{y(price) + 4:.1f}" text-anchor="end" {_FONT}>{escape(price_label(price))}</text>'
         )
-    parts.append(f'<text x="{left - 6}" y="{vol_top + 10}" text-anchor="end" {_FONT}>{escape(volume_label(vmax))}</text>')
+    parts.append(
+        f'<text x="{left - 6}" y="{vol_top + 10}" text-anchor="end" {_FONT}>{escape(volume_label(vmax))}</text>'
+    )
     bar_w = max(plot_w / n * 0.7, 1)
     for i, p in enumerate(points):
         h = vol_h * p.volume / vmax
@@ -77,12 +88,14 @@ def price_volume(
             f'<rect x="{x(i) - bar_w / 2:.1f}" y="{vol_top + vol_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
             f'fill="#90a4ae"><title>{p.day.isoformat()} {escape(volume_label(p.volume))}</title></rect>'
         )
-    for series, color, attr in ((lambda p: p.close_fen, PALETTE[3], "close_fen"), (lambda p: p.vwap_fen, PALETTE[1], "")):
-        coords = " ".join(f"{x(i):.1f},{y(series(p)):.1f}" for i, p in enumerate(points))
-        dash = "" if attr else ' stroke-dasharray="4 3"'
+    for prices, color, dash in (
+        ([p.close_fen for p in points], PALETTE[3], ""),
+        ([p.vwap_fen for p in points], PALETTE[1], ' stroke-dasharray="4 3"'),
+    ):
+        coords = " ".join(f"{x(i):.1f},{y(price):.1f}" for i, price in enumerate(prices))
         parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.8"{dash}/>')
         if n == 1:
-            parts.append(f'<circle cx="{x(0):.1f}" cy="{y(series(points[0])):.1f}" r="3" fill="{color}"/>')
+            parts.append(f'<circle cx="{x(0):.1f}" cy="{y(prices[0]):.1f}" r="3" fill="{color}"/>')
     for i in sorted({0, n - 1, *(k for k in range(n) if points[k].day.day == 1 or k == n // 2)}):
         parts.append(
             f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" {_FONT}>{points[i].day.isoformat()}</text>'
@@ -101,6 +114,7 @@ def stacked_bars(
     rows: Sequence[tuple[str, Sequence[int]]],
     series: Sequence[str],
     label: Callable[[int], str],
+    palette: Sequence[str] = PALETTE,
 ) -> str:
     """Horizontal bars, one per row, each split into the series' parts, with the total written at its end."""
     if not rows:
@@ -117,22 +131,20 @@ def stacked_bars(
     x_legend = left
     for k, name in enumerate(series):
         parts.append(
-            f'<rect x="{x_legend}" y="8" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>'
+            f'<rect x="{x_legend}" y="8" width="10" height="10" fill="{palette[k % len(palette)]}"/>'
             f'<text x="{x_legend + 14}" y="17" {_FONT}>{escape(name)}</text>'
         )
         x_legend += 24 + 12 * len(name)
     for i, (name, values) in enumerate(rows):
         y0 = top + i * (bar_h + gap)
-        parts.append(
-            f'<text x="{left - 6}" y="{y0 + 13}" text-anchor="end" {_FONT}>{escape(name)}</text>'
-        )
+        parts.append(f'<text x="{left - 6}" y="{y0 + 13}" text-anchor="end" {_FONT}>{escape(short(name))}</text>')
         x0 = float(left)
         for k, v in enumerate(values):
             w = plot_w * v / vmax
             if w > 0:
                 parts.append(
                     f'<rect x="{x0:.1f}" y="{y0}" width="{w:.1f}" height="{bar_h}" '
-                    f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(series[k])} {escape(label(v))}</title></rect>'
+                    f'fill="{palette[k % len(palette)]}"><title>{escape(series[k])} {escape(label(v))}</title></rect>'
                 )
             x0 += w
         parts.append(f'<text x="{x0 + 6:.1f}" y="{y0 + 13}" {_FONT}>{escape(label(sum(values)))}</text>')

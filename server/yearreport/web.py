@@ -72,7 +72,7 @@ async def report_index(request: Request[Any, Any, Any], year: int) -> Response[A
     raw = request.scope.get("raw_path") or request.scope["path"].encode()
     if not raw.split(b"?", 1)[0].endswith(b"/"):
         return Redirect(f"/reports/{year}/", status_code=308)
-    return _serve(path)  # type: ignore[return-value]
+    return _serve(path)
 
 
 @get("/reports/{year:int}/{name:str}", include_in_schema=False, cache=False)

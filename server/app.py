@@ -49,6 +49,7 @@ from server.events import CONTROLLERS as EVENT_CONTROLLERS
 from server.migrate import schema_problem
 from server.sandbox import CONTROLLERS as SANDBOX_CONTROLLERS
 from server.services import build_services
+from server.yearreport.web import ROUTES as REPORT_ROUTES
 from trading.api import CONTROLLERS as TRADING_CONTROLLERS
 from web.apidocs import render_plugins
 from web.app import ROUTES as WEB_ROUTES
@@ -289,6 +290,7 @@ def create_app(
             MetricsController,
             *WEB_ROUTES,
             *PAGE_ROUTES,
+            *REPORT_ROUTES,
         ],
         state=state,
         middleware=middleware,

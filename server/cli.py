@@ -1,5 +1,5 @@
 """The `greenrights` command: serve, db upgrade [--sandbox]|grant, clock show|advance, apikey create|revoke, user
-create|unlock, audit verify|reconcile, calendar, demo [--scenario NAME], scheduler."""
+create|unlock, audit verify|reconcile, calendar, demo [--scenario NAME], scheduler, report year."""
 
 from __future__ import annotations
 
@@ -409,6 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "enterprises); keys and passwords go to var/scenario-NAME-keys.txt",
     )
     sub.add_parser("scheduler", help="run the compliance calendar as its own process")
+    p_report = sub.add_parser("report", help="reports: year --year YYYY [--out DIR] writes the year's report")
+    p_report.add_argument("action", choices=["year"])
+    p_report.add_argument("--year", type=int, required=True)
+    p_report.add_argument("--out", default=None, metavar="DIR", help="default: var/reports/<year>/")
     args = parser.parse_args(argv)
 
     if args.cmd == "serve":
@@ -541,6 +545,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warn_if_privileged(get_settings().database_url, logging.getLogger("greenrights.startup"), "scheduler")
         asyncio.run(_run_scheduler())
         return 0
+    if args.cmd == "report":
+        from server.yearreport.cli import report_year
+
+        return report_year(args.year, args.out)
     if args.cmd == "demo" and args.scenario:
         from server.scenario import available, seed_scenario
 

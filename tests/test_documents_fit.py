@@ -2,7 +2,7 @@
 statement, a settled compliance report, a decision letter, a clawback decision, a bank's green-credit report),
 each speaks Chinese only (no English word outside a short list of units and codes), each renders with
 pdftoppm to the expected number of pages with nothing drawn outside the printable margins, and the PNGs are
-kept under var/test-artifacts/ to be looked at."""
+kept under var/artefacts/ to be looked at."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.finance.kit import BASE as FINANCE
 from tests.finance.kit import act, at, budget, finance_world, submit
 from tests.registry.compliance.kit import BASE, carbon_lines, carbon_world, enterprise, report, settle, surrender
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "var" / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "var" / "artefacts"
 DPI = 100
 MM = DPI / 25.4  # pixels per millimetre at 100 dpi
 

@@ -42,8 +42,10 @@ class ChartDocument(pdf.Document):
         self.paragraph(marker)
         return self
 
-    def _story(self, font: str, styles: Any) -> list[Any]:
-        story: list[Any] = super()._story(font, styles)
+    def _story(self, *args: Any) -> list[Any]:
+        # core.pdf's private hook: (font, [bold,] styles) — whatever it takes, the styles come last.
+        story: list[Any] = super()._story(*args)
+        styles = args[-1]
         out: list[Any] = []
         for flowable in story:
             found = self._drawings.get(getattr(flowable, "text", None) or "")

@@ -27,6 +27,7 @@ from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, Organisation
 from finance.models import FinanceBudget, FinanceClaim, FinancePenalty
 from registry.compliance.models import CompliancePeriod, ComplianceScheme, Obligation, SettlementResultRow
 from registry.domain.checks import HOLDING, TRADING
+from registry.domain.industries import industry_label
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Enterprise, Instrument, RegistryAccount
 from trading.domain.marketdata import TradePrint, Venue, daily_summary, volume_weighted_price_fen
@@ -420,7 +421,7 @@ def _groups(rows: list[ComplianceRow], dimension: str) -> list[GroupRow]:
     """Totals per scheme (and pollutant) and city or industry; quantities add up only within one scheme."""
     groups: dict[tuple[str, str, str], GroupRow] = {}
     for r in rows:
-        key = r.city if dimension == "city" else r.industry
+        key = r.city if dimension == "city" else industry_label(r.industry)  # "C3011 水泥制造"
         g = groups.setdefault(
             (r.scheme_code, r.pollutant, key), GroupRow(r.scheme_code, r.kind, r.pollutant, key, r.scale, r.unit)
         )

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -110,7 +111,7 @@ async def verify(session: AsyncSession, code: str) -> Verified | None:
 async def next_number(session: AsyncSession, series: str, year: int) -> int:
     """The next number of `series` in `year`, from 1: one upsert that takes the series' row lock (concurrent
     callers queue on it, and each gets its own number; a rolled-back caller's number is given again)."""
-    table = DocumentSequence.__table__
+    table: Any = DocumentSequence.__table__  # type: ignore[attr-defined]
     insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert_(table).values(series=series, year=year, last=1)
     stmt = stmt.on_conflict_do_update(index_elements=["series", "year"], set_={"last": table.c.last + 1})

@@ -97,7 +97,7 @@ def render_compliance_report(data: dict[str, Any], *, generated_at: dt.datetime)
         "结算时间": run.finished_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if run.finished_at else "—",
     }
     doc = Document(
-        TITLE.get(scheme.kind, "履约情况报告"), "江西省环境权益登记簿 greenrights", meta, generated_at=generated_at
+        TITLE.get(scheme.kind, "履约情况报告"), "江西省环境权益登记簿", meta, generated_at=generated_at
     )
 
     total_fine = sum(r.fine_fen for r, _ in rows)

@@ -22,7 +22,8 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core.clock import SHANGHAI
@@ -228,9 +229,12 @@ async def state(run: Run) -> dict[str, Any]:
     }
 
 
+def canonical(final: dict[str, Any]) -> str:
+    return json.dumps(final, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def digest(final: dict[str, Any]) -> str:
-    text = json.dumps(final, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical(final).encode("utf-8")).hexdigest()
 
 
 class _Progress:
@@ -328,6 +332,10 @@ def simulate(scenario: str, year_: int, seed: int, url: str | None, enterprises:
     claims = len(final["claims"])
     seconds = round(time.monotonic() - started)
     hexd = digest(final)
+    out = Path("var") / f"simulate-{year_}-{seed}" / "final-state.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(canonical(final), encoding="utf-8")
+    print(f"final state: {out} (its SHA-256 is the digest)")
     print(
         f"simulate_seconds={seconds} enterprises={len(run.enterprises)} trades={trades} "
         f"{transfers} claims={claims} state_digest={hexd}"

@@ -262,7 +262,8 @@ async def load(services: dict[str, Any], sc: Scenario) -> Loaded:
 
     for em in sc.emitters:
         await _enterprise(reg, r1, em.uscc, em.name, em.city, em.industry_code, out, key_emitter=True)
-    for f in [*sc.farms, *_mm(sc)]:
+    others: list[Farm | MarketMaker] = [*sc.farms, *_mm(sc)]
+    for f in others:
         await _enterprise(reg, r1, f.uscc, f.name, f.city, f.industry_code, out, key_emitter=False)
     await _enterprise_keys(db, sc, now, out)
 

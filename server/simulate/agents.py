@@ -164,7 +164,26 @@ async def _pick(run: Run, e: Enterprise, code: str, side: str, quantity: int) ->
     return taken
 
 
-async def continuous_session(run: Run, code: str, month: int) -> None:
+async def continuous_sessions(run: Run, month: int) -> None:
+    """The continuous markets' day, one market after the other. What each emitter holds and the money it has are read
+    once for all of them (trades on one market change no holding of another; the money a buy order holds is
+    taken off the figure read, what a sale brings in is left for the next day)."""
+    codes = [c for c, i in run.instruments.items() if i.kind in ("energy_use", "discharge") and c in run.markets]
+    holders = [e for e in run.enterprises if any(c in e.energy for c in codes)]
+    snap: dict[str, tuple[dict[str, tuple[int, int]], list[int]]] = {}
+    for e in holders:
+        held = {
+            h.instrument.code: (h.balance_base, h.available_base)
+            for h in await run.client(e).call("listHoldings", account_id=e.account_id)
+        }
+        snap[e.uscc] = (held, [await funds_fen(run, e)])
+    for code in codes:
+        await continuous_session(run, code, month, snap)
+
+
+async def continuous_session(
+    run: Run, code: str, month: int, snap: dict[str, tuple[dict[str, tuple[int, int]], list[int]]]
+) -> None:
     """A continuous market's day: the market maker quotes, emitters send limit orders toward their need."""
     m, inst = run.markets[code], run.instruments[code]
     unit, rng, mm = 10**inst.scale, run.rng, run.market_maker
@@ -186,7 +205,8 @@ async def continuous_session(run: Run, code: str, month: int) -> None:
             await run.attempt("mm-bid", lambda: run.client(mm).call("placeOrder", order))
     rng.shuffle(holders)
     for e in holders:
-        bal, avail = await holding(run, e, code)
+        held, money = snap[e.uscc]
+        bal, avail = held.get(code, (0, 0))
         gap = need_of(run, e, code, bal)
         if gap == 0:
             continue
@@ -196,7 +216,7 @@ async def continuous_session(run: Run, code: str, month: int) -> None:
             q = min(q, avail // unit * unit)
             bps = rng.randint(-100, 0)
         else:
-            q = min(q, (await funds_fen(run, e)) // max(1, scale_fen(m.prev_close_fen, 100)) * unit)
+            q = min(q, money[0] // max(1, scale_fen(m.prev_close_fen, 100)) * unit)
             bps = rng.randint(0, 100)
         if q < unit:
             continue
@@ -204,6 +224,8 @@ async def continuous_session(run: Run, code: str, month: int) -> None:
         order = _order(inst.id, e.account_id, side, _quantity(run, code, q), price=price)
         if await run.attempt("limit", lambda order=order, e=e: run.client(e).call("placeOrder", order)) is not None:
             run.counts["orders"] += 1
+            if side == "buy":
+                money[0] -= scale_fen(m.prev_close_fen, bps) * q // unit
 
 
 async def block_trade(run: Run) -> None:

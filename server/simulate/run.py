@@ -105,9 +105,7 @@ async def _trading_day(run: Run, month: int, *, block: bool = False) -> None:
     await run.clock_to(day, 9, 35)
     await agents.refresh_markets(run)
     await agents.listed_session(run, month)
-    for code, inst in run.instruments.items():
-        if inst.kind in ("energy_use", "discharge") and code in run.markets:
-            await agents.continuous_session(run, code, month)
+    await agents.continuous_sessions(run, month)
     if block:
         await run.clock_to(day, 13, 30)
         await agents.block_trade(run)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import figures
 from server.simulate.common import MONTHS, Enterprise, Run, scale_fen, yuan
 
 ORDER_MAX = 99_999  # display units: larger volumes go by block trade or auction
@@ -51,10 +52,7 @@ async def refresh_markets(run: Run) -> None:
 
 def _quantity(run: Run, code: str, base: int) -> str:
     """Base units as the instrument's display text (e.g. 12345 kg → "12.345")."""
-    scale = run.instruments[code].scale
-    if scale == 0:
-        return str(base)
-    return f"{base // 10**scale}.{base % 10**scale:0{scale}d}"
+    return figures.quantity_plain(base, run.instruments[code].scale)
 
 
 def _order(inst_id: int, account_id: int, side: str, quantity: str, **rest: Any) -> dict[str, Any]:

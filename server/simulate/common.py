@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import figures
 from core.clock import SHANGHAI
 from core.workdays import next_working_day
 from greenrights.client import ApiError
@@ -20,9 +21,7 @@ MONTHS = 12
 
 def yuan(fen: int) -> str:
     """Integer fen as the API's yuan text (two decimals, never through float)."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+    return figures.yuan_plain(fen)
 
 
 def scale_fen(fen: int, bps: int) -> int:

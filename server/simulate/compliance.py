@@ -13,7 +13,7 @@ import io
 from typing import Any
 
 from greenrights.client import ApiError
-from server.simulate.common import Enterprise, Run
+from server.simulate.common import Enterprise, Run, yuan
 
 # 2 × 44/12 of the default factors: raw coal 20.908 GJ/t × 0.02637 tC/GJ × 0.94 oxidised × 44/12 ≈ 1.9003 tCO2/t
 # (registry/domain/factor_defaults.py); the report states coal in whole tonnes and the server computes the figure.
@@ -203,7 +203,7 @@ async def surrender(run: Run) -> None:
 async def reference_price(run: Run, vwap_fen: int) -> None:
     """The regulator's reference price for fines (the month before the deadline has no market data in the sandbox's
     calendar): the year's volume-weighted listed price."""
-    body = {"price_yuan": f"{vwap_fen // 100}.{vwap_fen % 100:02d}", "note": "模拟年度挂牌协议成交量加权均价"}
+    body = {"price_yuan": yuan(vwap_fen), "note": "模拟年度挂牌协议成交量加权均价"}
     await run.regulator.call("setReferencePrice", body, period_id=run.period.id)
 
 

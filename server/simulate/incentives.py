@@ -14,7 +14,7 @@ import datetime as dt
 from typing import Any
 
 from greenrights.client import ApiError
-from server.simulate.common import Enterprise, Run
+from server.simulate.common import Enterprise, Run, yuan
 
 
 async def budgets_for_now(run: Run) -> None:
@@ -244,12 +244,12 @@ async def penalties(run: Run) -> None:
         bank = run.world.bank(_bank(run, e))
         due = int(p.amount_due_fen)
         if n == 0:
-            wrong = {"notice_no": p.notice_no, "amount_yuan": f"{due // 200}.00", "bank_reference": f"SIM-{n}-A"}
+            wrong = {"notice_no": p.notice_no, "amount_yuan": yuan(due // 2), "bank_reference": f"SIM-{n}-A"}
             try:
                 await bank.call("recordPenaltyPayment", wrong, penalty_id=p.id)
             except ApiError as exc:
                 run.counts[f"penalty_refused:{exc.slug}"] += 1
-        body = {"notice_no": p.notice_no, "amount_yuan": f"{due // 100}.{due % 100:02d}", "bank_reference": f"SIM-{n}"}
+        body = {"notice_no": p.notice_no, "amount_yuan": yuan(due), "bank_reference": f"SIM-{n}"}
         try:
             await bank.call("recordPenaltyPayment", body, penalty_id=p.id)
             run.counts["penalties_paid"] += 1

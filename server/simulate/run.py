@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core import figures
 from core.clock import SHANGHAI
 from server.simulate import agents, compliance, incentives
 from server.simulate.common import MONTHS, Enterprise, Run, working_days_after
@@ -366,10 +367,10 @@ def _summary(run: Run, final: dict[str, Any]) -> str:
             f"  surrenders: {c['surrender_full']} in full, {c['surrender_short']} short, {c['surrender_none']} none; "
             "results "
             + ", ".join(f"{k} {v}" for k, v in sorted(status.items()))
-            + f"; fines {len(final['fines'])} ({fines // 100:,} yuan)",
+            + f"; fines {len(final['fines'])} ({figures.yuan(fines, unit=True)})",
             f"  claims: {len(final['claims'])} ({', '.join(sorted({x[3] for x in final['claims']}))}), disbursed "
-            f"{final['disbursed_fen'] // 100:,} yuan; tax-relief evaluations {c['evaluations']}, credit positions "
-            f"{c['credit_positions']}",
+            f"{figures.yuan(final['disbursed_fen'], unit=True)}; tax-relief evaluations {c['evaluations']}, "
+            f"credit positions {c['credit_positions']}",
             f"  settlement: by the scheduler {c['settled_by_scheduler']}; penalty notices {c['penalty_notices']} "
             f"({c['penalties_paid']} paid); consents {c['consents']}, green-credit queries {c['green_credit_queries']}",
             "  refused on purpose or by the market: " + (", ".join(f"{k} {v}" for k, v in refused.items()) or "none"),

@@ -33,6 +33,7 @@ from server.simulate.common import MONTHS, Enterprise, Run, working_days_after
 from server.simulate.world import World, attach, prepare_database, start_embedded
 
 DAYS_NEEDED = MONTHS + 1
+STEPS = MONTHS + 6  # the progress bar's steps: `year` reports 17 of them, the final state one
 AUCTION_T = 100_000
 
 
@@ -301,7 +302,7 @@ def _audit_lines() -> tuple[bool, list[str]]:
 def simulate(scenario: str, year_: int, seed: int, url: str | None, enterprises: int | None) -> int:
     """The command; returns the exit status (1 when the audit chain or the reconciliation fails)."""
     started = time.monotonic()
-    progress = _Progress(total=DAYS_NEEDED + 8)
+    progress = _Progress(total=STEPS)
 
     async def go() -> tuple[Run, dict[str, Any], list[str]]:
         if url is None:

@@ -310,6 +310,7 @@ def simulate(scenario: str, year_: int, seed: int, url: str | None, enterprises:
             _quiet_logs()
         else:
             world = await attach(scenario, url, enterprises)
+            _quiet_logs()
         run, final = await _drive(world, seed, year_, progress)
         return run, final, world.load_lines
 

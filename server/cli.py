@@ -1,5 +1,5 @@
 """The `greenrights` command: serve, db upgrade [--sandbox]|grant, clock show|advance, apikey create|revoke, user
-create|unlock, audit verify|reconcile, calendar, demo [--scenario NAME], scheduler, report year."""
+create|unlock, audit verify|reconcile, calendar, demo [--scenario NAME], scheduler, simulate, report year."""
 
 from __future__ import annotations
 
@@ -413,6 +413,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_report.add_argument("action", choices=["year"])
     p_report.add_argument("--year", type=int, required=True)
     p_report.add_argument("--out", default=None, metavar="DIR", help="default: var/reports/<year>/")
+    p_sim = sub.add_parser(
+        "simulate",
+        help="drive a scenario's year through the API on a sandbox clock (docs/scenario.md, Simulating the year)",
+    )
+    p_sim.add_argument("--scenario", default="jiangxi", metavar="NAME")
+    p_sim.add_argument("--year", type=int, default=2025)
+    p_sim.add_argument("--seed", type=int, default=1)
+    p_sim.add_argument(
+        "--url",
+        default=None,
+        help="a running server on a sandbox database loaded with the scenario (keys from var/scenario-NAME-keys.txt; "
+        "GREENRIGHTS_DATABASE_URL names the same database for the final audit); default: a fresh SQLite sandbox "
+        "under var/simulate-YEAR-SEED/ served in this process",
+    )
+    p_sim.add_argument("--enterprises", type=int, default=None, metavar="N", help="only the first N emitters")
     args = parser.parse_args(argv)
 
     if args.cmd == "serve":
@@ -549,6 +564,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.yearreport.cli import report_year
 
         return report_year(args.year, args.out)
+    if args.cmd == "simulate":
+        from server.scenario import available
+        from server.simulate.run import simulate
+
+        if args.scenario not in available():
+            print(
+                f"greenrights simulate: no scenario {args.scenario!r}; shipped: {', '.join(available())}",
+                file=sys.stderr,
+            )
+            return 2
+        if args.enterprises is not None and args.enterprises < 1:
+            print("greenrights simulate: --enterprises must be at least 1", file=sys.stderr)
+            return 2
+        return simulate(args.scenario, args.year, args.seed, args.url, args.enterprises)
     if args.cmd == "demo" and args.scenario:
         from server.scenario import available, seed_scenario
 

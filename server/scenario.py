@@ -89,6 +89,18 @@ class Farm:
 
 
 @dataclass(frozen=True)
+class MarketMaker:
+    """The market maker's enterprise (not a key emitter): units are held only in an enterprise's account."""
+
+    uscc: str
+    name: str
+    city: str
+    industry_code: str
+    bank: str
+    deposit_yuan: int
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     year: int
@@ -103,6 +115,7 @@ class Scenario:
     budgets: list[dict[str, Any]]
     emitters: list[Emitter]
     farms: list[Farm]
+    market_maker: MarketMaker | None = None
 
     @property
     def gec_months(self) -> list[str]:
@@ -116,14 +129,29 @@ _EMITTER_KEYS = {f for f in Emitter.__dataclass_fields__}
 _FARM_KEYS = {f for f in Farm.__dataclass_fields__}
 
 
-def read_scenario(name: str) -> Scenario:
-    """The scenario's three files, parsed; `problems(scenario)` says what is wrong with them."""
+def read_scenario(name: str, enterprises: int | None = None) -> Scenario:
+    """The scenario's three files, parsed; `problems(scenario)` says what is wrong with them. `enterprises`: keep only
+    the first N emitters in file order (and every farm, bank and authority), e.g. for a quick simulated year; staff
+    users of the emitters left out are left out too."""
     folder = SCENARIOS_DIR / name
     if not (folder / "scenario.yaml").is_file():
         raise ValueError(f"no scenario {name!r}; shipped: {', '.join(available())}")
     head = yaml.safe_load((folder / "scenario.yaml").read_text(encoding="utf-8"))
     emitters = yaml.safe_load((folder / "emitters.yaml").read_text(encoding="utf-8"))["emitters"]
     farms = yaml.safe_load((folder / "renewables.yaml").read_text(encoding="utf-8"))["farms"]
+    if enterprises is not None:
+        if enterprises < 1:
+            raise ValueError("keep at least one emitter")
+        emitters = emitters[:enterprises]
+    kept = {row["uscc"] for row in emitters} | {row["uscc"] for row in farms}
+    mm = head.get("market_maker")
+    if mm:
+        kept.add(mm["uscc"])
+    staff = [
+        s
+        for s in head["staff"]
+        if not s["organisation"].startswith("enterprise:") or s["organisation"].partition(":")[2] in kept
+    ]
     return Scenario(
         name=head["name"],
         year=int(head["year"]),
@@ -132,13 +160,18 @@ def read_scenario(name: str) -> Scenario:
         authorities=head["authorities"],
         banks={b["code"]: b["name"] for b in head["banks"]},
         member_deposit=head["member_deposit"],
-        staff=head["staff"],
+        staff=staff,
         instruments=head["instruments"],
         markets=head["markets"],
         budgets=head["budgets"],
         emitters=[Emitter(**{k: v for k, v in row.items() if k in _EMITTER_KEYS}) for row in emitters],
         farms=[Farm(**{k: v for k, v in row.items() if k in _FARM_KEYS}) for row in farms],
+        market_maker=MarketMaker(**mm) if mm else None,
     )
+
+
+def _mm(sc: Scenario) -> list[MarketMaker]:
+    return [sc.market_maker] if sc.market_maker else []
 
 
 def problems(sc: Scenario) -> list[str]:
@@ -146,9 +179,9 @@ def problems(sc: Scenario) -> list[str]:
     division in its enterprise's city, known cities, sectors, industry classes, banks and staff organisations,
     whole positive quantities."""
     out: list[str] = []
-    seen: Counter[str] = Counter(e.uscc for e in sc.emitters) + Counter(f.uscc for f in sc.farms)
+    enterprises: list[Emitter | Farm | MarketMaker] = [*sc.emitters, *sc.farms, *_mm(sc)]
+    seen: Counter[str] = Counter(e.uscc for e in enterprises)
     out += [f"{code}: used {n} times" for code, n in seen.items() if n > 1]
-    enterprises: list[Emitter | Farm] = [*sc.emitters, *sc.farms]
     for e in enterprises:
         if not uscc_std.is_valid(e.uscc) or e.uscc != uscc_std.compact(e.uscc):
             out.append(f"{e.uscc}: not a valid unified social credit code")
@@ -229,7 +262,8 @@ async def load(services: dict[str, Any], sc: Scenario) -> Loaded:
 
     for em in sc.emitters:
         await _enterprise(reg, r1, em.uscc, em.name, em.city, em.industry_code, out, key_emitter=True)
-    for f in sc.farms:
+    others: list[Farm | MarketMaker] = [*sc.farms, *_mm(sc)]
+    for f in others:
         await _enterprise(reg, r1, f.uscc, f.name, f.city, f.industry_code, out, key_emitter=False)
     await _enterprise_keys(db, sc, now, out)
 
@@ -259,14 +293,17 @@ async def load(services: dict[str, Any], sc: Scenario) -> Loaded:
 
     eur = sc.instruments["energy_use"]
     shares = [(e.uscc, e.energy_use_allocation_tce) for e in sc.emitters if e.energy_use_allocation_tce]
-    req = rs.IssueUnits(
-        kind="energy_use", region=eur["region"], vintage=eur["vintage"], quantity=str(sum(q for _, q in shares))
-    )
-    await allocate(e1, "energy_use", await issue(e1, e2, req), alloc["energy_authority"], shares)
+    if shares:  # a reduced scenario (`read_scenario(enterprises=N)`) may keep no high-energy user
+        req = rs.IssueUnits(
+            kind="energy_use", region=eur["region"], vintage=eur["vintage"], quantity=str(sum(q for _, q in shares))
+        )
+        await allocate(e1, "energy_use", await issue(e1, e2, req), alloc["energy_authority"], shares)
 
     edp = sc.instruments["discharge"]
     for pollutant in edp["pollutants"]:
         shares = [(e.uscc, e.permits_t[pollutant]) for e in sc.emitters if pollutant in e.permits_t]
+        if not shares:
+            continue
         req = rs.IssueUnits(
             kind="discharge",
             pollutant=pollutant,
@@ -291,13 +328,16 @@ async def load(services: dict[str, Any], sc: Scenario) -> Loaded:
             out.counts["units:gec"] += f.monthly_mwh
 
     for m in sc.markets:
+        if m["instrument"] not in out.instruments:
+            continue  # nothing of it was issued (a reduced scenario)
         inst = out.instruments[m["instrument"]]
         issuer = r1 if m["instrument"] == "cea" or m["instrument"].startswith("discharge:") else e1
         req_m = ts.CreateMarket(instrument_id=inst, mode=m["mode"], reference_price=m["reference_price"])
         await trading.create_market(issuer, req_m, None)
         out.counts["markets"] += 1
 
-    deposits = [(out.enterprise_ids[e.uscc], e.bank, e.deposit_yuan) for e in sc.emitters if e.deposit_yuan > 0]
+    depositors: list[Emitter | MarketMaker] = [*sc.emitters, *_mm(sc)]
+    deposits = [(out.enterprise_ids[e.uscc], e.bank, e.deposit_yuan) for e in depositors if e.deposit_yuan > 0]
     member = out.who["member"][0]
     deposits.append((member, sc.member_deposit["bank"], int(sc.member_deposit["amount_yuan"])))
     for who, bank, amount in deposits:
@@ -361,7 +401,7 @@ async def _enterprise_keys(db: Database, sc: Scenario, now: dt.datetime, out: Lo
     """One emitter key per enterprise, in one unit of work."""
 
     async def work(uow: UnitOfWork) -> None:
-        enterprises: list[Emitter | Farm] = [*sc.emitters, *sc.farms]
+        enterprises: list[Emitter | Farm | MarketMaker] = [*sc.emitters, *sc.farms, *_mm(sc)]
         for e in enterprises:
             who = out.enterprise_ids[e.uscc]
             p, key = await create_api_key(
@@ -421,7 +461,8 @@ def summary(sc: Scenario, loaded: Loaded, path: Path) -> list[str]:
     by_sector = Counter(e.sector for e in sc.emitters)
     return [
         f"scenario {sc.name} {sc.year} loaded: {c['enterprises']} enterprises in {len(sc.cities)} cities "
-        f"({c['key_emitters']} key emitters, {len(sc.farms)} wind and solar farms)",
+        f"({c['key_emitters']} key emitters, {len(sc.farms)} wind and solar farms"
+        + (", the market maker's company)" if sc.market_maker else ")"),
         "  sectors: " + ", ".join(f"{sc.sectors[s]['label']} {n}" for s, n in sorted(by_sector.items())),
         f"  allowances {q(c['units:cea'])} t, energy-use rights {q(c['units:energy_use'])} tce, green certificates "
         f"{q(c['units:gec'])} MWh; discharge permits "
@@ -446,16 +487,17 @@ def write_secrets(path: Path, sc: Scenario, loaded: Loaded) -> None:
 
 
 async def seed_scenario(
-    name: str, database_url: str | None = None, path: Path | None = None
+    name: str, database_url: str | None = None, path: Path | None = None, enterprises: int | None = None
 ) -> tuple[Loaded | None, list[str]]:
     """`greenrights demo --scenario NAME`: what was loaded (None when nothing was) and the lines to print. Refuses
-    a database that has enterprises already (the demo's, or an earlier load's), changing nothing."""
+    a database that has enterprises already (the demo's, or an earlier load's), changing nothing. `enterprises`:
+    only the first N emitters (`read_scenario`)."""
     from core.audit import make_flusher
     from core.clock import SystemClock
     from core.settings import get_settings
     from server.services import build_services
 
-    sc = read_scenario(name)
+    sc = read_scenario(name, enterprises)
     wrong = problems(sc)
     if wrong:
         return None, [f"scenario {name}: the data files are inconsistent:", *(f"  {w}" for w in wrong)]

@@ -49,7 +49,7 @@ def sc() -> Scenario:
 
 # ---------------------------------------------------------------------------------------------------- the files
 def test_every_code_is_a_valid_uscc_per_stdnum_and_unique(sc: Scenario) -> None:
-    codes = [e.uscc for e in sc.emitters] + [f.uscc for f in sc.farms]
+    codes = [e.uscc for e in sc.emitters] + [f.uscc for f in sc.farms] + [m.uscc for m in [sc.market_maker] if m]
     assert all(stdnum_uscc.validate(c) == c for c in codes)
     assert len(set(codes)) == len(codes)
 
@@ -57,14 +57,15 @@ def test_every_code_is_a_valid_uscc_per_stdnum_and_unique(sc: Scenario) -> None:
 def test_each_organisation_code_has_its_gb_11714_check_character(sc: Scenario) -> None:
     # Characters 9-17 of a USCC are the organisation code, whose last character checks the first eight (GB 11714:
     # weights 3 7 9 10 5 8 4 2, letters count A=10 ... Z=35; 11 - sum mod 11, with 10 written X and 11 written 0).
-    for e in [*sc.emitters, *sc.farms]:
+    assert sc.market_maker is not None
+    for e in [*sc.emitters, *sc.farms, sc.market_maker]:
         body, check = e.uscc[8:16], e.uscc[16]
         c9 = 11 - sum(int(c, 36) * w for c, w in zip(body, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
         assert check == {10: "X", 11: "0"}.get(c9, str(c9)), e.uscc
 
 
 def test_each_enterprise_is_registered_in_its_city(sc: Scenario) -> None:
-    for e in [*sc.emitters, *sc.farms]:
+    for e in [*sc.emitters, *sc.farms, *[m for m in [sc.market_maker] if m]]:
         assert e.uscc[2:6] == CITY_CODES[e.city], (e.uscc, e.city)
     assert {name: code[:4] for name, code in sc.cities.items()} == CITY_CODES
 
@@ -183,6 +184,7 @@ async def test_enterprises_in_the_database_are_those_of_the_files(load: Load, sc
     want = sorted(
         [(e.uscc, e.city, e.industry_code, True) for e in sc.emitters]
         + [(f.uscc, f.city, f.industry_code, False) for f in sc.farms]
+        + [(m.uscc, m.city, m.industry_code, False) for m in [sc.market_maker] if m]
     )
     assert got == want
 
@@ -206,6 +208,7 @@ async def test_every_holding_equals_the_files(load: Load, sc: Scenario) -> None:
     for f in sc.farms:
         month = sc.gec_months[0].replace("-", "")
         assert held[f.uscc] == Counter({f"GEC-{f.technology.upper()}-{month}-{f.generator}-T": f.annual_mwh // 12})
+    assert sc.market_maker is not None and held[sc.market_maker.uscc] == Counter()  # it buys before it sells
 
 
 async def test_deposits_budgets_markets_and_people_equal_the_files(load: Load, sc: Scenario) -> None:
@@ -226,6 +229,7 @@ async def test_deposits_budgets_markets_and_people_equal_the_files(load: Load, s
 
     got = await _read(load.db, figures)
     deposits = [e.deposit_yuan for e in sc.emitters if e.deposit_yuan > 0] + [sc.member_deposit["amount_yuan"]]
+    deposits += [m.deposit_yuan for m in [sc.market_maker] if m]
     assert got["moves"] == {"confirmed": (len(deposits), sum(deposits) * 100)}
     assert got["markets"] == len(sc.markets)
     assert got["banks"] == set(sc.banks.values())
@@ -247,7 +251,7 @@ async def test_keys_are_written_once_to_a_private_file(load: Load, sc: Scenario)
     assert stat.S_IMODE(os.stat(load.keys).st_mode) == 0o600
     lines = [line.split("\t") for line in load.keys.read_text(encoding="utf-8").splitlines() if line[:1] != "#"]
     emitter_keys = {row[2].split()[0] for row in lines if row[0] == "apikey" and row[1] == "emitter"}
-    assert emitter_keys == {e.uscc for e in sc.emitters} | {f.uscc for f in sc.farms}
+    assert emitter_keys == {e.uscc for e in sc.emitters} | {f.uscc for f in sc.farms} | {sc.market_maker.uscc}
     assert {row[2] for row in lines if row[0] == "user"} == {p["username"] for p in sc.staff}
     assert all(row[4].startswith("gr_") for row in lines if row[0] == "apikey")
     # The summary names the file and shows no secret.

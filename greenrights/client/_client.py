@@ -51,6 +51,7 @@ class _Call:
     content: bytes | None
     params: dict[str, Any]
     idempotency_key: str | None
+    files: dict[str, tuple[str, bytes, str]] | None = None
 
 
 class _Base:
@@ -87,10 +88,13 @@ class _Base:
         query: dict[str, Any] | None,
         idempotency_key: str | None,
         path_params: dict[str, Any],
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> _Call:
         op = self.operation(operation_id)
         headers = {"Accept": "application/json, application/problem+json, */*"}
         content = None
+        if files is not None and body is not None:
+            raise TypeError(f"{operation_id}: send a JSON body or files, not both")
         if body is not None:
             content = msgspec.json.encode(body)
             headers["Content-Type"] = "application/json"
@@ -99,7 +103,7 @@ class _Base:
             key = idempotency_key or f"sdk-{uuid.uuid4()}"
             headers["Idempotency-Key"] = key
         params = {k: v for k, v in (query or {}).items() if v is not None}
-        return _Call(op, op.url(path_params), headers, content, params, key)
+        return _Call(op, op.url(path_params), headers, content, params, key, files)
 
     def _retryable(self, call: _Call, exc: Exception | None, response: httpx.Response | None) -> bool:
         safe = call.op.method == "GET" or call.op.idempotent
@@ -185,10 +189,12 @@ class Client(_Base):
         *,
         query: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
         **path_params: Any,
     ) -> Any:
-        """Run one API operation; returns its decoded answer or raises an ApiError subclass."""
-        call = self._prepare(operation_id, body, query, idempotency_key, path_params)
+        """Run one API operation; returns its decoded answer or raises an ApiError subclass. `files` sends a
+        multipart form instead of a JSON body (`{"file": (name, bytes, content type)}`, e.g. `uploadReports`)."""
+        call = self._prepare(operation_id, body, query, idempotency_key, path_params, files)
         if operation_id != "createToken" and self.api_key is None and not self._token_valid():
             self.sign_in()
         signed_in_again = False
@@ -196,7 +202,12 @@ class Client(_Base):
             headers = call.headers if operation_id == "createToken" else {**call.headers, **self._auth_header()}
             try:
                 response = self._http.request(
-                    call.op.method, call.url, headers=headers, content=call.content, params=call.params
+                    call.op.method,
+                    call.url,
+                    headers=headers,
+                    content=call.content,
+                    params=call.params,
+                    files=call.files,
                 )
             except httpx.TransportError as exc:
                 if not self._retryable(call, exc, None) or attempt == self.retry.attempts - 1:
@@ -277,9 +288,10 @@ class AsyncClient(_Base):
         *,
         query: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
         **path_params: Any,
     ) -> Any:
-        call = self._prepare(operation_id, body, query, idempotency_key, path_params)
+        call = self._prepare(operation_id, body, query, idempotency_key, path_params, files)
         if operation_id != "createToken" and self.api_key is None and not self._token_valid():
             await self.sign_in()
         signed_in_again = False
@@ -287,7 +299,12 @@ class AsyncClient(_Base):
             headers = call.headers if operation_id == "createToken" else {**call.headers, **self._auth_header()}
             try:
                 response = await self._http.request(
-                    call.op.method, call.url, headers=headers, content=call.content, params=call.params
+                    call.op.method,
+                    call.url,
+                    headers=headers,
+                    content=call.content,
+                    params=call.params,
+                    files=call.files,
                 )
             except httpx.TransportError as exc:
                 if not self._retryable(call, exc, None) or attempt == self.retry.attempts - 1:

@@ -17,6 +17,7 @@ from registry.compliance.api import CONTROLLERS as COMPLIANCE
 from scheduler.api import CONTROLLERS as SCHEDULER
 from server.access import CONTROLLERS as ACCESS
 from server.app import create_token
+from server.sandbox import CONTROLLERS as SANDBOX
 from trading.api import CONTROLLERS as TRADING
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -40,7 +41,7 @@ class Operation:
 
 
 def _handlers() -> list[Any]:
-    return [*REGISTRY, *COMPLIANCE, *TRADING, *INCENTIVES, *FINANCE, *SCHEDULER, *ACCESS]
+    return [*REGISTRY, *COMPLIANCE, *TRADING, *INCENTIVES, *FINANCE, *SCHEDULER, *ACCESS, *SANDBOX]
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,7 @@ from server.simulate.common import MONTHS, Enterprise, Run, scale_fen, yuan
 ORDER_MAX = 99_999  # display units: larger volumes go by block trade or auction
 CEA = "cea"
 CONTINUOUS = ("energy_use", "discharge", "gec")
+GEC_FROM_MONTH = 10
 
 
 async def holding(run: Run, e: Enterprise, code: str) -> tuple[int, int]:
@@ -168,6 +169,8 @@ async def continuous_sessions(run: Run, month: int) -> None:
     once for all of them (trades on one market change no holding of another; the money a buy order holds is
     taken off the figure read, what a sale brings in is left for the next day)."""
     codes = [c for c, i in run.instruments.items() if i.kind in CONTINUOUS and c in run.markets]
+    if month < GEC_FROM_MONTH:  # certificates are bought in the last months, for the year's claim
+        codes = [c for c in codes if run.instruments[c].kind != "gec"]
     holders = [e for e in [*run.enterprises, *run.farms] if any(c in e.energy for c in codes)]
     snap: dict[str, tuple[dict[str, tuple[int, int]], list[int]]] = {}
     for e in holders:

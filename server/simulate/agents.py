@@ -21,6 +21,8 @@ from server.simulate.common import MONTHS, Enterprise, Run, scale_fen, yuan
 
 ORDER_MAX = 99_999  # display units: larger volumes go by block trade or auction
 CEA = "cea"
+CONTINUOUS = ("energy_use", "discharge", "gec")
+GEC_FROM_MONTH = 10
 
 
 async def holding(run: Run, e: Enterprise, code: str) -> tuple[int, int]:
@@ -166,8 +168,10 @@ async def continuous_sessions(run: Run, month: int) -> None:
     """The continuous markets' day, one market after the other. What each emitter holds and the money it has are read
     once for all of them (trades on one market change no holding of another; the money a buy order holds is
     taken off the figure read, what a sale brings in is left for the next day)."""
-    codes = [c for c, i in run.instruments.items() if i.kind in ("energy_use", "discharge") and c in run.markets]
-    holders = [e for e in run.enterprises if any(c in e.energy for c in codes)]
+    codes = [c for c, i in run.instruments.items() if i.kind in CONTINUOUS and c in run.markets]
+    if month < GEC_FROM_MONTH:  # certificates are bought in the last months, for the year's claim
+        codes = [c for c in codes if run.instruments[c].kind != "gec"]
+    holders = [e for e in [*run.enterprises, *run.farms] if any(c in e.energy for c in codes)]
     snap: dict[str, tuple[dict[str, tuple[int, int]], list[int]]] = {}
     for e in holders:
         held = {
@@ -185,7 +189,7 @@ async def continuous_session(
     """A continuous market's day: the market maker quotes, emitters send limit orders toward their need."""
     m, inst = run.markets[code], run.instruments[code]
     unit, rng, mm = 10**inst.scale, run.rng, run.market_maker
-    holders = [e for e in run.enterprises if code in e.energy]
+    holders = [e for e in [*run.enterprises, *run.farms] if code in e.energy]
     if not holders:
         return
     if mm is not None:

@@ -60,6 +60,8 @@ class Run:
     start: dt.date
     enterprises: list[Enterprise] = field(default_factory=list)
     market_maker: Enterprise | None = None
+    farms: list[Enterprise] = field(default_factory=list)  # wind and solar farms: sellers of green certificates
+    energy_period: Any = None
     instruments: dict[str, Any] = field(default_factory=dict)  # code -> InstrumentOut
     markets: dict[str, Any] = field(default_factory=dict)  # instrument code -> MarketOut
     counts: Counter[str] = field(default_factory=Counter)
@@ -83,7 +85,7 @@ class Run:
         return {e.organisation_id: e for e in self.everyone()}
 
     def everyone(self) -> list[Enterprise]:
-        return [*self.enterprises, *([self.market_maker] if self.market_maker else [])]
+        return [*self.enterprises, *([self.market_maker] if self.market_maker else []), *self.farms]
 
     def month_of(self, day: dt.date) -> int:
         """The simulated month (1-12) a trading day stands for; 0 for days outside the months."""

@@ -207,30 +207,32 @@ async def reference_price(run: Run, vwap_fen: int) -> None:
     await run.regulator.call("setReferencePrice", body, period_id=run.period.id)
 
 
-async def await_settlement(run: Run, timeout_s: float = 180.0) -> Any:
+async def await_settlement(run: Run, period: Any, who: Any, timeout_s: float = 180.0) -> Any:
     """The scheduler settles the period once the clock has passed the deadline; wait for it (a period not settled
     in time is settled by hand, the same job)."""
     waited = 0.0
     while waited < timeout_s:
-        period = await run.regulator.call("getPeriod", period_id=run.period.id)
+        period = await who.call("getPeriod", period_id=period.id)
         if period.status == "settled":
             run.counts["settled_by_scheduler"] += 1
             return period
         await asyncio.sleep(0.5)
         waited += 0.5
-    out = await run.regulator.call("settlePeriod", {}, period_id=run.period.id)
-    run.notes.append(f"settlement not seen from the scheduler in {timeout_s:.0f} s; settled by hand: {out.status}")
-    return await run.regulator.call("getPeriod", period_id=run.period.id)
+    out = await who.call("settlePeriod", {}, period_id=period.id)
+    run.notes.append(f"{period.code}: not settled by the scheduler in {timeout_s:.0f} s; settled by hand: {out.status}")
+    return await who.call("getPeriod", period_id=period.id)
 
 
 async def results(run: Run) -> list[Any]:
-    out = await run.regulator.call("listComplianceResults", period_id=run.period.id, query={"limit": 1000})
-    items = list(out.items) if hasattr(out, "items") else list(out)
-    nxt = getattr(out, "next_before_id", None)
-    while nxt:
-        page = await run.regulator.call(
-            "listComplianceResults", period_id=run.period.id, query={"limit": 1000, "before_id": nxt}
-        )
-        items += list(page.items)
-        nxt = page.next_before_id
+    """Every result of the year's periods (carbon, and energy use when there is one)."""
+    items: list[Any] = []
+    for period in (p for p in (run.period, run.energy_period) if p is not None):
+        got: list[Any] = []
+        while True:  # offset pages of at most 1,000
+            query = {"limit": 1000, "offset": len(got)}
+            page = await run.regulator.call("listComplianceResults", period_id=period.id, query=query)
+            got += list(page.items)
+            if not page.items or len(got) >= page.total:
+                break
+        items += got
     return items

@@ -129,7 +129,12 @@ async def finalise_and_disburse(run: Run) -> None:
     ready = [cid for cid in run.claims if (await reviewer.call("getClaim", claim_id=cid)).state == "approved"]
     if not ready:
         return  # still in their notice, or paid already by the scheduler's daily batch
-    batch = await approver.call("disburseClaims", {"claim_ids": ready})
+    try:
+        batch = await approver.call("disburseClaims", {"claim_ids": ready})
+    except ApiError as exc:
+        if exc.slug != "claim-transition-refused":
+            raise
+        return  # the scheduler's daily batch (10:00 on working days) paid them meanwhile
     run.counts["disbursed_claims"] += batch.line_count
     paid = await approver.call("downloadPaymentFile", batch_id=batch.id)
     run.counts["payment_file_rows"] += max(0, len(bytes(paid).decode("utf-8-sig").strip().splitlines()) - 1)

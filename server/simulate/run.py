@@ -28,7 +28,7 @@ from typing import Any
 
 from core import figures
 from core.clock import SHANGHAI
-from server.simulate import agents, compliance, incentives
+from server.simulate import agents, compliance, energy, incentives
 from server.simulate.common import MONTHS, Enterprise, Run, working_days_after
 from server.simulate.world import World, attach, prepare_database, start_embedded
 
@@ -119,12 +119,15 @@ async def year(run: Run, step: Callable[[str], None]) -> None:
     """The simulated year, phase by phase; `step` reports progress."""
     d = run.days
     await _enterprises(run)
+    await energy.farms(run)
+    await energy.open_markets(run)
     step("the finance bureau's budgets, claims and tax reliefs")
     await incentives.budgets_for_now(run)
     await incentives.submit_claims(run)
     await incentives.tax_reliefs(run)
     step("the compliance period and its obligations")
     await compliance.open_period(run)
+    await energy.open_period(run)
     for month in range(1, MONTHS + 1):
         step(f"month {month}: trading")
         day = d[month - 1]
@@ -141,9 +144,11 @@ async def year(run: Run, step: Callable[[str], None]) -> None:
         if month == 3:
             await run.clock_to(day, 16, 0)
             await compliance.submit_reports(run)
+            await energy.submit_reports(run)
         if month == 5:
             await run.clock_to(day, 16, 0)
             await compliance.verify_reports(run)
+            await energy.verify_reports(run)
         if month == 8:
             await run.clock_to(day, 16, 0)
             await incentives.finalise_and_disburse(run)
@@ -151,10 +156,14 @@ async def year(run: Run, step: Callable[[str], None]) -> None:
     await run.clock_to(d[MONTHS - 1], 16, 0)
     await compliance.reference_price(run, await _vwap(run))
     await compliance.surrender(run)
+    await energy.retire_certificates(run)
+    await energy.surrender(run)
     step("the settlement after the deadline")
     after = d[MONTHS - 1] + dt.timedelta(days=1)
     await run.clock_to(after, 0, 10)
-    await compliance.await_settlement(run)
+    await compliance.await_settlement(run, run.period, run.regulator)
+    if run.energy_period is not None:
+        await compliance.await_settlement(run, run.energy_period, run.world.authority("energy_authority"))
     step("penalty notices, green-credit queries")
     await run.clock_to(d[MONTHS], 9, 0)
     await incentives.penalties(run)
@@ -373,6 +382,9 @@ def _summary(run: Run, final: dict[str, Any]) -> str:
             f"  claims: {len(final['claims'])} ({', '.join(sorted({x[3] for x in final['claims']}))}), disbursed "
             f"{figures.yuan(final['disbursed_fen'], unit=True)}; tax-relief evaluations {c['evaluations']}, "
             f"credit positions {c['credit_positions']}",
+            f"  energy use: {c['energy_obligations']} obligations, {c['energy_reports']} reports, "
+            f"{c['energy_reports_verified']} verified; {c['gec_retirements']} green-certificate retirements "
+            f"({figures.quantity(c['gec_retired_mwh'])} MWh); {c['energy_surrenders']} surrenders",
             f"  settlement: by the scheduler {c['settled_by_scheduler']}; penalty notices {c['penalty_notices']} "
             f"({c['penalties_paid']} paid); consents {c['consents']}, green-credit queries {c['green_credit_queries']}",
             "  refused on purpose or by the market: " + (", ".join(f"{k} {v}" for k, v in refused.items()) or "none"),

@@ -10,6 +10,7 @@ which the processes inherit."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -76,6 +77,17 @@ def test_a_reduced_year_runs_end_to_end_and_the_same_seed_gives_the_same_digest(
     mm_funds = {f[0]: f[1] for f in state["funds"]}[mm["uscc"]]
     mm_units = [h for h in state["holdings"] if h[0] == mm["uscc"]]
     assert mm_units or mm_funds != mm["deposit_yuan"] * 100
+
+    # The year's report, written at the end from the same database: every trade of the year and every carbon
+    # result is in its open data, and its page and PDF exist.
+    report = tmp_path / "a" / "var" / "reports" / "2025"
+    assert "year report: var/reports/2025/ " in out
+    with (report / "trades.csv").open(encoding="utf-8-sig", newline="") as f:
+        assert sum(1 for _ in csv.DictReader(f)) == len(state["trades"])
+    with (report / "compliance.csv").open(encoding="utf-8-sig", newline="") as f:
+        carbon = [r for r in csv.DictReader(f) if r["scheme_kind"] == "carbon"]
+    assert sorted(r["uscc"] for r in carbon) == sorted(e["uscc"] for e in kept)
+    assert (report / "report.pdf").read_bytes().startswith(b"%PDF") and (report / "index.html").stat().st_size > 0
 
     _, again, digest2 = _run(tmp_path / "b")
     assert digest2 == digest, "the same seed gave a different final state"

@@ -338,6 +338,9 @@ def simulate(scenario: str, year_: int, seed: int, url: str | None, enterprises:
     transfers = audit.pop()
     for line in audit:
         print(line)
+    report = _write_report(run)
+    print(f"year report: {report[0].parent}/ ({len(report)} files: index.html, report.pdf, open data; served at "
+          f"/reports/{run.year}/)")  # fmt: skip
     trades = len(final["trades"])
     claims = len(final["claims"])
     seconds = round(time.monotonic() - started)
@@ -352,6 +355,29 @@ def simulate(scenario: str, year_: int, seed: int, url: str | None, enterprises:
     )
     print(f"digest={hexd}")
     return 0 if ok else 1
+
+
+def _write_report(run: Run) -> list[Path]:
+    """The year's report (server/yearreport) into var/reports/<year>/, from the database this process points at:
+    the period's compliance, the trades of the sandbox days the year ran on and the fiscal year its budgets are of,
+    dated by the sandbox's clock."""
+    from core.db import Database
+    from core.sandbox import clock_for
+    from core.settings import get_settings
+    from server.yearreport import write_year_report
+    from server.yearreport.queries import Coverage
+
+    url = get_settings().database_url
+    coverage = Coverage(run.days[0], run.days[-1], run.days[0].year, simulated=True)
+
+    async def write() -> list[Path]:
+        db = Database(url)
+        try:
+            return await write_year_report(db, run.year, clock=clock_for(url), coverage=coverage)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(write())
 
 
 def _summary(run: Run, final: dict[str, Any]) -> str:

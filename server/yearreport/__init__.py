@@ -18,9 +18,13 @@ import datetime as dt
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.clock import Clock, SystemClock
 from core.db import Database
+
+if TYPE_CHECKING:
+    from server.yearreport.queries import Coverage
 
 REPORTS_DIR = Path("var") / "reports"
 YEAR_MIN, YEAR_MAX = 2000, 2200
@@ -42,12 +46,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 async def write_year_report(
-    db: Database, year: int, out_dir: Path | None = None, *, clock: Clock | None = None
+    db: Database,
+    year: int,
+    out_dir: Path | None = None,
+    *,
+    clock: Clock | None = None,
+    coverage: Coverage | None = None,
 ) -> list[Path]:
     """Write the report of `year` into `out_dir` (default var/reports/<year>/) and return the files written.
 
     The generated-at time printed on the page and the PDF comes from `clock` (a sandbox's simulated clock when the
-    caller passes it; system time otherwise)."""
+    caller passes it; system time otherwise). `coverage` (queries.Coverage) names the trade dates and fiscal year
+    of a year run on a sandbox's days; by default calendar year `year`."""
     from server.yearreport.html import render_html
     from server.yearreport.opendata import open_data_files
     from server.yearreport.pdf import render_pdf
@@ -58,7 +68,7 @@ async def write_year_report(
     out = Path(out_dir) if out_dir is not None else default_out_dir(year)
     out.mkdir(parents=True, exist_ok=True)
     now = (clock or SystemClock()).now().astimezone(dt.UTC).replace(microsecond=0)
-    data = await load_year(db, year, now)
+    data = await load_year(db, year, now, coverage)
     files = {
         "index.html": render_html(data).encode("utf-8"),
         "report.pdf": render_pdf(data),

@@ -17,7 +17,7 @@ from core import figures
 from core.clock import SHANGHAI
 from server.yearreport import labels, svg
 from server.yearreport.opendata import DATASETS
-from server.yearreport.queries import GroupRow, YearData
+from server.yearreport.queries import GroupRow, YearData, coverage_lines
 
 STYLE = """
 body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei",sans-serif;margin:2rem auto;max-width:62rem;
@@ -88,6 +88,7 @@ def context(data: YearData) -> dict[str, Any]:
     fine_total = sum(f.fine_fen for f in data.fines)
     return {
         "data": data,
+        "coverage": coverage_lines(data),
         "f": figures,
         "labels": labels,
         "style": Markup(STYLE),  # noqa: S704  # a constant of this module

@@ -20,7 +20,7 @@ from reportlab.platypus import KeepTogether, Paragraph
 
 from core import figures, pdf
 from server.yearreport import labels, svg
-from server.yearreport.queries import GroupRow, YearData
+from server.yearreport.queries import GroupRow, YearData, coverage_lines
 
 _WIDTH = A4[0] - 40 * mm  # core.pdf's frame: A4 less its 20 mm side margins
 _PALETTE = [colors.HexColor(c) for c in svg.PALETTE]
@@ -182,7 +182,7 @@ def render_pdf(data: YearData) -> bytes:
     doc = ChartDocument(
         f"江西省环境权益市场 {y} 年度报告",
         "交易行情 · 履约结果 · 罚款 · 财政补贴 · 预算执行 · 十大持有人",
-        {"报告年度": str(y), "数据来源": "绿权登记、交易与激励系统数据库"},
+        {"报告年度": str(y), **coverage_lines(data), "数据来源": "绿权登记、交易与激励系统数据库"},
         generated_at=data.generated_at,
     )
     doc.heading("一、市场行情")

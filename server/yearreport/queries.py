@@ -9,6 +9,10 @@ The year Y of a report covers:
 - the ten largest holders per instrument kind: posted balances of enterprises' holding and trading accounts when
   the report is written (authorities' allocation and system accounts are not holders).
 
+A year run on a sandbox's clock (`greenrights simulate`) lays its period on the sandbox's days, which are not in
+calendar year Y: the caller then passes a `Coverage` naming the trade dates and the fiscal year that year used, and
+the page and the PDF say so.
+
 Amounts stay integers of their base units here (fen, tCO2e, kgce, kg, MWh); the writers format them.
 """
 
@@ -204,10 +208,26 @@ class HolderRow:
     unit: str
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """The trade dates (inclusive, Asia/Shanghai) and the budgets' fiscal year a report of a year reads; the
+    compliance periods are always those of the report's year."""
+
+    trades_from: dt.date
+    trades_to: dt.date
+    fiscal_year: int
+    simulated: bool = False
+
+    @classmethod
+    def calendar(cls, year: int) -> Coverage:
+        return cls(dt.date(year, 1, 1), dt.date(year, 12, 31), year)
+
+
 @dataclass
 class YearData:
     year: int
     generated_at: dt.datetime
+    coverage: Coverage = field(default_factory=lambda: Coverage.calendar(2000))
     markets: list[MarketInfo] = field(default_factory=list)
     trades: list[TradeRow] = field(default_factory=list)
     days: list[DayRow] = field(default_factory=list)
@@ -232,22 +252,34 @@ class YearData:
         return [out[k] for k in sorted(out)]
 
 
-async def load_year(db: Database, year: int, generated_at: dt.datetime) -> YearData:
+def coverage_lines(data: YearData) -> dict[str, str]:
+    """What a report of a simulated year read besides its periods, as the page says it too (html.py and pdf.py)."""
+    c = data.coverage
+    if not c.simulated:
+        return {}
+    return {
+        "交易日期": f"{c.trades_from.isoformat()} 至 {c.trades_to.isoformat()}（沙箱模拟时钟上的 {data.year} 年度）",
+        "预算年度": f"{c.fiscal_year}（模拟所用财政预算）",
+    }
+
+
+async def load_year(db: Database, year: int, generated_at: dt.datetime, coverage: Coverage | None = None) -> YearData:
     """Everything the report of `year` states, read in one read-only transaction (one consistent snapshot)."""
+    cover = coverage or Coverage.calendar(year)
 
     async def work(uow: UnitOfWork) -> YearData:
         ses = uow.session
-        data = YearData(year=year, generated_at=generated_at)
+        data = YearData(year=year, generated_at=generated_at, coverage=cover)
         data.markets = await _markets(ses)
-        data.trades = await _trades(ses, data.markets, year)
-        data.days = await _days(ses, data.markets, data.trades, year)
+        data.trades = await _trades(ses, data.markets, cover)
+        data.days = await _days(ses, data.markets, data.trades, cover)
         data.periods = await _periods(ses, year)
         data.compliance = await _compliance(ses, year)
         data.by_city = _groups(data.compliance, "city")
         data.by_industry = _groups(data.compliance, "industry")
         data.fines = await _fines(ses, year)
-        data.subsidies = await _subsidies(ses, year)
-        data.budgets = await _budgets(ses, year)
+        data.subsidies = await _subsidies(ses, cover.fiscal_year)
+        data.budgets = await _budgets(ses, cover.fiscal_year)
         data.holders = await _holders(ses)
         return data
 
@@ -268,13 +300,9 @@ async def _markets(ses: AsyncSession) -> list[MarketInfo]:
     return out
 
 
-def _year_range(year: int) -> tuple[dt.date, dt.date]:
-    return dt.date(year, 1, 1), dt.date(year, 12, 31)
-
-
-async def _trades(ses: AsyncSession, markets: list[MarketInfo], year: int) -> list[TradeRow]:
+async def _trades(ses: AsyncSession, markets: list[MarketInfo], cover: Coverage) -> list[TradeRow]:
     by_id = {m.market_id: m for m in markets}
-    first, last = _year_range(year)
+    first, last = cover.trades_from, cover.trades_to
     rows = (
         await ses.execute(
             select(Trade)
@@ -288,8 +316,8 @@ async def _trades(ses: AsyncSession, markets: list[MarketInfo], year: int) -> li
     ]
 
 
-async def _days(ses: AsyncSession, markets: list[MarketInfo], trades: list[TradeRow], year: int) -> list[DayRow]:
-    first, last = _year_range(year)
+async def _days(ses: AsyncSession, markets: list[MarketInfo], trades: list[TradeRow], cover: Coverage) -> list[DayRow]:
+    first, last = cover.trades_from, cover.trades_to
     books: dict[tuple[int, dt.date], BookDay] = {
         (b.market_id, b.trade_date): b
         for b in (

@@ -110,7 +110,9 @@ async def appropriate_budget(
     return await ctx.db.run(work)
 
 
-async def _budget_out(ses: AsyncSession, budget: FinanceBudget) -> s.BudgetOut:
+async def budget_figures(ses: AsyncSession, budget: FinanceBudget) -> rules.BudgetFigures:
+    """A budget's figures from its ledger account: appropriated and clawed back are the posted credits by code,
+    committed and disbursed the account's pending and posted debits (the year's report reads them here too)."""
     asset_id = (await ses.execute(select(LedgerAsset.id).where(LedgerAsset.code == CNY))).scalar_one_or_none()
     acc = None
     if asset_id is not None:
@@ -146,6 +148,11 @@ async def _budget_out(ses: AsyncSession, budget: FinanceBudget) -> s.BudgetOut:
     )
     # The ledger's own available balance and the budget's arithmetic must agree; a difference is a bug.
     assert acc is None or figures.available_fen == ledger.available(acc), (figures, acc)
+    return figures
+
+
+async def _budget_out(ses: AsyncSession, budget: FinanceBudget) -> s.BudgetOut:
+    figures = await budget_figures(ses, budget)
     return s.BudgetOut(
         id=budget.id or 0,
         programme=budget.programme,

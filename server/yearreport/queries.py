@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import ledger
 from core.db import Database, UnitOfWork
-from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, Organisation
+from core.models import LedgerAccount, LedgerAsset, Organisation
+from finance.budgets import budget_figures
+from finance.domain.rules import BudgetFigures
 from finance.models import FinanceBudget, FinanceClaim, FinancePenalty
 from registry.compliance.models import CompliancePeriod, ComplianceScheme, Obligation, SettlementResultRow
 from registry.domain.checks import HOLDING, TRADING
 from registry.domain.industries import industry_label
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Enterprise, Instrument, RegistryAccount
+from registry.service import OWNER
 from trading.domain.marketdata import TradePrint, Venue, daily_summary, volume_weighted_price_fen
 from trading.models import BookDay, Market, Trade
 
@@ -46,8 +48,7 @@ OBLIGATION_UNIT: dict[str, Kind] = {
     "green_power": Kind.GEC,
 }
 DISBURSED_STATES = ("disbursed", "clawed_back")
-_BUDGET_OWNER = "finance_budget"  # finance._common.BUDGET: the ledger owner kind of a programme budget
-_REGISTRY_OWNER = "registry"  # registry._common.OWNER
+_REGISTRY_OWNER = OWNER  # the ledger owner kind of registry accounts
 
 
 @dataclass(frozen=True)
@@ -183,18 +184,12 @@ class SubsidyRow:
         return self.disbursed_fen - self.clawed_back_fen
 
 
-@dataclass(frozen=True)
-class BudgetRow:
+@dataclass(frozen=True, slots=True)
+class BudgetRow(BudgetFigures):
+    """A programme's budget figures (finance's own, `finance.budgets.budget_figures`) with its name."""
+
     programme: str
     name: str
-    appropriated_fen: int
-    committed_fen: int
-    disbursed_fen: int
-    clawed_back_fen: int
-
-    @property
-    def available_fen(self) -> int:
-        return self.appropriated_fen + self.clawed_back_fen - self.committed_fen - self.disbursed_fen
 
 
 @dataclass(frozen=True)
@@ -538,35 +533,15 @@ async def _budgets(ses: AsyncSession, year: int) -> list[BudgetRow]:
     ).scalars()
     out = []
     for b in budgets:
-        acc = (
-            await ses.execute(
-                select(LedgerAccount)
-                .join(LedgerAsset, LedgerAsset.id == LedgerAccount.asset_id)
-                .where(
-                    LedgerAccount.owner_kind == _BUDGET_OWNER,
-                    LedgerAccount.owner_id == b.id,
-                    LedgerAsset.code == "CNY",
-                )
-            )
-        ).scalar_one_or_none()
-        sums: dict[str, int] = {}
-        if acc is not None:
-            sums = {
-                code: int(total)
-                for code, total in await ses.execute(
-                    select(LedgerTransfer.code, func.coalesce(func.sum(LedgerTransfer.amount), 0))
-                    .where(LedgerTransfer.credit_account_id == acc.id, LedgerTransfer.kind == ledger.POSTED)
-                    .group_by(LedgerTransfer.code)
-                )
-            }
+        f = await budget_figures(ses, b)
         out.append(
             BudgetRow(
                 programme=b.programme,
                 name=b.name,
-                appropriated_fen=sums.get("appropriation", 0),
-                committed_fen=acc.debits_pending if acc is not None else 0,
-                disbursed_fen=acc.debits_posted if acc is not None else 0,
-                clawed_back_fen=sums.get("clawback", 0),
+                appropriated_fen=f.appropriated_fen,
+                committed_fen=f.committed_fen,
+                disbursed_fen=f.disbursed_fen,
+                clawed_back_fen=f.clawed_back_fen,
             )
         )
     return out

@@ -20,6 +20,7 @@ from pypdf import PdfReader
 from finance.service import SIGNING_KEY_ENV
 from tests.finance.kit import BASE as FINANCE
 from tests.finance.kit import act, at, budget, finance_world, submit
+from tests.finance.test_green_credit import PROJECT
 from tests.registry.compliance.kit import BASE, carbon_lines, carbon_world, enterprise, report, settle, surrender
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "var" / "artefacts"
@@ -38,17 +39,6 @@ ALLOWED_WORDS = frozenset(
         "min", "max", "incentives",
     }
 )  # fmt: skip
-PROJECT: dict[str, Any] = {
-    "loan_approved_on": "2025-10-01",
-    "green_activity": "wind_power",
-    "loan_principal_fen": 100_000_000_00,
-    "industrial_structure_class": "permitted",
-    "baseline_emissions_t": 100_000,
-    "project_emissions_t": 20_000,
-    "co2_method": "CCER CMS-002-V01",
-    "carbon_tool_field": "clean_energy",
-    "lender_eligible": True,
-}
 
 
 @pytest.fixture(autouse=True)

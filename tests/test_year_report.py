@@ -31,6 +31,7 @@ from core import figures
 from core.identity import Role
 from finance.service import SIGNING_KEY_ENV
 from server.yearreport import write_year_report
+from server.yearreport.queries import load_year
 from tests.finance.kit import FS_FACTS
 from tests.helpers import documented_csv_header
 from tests.registry.compliance.kit import (
@@ -235,6 +236,14 @@ async def test_the_years_report_states_what_the_database_holds_in_every_file(env
     short = api_rows[w["ents"][1]["uscc"]]
     assert short["status"] == "B" and short["shortfall"] == 80 and short["fine_fen"] > 0
     fine_total = sum(i["fine_fen"] for i in page["items"])
+    # The report's totals by city are the registry's own (the compliance report's), late included.
+    data = await load_year(env.db, YEAR, env.clock.now())
+    fields = ("enterprises", "compliant", "shortfall_count", "not_reported", "late", "obligation", "surrendered",
+              "shortfall", "fine_fen")  # fmt: skip
+    assert [(g.key, *(getattr(g, f) for f in fields)) for g in data.by_city] == [
+        (t["key"], *(t[f] for f in fields)) for t in page["totals_by_city"]
+    ]
+    assert sum(g.late for g in data.by_city) == sum(i["timeliness"] == "late" for i in page["items"]) == 1
 
     # --- subsidies and the budget, against the claims and budget APIs
     paid = [await ok(await env.get(f"{FIN}/claims/{cid}", auditor)) for cid in w["claims"][:2]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,9 +32,11 @@ from finance.budgets import budget_figures
 from finance.domain.rules import BudgetFigures
 from finance.models import FinanceBudget, FinanceClaim, FinancePenalty
 from registry.compliance.models import CompliancePeriod, ComplianceScheme, Obligation, SettlementResultRow
+from registry.compliance.results import domain_result
 from registry.domain.checks import HOLDING, TRADING
 from registry.domain.industries import industry_label
 from registry.domain.instruments import KIND_RULES, Kind
+from registry.domain.settlement import SettlementResult, totals_by
 from registry.models import Enterprise, Instrument, RegistryAccount
 from registry.service import OWNER
 from trading.domain.marketdata import TradePrint, Venue, daily_summary, volume_weighted_price_fen
@@ -127,6 +130,7 @@ class ComplianceRow:
     report_late: bool
     scale: int
     unit: str
+    result: SettlementResult  # the same row as the registry's domain reads it (for `totals_by`)
 
     @property
     def late(self) -> bool:
@@ -435,30 +439,43 @@ async def _compliance(ses: AsyncSession, year: int) -> list[ComplianceRow]:
                 report_late=r.report_late,
                 scale=rule.scale,
                 unit=rule.display_unit,
+                result=domain_result(r),
             )
         )
     return out
 
 
-def _groups(rows: list[ComplianceRow], dimension: str) -> list[GroupRow]:
-    """Totals per scheme (and pollutant) and city or industry; quantities add up only within one scheme."""
-    groups: dict[tuple[str, str, str], GroupRow] = {}
+def _groups(rows: list[ComplianceRow], dimension: Literal["city", "industry"]) -> list[GroupRow]:
+    """Totals per scheme (and pollutant) and city or industry, as the registry's compliance report counts them
+    (`registry.domain.settlement.totals_by`: late is a late surrender); quantities add up only within one scheme."""
+    by_scheme: dict[str, list[ComplianceRow]] = defaultdict(list)
     for r in rows:
-        key = r.city if dimension == "city" else industry_label(r.industry)  # "C3011 水泥制造"
-        g = groups.setdefault(
-            (r.scheme_code, r.pollutant, key), GroupRow(r.scheme_code, r.kind, r.pollutant, key, r.scale, r.unit)
-        )
-        g.enterprises += 1
-        g.compliant += r.status == "A"
-        g.shortfall_count += r.status == "B"
-        g.not_reported += r.status == "C"
-        g.late += r.late
-        g.on_time += not r.late
-        g.obligation += r.obligation or 0
-        g.surrendered += r.surrendered
-        g.shortfall += r.shortfall
-        g.fine_fen += r.fine_fen
-    return [groups[k] for k in sorted(groups)]
+        by_scheme[r.scheme_code].append(r)
+    out: list[GroupRow] = []
+    for scheme_code, scheme_rows in sorted(by_scheme.items()):
+        first = scheme_rows[0]
+        for g in totals_by([r.result for r in scheme_rows], dimension):
+            out.append(
+                GroupRow(
+                    scheme_code=scheme_code,
+                    kind=first.kind,
+                    pollutant=g.pollutant or "",
+                    key=g.key if dimension == "city" else industry_label(g.key),  # "C3011 水泥制造"
+                    scale=first.scale,
+                    unit=first.unit,
+                    enterprises=g.enterprises,
+                    compliant=g.compliant,
+                    shortfall_count=g.shortfall_count,
+                    not_reported=g.not_reported,
+                    on_time=g.enterprises - g.late,
+                    late=g.late,
+                    obligation=g.obligation,
+                    surrendered=g.surrendered,
+                    shortfall=g.shortfall,
+                    fine_fen=g.fine_fen,
+                )
+            )
+    return out
 
 
 async def _fines(ses: AsyncSession, year: int) -> list[FineRow]:

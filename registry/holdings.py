@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import String, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import documents, figures, ledger
@@ -20,7 +20,7 @@ from registry._common import OWNER, instrument_out, tx_out
 from registry.context import RegistryContext
 from registry.domain.instruments import KIND_RULES, Kind, unit_identifier
 from registry.models import Enterprise, Instrument, RegistryTransaction
-from registry.queries import INSTRUMENTS, visible_account, visible_tx
+from registry.queries import INSTRUMENTS, visible_account, visible_account_exists, visible_tx
 
 # The serial ranges a holding lists (the first ones by serial number).
 BLOCKS_SHOWN_MAX = 100
@@ -31,19 +31,26 @@ async def list_holdings(ctx: RegistryContext, who: Identity, account_id: int) ->
 
 
 async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s.HoldingOut]:
-    acc = await visible_account(ses, who, account_id)
+    """One statement: the account's ledger accounts with their instruments and the first serial ranges of each,
+    the visibility test riding in it; only an empty answer asks whether the account is invisible (404) or holds
+    nothing yet ([])."""
     rows = (
         await ses.execute(
-            select(LedgerAccount, Instrument)
+            select(LedgerAccount, Instrument, _first_blocks(ses))
             .join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
-            .where(LedgerAccount.owner_kind == OWNER, LedgerAccount.owner_id == acc.id)
+            .where(
+                LedgerAccount.owner_kind == OWNER,
+                LedgerAccount.owner_id == account_id,
+                visible_account_exists(who, account_id),
+            )
             .order_by(Instrument.code)
         )
     ).all()
-    blocks_of = await _first_blocks(ses, [la.id or 0 for la, _ in rows])
+    if not rows:
+        await visible_account(ses, who, account_id)
+        return []
     out = []
-    for la, inst in rows:
-        blocks = blocks_of.get(la.id or 0, [])
+    for la, inst, blocks in rows:
         scale = KIND_RULES[Kind(inst.kind)].scale
         balance = la.credits_posted - la.debits_posted
         out.append(
@@ -56,55 +63,43 @@ async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s
                 available_base=ledger.available(la),
                 serial_blocks=[
                     s.SerialRange(
-                        first=unit_identifier(inst.code, b.serial_start),
-                        last=unit_identifier(inst.code, b.serial_end - 1),
-                        quantity=b.quantity,
+                        first=unit_identifier(inst.code, start),
+                        last=unit_identifier(inst.code, end - 1),
+                        quantity=end - start,
                     )
-                    for b in blocks
+                    for start, end in _ranges(blocks)
                 ],
             )
         )
     return out
 
 
-async def _first_blocks(ses: AsyncSession, ledger_account_ids: list[int]) -> dict[int, list[SerialBlock]]:
-    """The first `BLOCKS_SHOWN_MAX` serial blocks of each ledger account, in one statement whatever the number of
-    holdings: a UNION ALL of one index range scan with its own LIMIT per account (not a query per holding)."""
-    if not ledger_account_ids:
-        return {}
-    by_serial = SerialBlock.serial_start
-    if len(ledger_account_ids) == 1:
-        # The common case (one unit class held): the plain range scan.
-        query: Any = (
-            select(SerialBlock)
-            .where(SerialBlock.ledger_account_id == ledger_account_ids[0])
-            .order_by(by_serial)
-            .limit(BLOCKS_SHOWN_MAX)
-        )
-    else:
-        firsts = union_all(
-            *(
-                select(
-                    select(SerialBlock.id)
-                    .where(SerialBlock.ledger_account_id == la_id)
-                    .order_by(by_serial)
-                    .limit(BLOCKS_SHOWN_MAX)
-                    .subquery()
-                    .c.id
-                )
-                for la_id in ledger_account_ids
-            )
-        )
-        query = (
-            select(SerialBlock)
-            .where(SerialBlock.id.in_(firsts))  # type: ignore[union-attr]
-            .order_by(SerialBlock.ledger_account_id, by_serial)
-        )
-    blocks = (await ses.execute(query)).scalars().all()
-    out: dict[int, list[SerialBlock]] = {}
-    for b in blocks:
-        out.setdefault(b.ledger_account_id, []).append(b)
-    return out
+_BLK = SerialBlock.__table__.c
+
+
+def _first_blocks(ses: AsyncSession) -> Any:
+    """A column of the holdings' query: the first `BLOCKS_SHOWN_MAX` serial blocks of the row's ledger account as
+    "start:end,start:end,..." (an index range scan with its own LIMIT per ledger account, correlated, so one
+    statement whatever the number of holdings and however fragmented an account is)."""
+    first = (
+        select(_BLK.serial_start, _BLK.serial_end)
+        .where(_BLK.ledger_account_id == LedgerAccount.id)
+        .order_by(_BLK.serial_start)
+        .limit(BLOCKS_SHOWN_MAX)
+        .correlate(LedgerAccount)
+        .subquery()
+    )
+    pair = cast(first.c.serial_start, String) + literal(":") + cast(first.c.serial_end, String)
+    sqlite = ses.sync_session.get_bind().dialect.name == "sqlite"
+    aggregate = func.group_concat if sqlite else func.string_agg
+    return select(aggregate(pair, literal(","))).scalar_subquery()
+
+
+def _ranges(blocks: str | None) -> list[tuple[int, int]]:
+    """The "start:end,..." of `_first_blocks` as ranges in serial order (the aggregate does not promise its order)."""
+    if not blocks:
+        return []
+    return sorted((int(a), int(b)) for a, _, b in (pair.partition(":") for pair in blocks.split(",")))
 
 
 async def list_account_transactions(
@@ -116,8 +111,10 @@ async def list_account_transactions(
 async def _transactions(
     ses: AsyncSession, who: Identity, account_id: int, *, limit: int, before_id: int | None
 ) -> s.Page:
-    acc = await visible_account(ses, who, account_id)
-    rows = (await ses.execute(_history(acc.id or 0, limit=limit + 1, before_id=before_id))).scalars().all()
+    query = _history(account_id, limit=limit + 1, before_id=before_id).where(visible_account_exists(who, account_id))
+    rows = (await ses.execute(query)).scalars().all()
+    if not rows:
+        await visible_account(ses, who, account_id)  # invisible (404), or nothing (yet) in this page
     # The page's instruments in one read (not one per row) when the process cache does not hold them yet; kept
     # referenced here, so that `tx_out` finds each in the session without a statement.
     missing = {t.instrument_id for t in rows[:limit] if INSTRUMENTS.get(ses, t.instrument_id) is None}

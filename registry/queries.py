@@ -6,6 +6,8 @@ allocation account. Each raises the problem the user sees when the thing is miss
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, exists, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -72,6 +74,19 @@ async def visible_account(ses: AsyncSession, who: Identity, account_id: int) -> 
     ):
         raise AppError("unknown-account", "No account with this id is visible to you.", field="account_id")
     return acc
+
+
+def visible_account_exists(who: Identity, account_id: int) -> Any:
+    """`visible_account`'s test as an SQL condition, for a read that filters on it in its own statement (a
+    listing of the account's rows) instead of reading the account first; when that read finds nothing,
+    `visible_account` tells an invisible account from an empty one."""
+    q = select(RegistryAccount.id).where(
+        RegistryAccount.id == account_id,
+        RegistryAccount.type.in_(checks.USER_ACCOUNT_TYPES),  # type: ignore[attr-defined]
+    )
+    if not who.reads_all():
+        q = q.where(RegistryAccount.organisation_id == who.organisation_id)
+    return exists(q)
 
 
 async def own_account(ses: AsyncSession, who: Identity, account_id: int, field: str) -> RegistryAccount:

@@ -6,9 +6,10 @@ the instruments the registry knows.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, select, union_all
+from sqlalchemy import String, bindparam, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import documents, figures, ledger
@@ -20,7 +21,7 @@ from registry._common import OWNER, instrument_out, tx_out
 from registry.context import RegistryContext
 from registry.domain.instruments import KIND_RULES, Kind, unit_identifier
 from registry.models import Enterprise, Instrument, RegistryTransaction
-from registry.queries import INSTRUMENTS, visible_account, visible_account_exists, visible_tx
+from registry.queries import INSTRUMENTS, reader_organisation, visible_account, visible_account_exists, visible_tx
 
 # The serial ranges a holding lists (the first ones by serial number).
 BLOCKS_SHOWN_MAX = 100
@@ -34,18 +35,9 @@ async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s
     """One statement: the account's ledger accounts with their instruments and the first serial ranges of each,
     the visibility test riding in it; only an empty answer asks whether the account is invisible (404) or holds
     nothing yet ([])."""
-    rows = (
-        await ses.execute(
-            select(LedgerAccount, Instrument, _first_blocks(ses))
-            .join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
-            .where(
-                LedgerAccount.owner_kind == OWNER,
-                LedgerAccount.owner_id == account_id,
-                visible_account_exists(who, account_id),
-            )
-            .order_by(Instrument.code)
-        )
-    ).all()
+    organisation_id = reader_organisation(who)
+    query = _holdings_query(ses.sync_session.get_bind().dialect.name, organisation_id is None)
+    rows = (await ses.execute(query, {"account_id": account_id, "organisation_id": organisation_id})).all()
     if not rows:
         await visible_account(ses, who, account_id)
         return []
@@ -77,7 +69,24 @@ async def _holdings(ses: AsyncSession, who: Identity, account_id: int) -> list[s
 _BLK = SerialBlock.__table__.c
 
 
-def _first_blocks(ses: AsyncSession) -> Any:
+@functools.cache
+def _holdings_query(dialect: str, reads_all: bool) -> Any:
+    """The holdings' statement, built once per dialect and kind of reader (building it per request cost more than
+    running it); bound parameters `account_id` and `organisation_id`."""
+    account_id = bindparam("account_id")
+    return (
+        select(LedgerAccount, Instrument, _first_blocks(dialect))
+        .join(Instrument, Instrument.asset_id == LedgerAccount.asset_id)
+        .where(
+            LedgerAccount.owner_kind == OWNER,
+            LedgerAccount.owner_id == account_id,
+            visible_account_exists(account_id, None if reads_all else bindparam("organisation_id")),
+        )
+        .order_by(Instrument.code)
+    )
+
+
+def _first_blocks(dialect: str) -> Any:
     """A column of the holdings' query: the first `BLOCKS_SHOWN_MAX` serial blocks of the row's ledger account as
     "start:end,start:end,..." (an index range scan with its own LIMIT per ledger account, correlated, so one
     statement whatever the number of holdings and however fragmented an account is)."""
@@ -90,8 +99,7 @@ def _first_blocks(ses: AsyncSession) -> Any:
         .subquery()
     )
     pair = cast(first.c.serial_start, String) + literal(":") + cast(first.c.serial_end, String)
-    sqlite = ses.sync_session.get_bind().dialect.name == "sqlite"
-    aggregate = func.group_concat if sqlite else func.string_agg
+    aggregate = func.group_concat if dialect == "sqlite" else func.string_agg
     return select(aggregate(pair, literal(","))).scalar_subquery()
 
 
@@ -111,7 +119,8 @@ async def list_account_transactions(
 async def _transactions(
     ses: AsyncSession, who: Identity, account_id: int, *, limit: int, before_id: int | None
 ) -> s.Page:
-    query = _history(account_id, limit=limit + 1, before_id=before_id).where(visible_account_exists(who, account_id))
+    visible = visible_account_exists(account_id, reader_organisation(who))
+    query = _history(account_id, limit=limit + 1, before_id=before_id).where(visible)
     rows = (await ses.execute(query)).scalars().all()
     if not rows:
         await visible_account(ses, who, account_id)  # invisible (404), or nothing (yet) in this page

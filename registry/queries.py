@@ -76,17 +76,23 @@ async def visible_account(ses: AsyncSession, who: Identity, account_id: int) -> 
     return acc
 
 
-def visible_account_exists(who: Identity, account_id: int) -> Any:
+def visible_account_exists(account_id: Any, organisation_id: Any | None) -> Any:
     """`visible_account`'s test as an SQL condition, for a read that filters on it in its own statement (a
     listing of the account's rows) instead of reading the account first; when that read finds nothing,
-    `visible_account` tells an invisible account from an empty one."""
+    `visible_account` tells an invisible account from an empty one. `organisation_id` is the caller's (None for
+    a caller who reads all); either argument may be a bound parameter of a statement built once."""
     q = select(RegistryAccount.id).where(
         RegistryAccount.id == account_id,
         RegistryAccount.type.in_(checks.USER_ACCOUNT_TYPES),  # type: ignore[attr-defined]
     )
-    if not who.reads_all():
-        q = q.where(RegistryAccount.organisation_id == who.organisation_id)
+    if organisation_id is not None:
+        q = q.where(RegistryAccount.organisation_id == organisation_id)
     return exists(q)
+
+
+def reader_organisation(who: Identity) -> int | None:
+    """The organisation whose accounts `who` may read, None for a caller who reads all (`visible_account_exists`)."""
+    return None if who.reads_all() else who.organisation_id
 
 
 async def own_account(ses: AsyncSession, who: Identity, account_id: int, field: str) -> RegistryAccount:

@@ -6,9 +6,10 @@ allocation account. Each raises the problem the user sees when the thing is miss
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import and_, exists, literal, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,28 +42,45 @@ async def insert_keyed(
     of the accounts (`transfer_accounts(remembered=True)`), and False also means one of them has changed since;
     the caller looks the key up and, finding none, checks again on fresh rows."""
     table = RegistryTransaction.__table__
-    values = {c.key: getattr(tx, c.key) for c in table.columns if c.key != "id"}
-    insert_ = pg_insert if ses.get_bind().dialect.name == "postgresql" else sqlite_insert
-    if accounts_as_seen:
-        still = and_(
-            *(
-                exists().where(RegistryAccount.id == acc.id, RegistryAccount.status == acc.status)  # type: ignore[arg-type]
-                for acc in {a.id: a for a in accounts_as_seen}.values()
-            )
-        )
-        row = select(*(literal(values[c.key], type_=c.type).label(c.key) for c in table.columns if c.key in values))
-        stmt = insert_(table).from_select(list(values), row.where(still))
-    else:
-        stmt = insert_(table).values(values)
-    if tx.request_key is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["request_key"])
-    new_id = (await ses.execute(stmt.returning(table.c.id))).scalar_one_or_none()
+    params = {f"v_{c.key}": getattr(tx, c.key) for c in table.columns if c.key != "id"}
+    seen = list({a.id: a for a in accounts_as_seen}.values())
+    for i, acc in enumerate(seen):
+        params[f"seen{i}_id"], params[f"seen{i}_status"] = acc.id, acc.status
+    stmt = _keyed_insert(ses.get_bind().dialect.name, len(seen), tx.request_key is not None)
+    new_id = (await ses.execute(stmt, params)).scalar_one_or_none()
     if new_id is None:
         return False
     tx.id = new_id
     make_transient_to_detached(tx)
     ses.add(tx)  # persistent from here: later changes (the hold's id) are flushed as an UPDATE
     return True
+
+
+@functools.cache
+def _keyed_insert(dialect: str, accounts_seen: int, keyed: bool) -> Any:
+    """`insert_keyed`'s statement, built once per dialect and shape (building it per transfer cost more than
+    running it): the row's values are the bound parameters `v_<column>`, each account's status as seen
+    `seen<i>_id` and `seen<i>_status`."""
+    table = RegistryTransaction.__table__
+    columns = [c for c in table.columns if c.key != "id"]
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    if accounts_seen:
+        still = and_(
+            *(
+                exists().where(
+                    RegistryAccount.id == bindparam(f"seen{i}_id"),
+                    RegistryAccount.status == bindparam(f"seen{i}_status"),
+                )
+                for i in range(accounts_seen)
+            )
+        )
+        row = select(*(bindparam(f"v_{c.key}", type_=c.type).label(c.key) for c in columns))
+        stmt = insert_(table).from_select([c.key for c in columns], row.where(still))
+    else:
+        stmt = insert_(table).values({c.key: bindparam(f"v_{c.key}", type_=c.type) for c in columns})
+    if keyed:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["request_key"])
+    return stmt.returning(table.c.id)
 
 
 async def visible_account(ses: AsyncSession, who: Identity, account_id: int) -> RegistryAccount:

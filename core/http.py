@@ -432,18 +432,37 @@ class EdgeMiddleware:
         ).hexdigest()
         db = self.db_getter()
         now = self.clock_getter().now()
+        scope.setdefault("state", {})["idempotency_key"] = f"{ident.principal_id}:{key}"
+        # No look-up first: the claim's INSERT, the first statement of the request's first writing unit of work,
+        # finds a key that exists (one read and one transaction less per request). Only then is the key's row
+        # read: a replay, a refusal, or the take-over of a first attempt that died, which runs the handler again.
         claim = _Claim(db, ident.principal_id, key, request_hash, now)
-        seen = await _lookup_key(db, ident.principal_id, key)
-        if seen is not None:
+        held = await self._run_claimed(scope, body, receive, claim, key)
+        if claim.state == "lost":
+            seen = await _lookup_key(db, ident.principal_id, key)
+            if seen is None:
+                # The other request's row went again (it failed with a 5xx): the key is free on the next try.
+                await _send_raw(send, *_IN_FLIGHT, retry_after=1)
+                return
             outcome = await _seen_before(db, seen, request_hash, now)
             if isinstance(outcome, tuple):
                 await _send_raw(send, *outcome[:3], retry_after=outcome[3] if len(outcome) > 3 else None)
                 return
+            claim = _Claim(db, ident.principal_id, key, request_hash, now)
             claim.taken_over(outcome)
-        scope.setdefault("state", {})["idempotency_key"] = f"{ident.principal_id}:{key}"
+            held = await self._run_claimed(scope, body, receive, claim, key)
+            if claim.state == "lost":  # cannot happen with a claim taken over; refuse rather than answer twice
+                await _send_raw(send, *_IN_FLIGHT, retry_after=1)
+                return
+        for message in held:
+            await send(message)
+
+    async def _run_claimed(self, scope: Scope, body: bytes, receive: Receive, claim: _Claim, key: str) -> list[Message]:
+        """Run the handler with `claim` riding its first writing unit of work, store the answer (or release the
+        key after a 5xx), and return the answer's messages, held back until it is stored, so that a client that
+        has it and retries gets the replay (never 409 in flight for a request that has finished). When the claim
+        finds the key taken (`lost`), the handler's answer is void: it changed nothing."""
         captured: dict[str, Any] = {"status": 500, "body": [], "ctype": "application/json"}
-        # The answer is held back until it is stored, so that a client that has it and retries gets the replay
-        # (never 409 in flight for a request that has finished).
         held: list[Message] = []
 
         async def capture_send(message: Message) -> None:
@@ -458,22 +477,16 @@ class EdgeMiddleware:
 
         try:
             async with riding(claim):
-                await self.app(scope, replay_receive, capture_send)
+                await self.app(scope, _replaying(body, receive), capture_send)
         finally:
             claim.closed = True
             try:
-                await _finish(db, claim, captured)
+                await _finish(claim.db, claim, captured)
             except Exception:
                 # The effect (if any) committed with the claim; a retry after the lease takes it over and the
                 # service answers from its request key. The client still gets the answer it is owed.
                 log.exception("could not store the answer for Idempotency-Key %r", key)
-        if claim.state == "lost":
-            # Another request with this key claimed it first: whatever the handler answered (it wrote nothing), the
-            # client gets the in-flight refusal the claim always gave.
-            await _send_raw(send, *_IN_FLIGHT, retry_after=1)
-            return
-        for message in held:
-            await send(message)
+        return held
 
     async def _page_form(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A page's form post: refused with 422 when a field holds U+0000, else passed on unchanged."""
@@ -533,9 +546,10 @@ class _Claim:
     """One request's hold on its Idempotency-Key: a `core.db.Rider` that inserts the key's in-flight row as the
     first statement of the first writing unit of work the request's own task runs.
 
-    States: `pending` (not in the database yet), `committed` (its row exists: `record_id`), `lost` (another
-    request inserted the key first; every later writing unit of work of this request refuses, so it has no
-    effect, and its answer becomes 409 in flight)."""
+    States: `pending` (not in the database yet), `committed` (its row exists: `record_id`), `lost` (the key has a
+    row already, an earlier request's or one that inserted it first; every later writing unit of work of this
+    request refuses, so it has no effect, and the key's row decides the answer: a replay, a refusal, or a
+    take-over)."""
 
     def __init__(self, db: Database, principal_id: int, key: str, request_hash: str, now: dt.datetime) -> None:
         self.db = db
@@ -572,8 +586,8 @@ class _Claim:
         try:
             result = await session.execute(insert(IdempotencyRecord.__table__).values(**self.values))
         except IntegrityError:
-            # Another request with the same key inserted first (and, on PostgreSQL, committed while this one waited
-            # on the unique index).
+            # The key has a row: an earlier request's, or one inserted first by a request with the same key (on
+            # PostgreSQL committed while this one waited on the unique index).
             self.state = "lost"
             raise AppError("idempotency-key-in-flight", _IN_FLIGHT_DETAIL, field="Idempotency-Key") from None
         self._boarded_id = int(result.inserted_primary_key[0])
@@ -664,8 +678,8 @@ async def _finish(db: Database, claim: _Claim, captured: dict[str, Any]) -> None
     try:
         await db.execute_once(insert(IdempotencyRecord.__table__).values({**claim.values, **answer}))
     except IntegrityError:
-        # Another request with this key claimed it meanwhile; this one changed nothing, and its client gets the
-        # in-flight refusal (a retry then finds the other request's answer).
+        # The key has a row (an earlier request's, or one that claimed it meanwhile); this one changed nothing,
+        # and that row decides its answer.
         claim.state = "lost"
 
 

@@ -542,6 +542,10 @@ _IN_FLIGHT_DETAIL = "Retry shortly."
 _IN_FLIGHT = (*_raw_problem(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key"), None)
 
 
+# Built once: the claim is the first statement of every write request's transaction.
+_CLAIM_INSERT = insert(IdempotencyRecord.__table__).returning(IdempotencyRecord.__table__.c.id)
+
+
 class _Claim:
     """One request's hold on its Idempotency-Key: a `core.db.Rider` that inserts the key's in-flight row as the
     first statement of the first writing unit of work the request's own task runs.
@@ -584,13 +588,13 @@ class _Claim:
         if self.state == "lost":
             raise AppError("idempotency-key-in-flight", _IN_FLIGHT_DETAIL, field="Idempotency-Key")
         try:
-            result = await session.execute(insert(IdempotencyRecord.__table__).values(**self.values))
+            result = await session.execute(_CLAIM_INSERT, self.values)
         except IntegrityError:
             # The key has a row: an earlier request's, or one inserted first by a request with the same key (on
             # PostgreSQL committed while this one waited on the unique index).
             self.state = "lost"
             raise AppError("idempotency-key-in-flight", _IN_FLIGHT_DETAIL, field="Idempotency-Key") from None
-        self._boarded_id = int(result.inserted_primary_key[0])
+        self._boarded_id = int(result.scalar_one())
 
     def committed(self) -> None:
         self.state = "committed"

@@ -1,8 +1,9 @@
 """What one HTTP request costs the database, counted with SQLAlchemy's `before_cursor_execute` and `begin` events:
 a transfer's Idempotency-Key is claimed, without a look-up first, in the service's own transaction (two
 transactions per transfer: the service with its claim, then the stored answer), an API key is not read again
-within its cache TTL (and a revoked one stops at the TTL; the cache is bounded), and listings read each instrument once, not once
-per row (a 100-row history, a statement with its holdings); an account's holdings are one statement."""
+within its cache TTL (and a revoked one stops at the TTL; the cache is bounded), and listings read each
+instrument once, not once per row (a 100-row history, a statement with its holdings); an account's holdings are
+one statement."""
 
 from __future__ import annotations
 

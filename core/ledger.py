@@ -319,6 +319,37 @@ async def create_transfer(
     return TransferResult(transfer, created=True)
 
 
+# What resolving a hold must know, in one statement (three unique-index look-ups joined by OR): a transfer that
+# already has the resolution's client id, the hold itself with its asset's `serialised` and its debit account's
+# role, and a transfer that already resolves the hold.
+_RESOLUTION_FACTS = (
+    select(LedgerTransfer, LedgerAsset.serialised, LedgerAccount.role)
+    .join(LedgerAsset, LedgerAsset.id == LedgerTransfer.asset_id)
+    .join(LedgerAccount, LedgerAccount.id == LedgerTransfer.debit_account_id)
+    .where(
+        or_(
+            LedgerTransfer.client_id == bindparam("client_id"),
+            LedgerTransfer.id == bindparam("pending_id"),
+            LedgerTransfer.resolves_id == bindparam("pending_id"),
+        )
+    )
+)
+# One side of a resolution: the hold leaves the side's pending column and, when posted, `b_posted` of it enters
+# its posted column.
+_RESOLVE_SIDE = {
+    (side, posting): update(LedgerAccount.__table__)
+    .where(_ACC.id == bindparam("account_id"))
+    .values(
+        {
+            f"{side}s_pending": getattr(_ACC, f"{side}s_pending") - bindparam("b_held"),
+            **({f"{side}s_posted": getattr(_ACC, f"{side}s_posted") + bindparam("b_posted")} if posting else {}),
+        }
+    )
+    for side in ("debit", "credit")
+    for posting in (False, True)
+}
+
+
 async def resolve_pending(
     session: AsyncSession,
     *,
@@ -330,39 +361,27 @@ async def resolve_pending(
     code: str | None = None,
 ) -> TransferResult:
     """Post (all or `amount` of it, the rest released) or void a hold. A second resolution is refused."""
-    prior = await _existing(session, client_id)
+    rows = (await session.execute(_RESOLUTION_FACTS, {"client_id": client_id, "pending_id": pending_id})).all()
+    prior = next((t for t, _, _ in rows if t.client_id == client_id), None)
     if prior is not None:
         if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
             return TransferResult(prior, created=False)
         raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
-    hold = (await session.execute(select(LedgerTransfer).where(LedgerTransfer.id == pending_id))).scalar_one_or_none()
-    if hold is None or hold.kind != PENDING:
+    found = next(((t, ser, role) for t, ser, role in rows if t.id == pending_id), None)
+    if found is None or found[0].kind != PENDING:
         raise Conflict("invalid-state", "There is no hold with this id.")
-    resolved = (
-        await session.execute(select(LedgerTransfer.id).where(LedgerTransfer.resolves_id == pending_id))
-    ).scalar_one_or_none()
-    if resolved is not None:
+    hold, serialised, debit_role = found
+    if any(t.resolves_id == pending_id for t, _, _ in rows):
         raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
     posted_amount = (hold.amount if amount is None else amount) if post else 0
     if post and not 0 < posted_amount <= hold.amount:
         raise InvalidInput("quantity", f"Post between 1 and {figures.quantity(hold.amount)} base units of this hold.")
-    for account_id, pend_col, post_col in sorted(
-        [
-            (hold.debit_account_id, LedgerAccount.debits_pending, "debits_posted"),
-            (hold.credit_account_id, LedgerAccount.credits_pending, "credits_posted"),
-        ],
-        key=lambda s: s[0],
-    ):
-        values: dict[str, Any] = {pend_col.key: pend_col - hold.amount}
-        if posted_amount:
-            values[post_col] = getattr(LedgerAccount, post_col) + posted_amount
+    for account_id, side in sorted([(hold.debit_account_id, "debit"), (hold.credit_account_id, "credit")]):
         await session.execute(
-            update(LedgerAccount)
-            .where(LedgerAccount.id == account_id)
-            .values(values)
-            .execution_options(synchronize_session=False)
+            _RESOLVE_SIDE[(side, bool(posted_amount))],
+            {"account_id": account_id, "b_held": hold.amount, "b_posted": posted_amount},
         )
-    transfer = LedgerTransfer(
+    fields = dict(
         client_id=client_id,
         debit_account_id=hold.debit_account_id,
         credit_account_id=hold.credit_account_id,
@@ -374,10 +393,18 @@ async def resolve_pending(
         ref=hold.ref,
         created_at=now,
     )
-    session.add(transfer)
-    await session.flush()
+    transfer_id = (await session.execute(_INSERT_TRANSFER, fields)).scalar_one()
+    transfer = LedgerTransfer(id=transfer_id, **fields)
     if posted_amount:
-        await _move_serials(session, hold.asset_id, hold.debit_account_id, hold.credit_account_id, posted_amount)
+        await _move_serials(
+            session,
+            hold.asset_id,
+            hold.debit_account_id,
+            hold.credit_account_id,
+            posted_amount,
+            serialised=serialised,
+            debit_role=debit_role,
+        )
     count_on_commit(session, LEDGER_TRANSFERS, code=transfer.code)
     return TransferResult(transfer, created=True)
 

@@ -450,10 +450,8 @@ class EdgeMiddleware:
                 return
             claim = _Claim(db, ident.principal_id, key, request_hash, now)
             claim.taken_over(outcome)
+            # Taken over, the claim is `committed` from the start: it never boards, so it cannot be lost.
             held = await self._run_claimed(scope, body, receive, claim, key)
-            if claim.state == "lost":  # cannot happen with a claim taken over; refuse rather than answer twice
-                await _send_raw(send, *_IN_FLIGHT, retry_after=1)
-                return
         for message in held:
             await send(message)
 
@@ -542,7 +540,8 @@ _IN_FLIGHT_DETAIL = "Retry shortly."
 _IN_FLIGHT = (*_raw_problem(409, "idempotency-key-in-flight", _IN_FLIGHT_DETAIL, "Idempotency-Key"), None)
 
 
-# Built once: the claim is the first statement of every write request's transaction.
+# Built once: the claim is the first statement of every write request's transaction (and the key's first row
+# with its answer, when the request wrote nothing).
 _CLAIM_INSERT = insert(IdempotencyRecord.__table__).returning(IdempotencyRecord.__table__.c.id)
 
 
@@ -680,7 +679,7 @@ async def _finish(db: Database, claim: _Claim, captured: dict[str, Any]) -> None
     # No writing unit of work took the claim (the handler refused before writing, or wrote nothing): the answer
     # is the key's first row.
     try:
-        await db.execute_once(insert(IdempotencyRecord.__table__).values({**claim.values, **answer}))
+        await db.execute_once(_CLAIM_INSERT, {**claim.values, **answer})
     except IntegrityError:
         # The key has a row (an earlier request's, or one that claimed it meanwhile); this one changed nothing,
         # and that row decides its answer.

@@ -44,6 +44,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from core import sqlite_inline
 from core.errors import ServiceUnavailable
 from core.events import pending as outbox_pending
 
@@ -81,11 +82,20 @@ def sync_url(url: str) -> str:
     return url
 
 
+def engine_url(url: str) -> str:
+    """The URL the async engine is built on: SQLite runs inline (`core.sqlite_inline`), not through aiosqlite."""
+    if url.startswith("sqlite+aiosqlite:"):
+        return f"sqlite+{sqlite_inline.DRIVER}:" + url[len("sqlite+aiosqlite:") :]
+    return url
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
 def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    inline = engine.dialect.driver == sqlite_inline.DRIVER
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself, so that we choose IMMEDIATE for writers.
@@ -93,13 +103,17 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Inline, a long wait in SQLite's busy handler would stop the event loop: BEGIN waits in asyncio instead.
+        cursor.execute(f"PRAGMA busy_timeout={sqlite_inline.INLINE_BUSY_MS if inline else int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(_sqlite_begin.get())
+        if inline:
+            sqlite_inline.begin(conn, _sqlite_begin.get(), busy_timeout_ms)
+        else:
+            conn.exec_driver_sql(_sqlite_begin.get())
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -225,7 +239,7 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.sqlite:
             kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self.engine: AsyncEngine = create_async_engine(engine_url(self.url), **kwargs)
         if self.sqlite:
             _install_sqlite_pragmas(self.engine.sync_engine, busy_timeout_ms)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

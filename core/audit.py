@@ -94,7 +94,11 @@ async def append(session: AsyncSession, events: list[dict[str, Any]], at: dt.dat
         }
         for ev in events
     ]
-    await session.execute(insert(AuditEntry.__table__).values(rows))
+    # Parameter sets, not a multi-VALUES statement: that one is compiled anew for every call (it has no cache key).
+    await session.execute(_INSERT_ENTRY, rows)
+
+
+_INSERT_ENTRY = insert(AuditEntry.__table__)
 
 
 LINK_BATCH_MAX = 5_000

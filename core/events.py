@@ -18,6 +18,7 @@ reminders): the INSERT skips a row whose key exists.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -154,14 +155,20 @@ async def flush(session: AsyncSession, at: dt.datetime) -> None:
     rows = session.info.pop(_PENDING, None)
     if not rows:
         return
-    table = OutboxEvent.__table__  # type: ignore[attr-defined]
     values = [{**r, "occurred_at": at} for r in rows]
-    if any(r["dedupe_key"] for r in rows):
-        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-        await session.execute(ins.values(values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-    else:
-        await session.execute(insert(table).values(values))
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    # Parameter sets on a statement built once (a multi-VALUES statement has no cache key: compiled every call).
+    await session.execute(_insert(dialect, any(r["dedupe_key"] for r in rows)), values)
+
+
+@functools.cache
+def _insert(dialect: str, deduplicated: bool) -> Any:
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    if not deduplicated:
+        return insert(table)
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]
+    )
 
 
 async def inbox(

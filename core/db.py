@@ -101,11 +101,16 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself, so that we choose IMMEDIATE for writers.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The full busy timeout while the connection is set up (switching a file to WAL needs its lock; a new
+        # pooled connection is rare, so a wait here is too).
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        # Inline, a long wait in SQLite's busy handler would stop the event loop: BEGIN waits in asyncio instead.
-        cursor.execute(f"PRAGMA busy_timeout={sqlite_inline.INLINE_BUSY_MS if inline else int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=FULL")
+        if inline:
+            # Then a short one: a long wait in SQLite's busy handler would stop the event loop; BEGIN waits for
+            # another process's lock in asyncio instead (`sqlite_inline.begin`).
+            cursor.execute(f"PRAGMA busy_timeout={min(sqlite_inline.INLINE_BUSY_MS, int(busy_timeout_ms))}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

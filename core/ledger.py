@@ -45,7 +45,10 @@ BALANCE_UPDATE_TRIES = 3
 
 @dataclass(frozen=True)
 class TransferResult:
-    transfer: LedgerTransfer
+    """The transfer's id, and whether this call created it (False: an earlier call with the same client id did).
+    (Not the row as a mapped object: building one per transfer cost more than the transfer's INSERT.)"""
+
+    id: int
     created: bool
 
 
@@ -279,7 +282,7 @@ async def create_transfer(
         prior = await _existing(session, client_id)
         if prior is not None:
             if _same(prior, **fields):
-                return TransferResult(prior, created=False)
+                return TransferResult(prior.id or 0, created=False)
             raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
     if accounts is None:
         rows = (
@@ -310,13 +313,12 @@ async def create_transfer(
     transfer_id = (
         await session.execute(_INSERT_TRANSFER, {"client_id": client_id, "created_at": now, "ref": ref, **fields})
     ).scalar_one()
-    transfer = LedgerTransfer(id=transfer_id, client_id=client_id, created_at=now, ref=ref, **fields)
     if not pending:
         await _move_serials(
             session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
         )
     count_on_commit(session, LEDGER_TRANSFERS, code=code)
-    return TransferResult(transfer, created=True)
+    return TransferResult(int(transfer_id), created=True)
 
 
 # What resolving a hold must know, in one statement (three unique-index look-ups joined by OR): a transfer that
@@ -365,7 +367,7 @@ async def resolve_pending(
     prior = next((t for t, _, _ in rows if t.client_id == client_id), None)
     if prior is not None:
         if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
-            return TransferResult(prior, created=False)
+            return TransferResult(prior.id or 0, created=False)
         raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
     found = next(((t, ser, role) for t, ser, role in rows if t.id == pending_id), None)
     if found is None or found[0].kind != PENDING:
@@ -394,7 +396,6 @@ async def resolve_pending(
         created_at=now,
     )
     transfer_id = (await session.execute(_INSERT_TRANSFER, fields)).scalar_one()
-    transfer = LedgerTransfer(id=transfer_id, **fields)
     if posted_amount:
         await _move_serials(
             session,
@@ -405,8 +406,8 @@ async def resolve_pending(
             serialised=serialised,
             debit_role=debit_role,
         )
-    count_on_commit(session, LEDGER_TRANSFERS, code=transfer.code)
-    return TransferResult(transfer, created=True)
+    count_on_commit(session, LEDGER_TRANSFERS, code=fields["code"])
+    return TransferResult(int(transfer_id), created=True)
 
 
 _BLK = SerialBlock.__table__.c

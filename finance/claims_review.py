@@ -183,7 +183,7 @@ async def approve_claim(ctx: FinanceContext, who: Identity, claim_id: int, req: 
         await ses.execute(
             update(FinanceClaim)
             .where(FinanceClaim.id == claim.id)
-            .values(hold_transfer_id=hold.transfer.id)
+            .values(hold_transfer_id=hold.id)
             .execution_options(synchronize_session=False)
         )
         await ses.refresh(claim)

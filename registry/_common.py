@@ -80,7 +80,7 @@ async def move(
         serialised=True,
         fresh_client_id=True,
     )
-    return result.transfer.id or 0
+    return result.id
 
 
 async def record_and_move(

@@ -200,7 +200,7 @@ async def hold(
             field=field,
             extra={"available": figures.yuan_plain(have), "requested": figures.yuan_plain(amount)},
         ) from exc
-    return result.transfer.id or 0
+    return result.id
 
 
 async def collect(ses: AsyncSession, *, hold_id: int, amount: int, client_id: str, now: dt.datetime, code: str) -> None:

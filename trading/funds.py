@@ -111,7 +111,7 @@ async def decide_fund_movement(
                 now=now,
                 ref=f"fund:{mv.id}",
             )
-            mv.transfer_id = result.transfer.id
+            mv.transfer_id = result.id
         elif mv.kind == "withdrawal":
             await clearing.collect(
                 ses,

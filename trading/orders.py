@@ -16,7 +16,7 @@ written with two Core statements (insert, then the final fields), not through th
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import business_date
@@ -38,7 +38,7 @@ from trading.domain.sessions import LISTED_SESSIONS
 from trading.markets import market_info
 from trading.models import Market, Order
 from trading.queries import order_out, order_view, visible_order
-from trading.settlement import check_sellable, hold, release, settle, trading_account, units_ledger
+from trading.settlement import check_sellable, hold, release, settle, trading_account, units_ledger, update_orders
 
 
 async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, request_key: str | None) -> s.OrderOut:
@@ -214,28 +214,6 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _INSERT_ORDER = insert(_ORDERS).returning(_ORDERS.c.id)
-_UPDATE_ORDER = (
-    update(_ORDERS)
-    .where(_ORDERS.c.id == bindparam("order_id"))
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "filled_quantity",
-                "cancelled_quantity",
-                "status",
-                "cancel_reason",
-                "hold_transfer_id",
-                "held_amount",
-                "hold_count",
-                "journal_seq",
-                "updated_at",
-            )
-        }
-    )
-)
-
-
 async def insert_order(ses: AsyncSession, order: Order) -> int:
     """Write a new order's row (one Core `INSERT ... RETURNING`, no ORM flush); its id."""
     values = {c.key: getattr(order, c.key) for c in _ORDERS.columns if c.key != "id"}
@@ -244,18 +222,4 @@ async def insert_order(ses: AsyncSession, order: Order) -> int:
 
 async def update_order(ses: AsyncSession, order: Order) -> None:
     """Write what the command changed on its own order's row, in one UPDATE."""
-    await ses.execute(
-        _UPDATE_ORDER,
-        {
-            "order_id": order.id,
-            "filled_quantity": order.filled_quantity,
-            "cancelled_quantity": order.cancelled_quantity,
-            "status": order.status,
-            "cancel_reason": order.cancel_reason,
-            "hold_transfer_id": order.hold_transfer_id,
-            "held_amount": order.held_amount,
-            "hold_count": order.hold_count,
-            "journal_seq": order.journal_seq,
-            "updated_at": order.updated_at,
-        },
-    )
+    await update_orders(ses, [order])

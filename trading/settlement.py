@@ -21,7 +21,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import figures, ledger
@@ -185,7 +185,7 @@ async def settle(
 ) -> list[Trade]:
     """Settle one accepted command's outcome: trades DVP, holds posted, re-held or released.
 
-    The makers' rows are read (once) and written back through the session; the taker's fields are set on `taker`
+    The makers' rows are read (once) and written back in one UPDATE; the taker's fields are set on `taker`
     and its caller writes them (`trading.orders`). `taker_account` is the taker's registry account and
     `taker_holder` the ledger account (id, role) its hold is drawn from, when the caller knows them."""
     taker.filled_quantity = result.filled_quantity
@@ -212,6 +212,9 @@ async def settle(
             select(Order).where(Order.id.in_(touched)).execution_options(populate_existing=True)  # type: ignore[union-attr]
         )
         makers = {o.id or 0: o for o in rows.scalars()}
+        # Out of the session: their changes are written below in one UPDATE, not by the ORM's flush.
+        for maker in makers.values():
+            ses.expunge(maker)
     venue = VENUE_OF_MODE[row.mode]
     out: list[Trade] = []
     for t in trades:
@@ -262,8 +265,34 @@ async def settle(
         maker.updated_at = now
         await release(ses, maker, now)
     if makers:
-        await ses.flush()
+        await update_orders(ses, list(makers.values()))
     return out
+
+
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_ORDER_CHANGES = (
+    "filled_quantity",
+    "cancelled_quantity",
+    "status",
+    "cancel_reason",
+    "hold_transfer_id",
+    "held_amount",
+    "hold_count",
+    "journal_seq",
+    "updated_at",
+)
+_UPDATE_ORDER = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values({name: bindparam(name) for name in _ORDER_CHANGES})
+)
+
+
+async def update_orders(ses: AsyncSession, orders: list[Order]) -> None:
+    """Write what a command changed on these orders' rows: one UPDATE (one parameter set per order)."""
+    await ses.execute(
+        _UPDATE_ORDER, [{"order_id": o.id, **{name: getattr(o, name) for name in _ORDER_CHANGES}} for o in orders]
+    )
 
 
 async def holder_account(ctx: TradingContext, ses: AsyncSession, order: Order, inst: Instrument) -> tuple[int, str]:

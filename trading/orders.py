@@ -214,6 +214,8 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _INSERT_ORDER = insert(_ORDERS).returning(_ORDERS.c.id)
+
+
 async def insert_order(ses: AsyncSession, order: Order) -> int:
     """Write a new order's row (one Core `INSERT ... RETURNING`, no ORM flush); its id."""
     values = {c.key: getattr(order, c.key) for c in _ORDERS.columns if c.key != "id"}

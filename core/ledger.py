@@ -4,8 +4,8 @@ A transfer moves `amount` base units of one asset from a debit account to a cred
 carry "debits must not exceed credits", so their available balance (credits posted − debits posted − debits
 pending) never goes below zero; issuance accounts carry no flag and are the only sources. Balances change by
 conditional UPDATEs (`... WHERE debits_posted + debits_pending <= credits_posted - :amount`), never by
-read-modify-write in Python, and the two rows of a transfer are touched in ascending id order so that crossed
-transfers on PostgreSQL queue instead of deadlocking. A database CHECK repeats the balance rule as a last line.
+read-modify-write in Python. On PostgreSQL the two rows of a transfer are touched in ascending id order so that
+crossed transfers queue instead of deadlocking; SQLite, one writer at a time, changes both in one statement. A database CHECK repeats the balance rule as a last line.
 
 Pending transfers are holds (frozen units, open orders, transfers awaiting approval). A hold is posted (in full
 or in part, the remainder released) or voided by a second transfer whose `resolves_id` is unique: exactly once.
@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -182,6 +182,36 @@ _UNDO = {
 _INSERT_TRANSFER = insert(LedgerTransfer.__table__).returning(LedgerTransfer.__table__.c.id)
 
 
+def _both_sides(pending: bool) -> Any:
+    """SQLite: both sides of a transfer in one conditional UPDATE of the two rows (each row its own condition),
+    returning the ids it changed. SQLite has one writer at a time, so the statement sees no concurrent change."""
+    kind = "pending" if pending else "posted"
+    debit_col, credit_col = getattr(_ACC, f"debits_{kind}"), getattr(_ACC, f"credits_{kind}")
+    is_debit = _ACC.id == bindparam("debit_id")
+    return (
+        update(LedgerAccount.__table__)
+        .where(
+            _ACC.id.in_([bindparam("debit_id"), bindparam("credit_id")]),
+            case((is_debit, _debit_condition(_AMOUNT)), else_=_credit_condition(_AMOUNT)),
+        )
+        .values(
+            {
+                debit_col.key: debit_col + case((is_debit, _AMOUNT), else_=0),
+                credit_col.key: credit_col + case((is_debit, 0), else_=_AMOUNT),
+            }
+        )
+        .returning(_ACC.id)
+    )
+
+
+_BOTH_SIDES = {pending: _both_sides(pending) for pending in (False, True)}
+
+
+def _one_writer(session: AsyncSession) -> bool:
+    bind = session.bind
+    return bind is not None and bind.dialect.name == "sqlite"
+
+
 async def _debit_and_credit(
     session: AsyncSession, debit_id: int, credit_id: int, amount: int, *, pending: bool
 ) -> bool:
@@ -192,7 +222,17 @@ async def _debit_and_credit(
 
     (One UPDATE of both rows saved a statement but misbehaved under concurrency on PostgreSQL: its re-check of a
     row another transaction had just changed refused transfers both sides could take, and crossed transfers
-    stalled under load. Two ordered statements are the proven path.)"""
+    stalled under load. Two ordered statements are the proven path there; SQLite, one writer at a time, changes
+    both rows in one statement, `_BOTH_SIDES`.)"""
+    if _one_writer(session):
+        params = {"debit_id": debit_id, "credit_id": credit_id, "amount": amount}
+        changed = (await session.execute(_BOTH_SIDES[pending], params)).scalars().all()
+        if len(changed) == 2:
+            return True
+        for account_id in changed:  # one side passed and the other refused: change the one back
+            side = "debit" if account_id == debit_id else "credit"
+            await session.execute(_UNDO[(side, pending)], {"account_id": account_id, "amount": amount})
+        return False
     done: list[tuple[str, int]] = []
     for account_id, side in sorted([(debit_id, "debit"), (credit_id, "credit")]):
         result = await session.execute(_ONE_SIDE[(side, pending)], {"account_id": account_id, "amount": amount})
@@ -352,6 +392,26 @@ _RESOLVE_SIDE = {
 }
 
 
+def _resolve_both(posting: bool) -> Any:
+    """SQLite: both sides of a resolution in one UPDATE of the two rows (see `_both_sides`)."""
+    is_debit = _ACC.id == bindparam("debit_id")
+    values = {
+        "debits_pending": _ACC.debits_pending - case((is_debit, bindparam("b_held")), else_=0),
+        "credits_pending": _ACC.credits_pending - case((is_debit, 0), else_=bindparam("b_held")),
+    }
+    if posting:
+        values["debits_posted"] = _ACC.debits_posted + case((is_debit, bindparam("b_posted")), else_=0)
+        values["credits_posted"] = _ACC.credits_posted + case((is_debit, 0), else_=bindparam("b_posted"))
+    return (
+        update(LedgerAccount.__table__)
+        .where(_ACC.id.in_([bindparam("debit_id"), bindparam("credit_id")]))
+        .values(values)
+    )
+
+
+_RESOLVE_BOTH = {posting: _resolve_both(posting) for posting in (False, True)}
+
+
 async def resolve_pending(
     session: AsyncSession,
     *,
@@ -378,11 +438,22 @@ async def resolve_pending(
     posted_amount = (hold.amount if amount is None else amount) if post else 0
     if post and not 0 < posted_amount <= hold.amount:
         raise InvalidInput("quantity", f"Post between 1 and {figures.quantity(hold.amount)} base units of this hold.")
-    for account_id, side in sorted([(hold.debit_account_id, "debit"), (hold.credit_account_id, "credit")]):
+    if _one_writer(session):
         await session.execute(
-            _RESOLVE_SIDE[(side, bool(posted_amount))],
-            {"account_id": account_id, "b_held": hold.amount, "b_posted": posted_amount},
+            _RESOLVE_BOTH[bool(posted_amount)],
+            {
+                "debit_id": hold.debit_account_id,
+                "credit_id": hold.credit_account_id,
+                "b_held": hold.amount,
+                "b_posted": posted_amount,
+            },
         )
+    else:
+        for account_id, side in sorted([(hold.debit_account_id, "debit"), (hold.credit_account_id, "credit")]):
+            await session.execute(
+                _RESOLVE_SIDE[(side, bool(posted_amount))],
+                {"account_id": account_id, "b_held": hold.amount, "b_posted": posted_amount},
+            )
     fields = dict(
         client_id=client_id,
         debit_account_id=hold.debit_account_id,

@@ -1,0 +1,126 @@
+"""Both sides of a transfer change together or not at all (core/ledger.py): on SQLite one conditional UPDATE of the
+two rows (`_BOTH_SIDES`), on PostgreSQL two ordered ones. When the debit side refuses (insufficient) or only the
+credit side refuses (its balance would pass 64 bits), the refusal is the right problem and no balance moved, and
+the unit of work may go on (a later transfer in it still posts). Holds posted and voided move each side once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core import ledger
+from core.db import Database, UnitOfWork
+from core.errors import AppError, Conflict
+from core.models import LedgerAccount
+from core.quantity import INT64_MAX
+from server.migrate import create_schema
+from tests.conftest import BACKENDS, fresh_database_url
+
+NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    url = fresh_database_url(request.param, tmp_path)
+    create_schema(url)
+    database = Database(url)
+    yield database  # type: ignore[misc]
+    await database.dispose()
+
+
+async def _accounts(uow: UnitOfWork) -> dict[str, int]:
+    asset = await ledger.ensure_asset(uow.session, "T", scale=0, serialised=False)
+    out = {}
+    for name, role in (
+        ("issuer", ledger.ROLE_ISSUANCE),
+        ("issuer2", ledger.ROLE_ISSUANCE),
+        ("a", "holding"),
+        ("b", "holding"),
+        ("big", "holding"),
+    ):
+        acc = await ledger.ensure_account(
+            uow.session, asset_id=asset.id or 0, owner_kind="t", owner_id=len(out), role=role
+        )
+        out[name] = acc.id or 0
+    out["asset"] = asset.id or 0
+    return out
+
+
+async def _move(
+    uow: UnitOfWork, ids: dict[str, int], cid: str, src: str, dst: str, n: int, pending: bool = False
+) -> int:
+    result = await ledger.create_transfer(
+        uow.session,
+        client_id=cid,
+        debit_account_id=ids[src],
+        credit_account_id=ids[dst],
+        asset_id=ids["asset"],
+        amount=n,
+        code="t",
+        now=NOW,
+        pending=pending,
+    )
+    return result.id
+
+
+async def _balances(db: Database, ids: dict[str, int]) -> dict[str, tuple[int, int, int, int]]:
+    async def read(uow: UnitOfWork) -> dict[str, tuple[int, int, int, int]]:
+        rows = (await uow.session.execute(select(LedgerAccount))).scalars()
+        by_id = {r.id: (r.debits_posted, r.debits_pending, r.credits_posted, r.credits_pending) for r in rows}
+        return {name: by_id[i] for name, i in ids.items() if name != "asset"}
+
+    return await db.read(read)
+
+
+async def test_a_refused_side_moves_neither_and_the_unit_of_work_goes_on(db: Database) -> None:
+    ids = await db.run(_accounts)
+
+    async def fund(uow: UnitOfWork) -> None:
+        await _move(uow, ids, "f1", "issuer", "a", 10)
+        await _move(uow, ids, "f2", "issuer2", "big", INT64_MAX - 5)
+
+    await db.run(fund)
+    before = await _balances(db, ids)
+
+    async def refused_then_one_that_passes(uow: UnitOfWork) -> list[str]:
+        slugs = []
+        for cid, dst, n in (("x1", "b", 11), ("x2", "big", 6)):  # debit refuses; then only the credit side refuses
+            try:
+                await _move(uow, ids, cid, "a", dst, n)
+            except AppError as exc:
+                slugs.append(exc.problem.slug)
+        await _move(uow, ids, "x3", "a", "b", 4)
+        return slugs
+
+    assert await db.run(refused_then_one_that_passes) == ["insufficient-available", "amount-overflow"]
+    after = await _balances(db, ids)
+    assert after["a"] == (before["a"][0] + 4, 0, 10, 0)
+    assert after["b"] == (0, 0, 4, 0)
+    assert after["big"] == before["big"]
+    assert after["issuer"] == before["issuer"]
+
+
+async def test_a_hold_moves_pending_then_posts_part_and_releases_the_rest(db: Database) -> None:
+    ids = await db.run(_accounts)
+
+    async def work(uow: UnitOfWork) -> None:
+        await _move(uow, ids, "f", "issuer", "a", 10)
+        hold = await _move(uow, ids, "h", "a", "b", 7, pending=True)
+        with pytest.raises(Conflict):  # 3 available, 7 held
+            await _move(uow, ids, "y", "a", "b", 4)
+        await ledger.resolve_pending(uow.session, client_id="h:r", pending_id=hold, now=NOW, post=True, amount=5)
+        second = await _move(uow, ids, "h2", "a", "b", 5, pending=True)
+        await ledger.resolve_pending(uow.session, client_id="h2:r", pending_id=second, now=NOW, post=False)
+
+    await db.run(work)
+    after = await _balances(db, ids)
+    assert after["a"] == (5, 0, 10, 0)
+    assert after["b"] == (0, 0, 5, 0)
+
+    async def invariants(uow: UnitOfWork) -> list[str]:
+        return await ledger.check_invariants(uow.session)
+
+    assert await db.read(invariants) == []

@@ -5,7 +5,8 @@ carry "debits must not exceed credits", so their available balance (credits post
 pending) never goes below zero; issuance accounts carry no flag and are the only sources. Balances change by
 conditional UPDATEs (`... WHERE debits_posted + debits_pending <= credits_posted - :amount`), never by
 read-modify-write in Python. On PostgreSQL the two rows of a transfer are touched in ascending id order so that
-crossed transfers queue instead of deadlocking; SQLite, one writer at a time, changes both in one statement. A database CHECK repeats the balance rule as a last line.
+crossed transfers queue instead of deadlocking; SQLite, one writer at a time, changes both in one statement. A
+database CHECK repeats the balance rule as a last line.
 
 Pending transfers are holds (frozen units, open orders, transfers awaiting approval). A hold is posted (in full
 or in part, the remainder released) or voided by a second transfer whose `resolves_id` is unique: exactly once.
@@ -421,8 +422,14 @@ async def resolve_pending(
     post: bool,
     amount: int | None = None,
     code: str | None = None,
+    serials_to: int | None = None,
 ) -> TransferResult:
-    """Post (all or `amount` of it, the rest released) or void a hold. A second resolution is refused."""
+    """Post (all or `amount` of it, the rest released) or void a hold. A second resolution is refused.
+
+    `serials_to` (serialised assets): the posted serials go on to this account instead of the hold's credit
+    account, which must pay the same amount of the asset to it later in the same unit of work (clearing, whose
+    payout then moves no serials: `create_transfer(serialised=False)`). Clearing holds no serials between two
+    units of work, so the serials that arrive are the ones the two moves would have carried."""
     rows = (await session.execute(_RESOLUTION_FACTS, {"client_id": client_id, "pending_id": pending_id})).all()
     prior = next((t for t, _, _ in rows if t.client_id == client_id), None)
     if prior is not None:
@@ -472,7 +479,7 @@ async def resolve_pending(
             session,
             hold.asset_id,
             hold.debit_account_id,
-            hold.credit_account_id,
+            hold.credit_account_id if serials_to is None else serials_to,
             posted_amount,
             serialised=serialised,
             debit_role=debit_role,

@@ -203,8 +203,18 @@ async def hold(
     return result.id
 
 
-async def collect(ses: AsyncSession, *, hold_id: int, amount: int, client_id: str, now: dt.datetime, code: str) -> None:
-    """Post `amount` of a hold into clearing and release the rest; with `amount` 0, void the hold. Once only."""
+async def collect(
+    ses: AsyncSession,
+    *,
+    hold_id: int,
+    amount: int,
+    client_id: str,
+    now: dt.datetime,
+    code: str,
+    serials_to: int | None = None,
+) -> None:
+    """Post `amount` of a hold into clearing and release the rest; with `amount` 0, void the hold. Once only.
+    `serials_to`: the units' serials go straight on to the account clearing pays them to (`ledger.resolve_pending`)."""
     await ledger.resolve_pending(
         ses,
         client_id=client_id,
@@ -213,6 +223,7 @@ async def collect(ses: AsyncSession, *, hold_id: int, amount: int, client_id: st
         post=amount > 0,
         amount=amount if amount > 0 else None,
         code=code,
+        serials_to=serials_to,
     )
 
 

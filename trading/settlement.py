@@ -250,13 +250,31 @@ async def settle(
         maker_remaining = maker.quantity - maker_filled - maker.cancelled_quantity
         contribution = t.quantity if not taker_sells else t.notional_fen + t.maker_fee_fen
         holder = await holder_account(ctx, ses, maker, inst)
-        await collect_and_rehold(ses, ids, maker, contribution, maker_remaining, row.scale, now, holder)
+        # A maker's sale: its units' serials go straight on to the buyer (clearing pays them out below, so
+        # moving them into clearing and out again would only cost statements; `ledger.resolve_pending`).
+        serials_to = None
+        if not taker_sells:
+            buyer_acc = taker_account or await ses.get(RegistryAccount, taker.account_id)
+            assert buyer_acc is not None
+            serials_to = await units_ledger(ctx, ses, buyer_acc, inst)
+        await collect_and_rehold(
+            ses, ids, maker, contribution, maker_remaining, row.scale, now, holder, serials_to=serials_to
+        )
         # Changed after the ledger's calls (which flush the session), so that the maker's row is written once.
         maker.filled_quantity = maker_filled
         maker.updated_at = now
         if maker_remaining == 0:
             maker.status = Status.FILLED.value
-        await deliver(ctx, ses, ids, inst, trade, now, buyer_account=taker_account if not taker_sells else None)
+        await deliver(
+            ctx,
+            ses,
+            ids,
+            inst,
+            trade,
+            now,
+            buyer_account=taker_account if not taker_sells else None,
+            serials_delivered=serials_to is not None,
+        )
     for mc in result.maker_cancels:
         maker = makers[mc.order_id]
         maker.cancelled_quantity += mc.quantity
@@ -314,9 +332,11 @@ async def collect_and_rehold(
     scale: int,
     now: dt.datetime,
     holder: tuple[int, str] | None = None,
+    *,
+    serials_to: int | None = None,
 ) -> None:
     """Post `amount` of the order's hold into clearing; hold what its remaining quantity needs again (from
-    `holder`, the ledger account the hold was drawn from, when known)."""
+    `holder`, the ledger account the hold was drawn from, when known). `serials_to`: see `clearing.collect`."""
     assert order.hold_transfer_id is not None
     oid = order.id or 0
     hold_id = order.hold_transfer_id
@@ -327,6 +347,7 @@ async def collect_and_rehold(
         client_id=f"ord:{oid}:h{order.hold_count}:r",
         now=now,
         code="trade",
+        serials_to=serials_to,
     )
     order.hold_transfer_id = None
     order.held_amount = 0
@@ -382,9 +403,11 @@ async def deliver(
     now: dt.datetime,
     *,
     buyer_account: RegistryAccount | None = None,
+    serials_delivered: bool = False,
 ) -> None:
     """Pay the trade out of clearing (`clearing.deliver`'s transfers, with the accounts handed to the ledger): units
-    to the buyer, the price less the seller's fee to the seller, both fees to the fee account."""
+    to the buyer, the price less the seller's fee to the seller, both fees to the fee account.
+    `serials_delivered`: the seller's collection already moved the units' serials to the buyer."""
     buyer_acc = buyer_account if buyer_account is not None else await ses.get(RegistryAccount, trade.buyer_account_id)
     assert buyer_acc is not None and buyer_acc.id == trade.buyer_account_id
     buyer_units = await units_ledger(ctx, ses, buyer_acc, inst)
@@ -393,7 +416,7 @@ async def deliver(
     ref = f"trade:{trade_id}"
     payouts = (
         (f"trd:{trade_id}:units", ids.units_clearing_id, buyer_units, buyer_acc.type, ids.units_asset_id,
-         trade.quantity, "trade", True),
+         trade.quantity, "trade", not serials_delivered),
         (f"trd:{trade_id}:funds", ids.cny_clearing_id, seller_fund, clearing.FUND, ids.cny_asset_id,
          trade.notional_fen - trade.seller_fee_fen, "trade", False),
         (f"trd:{trade_id}:fee", ids.cny_clearing_id, ids.fee_account_id, clearing.FEE, ids.cny_asset_id,

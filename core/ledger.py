@@ -365,8 +365,10 @@ async def create_transfer(
 # What resolving a hold must know, in one statement (three unique-index look-ups joined by OR): a transfer that
 # already has the resolution's client id, the hold itself with its asset's `serialised` and its debit account's
 # role, and a transfer that already resolves the hold.
+# Core columns, not the entity: a mapped object per row cost more than the statement.
+_TRANSFER = LedgerTransfer.__table__.c
 _RESOLUTION_FACTS = (
-    select(LedgerTransfer, LedgerAsset.serialised, LedgerAccount.role)
+    select(*_TRANSFER, LedgerAsset.serialised, LedgerAccount.role.label("debit_role"))
     .join(LedgerAsset, LedgerAsset.id == LedgerTransfer.asset_id)
     .join(LedgerAccount, LedgerAccount.id == LedgerTransfer.debit_account_id)
     .where(
@@ -431,16 +433,16 @@ async def resolve_pending(
     payout then moves no serials: `create_transfer(serialised=False)`). Clearing holds no serials between two
     units of work, so the serials that arrive are the ones the two moves would have carried."""
     rows = (await session.execute(_RESOLUTION_FACTS, {"client_id": client_id, "pending_id": pending_id})).all()
-    prior = next((t for t, _, _ in rows if t.client_id == client_id), None)
+    prior = next((t for t in rows if t.client_id == client_id), None)
     if prior is not None:
         if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
-            return TransferResult(prior.id or 0, created=False)
+            return TransferResult(prior.id, created=False)
         raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
-    found = next(((t, ser, role) for t, ser, role in rows if t.id == pending_id), None)
-    if found is None or found[0].kind != PENDING:
+    hold = next((t for t in rows if t.id == pending_id), None)
+    if hold is None or hold.kind != PENDING:
         raise Conflict("invalid-state", "There is no hold with this id.")
-    hold, serialised, debit_role = found
-    if any(t.resolves_id == pending_id for t, _, _ in rows):
+    serialised, debit_role = hold.serialised, hold.debit_role
+    if any(t.resolves_id == pending_id for t in rows):
         raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
     posted_amount = (hold.amount if amount is None else amount) if post else 0
     if post and not 0 < posted_amount <= hold.amount:

@@ -6,12 +6,10 @@ in the database.
 Two ways in:
 - `submit` (placements and cancels): group commit. Commands of one book that arrive while a batch is being written
   wait in the book's queue and join the next batch. One drainer task per book runs a batch as ONE unit of work:
-  the book's row and in-memory state are loaded once, the commands run one after the other, the accepted
-  commands are journalled under consecutive sequence numbers in one INSERT, the unit of work commits once, and
-  only then is every caller answered (acknowledge after durable). When a command is refused (say insufficient
-  funds or a price off the band), the batch's unit of work rolls back and the batch runs again with each command
-  in its own SAVEPOINT, so that the refusal rolls back that command alone and answers its caller with its problem
-  (savepoints cost two statements a command, so only a batch that needs them pays for them). If the batch cannot
+  the book's row and in-memory state are loaded once, each command runs in its own SAVEPOINT (a refusal, say
+  insufficient funds or a price off the band, rolls back that command alone and answers its caller with its
+  problem), the accepted commands are journalled under consecutive sequence numbers in one INSERT, the unit of
+  work commits once, and only then is every caller answered (acknowledge after durable). If the batch cannot
   commit, every command of it fails (503, nothing changed) and the book is rebuilt from the journal.
 - `exclusive` (the daily close): one unit of work holding the book's lock, journalling through
   `Sequencer.append`.
@@ -116,10 +114,6 @@ class BookTxn:
 BookCommand = Callable[[BookTxn], Awaitable[Any]]
 
 
-class _RunWithSavepoints(Exception):
-    """A command of a batch run without savepoints failed: the batch must run again, each command in a savepoint."""
-
-
 class _CommandRefused(Exception):
     """The one command of a batch of one failed: carried out of the unit of work, which then rolls back."""
 
@@ -199,13 +193,7 @@ async def _run_batch(ctx: TradingContext, book_id: int, batch: list[_Queued]) ->
         for _ in range(STALE_RETRIES):
             async with seq.lock(book_id):
                 try:
-                    try:
-                        outcomes = await ctx.db.run(_batch_work, ctx, book_id, batch, False)
-                    except _RunWithSavepoints:
-                        # A command of the batch was refused: its unit of work rolled back whole; run the batch
-                        # again with every command in a savepoint of its own, so the refusal rolls back alone.
-                        seq.discard_if_dirty(book_id)
-                        outcomes = await ctx.db.run(_batch_work, ctx, book_id, batch, True)
+                    outcomes = await ctx.db.run(_batch_work, ctx, book_id, batch)
                 except StaleBook:
                     continue
                 except _CommandRefused as refused:
@@ -241,35 +229,15 @@ async def _run_batch(ctx: TradingContext, book_id: int, batch: list[_Queued]) ->
 
 
 async def _batch_work(
-    uow: UnitOfWork, ctx: TradingContext, book_id: int, batch: list[_Queued], savepoints: bool
+    uow: UnitOfWork, ctx: TradingContext, book_id: int, batch: list[_Queued]
 ) -> list[tuple[bool, Any] | None]:
-    """The batch's unit of work, the journal rows in one INSERT.
-
-    First without savepoints (two statements per command saved): the commands run one after the other in the one
-    transaction, and the first that fails raises `_RunWithSavepoints`, which rolls the whole unit of work back. The
-    batch then runs again (`savepoints`) with every command in its own savepoint, so that a refusal rolls back that
-    command alone. Refusals are rare in a working market, so most batches run once."""
+    """The batch's unit of work: every command in its own savepoint, the journal rows in one INSERT."""
     ses = uow.session
     seq = ctx.sequencer
     row = await ses.get(BookDay, book_id)
     assert row is not None
     txn = BookTxn(ctx, uow, row, await seq.load(ses, row))
     outcomes: list[tuple[bool, Any] | None] = []
-    if not savepoints and len(batch) > 1:
-        for q in batch:
-            if q.future.done():  # its caller gave up while the batch waited for the book's lock
-                outcomes.append(None)
-                continue
-            try:
-                outcomes.append((True, await q.work(txn)))
-            except StaleBook:
-                raise
-            except Exception as exc:
-                if isinstance(exc, DBAPIError) and (is_retryable(exc) or is_connection_loss(exc)):
-                    raise
-                raise _RunWithSavepoints() from exc
-        await seq.write_staged(ses, book_id, txn.staged)
-        return outcomes
     if len(batch) == 1:
         # A batch of one needs no savepoint: if its command fails, the whole unit of work rolls back instead.
         try:

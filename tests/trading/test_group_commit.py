@@ -1,13 +1,11 @@
 """Group commit of a book's commands (`trading.books.submit`): commands that arrive together run as one batch in one
-transaction and are answered after the one commit; a batch in which a command is refused runs again with each
-command in its own savepoint, and only that batch pays for savepoints.
+transaction, each in its own savepoint, and are answered after the one commit.
 
 - Concurrent placements give exactly what a sequential run of the same journal order gives: the trades, every
   order's outcome and every balance (against a second, sequential world, and against the journal's replay).
 - A refused command inside a batch (insufficient funds, off the band, off the tick; or a failure after the book
   had changed) rolls back alone; the others commit, the journal stays gapless and the book equals its replay.
 - A batch whose commit fails changes nothing: every caller gets 503, and the book is rebuilt from the journal.
-- A batch with no refusal sends no SAVEPOINT; one with a refusal runs twice, the second time with savepoints.
 """
 
 from __future__ import annotations
@@ -267,15 +265,16 @@ async def test_a_failure_after_the_book_changed_inside_a_batch_rolls_back_that_c
     await t.place_order(sw.traders[0], _order(sw, 0, "sell", 10, "50.00"), None)
     before = len(await _journal(db))
     real = settlement.deliver
-    doomed = sw.traders[2].organisation_id
+    calls = 0
 
-    async def delivery_to_trader_2_fails(*args: Any, **kwargs: Any) -> None:
-        # Every time it is tried: in the batch's first run (no savepoints) and in its run with savepoints.
-        if args[4].buyer_organisation_id == doomed:
+    async def second_delivery_fails(*args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
             raise RuntimeError("settlement failed half way")
         await real(*args, **kwargs)
 
-    monkeypatch.setattr(settlement, "deliver", delivery_to_trader_2_fails)
+    monkeypatch.setattr(settlement, "deliver", second_delivery_fails)
     sizes = BatchSizes(monkeypatch)
     requests = [
         (1, _order(sw, 1, "buy", 3, "50.00")),  # fills 3
@@ -368,49 +367,3 @@ async def test_batches_are_bounded_and_answer_in_journal_order(
 
 def _order_rows(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     return [(o.id, o.status, o.filled_quantity, o.cancelled_quantity, o.hold_transfer_id, o.held_amount) for o in rows]
-
-
-async def test_a_batch_without_refusals_runs_once_without_savepoints_and_one_with_a_refusal_runs_again_with_them(
-    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    db, clock = service_db
-    sw = await service_world(db, clock, mode="continuous", traders=3, funds_yuan="1000.00")
-    t = sw.trading
-    await _warm(sw)
-    statements: list[str] = []
-
-    def on_statement(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        statements.append(statement.split(None, 1)[0].upper())
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", on_statement)
-    runs: list[bool] = []
-    real = books_module._batch_work
-
-    async def recording(uow: Any, ctx: Any, book_id: int, batch: list[Any], savepoints: bool) -> Any:
-        runs.append(savepoints)
-        return await real(uow, ctx, book_id, batch, savepoints)
-
-    monkeypatch.setattr(books_module, "_batch_work", recording)
-    try:
-        sizes = BatchSizes(monkeypatch)
-        clean = [(0, _order(sw, 0, "sell", 10, "50.00")), (1, _order(sw, 1, "buy", 4, "50.00"))]
-        clean += [(2, _order(sw, 2, "buy", 3, "50.00"))]
-        done = await asyncio.gather(*(t.place_order(sw.traders[i], r, None) for i, r in clean))
-        assert sizes.sizes == [3] and runs == [False]
-        assert "SAVEPOINT" not in statements and [d.filled_base for d in done] == [0, 4, 3]
-
-        statements.clear()
-        runs.clear()
-        refused = [(1, _order(sw, 1, "buy", 2, "50.00")), (1, _order(sw, 1, "buy", 100, "50.00"))]
-        refused += [(0, _order(sw, 0, "sell", 2, "50.00"))]
-        results = await asyncio.gather(
-            *(t.place_order(sw.traders[i], r, None) for i, r in refused), return_exceptions=True
-        )
-        assert runs == [False, True]
-        assert statements.count("SAVEPOINT") == 3  # the second run: one per command
-        problems = [r.problem.slug if isinstance(r, AppError) else None for r in results]
-        assert problems == [None, "insufficient-available", None]
-        assert [r.filled_base for r in results if isinstance(r, ts.OrderOut)] == [2, 0]
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", on_statement)
-    await _sound(sw)

@@ -31,6 +31,7 @@ from core.cache import CommittedCache
 from core.errors import AppError, Conflict, InvalidInput, ServiceUnavailable
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
 from core.observability import LEDGER_TRANSFERS, count_on_commit
+from core.prepared import Prepared
 from core.quantity import INT64_MAX
 
 T = TypeVar("T")
@@ -131,8 +132,9 @@ def available(account: LedgerAccount) -> int:
     return account.credits_posted - account.debits_posted - account.debits_pending
 
 
-# The hot path's statements are built once, on the tables (Core, not ORM DML), with bound parameters: building and
-# coercing an expression per call cost more than running it.
+# The hot path's statements are built once, on the tables (Core, not ORM DML), with bound parameters, and run as
+# prepared statements (`core.prepared`): building and coercing an expression per call, or SQLAlchemy's execution
+# machinery per statement, cost more than running it.
 _ACC = LedgerAccount.__table__.c
 _AMOUNT: Any = bindparam("amount")
 
@@ -161,7 +163,7 @@ def _credit_condition(amount: Any) -> Any:
 def _one_side(side: str, pending: bool) -> Any:
     col = getattr(_ACC, f"{side}s_{'pending' if pending else 'posted'}")
     condition = _debit_condition(_AMOUNT) if side == "debit" else _credit_condition(_AMOUNT)
-    return (
+    return Prepared(
         update(LedgerAccount.__table__)
         .where(_ACC.id == bindparam("account_id"), condition)
         .values({col.key: col + _AMOUNT})
@@ -170,9 +172,9 @@ def _one_side(side: str, pending: bool) -> Any:
 
 _ONE_SIDE = {(side, pending): _one_side(side, pending) for side in ("debit", "credit") for pending in (False, True)}
 _UNDO = {
-    (side, pending): update(LedgerAccount.__table__)
-    .where(_ACC.id == bindparam("account_id"))
-    .values({col.key: col - _AMOUNT})
+    (side, pending): Prepared(
+        update(LedgerAccount.__table__).where(_ACC.id == bindparam("account_id")).values({col.key: col - _AMOUNT})
+    )
     for side, pending, col in (
         ("debit", False, _ACC.debits_posted),
         ("debit", True, _ACC.debits_pending),
@@ -180,7 +182,7 @@ _UNDO = {
         ("credit", True, _ACC.credits_pending),
     )
 }
-_INSERT_TRANSFER = insert(LedgerTransfer.__table__).returning(LedgerTransfer.__table__.c.id)
+_INSERT_TRANSFER = Prepared(insert(LedgerTransfer.__table__).returning(LedgerTransfer.__table__.c.id))
 
 
 def _both_sides(pending: bool) -> Any:
@@ -189,7 +191,7 @@ def _both_sides(pending: bool) -> Any:
     kind = "pending" if pending else "posted"
     debit_col, credit_col = getattr(_ACC, f"debits_{kind}"), getattr(_ACC, f"credits_{kind}")
     is_debit = _ACC.id == bindparam("debit_id")
-    return (
+    return Prepared(
         update(LedgerAccount.__table__)
         .where(
             _ACC.id.in_([bindparam("debit_id"), bindparam("credit_id")]),
@@ -227,19 +229,18 @@ async def _debit_and_credit(
     both rows in one statement, `_BOTH_SIDES`.)"""
     if _one_writer(session):
         params = {"debit_id": debit_id, "credit_id": credit_id, "amount": amount}
-        changed = (await session.execute(_BOTH_SIDES[pending], params)).scalars().all()
+        changed = await _BOTH_SIDES[pending].execute(session, params)
         if len(changed) == 2:
             return True
-        for account_id in changed:  # one side passed and the other refused: change the one back
+        for (account_id,) in changed:  # one side passed and the other refused: change the one back
             side = "debit" if account_id == debit_id else "credit"
-            await session.execute(_UNDO[(side, pending)], {"account_id": account_id, "amount": amount})
+            await _UNDO[(side, pending)].changed(session, {"account_id": account_id, "amount": amount})
         return False
     done: list[tuple[str, int]] = []
     for account_id, side in sorted([(debit_id, "debit"), (credit_id, "credit")]):
-        result = await session.execute(_ONE_SIDE[(side, pending)], {"account_id": account_id, "amount": amount})
-        if result.rowcount != 1:
+        if await _ONE_SIDE[(side, pending)].changed(session, {"account_id": account_id, "amount": amount}) != 1:
             for undo_side, undo_id in done:
-                await session.execute(_UNDO[(undo_side, pending)], {"account_id": undo_id, "amount": amount})
+                await _UNDO[(undo_side, pending)].changed(session, {"account_id": undo_id, "amount": amount})
             return False
         done.append((side, account_id))
     return True
@@ -351,9 +352,9 @@ async def create_transfer(
                 raise await _refuse(session, account_id, amount, field)
         if attempt == BALANCE_UPDATE_TRIES - 1:
             raise ServiceUnavailable("The balances are changing quickly; retry shortly.")
-    transfer_id = (
-        await session.execute(_INSERT_TRANSFER, {"client_id": client_id, "created_at": now, "ref": ref, **fields})
-    ).scalar_one()
+    transfer_id = await _INSERT_TRANSFER.scalar(
+        session, {"client_id": client_id, "created_at": now, "ref": ref, "resolves_id": None, **fields}
+    )
     if not pending:
         await _move_serials(
             session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
@@ -367,8 +368,26 @@ async def create_transfer(
 # role, and a transfer that already resolves the hold.
 # Core columns, not the entity: a mapped object per row cost more than the statement.
 _TRANSFER = LedgerTransfer.__table__.c
-_RESOLUTION_FACTS = (
-    select(*_TRANSFER, LedgerAsset.serialised, LedgerAccount.role.label("debit_role"))
+_RESOLUTION_FACTS = Prepared(
+    select(
+        *(
+            getattr(_TRANSFER, name)
+            for name in (
+                "id",
+                "client_id",
+                "kind",
+                "resolves_id",
+                "amount",
+                "debit_account_id",
+                "credit_account_id",
+                "asset_id",
+                "code",
+                "ref",
+            )
+        ),
+        LedgerAsset.serialised,
+        LedgerAccount.role.label("debit_role"),
+    )
     .join(LedgerAsset, LedgerAsset.id == LedgerTransfer.asset_id)
     .join(LedgerAccount, LedgerAccount.id == LedgerTransfer.debit_account_id)
     .where(
@@ -382,13 +401,15 @@ _RESOLUTION_FACTS = (
 # One side of a resolution: the hold leaves the side's pending column and, when posted, `b_posted` of it enters
 # its posted column.
 _RESOLVE_SIDE = {
-    (side, posting): update(LedgerAccount.__table__)
-    .where(_ACC.id == bindparam("account_id"))
-    .values(
-        {
-            f"{side}s_pending": getattr(_ACC, f"{side}s_pending") - bindparam("b_held"),
-            **({f"{side}s_posted": getattr(_ACC, f"{side}s_posted") + bindparam("b_posted")} if posting else {}),
-        }
+    (side, posting): Prepared(
+        update(LedgerAccount.__table__)
+        .where(_ACC.id == bindparam("account_id"))
+        .values(
+            {
+                f"{side}s_pending": getattr(_ACC, f"{side}s_pending") - bindparam("b_held"),
+                **({f"{side}s_posted": getattr(_ACC, f"{side}s_posted") + bindparam("b_posted")} if posting else {}),
+            }
+        )
     )
     for side in ("debit", "credit")
     for posting in (False, True)
@@ -405,7 +426,7 @@ def _resolve_both(posting: bool) -> Any:
     if posting:
         values["debits_posted"] = _ACC.debits_posted + case((is_debit, bindparam("b_posted")), else_=0)
         values["credits_posted"] = _ACC.credits_posted + case((is_debit, 0), else_=bindparam("b_posted"))
-    return (
+    return Prepared(
         update(LedgerAccount.__table__)
         .where(_ACC.id.in_([bindparam("debit_id"), bindparam("credit_id")]))
         .values(values)
@@ -432,7 +453,7 @@ async def resolve_pending(
     account, which must pay the same amount of the asset to it later in the same unit of work (clearing, whose
     payout then moves no serials: `create_transfer(serialised=False)`). Clearing holds no serials between two
     units of work, so the serials that arrive are the ones the two moves would have carried."""
-    rows = (await session.execute(_RESOLUTION_FACTS, {"client_id": client_id, "pending_id": pending_id})).all()
+    rows = await _RESOLUTION_FACTS.execute(session, {"client_id": client_id, "pending_id": pending_id})
     prior = next((t for t in rows if t.client_id == client_id), None)
     if prior is not None:
         if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
@@ -448,8 +469,8 @@ async def resolve_pending(
     if post and not 0 < posted_amount <= hold.amount:
         raise InvalidInput("quantity", f"Post between 1 and {figures.quantity(hold.amount)} base units of this hold.")
     if _one_writer(session):
-        await session.execute(
-            _RESOLVE_BOTH[bool(posted_amount)],
+        await _RESOLVE_BOTH[bool(posted_amount)].changed(
+            session,
             {
                 "debit_id": hold.debit_account_id,
                 "credit_id": hold.credit_account_id,
@@ -459,8 +480,8 @@ async def resolve_pending(
         )
     else:
         for account_id, side in sorted([(hold.debit_account_id, "debit"), (hold.credit_account_id, "credit")]):
-            await session.execute(
-                _RESOLVE_SIDE[(side, bool(posted_amount))],
+            await _RESOLVE_SIDE[(side, bool(posted_amount))].changed(
+                session,
                 {"account_id": account_id, "b_held": hold.amount, "b_posted": posted_amount},
             )
     fields = dict(
@@ -475,7 +496,7 @@ async def resolve_pending(
         ref=hold.ref,
         created_at=now,
     )
-    transfer_id = (await session.execute(_INSERT_TRANSFER, fields)).scalar_one()
+    transfer_id = await _INSERT_TRANSFER.scalar(session, fields)
     if posted_amount:
         await _move_serials(
             session,
@@ -492,7 +513,7 @@ async def resolve_pending(
 
 _BLK = SerialBlock.__table__.c
 # Split the oldest block of `debit_id` when it alone covers `amount` with serials to spare; returns the cut.
-_SPLIT_OLDEST = (
+_SPLIT_OLDEST = Prepared(
     update(SerialBlock.__table__)
     .where(
         _BLK.id
@@ -507,13 +528,13 @@ _SPLIT_OLDEST = (
     .returning(_BLK.serial_end)
 )
 # Grow the receiver's block that starts at `end` down to `start`.
-_GROW_DOWN = (
+_GROW_DOWN = Prepared(
     update(SerialBlock.__table__)
     .where(_BLK.ledger_account_id == bindparam("account_id"), _BLK.serial_start == bindparam("end"))
     .values(serial_start=bindparam("start"), quantity=_BLK.quantity + bindparam("n"))
     .returning(_BLK.id)
 )
-_INSERT_BLOCK = insert(SerialBlock.__table__)
+_INSERT_BLOCK = Prepared(insert(SerialBlock.__table__))
 
 
 async def _move_serials(
@@ -552,7 +573,7 @@ async def _move_serials(
         return
     # The common case in one statement: the oldest block alone covers the amount with serials to spare, so it is
     # the one block split; the sender keeps its low part and the receiver gets its top `amount` serials.
-    cut = (await session.execute(_SPLIT_OLDEST, {"debit_id": debit_id, "amount": amount})).scalar_one_or_none()
+    cut = await _SPLIT_OLDEST.scalar(session, {"debit_id": debit_id, "amount": amount})
     if cut is not None:
         # The sender still holds serial cut - 1, so the only block of the receiver's that can touch [cut, end) is
         # one starting at `end`: grow it downward, or add the range as a block of its own.
@@ -598,12 +619,10 @@ async def _move_serials(
 
 async def _add_split_block(session: AsyncSession, asset_id: int, account_id: int, start: int, end: int) -> None:
     """Add [start, end), cut from the top of another account's block, merging with the block that starts at `end`."""
-    merged = (
-        await session.execute(_GROW_DOWN, {"account_id": account_id, "start": start, "end": end, "n": end - start})
-    ).scalar_one_or_none()
+    merged = await _GROW_DOWN.scalar(session, {"account_id": account_id, "start": start, "end": end, "n": end - start})
     if merged is None:
-        await session.execute(
-            _INSERT_BLOCK,
+        await _INSERT_BLOCK.execute(
+            session,
             {
                 "ledger_account_id": account_id,
                 "asset_id": asset_id,

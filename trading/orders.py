@@ -24,6 +24,7 @@ from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput, NotFound
 from core.identity import Identity
 from core.observability import ORDERS_ACCEPTED, count_on_commit
+from core.prepared import Prepared
 from core.quantity import parse_money_fen, parse_quantity
 from trading import clearing
 from trading import schemas as s
@@ -213,13 +214,13 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
 
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
-_INSERT_ORDER = insert(_ORDERS).returning(_ORDERS.c.id)
+_INSERT_ORDER = Prepared(insert(_ORDERS).returning(_ORDERS.c.id))
 
 
 async def insert_order(ses: AsyncSession, order: Order) -> int:
-    """Write a new order's row (one Core `INSERT ... RETURNING`, no ORM flush); its id."""
+    """Write a new order's row (one prepared `INSERT ... RETURNING`, no ORM flush); its id."""
     values = {c.key: getattr(order, c.key) for c in _ORDERS.columns if c.key != "id"}
-    return int((await ses.execute(_INSERT_ORDER, values)).scalar_one())
+    return int(await _INSERT_ORDER.scalar(ses, values))
 
 
 async def update_order(ses: AsyncSession, order: Order) -> None:

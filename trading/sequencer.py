@@ -42,6 +42,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.prepared import Prepared
 from trading.domain.book import Book, BookConfig
 from trading.domain.commands import Command
 from trading.domain.journal import decode, encode, replay
@@ -52,7 +53,7 @@ from trading.models import BookDay, JournalEntry
 GROUP_COMMIT_MAX_COMMANDS = 64
 GROUP_COMMIT_LINGER_S = 0.002
 
-_INSERT_JOURNAL = insert(JournalEntry.__table__)  # type: ignore[attr-defined]
+_INSERT_JOURNAL = Prepared(insert(JournalEntry.__table__))  # type: ignore[attr-defined]
 
 
 class StaleBook(Exception):
@@ -194,7 +195,7 @@ class Sequencer:
             for seq, command, at in staged
         ]
         try:
-            await ses.execute(_INSERT_JOURNAL, rows)
+            await _INSERT_JOURNAL.many(ses, rows)
         except IntegrityError as exc:
             self.discard(book_id)
             raise StaleBook(f"book {book_id}: seq {staged[0][0]}.. was written by another process") from exc

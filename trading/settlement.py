@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -31,6 +30,7 @@ from core.events import emit
 from core.identity import Identity
 from core.models import LedgerAccount, LedgerTransfer
 from core.observability import TRADES, count_on_commit
+from core.prepared import Prepared
 from core.quantity import INT64_MAX
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
@@ -85,33 +85,32 @@ async def units_ledger(ctx: TradingContext, ses: AsyncSession, acc: RegistryAcco
 _ACC = LedgerAccount.__table__.c  # type: ignore[attr-defined]
 _TRADE = Trade.__table__  # type: ignore[attr-defined]
 # A sale's two figures in one statement: the account's available balance and what it bought today (T+1).
-_SELLABLE = select(
-    _ACC.credits_posted - _ACC.debits_posted - _ACC.debits_pending,
-    select(func.coalesce(func.sum(_TRADE.c.quantity), 0))
-    .where(
-        _TRADE.c.buyer_account_id == bindparam("registry_account_id"),
-        _TRADE.c.instrument_id == bindparam("instrument_id"),
-        _TRADE.c.trade_date == bindparam("day"),
-    )
-    .scalar_subquery(),
-).where(_ACC.id == bindparam("ledger_account_id"))
-_INSERT_TRADE = insert(_TRADE).returning(_TRADE.c.id)
+_SELLABLE = Prepared(
+    select(
+        _ACC.credits_posted - _ACC.debits_posted - _ACC.debits_pending,
+        select(func.coalesce(func.sum(_TRADE.c.quantity), 0))
+        .where(
+            _TRADE.c.buyer_account_id == bindparam("registry_account_id"),
+            _TRADE.c.instrument_id == bindparam("instrument_id"),
+            _TRADE.c.trade_date == bindparam("day"),
+        )
+        .scalar_subquery(),
+    ).where(_ACC.id == bindparam("ledger_account_id"))
+)
+_INSERT_TRADE = Prepared(insert(_TRADE).returning(_TRADE.c.id))
 # Every trade's delivery of units is also a registry transaction (code "trade"), so an account's statement and
 # `listAccountTransactions` list the units it bought and sold beside its allocations and transfers, and
 # opening balance + listed movements = closing balance.
-_INSERT_REGISTRY_TX = insert(RegistryTransaction.__table__)  # type: ignore[attr-defined]
+_INSERT_REGISTRY_TX = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
 
 
 async def check_sellable(
     ses: AsyncSession, la: int, acc: RegistryAccount, inst: Instrument, quantity: int, day: dt.date
 ) -> None:
     """No short selling, and T+1: units bought today are not available for sale until the next trading day."""
-    available, bought = (
-        await ses.execute(
-            _SELLABLE,
-            {"ledger_account_id": la, "registry_account_id": acc.id, "instrument_id": inst.id, "day": day},
-        )
-    ).one()
+    available, bought = await _SELLABLE.one(
+        ses, {"ledger_account_id": la, "registry_account_id": acc.id, "instrument_id": inst.id, "day": day}
+    )
     bought_today = int(bought)
     sellable = max(available - bought_today, 0)
     if quantity <= sellable:
@@ -132,7 +131,6 @@ async def check_sellable(
     )
 
 
-@lru_cache(maxsize=4096)
 async def hold(
     ses: AsyncSession,
     *,
@@ -243,7 +241,7 @@ async def settle(
             "auction_id": None,
             "at": t.at,
         }
-        trade_id = (await ses.execute(_INSERT_TRADE, values)).scalar_one()
+        trade_id = await _INSERT_TRADE.scalar(ses, values)
         trade = Trade(id=trade_id, **values)
         out.append(trade)
         maker_filled = maker.filled_quantity + t.quantity
@@ -299,7 +297,7 @@ _ORDER_CHANGES = (
     "journal_seq",
     "updated_at",
 )
-_UPDATE_ORDER = (
+_UPDATE_ORDER = Prepared(
     update(_ORDERS)
     .where(_ORDERS.c.id == bindparam("order_id"))
     .values({name: bindparam(name) for name in _ORDER_CHANGES})
@@ -308,8 +306,8 @@ _UPDATE_ORDER = (
 
 async def update_orders(ses: AsyncSession, orders: list[Order]) -> None:
     """Write what a command changed on these orders' rows: one UPDATE (one parameter set per order)."""
-    await ses.execute(
-        _UPDATE_ORDER, [{"order_id": o.id, **{name: getattr(o, name) for name in _ORDER_CHANGES}} for o in orders]
+    await _UPDATE_ORDER.many(
+        ses, [{"order_id": o.id, **{name: getattr(o, name) for name in _ORDER_CHANGES}} for o in orders]
     )
 
 
@@ -423,8 +421,8 @@ async def deliver(
          trade.buyer_fee_fen + trade.seller_fee_fen, "fee", False),
     )  # fmt: skip
     taker_is_buyer = trade.taker_side != Side.SELL.value  # a block trade or an auction has no taker: the buyer
-    await ses.execute(
-        _INSERT_REGISTRY_TX,
+    await _INSERT_REGISTRY_TX.execute(
+        ses,
         {
             "code": "trade",
             "status": "completed",

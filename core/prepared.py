@@ -1,0 +1,229 @@
+"""Hot statements compiled once and run straight on the driver's cursor, inside the session's transaction.
+
+A statement sent through `AsyncSession.execute` costs about 30 µs of SQLAlchemy's machinery (an execution context,
+parameter construction, a result object, the asyncio adaptation) before the database sees it; `sqlite3` itself
+runs a primary-key UPDATE in about 1 µs. The ledger's transfers and resolutions and the market's order path send
+the same dozen statements over and over, so those are `Prepared`: built with SQLAlchemy Core as before, compiled
+once per dialect (and, for an INSERT, per set of columns), and then only their parameters are bound, with the
+type's own bind processors, and passed to the driver connection that the session's transaction already holds.
+
+What stays as it was: the SQL (the compiler's, not hand-written), the transaction and its savepoints (the
+statements run on the session's connection, so a savepoint's rollback undoes them), errors (a driver error is
+raised as SQLAlchemy's `DBAPIError` subclass, as `session.execute` would: `IntegrityError`, `OperationalError`,
+with the SQLSTATE the retry policy reads), and the `before_cursor_execute` event (statement counters in the tests
+and benchmarks see every statement). What is not supported, and refused when the statement is compiled: IN lists
+expanded at execution (`in_([...])` of a bound list) and column defaults computed in Python.
+
+The session factory does not autoflush (`core.db`), so a prepared statement, like `session.execute` there, does not
+flush pending ORM objects first; the hot paths write with Core only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Insert
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+_CONNECTION = "core.prepared.connection"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Positional paramstyles (SQLite's qmark): per placeholder, the parameter's name, or None with a constant.
+    positional: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...] | None
+    # Named paramstyles (psycopg's pyformat): the parameters' names and processors, and the constants.
+    named: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    constants: dict[str, Any]
+    row: Any  # a namedtuple class for the result's rows, or None when the statement returns none
+    result_processors: tuple[Callable[[Any], Any] | None, ...] | None
+
+
+class Prepared:
+    """A Core statement to run often: `await prepared.execute(session, params)`, `await prepared.many(...)`."""
+
+    __slots__ = ("_compiled", "statement")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, frozenset[str] | None], _Compiled] = {}
+
+    def compiled(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
+        keys = frozenset(params) if isinstance(self.statement, Insert) else None
+        found = self._compiled.get((dialect.name, keys))
+        if found is None:
+            found = self._compiled[(dialect.name, keys)] = _compile(self.statement, dialect, keys)
+        return found
+
+    async def execute(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Run the statement once with `params`; its rows (namedtuples), or [] when it returns none."""
+        rows: list[Any] = []
+        await self._run(session, params or {}, rows)
+        return rows
+
+    async def _run(self, session: AsyncSession, params: Mapping[str, Any], out: list[Any]) -> int:
+        conn, driver = await _driver(session)
+        c = self.compiled(conn.dialect, params)
+        bound = _bind(c, params)
+        _before(conn, c.sql, bound, False)
+        if conn.dialect.name == "sqlite":
+            try:
+                cursor = sqlite3.Cursor(driver)
+                cursor.execute(c.sql, bound)
+                rows = cursor.fetchall() if cursor.description else []
+                count = cursor.rowcount
+            except sqlite3.Error as exc:
+                raise _wrapped(conn, c.sql, bound, exc) from exc
+        else:
+            try:
+                async with driver.cursor() as cursor:
+                    await cursor.execute(c.sql, bound)
+                    rows = await cursor.fetchall() if cursor.description else []
+                    count = cursor.rowcount
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise _wrapped(conn, c.sql, bound, exc) from exc
+        out.extend(_rows(c, rows))
+        return int(count)
+
+    async def changed(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> int:
+        """Run a statement that returns no rows (an UPDATE, a DELETE) once; how many rows it changed."""
+        rows: list[Any] = []
+        return await self._run(session, params or {}, rows)
+
+    async def one(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> Any:
+        rows = await self.execute(session, params)
+        if len(rows) != 1:
+            raise AssertionError(f"expected one row, got {len(rows)}: {self.statement}")
+        return rows[0]
+
+    async def scalar(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None when there is none."""
+        rows = await self.execute(session, params)
+        return rows[0][0] if rows else None
+
+    async def many(self, session: AsyncSession, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per parameter set (the driver's executemany); nothing is returned."""
+        if not params:
+            return
+        conn, driver = await _driver(session)
+        c = self.compiled(conn.dialect, params[0])
+        bound = [_bind(c, p) for p in params]
+        _before(conn, c.sql, bound, True)
+        if conn.dialect.name == "sqlite":
+            try:
+                sqlite3.Cursor(driver).executemany(c.sql, bound)
+            except sqlite3.Error as exc:
+                raise _wrapped(conn, c.sql, bound, exc) from exc
+        else:
+            try:
+                async with driver.cursor() as cursor:
+                    await cursor.executemany(c.sql, bound)
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise _wrapped(conn, c.sql, bound, exc) from exc
+
+
+def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | None) -> _Compiled:
+    compiled = statement.compile(dialect=dialect, column_keys=None if keys is None else sorted(keys))
+    assert isinstance(compiled, SQLCompiler)
+    processors: Mapping[str, Any] = compiled._bind_processors
+
+    def processed(name: str, value: Any) -> Any:
+        proc = processors.get(name)
+        return proc(value) if proc is not None and value is not None else value
+
+    constants: dict[str, Any] = {}
+    # Columns left out of an INSERT take their default, when it is a constant (SQLModel's field defaults are).
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        default = column.default if column in compiled.insert_prefetch else column.onupdate
+        if default is None or not default.is_scalar:
+            raise NotImplementedError(f"prepared statements take no computed default; pass {column.key}")
+        constants[column.key] = processed(column.key, default.arg)  # type: ignore[attr-defined]
+    for name, bind in compiled.binds.items():
+        if bind.expanding:
+            raise NotImplementedError(f"prepared statements do not expand IN lists ({name})")
+        if name not in constants and not bind.required and (keys is None or name not in keys):
+            constants[name] = processed(name, bind.effective_value)
+    positional = None
+    if compiled.positiontup is not None:
+        positional = tuple(
+            (None, constants[name], None) if name in constants else (name, None, processors.get(name))
+            for name in compiled.positiontup
+        )
+    named = tuple((name, processors.get(name)) for name in compiled.binds if name not in constants)
+    row: Any = None
+    result_processors = None
+    if compiled._result_columns:
+        keys_out = [keyname for keyname, *_ in compiled._result_columns]
+        row = _row_type(keys_out)
+        procs = tuple(type_._cached_result_processor(dialect, None) for *_, type_ in compiled._result_columns)
+        result_processors = procs if any(p is not None for p in procs) else None
+    return _Compiled(compiled.string, positional, named, constants, row, result_processors)
+
+
+def _row_type(keys: list[str]) -> Any:
+    """A namedtuple class for a statement's rows (made at run time, from the compiled result columns)."""
+    return namedtuple("Row", keys, rename=True)
+
+
+def _bind(c: _Compiled, params: Mapping[str, Any]) -> Any:
+    if c.positional is not None:
+        return tuple(
+            constant if name is None else (params[name] if proc is None or params[name] is None else proc(params[name]))
+            for name, constant, proc in c.positional
+        )
+    bound = dict(c.constants)
+    for name, proc in c.named:
+        value = params[name]
+        bound[name] = value if proc is None or value is None else proc(value)
+    return bound
+
+
+def _rows(c: _Compiled, rows: Iterable[Any]) -> list[Any]:
+    if c.row is None:
+        return []
+    make = c.row._make
+    if c.result_processors is None:
+        return [make(r) for r in rows]
+    procs = c.result_processors
+    return [make(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True)) for r in rows]
+
+
+async def _driver(session: AsyncSession) -> tuple[Connection, Any]:
+    """The session's connection in its innermost transaction and its driver connection, remembered for that
+    transaction's life.
+
+    The innermost transaction, not the outermost: the ORM emits a `begin_nested()`'s SAVEPOINT only when the
+    nested transaction first asks for its connection, so a savepoint whose statements were all prepared would
+    otherwise never be set, and its rollback would undo nothing."""
+    sync = session.sync_session
+    transaction = sync.get_nested_transaction() or sync.get_transaction()
+    cached = sync.info.get(_CONNECTION)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1], cached[2]
+    conn = (await session.connection()).sync_connection
+    assert conn is not None
+    driver = conn.connection.driver_connection
+    sync.info[_CONNECTION] = (sync.get_nested_transaction() or sync.get_transaction(), conn, driver)
+    return conn, driver
+
+
+def _before(conn: Connection, sql: str, params: Any, many: bool) -> None:
+    listeners = conn.dispatch.before_cursor_execute
+    if listeners:
+        listeners(conn, None, sql, params, None, many)
+
+
+def _wrapped(conn: Connection, sql: str, params: Any, exc: Exception) -> Exception:
+    """The driver's error as `session.execute` raises it (an `IntegrityError`, `OperationalError`... of SQLAlchemy's,
+    with the driver's error as `.orig`)."""
+    dialect = conn.dialect
+    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect)

@@ -150,6 +150,18 @@ def pending(session: AsyncSession) -> bool:
     return bool(session.info.get(_PENDING))
 
 
+def pending_mark(session: AsyncSession) -> int:
+    """How many events wait for the session's commit: a mark for `forget_since` when a savepoint rolls back."""
+    return len(session.info.get(_PENDING, ()))
+
+
+def forget_since(session: AsyncSession, mark: int) -> None:
+    """Drop the events added after `mark` (a rolled-back savepoint's): what they tell never happened."""
+    rows = session.info.get(_PENDING)
+    if rows is not None:
+        del rows[mark:]
+
+
 async def flush(session: AsyncSession, at: dt.datetime) -> None:
     """Write the session's pending events (one INSERT; rows whose dedupe key exists are skipped)."""
     rows = session.info.pop(_PENDING, None)

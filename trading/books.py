@@ -29,9 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import events
 from core.db import UnitOfWork, is_connection_loss, is_retryable
 from core.errors import AppError, ServiceUnavailable
 from core.observability import forget_counts_since, pending_counts
+from core.prepared import SavepointFailed, savepoint
 from registry.models import Instrument, RegistryAccount
 from trading._common import STALE_RETRIES, kind_scale
 from trading.context import TradingContext
@@ -255,13 +257,14 @@ async def _batch_work(
             outcomes.append(None)
             continue
         audit_mark, staged_mark, counts_mark = len(uow.audit_events), len(txn.staged), pending_counts(ses)
+        events_mark = events.pending_mark(ses)
         accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
         accounts_mark = None if accounts is None else dict(accounts)
         txn.changed = False
         try:
-            async with ses.begin_nested():
+            async with savepoint(ses):
                 value = await q.work(txn)
-        except StaleBook:
+        except (StaleBook, SavepointFailed):
             raise
         except Exception as exc:
             if isinstance(exc, DBAPIError) and (is_retryable(exc) or is_connection_loss(exc)):
@@ -270,6 +273,7 @@ async def _batch_work(
             del uow.audit_events[audit_mark:]
             del txn.staged[staged_mark:]
             forget_counts_since(ses, counts_mark)  # its trades and orders never committed: not counted
+            events.forget_since(ses, events_mark)  # nor are they told
             accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
             if accounts is not None:
                 accounts.clear()

@@ -17,6 +17,8 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from core.prepared import plain_row
+
 
 class Market(SQLModel, table=True):
     """Which instrument trades in which mode, with the rules of its books (a row per instrument)."""
@@ -275,3 +277,9 @@ class FundMovement(SQLModel, table=True):
     request_key: str | None = Field(default=None, max_length=240, unique=True)
     created_at: dt.datetime = Field(sa_type=DateTimeUTC)
     decided_at: dt.datetime | None = Field(default=None, sa_type=DateTimeUTC)
+
+
+# The order path's stand-ins for an `Order` and a `Trade` (`core.prepared.plain_row`): the same fields on plain
+# objects, written with prepared statements (`trading.orders`, `trading.settlement`), never added to a session.
+OrderRow = plain_row(Order.__table__, "OrderRow")  # type: ignore[attr-defined]
+TradeRow = plain_row(Trade.__table__, "TradeRow")  # type: ignore[attr-defined]

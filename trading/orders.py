@@ -37,7 +37,7 @@ from trading.domain.model import Code, OrderKind, Side, Status
 from trading.domain.money import buy_hold_fen
 from trading.domain.sessions import LISTED_SESSIONS
 from trading.markets import market_info
-from trading.models import Market, Order
+from trading.models import Market, Order, OrderRow
 from trading.queries import order_out, order_view, visible_order
 from trading.settlement import check_sellable, hold, release, settle, trading_account, units_ledger, update_orders
 
@@ -92,7 +92,7 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
         else:
             band = book.config.band
             cost_price = price_fen if price_fen is not None else (band.upper_fen if band is not None else None)
-        order = Order(
+        order = OrderRow(
             book_id=book_id,
             market_id=info.market_id,
             instrument_id=info.instrument_id,

@@ -40,7 +40,7 @@ from trading._common import VENUE_OF_MODE, qty, qty_text, raise_failures
 from trading.context import TradingContext
 from trading.domain.model import Result, Side, Status
 from trading.domain.money import buy_hold_fen
-from trading.models import BookDay, Order, Trade
+from trading.models import BookDay, Order, OrderRow, Trade, TradeRow
 
 AccountCache = dict[tuple[int, str, int], RegistryAccount]
 
@@ -203,16 +203,10 @@ async def settle(
     elif result.status is not Status.RESTING:
         await release(ses, taker, now)
 
-    makers: dict[int, Order] = {}
-    touched = [t.maker_order_id for t in trades] + [mc.order_id for mc in result.maker_cancels]
-    if touched:
-        rows = await ses.execute(
-            select(Order).where(Order.id.in_(touched)).execution_options(populate_existing=True)  # type: ignore[union-attr]
-        )
-        makers = {o.id or 0: o for o in rows.scalars()}
-        # Out of the session: their changes are written below in one UPDATE, not by the ORM's flush.
-        for maker in makers.values():
-            ses.expunge(maker)
+    # The makers' rows, read as plain rows (no mapped objects): their changes are written below in one UPDATE.
+    makers: dict[int, Any] = {}
+    for maker_id in dict.fromkeys([t.maker_order_id for t in trades] + [mc.order_id for mc in result.maker_cancels]):
+        makers[maker_id] = OrderRow(**(await _ORDER_BY_ID.one(ses, {"order_id": maker_id}))._asdict())
     venue = VENUE_OF_MODE[row.mode]
     out: list[Trade] = []
     for t in trades:
@@ -242,7 +236,7 @@ async def settle(
             "at": t.at,
         }
         trade_id = await _INSERT_TRADE.scalar(ses, values)
-        trade = Trade(id=trade_id, **values)
+        trade = TradeRow(id=trade_id, **values)
         out.append(trade)
         maker_filled = maker.filled_quantity + t.quantity
         maker_remaining = maker.quantity - maker_filled - maker.cancelled_quantity
@@ -286,6 +280,7 @@ async def settle(
 
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
+_ORDER_BY_ID = Prepared(select(*_ORDERS.c).where(_ORDERS.c.id == bindparam("order_id")))
 _ORDER_CHANGES = (
     "filled_quantity",
     "cancelled_quantity",

@@ -21,8 +21,10 @@ import msgspec
 import pytest
 from sqlalchemy import event, select
 
+from core.audit import make_flusher
 from core.db import Database, UnitOfWork
 from core.errors import AppError, ServiceUnavailable
+from core.events import OutboxEvent
 from core.models import LedgerAccount
 from registry.models import Instrument
 from registry.service import OWNER
@@ -259,6 +261,7 @@ async def test_a_failure_after_the_book_changed_inside_a_batch_rolls_back_that_c
     service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db, clock = service_db
+    db.audit_flusher = make_flusher(clock)  # as the app does: the outbox's events are written at each commit
     sw = await service_world(db, clock, mode="continuous", traders=3)
     t = sw.trading
     await _warm(sw)
@@ -270,9 +273,9 @@ async def test_a_failure_after_the_book_changed_inside_a_batch_rolls_back_that_c
     async def second_delivery_fails(*args: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
+        await real(*args, **kwargs)  # the trade's payouts are written and its event told, then it fails
         if calls == 2:
             raise RuntimeError("settlement failed half way")
-        await real(*args, **kwargs)
 
     monkeypatch.setattr(settlement, "deliver", second_delivery_fails)
     sizes = BatchSizes(monkeypatch)
@@ -294,6 +297,11 @@ async def test_a_failure_after_the_book_changed_inside_a_batch_rolls_back_that_c
     row = (await _rows(db, BookDay, BookDay.id))[0]
     assert snapshot == replay([c for _, c in await _journal(db)], book_config(row)).snapshot()
     assert snapshot is not None and snapshot.trade_seq == 2  # the failed command's trade was never made
+    # Nor was it told: one trade.executed event per trade that committed.
+    trades = {t.id for t in await _rows(db, Trade, Trade.id)}
+    told = [json.loads(e.body)["trade_id"] for e in await _rows(db, OutboxEvent, OutboxEvent.id)
+            if e.type == "trade.executed"]  # fmt: skip
+    assert sorted(told) == sorted(trades) and len(trades) >= 2
     await _sound(sw)
 
 

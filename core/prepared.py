@@ -288,6 +288,10 @@ def _before(conn: Connection, sql: str, params: Any, many: bool) -> None:
 
 def _wrapped(conn: Connection, sql: str, params: Any, exc: Exception) -> Exception:
     """The driver's error as `session.execute` raises it (an `IntegrityError`, `OperationalError`... of SQLAlchemy's,
-    with the driver's error as `.orig`)."""
+    with the driver's error as `.orig`, and `connection_invalidated` when the dialect sees a lost connection, which
+    `core.db` answers with 503; the pool's pre-ping and the unit of work's failed rollback retire the connection)."""
     dialect = conn.dialect
-    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+    lost = bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))  # type: ignore[arg-type]
+    return DBAPIError.instance(
+        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )

@@ -8,8 +8,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import bindparam, event, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.db import Database, UnitOfWork
 from core.models import LedgerAsset, LedgerTransfer
@@ -132,3 +132,35 @@ async def test_datetimes_round_trip_and_every_statement_is_seen(db: Database) ->
     orm_at, prepared_at = await db.run(transfer)
     assert orm_at.replace(tzinfo=dt.UTC) == NOW
     assert prepared_at.replace(tzinfo=dt.UTC) == NOW
+
+
+@pytest.mark.parametrize("how", ["terminated by the server", "closed under the session"])
+async def test_a_lost_connection_is_reported_as_one(db: Database, how: str) -> None:
+    """A statement on a connection that is gone raises a `DBAPIError` that `core.db` takes for a lost connection
+    (503, nothing committed), as `session.execute` would: the server's termination carries SQLSTATE 57P01, a closed
+    socket none, so the prepared path must say `connection_invalidated` itself."""
+    if db.sqlite:
+        pytest.skip("SQLite has no server connection to lose")
+    from core.db import is_connection_loss
+
+    caught: list[BaseException] = []
+
+    async def work(uow: UnitOfWork) -> None:
+        await _INSERT_ASSET.execute(uow.session, {"code": "F"})
+        if how == "terminated by the server":
+            pid = await Prepared(select(func.pg_backend_pid())).scalar(uow.session)
+            async with db.engine.connect() as other:
+                await other.execute(select(func.pg_terminate_backend(pid)))
+        else:
+            driver = (await uow.session.connection()).sync_connection.connection.driver_connection  # type: ignore[union-attr]
+            driver.pgconn.finish()
+        try:
+            await _BUMP.changed(uow.session, {"code": "F", "n": 1})
+        except DBAPIError as exc:
+            caught.append(exc)
+            raise
+
+    with pytest.raises(Exception):  # noqa: B017 - what reaches the caller is core.db's answer; the raw error is below
+        await db.run(work)
+    assert caught and is_connection_loss(caught[0])
+    assert await _serial(db, "F") is None

@@ -72,38 +72,19 @@ class Prepared:
 
     async def execute(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Run the statement once with `params`; its rows (namedtuples), or [] when it returns none."""
-        rows: list[Any] = []
-        await self._run(session, params or {}, rows)
-        return rows
-
-    async def _run(self, session: AsyncSession, params: Mapping[str, Any], out: list[Any]) -> int:
+        params = params or {}
         conn, driver = await _driver(session)
         c = self.compiled(conn.dialect, params)
-        bound = _bind(c, params)
-        _before(conn, c.sql, bound, False)
-        if conn.dialect.name == "sqlite":
-            try:
-                cursor = sqlite3.Cursor(driver)
-                cursor.execute(c.sql, bound)
-                rows = cursor.fetchall() if cursor.description else []
-                count = cursor.rowcount
-            except sqlite3.Error as exc:
-                raise _wrapped(conn, c.sql, bound, exc) from exc
-        else:
-            try:
-                async with driver.cursor() as cursor:
-                    await cursor.execute(c.sql, bound)
-                    rows = await cursor.fetchall() if cursor.description else []
-                    count = cursor.rowcount
-            except conn.dialect.loaded_dbapi.Error as exc:
-                raise _wrapped(conn, c.sql, bound, exc) from exc
-        out.extend(_rows(c, rows))
-        return int(count)
+        rows, _ = await _send(conn, driver, c.sql, _bind(c, params))
+        return _rows(c, rows)
 
     async def changed(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows (an UPDATE, a DELETE) once; how many rows it changed."""
-        rows: list[Any] = []
-        return await self._run(session, params or {}, rows)
+        params = params or {}
+        conn, driver = await _driver(session)
+        c = self.compiled(conn.dialect, params)
+        _, count = await _send(conn, driver, c.sql, _bind(c, params))
+        return count
 
     async def one(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> Any:
         rows = await self.execute(session, params)
@@ -122,19 +103,31 @@ class Prepared:
             return
         conn, driver = await _driver(session)
         c = self.compiled(conn.dialect, params[0])
-        bound = [_bind(c, p) for p in params]
-        _before(conn, c.sql, bound, True)
-        if conn.dialect.name == "sqlite":
-            try:
-                sqlite3.Cursor(driver).executemany(c.sql, bound)
-            except sqlite3.Error as exc:
-                raise _wrapped(conn, c.sql, bound, exc) from exc
-        else:
-            try:
-                async with driver.cursor() as cursor:
-                    await cursor.executemany(c.sql, bound)
-            except conn.dialect.loaded_dbapi.Error as exc:
-                raise _wrapped(conn, c.sql, bound, exc) from exc
+        await _send(conn, driver, c.sql, [_bind(c, p) for p in params], many=True)
+
+
+async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bool = False) -> tuple[list[Any], int]:
+    """Send one statement (or one executemany) to the driver: the rows it returned and the rows it changed."""
+    _before(conn, sql, bound, many)
+    if conn.dialect.name == "sqlite":
+        try:
+            cursor = sqlite3.Cursor(driver)
+            if many:
+                cursor.executemany(sql, bound)
+                return [], cursor.rowcount
+            cursor.execute(sql, bound)
+            return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+        except sqlite3.Error as exc:
+            raise _wrapped(conn, sql, bound, exc) from exc
+    try:
+        async with driver.cursor() as cursor:
+            if many:
+                await cursor.executemany(sql, bound)
+                return [], cursor.rowcount
+            await cursor.execute(sql, bound)
+            return (await cursor.fetchall() if cursor.description else []), cursor.rowcount
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, sql, bound, exc) from exc
 
 
 def plain_row(table: Any, name: str) -> type:
@@ -181,18 +174,7 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
 
 async def _plain(conn: Connection, driver: Any, sql: str) -> None:
     """One statement without parameters or rows."""
-    _before(conn, sql, (), False)
-    if conn.dialect.name == "sqlite":
-        try:
-            sqlite3.Cursor(driver).execute(sql)
-        except sqlite3.Error as exc:
-            raise _wrapped(conn, sql, (), exc) from exc
-        return
-    try:
-        async with driver.cursor() as cursor:
-            await cursor.execute(sql)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, sql, (), exc) from exc
+    await _send(conn, driver, sql, ())
 
 
 def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | None) -> _Compiled:

@@ -126,6 +126,18 @@ async def make_env(url: str) -> tuple[Env, Any]:
 
 
 @pytest.fixture(params=BACKENDS)
+async def migrated_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh database with the schema and nothing else, on each backend, for tests of the kernel itself."""
+    url = fresh_database_url(request.param, tmp_path)
+    create_schema(url)
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     e, client = await make_env(fresh_database_url(request.param, tmp_path))
     try:

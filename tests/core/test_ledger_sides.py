@@ -6,7 +6,6 @@ the unit of work may go on (a later transfer in it still posts). Holds posted an
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,19 +15,13 @@ from core.db import Database, UnitOfWork
 from core.errors import AppError, Conflict
 from core.models import LedgerAccount
 from core.quantity import INT64_MAX
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, fresh_database_url
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    url = fresh_database_url(request.param, tmp_path)
-    create_schema(url)
-    database = Database(url)
-    yield database  # type: ignore[misc]
-    await database.dispose()
+@pytest.fixture
+def db(migrated_db: Database) -> Database:
+    return migrated_db
 
 
 async def _accounts(uow: UnitOfWork) -> dict[str, int]:

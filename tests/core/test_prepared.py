@@ -5,7 +5,6 @@ seen by `before_cursor_execute`. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, event, func, insert, select, update
@@ -14,8 +13,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from core.db import Database, UnitOfWork
 from core.models import LedgerAsset, LedgerTransfer
 from core.prepared import Prepared
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, fresh_database_url
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, 0, 123456, tzinfo=dt.UTC)
 _ASSET = LedgerAsset.__table__  # type: ignore[attr-defined]
@@ -26,13 +23,9 @@ _BUMP = Prepared(
 _BY_CODE = Prepared(select(_ASSET.c.code, _ASSET.c.next_serial).where(_ASSET.c.code == bindparam("code")))
 
 
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    url = fresh_database_url(request.param, tmp_path)
-    create_schema(url)
-    database = Database(url)
-    yield database  # type: ignore[misc]
-    await database.dispose()
+@pytest.fixture
+def db(migrated_db: Database) -> Database:
+    return migrated_db
 
 
 async def _serial(db: Database, code: str) -> int | None:

@@ -49,7 +49,7 @@ async def unit_figures(ses: AsyncSession) -> list[UnitFigures]:
         .group_by(SerialBlock.asset_id, LedgerAccount.role)
     ):
         serials[(asset_id, role)] = int(total)
-    counters = dict((await ses.execute(select(LedgerAsset.id, LedgerAsset.next_serial))).tuples().all())
+    counters = {i: n for i, n in (await ses.execute(select(LedgerAsset.id, LedgerAsset.next_serial))).all()}
     out: list[UnitFigures] = []
     for inst in instruments:
         a = inst.asset_id

@@ -352,6 +352,7 @@ async def create_transfer(
                 raise await _refuse(session, account_id, amount, field)
         if attempt == BALANCE_UPDATE_TRIES - 1:
             raise ServiceUnavailable("The balances are changing quickly; retry shortly.")
+    # `resolves_id` named, though None: the same columns as a resolution's INSERT, so one compiled statement serves.
     transfer_id = await _INSERT_TRANSFER.scalar(
         session, {"client_id": client_id, "created_at": now, "ref": ref, "resolves_id": None, **fields}
     )

@@ -15,7 +15,9 @@ and benchmarks see every statement). What is not supported, and refused when the
 expanded at execution (`in_([...])` of a bound list) and column defaults computed in Python.
 
 The session factory does not autoflush (`core.db`), so a prepared statement, like `session.execute` there, does not
-flush pending ORM objects first; the hot paths write with Core only.
+flush pending ORM objects first; the hot paths write with Core only. Beside it: `savepoint`, a savepoint set with
+SQL rather than through the ORM, and `plain_row`, a table's columns as a plain dataclass for rows the hot path
+builds.
 """
 
 from __future__ import annotations
@@ -133,8 +135,8 @@ async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bo
 def plain_row(table: Any, name: str) -> type:
     """A slotted dataclass with a table's columns as fields (defaults: the columns' constant defaults, else None):
     what a hot path builds and reads instead of a mapped object, whose construction runs the ORM's and pydantic's
-    machinery per attribute (some 50 µs an `Order`, against 2 µs). It is never added to a session: the path writes
-    it with prepared statements, and its attributes read like the model's."""
+    machinery per attribute (an `Order` 50–54 µs, an `OrderRow` 0.5 µs, measured). It is never added to a session:
+    the path writes it with prepared statements, and its attributes read like the model's."""
     fields = []
     for column in table.columns:
         default = column.default.arg if column.default is not None and column.default.is_scalar else None
@@ -144,9 +146,9 @@ def plain_row(table: Any, name: str) -> type:
 
 @asynccontextmanager
 async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
-    """A savepoint set and released with SQL on the session's connection (the ORM's `begin_nested()` costs some
-    100 µs of bookkeeping a savepoint; a batch of order commands sets one per command). When the block raises,
-    the transaction rolls back to the savepoint and the exception goes on.
+    """A savepoint set and released with SQL on the session's connection (measured on SQLite: 8–13 µs, against
+    136–141 µs for the ORM's `begin_nested()` with its SAVEPOINT and RELEASE; a batch of order commands sets one per
+    command). When the block raises, the transaction rolls back to the savepoint and the exception goes on.
 
     The ORM does not know of it, so: pending ORM changes are flushed before it is set (they belong to what came
     before), and when it rolls back every object is expunged from the session (an object the block flushed may
@@ -221,16 +223,19 @@ def _row_type(keys: list[str]) -> Any:
 
 
 def _bind(c: _Compiled, params: Mapping[str, Any]) -> Any:
+    """The parameters as the driver takes them: a tuple in placeholder order, or a dict of every bind."""
     if c.positional is not None:
         return tuple(
-            constant if name is None else (params[name] if proc is None or params[name] is None else proc(params[name]))
-            for name, constant, proc in c.positional
+            constant if name is None else _processed(proc, params[name]) for name, constant, proc in c.positional
         )
     bound = dict(c.constants)
     for name, proc in c.named:
-        value = params[name]
-        bound[name] = value if proc is None or value is None else proc(value)
+        bound[name] = _processed(proc, params[name])
     return bound
+
+
+def _processed(proc: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if proc is None or value is None else proc(value)
 
 
 def _rows(c: _Compiled, rows: Iterable[Any]) -> list[Any]:

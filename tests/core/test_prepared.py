@@ -5,6 +5,7 @@ seen by `before_cursor_execute`. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, event, func, insert, select, update
@@ -37,16 +38,17 @@ async def _serial(db: Database, code: str) -> int | None:
 
 
 async def test_rows_defaults_and_rowcount(db: Database) -> None:
-    async def work(uow: UnitOfWork) -> tuple[int, bool, int, int, str]:
+    async def work(uow: UnitOfWork) -> tuple[Any, int, int, Any]:
         # `scale`, `serialised` and `next_serial` left out: their column defaults (0, False, 0) are bound.
         row = await _INSERT_ASSET.one(uow.session, {"code": "A"})
-        changed = await _BUMP.changed(uow.session, {"code": "A", "n": 7})
-        none = await _BUMP.changed(uow.session, {"code": "nobody", "n": 7})
-        found = await _BY_CODE.one(uow.session, {"code": "A"})
-        return row.id, row.serialised, changed + 10 * none, found.next_serial, found.code
+        bumped = await _BUMP.changed(uow.session, {"code": "A", "n": 7})
+        missed = await _BUMP.changed(uow.session, {"code": "nobody", "n": 7})
+        return row, bumped, missed, await _BY_CODE.one(uow.session, {"code": "A"})
 
-    asset_id, serialised, changed, serial, code = await db.run(work)
-    assert asset_id > 0 and serialised is False and changed == 1 and serial == 7 and code == "A"
+    row, bumped, missed, found = await db.run(work)
+    assert row.id > 0 and row.serialised is False  # a Boolean read back as bool, not SQLite's 0
+    assert (bumped, missed) == (1, 0)
+    assert (found.code, found.next_serial) == ("A", 7)
     assert await _serial(db, "A") == 7
 
 

@@ -27,12 +27,13 @@ from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, make_dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Insert
+from sqlalchemy.sql import Insert, sqltypes
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -54,6 +55,8 @@ class _Compiled:
     constants: dict[str, Any]
     row: Any  # a namedtuple class for the result's rows, or None when the statement returns none
     result_processors: tuple[Callable[[Any], Any] | None, ...] | None
+    # The parameters as the driver takes them (`_binder`): a tuple in placeholder order, or a dict of every bind.
+    bind: Callable[[Mapping[str, Any]], Any]
 
 
 class Prepared:
@@ -77,7 +80,7 @@ class Prepared:
         params = params or {}
         conn, driver = await _driver(session)
         c = self.compiled(conn.dialect, params)
-        rows, _ = await _send(conn, driver, c.sql, _bind(c, params))
+        rows, _ = await _send(conn, driver, c.sql, c.bind(params))
         return _rows(c, rows)
 
     async def changed(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> int:
@@ -85,7 +88,7 @@ class Prepared:
         params = params or {}
         conn, driver = await _driver(session)
         c = self.compiled(conn.dialect, params)
-        _, count = await _send(conn, driver, c.sql, _bind(c, params))
+        _, count = await _send(conn, driver, c.sql, c.bind(params))
         return count
 
     async def one(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> Any:
@@ -105,7 +108,8 @@ class Prepared:
             return
         conn, driver = await _driver(session)
         c = self.compiled(conn.dialect, params[0])
-        await _send(conn, driver, c.sql, [_bind(c, p) for p in params], many=True)
+        bind = c.bind
+        await _send(conn, driver, c.sql, [bind(p) for p in params], many=True)
 
 
 async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bool = False) -> tuple[list[Any], int]:
@@ -182,7 +186,10 @@ async def _plain(conn: Connection, driver: Any, sql: str) -> None:
 def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | None) -> _Compiled:
     compiled = statement.compile(dialect=dialect, column_keys=None if keys is None else sorted(keys))
     assert isinstance(compiled, SQLCompiler)
-    processors: Mapping[str, Any] = compiled._bind_processors
+    processors: dict[str, Any] = {
+        name: _memoised(proc) if _is_temporal(compiled.binds[name].type) else proc
+        for name, proc in compiled._bind_processors.items()
+    }
 
     def processed(name: str, value: Any) -> Any:
         proc = processors.get(name)
@@ -214,7 +221,9 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | 
         row = _row_type(keys_out)
         procs = tuple(type_._cached_result_processor(dialect, None) for *_, type_ in compiled._result_columns)
         result_processors = procs if any(p is not None for p in procs) else None
-    return _Compiled(compiled.string, positional, named, constants, row, result_processors)
+    return _Compiled(
+        compiled.string, positional, named, constants, row, result_processors, _binder(positional, named, constants)
+    )
 
 
 def _row_type(keys: list[str]) -> Any:
@@ -222,20 +231,82 @@ def _row_type(keys: list[str]) -> Any:
     return namedtuple("Row", keys, rename=True)
 
 
-def _bind(c: _Compiled, params: Mapping[str, Any]) -> Any:
-    """The parameters as the driver takes them: a tuple in placeholder order, or a dict of every bind."""
-    if c.positional is not None:
-        return tuple(
-            constant if name is None else _processed(proc, params[name]) for name, constant, proc in c.positional
-        )
-    bound = dict(c.constants)
-    for name, proc in c.named:
-        bound[name] = _processed(proc, params[name])
-    return bound
+def _is_temporal(type_: Any) -> bool:
+    affinity = type_._type_affinity
+    return affinity is not None and issubclass(affinity, (sqltypes.DateTime, sqltypes.Date))
 
 
-def _processed(proc: Callable[[Any], Any] | None, value: Any) -> Any:
-    return value if proc is None or value is None else proc(value)
+def _memoised(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A date or datetime processor that remembers its last value and answer: a command binds its one `now` a
+    dozen times over its statements, and formatting it (SQLite's text form, after the UTC type's own conversion)
+    is the costliest step of binding. Dates and datetimes are immutable, so the same object gives the same answer."""
+    last: list[tuple[Any, Any]] = [(_NOTHING, None)]
+
+    def memo(value: Any) -> Any:
+        seen, answer = last[0]  # one (value, answer) pair, replaced whole: safe to share between threads
+        if value is seen:
+            return answer
+        answer = proc(value)
+        last[0] = (value, answer)
+        return answer
+
+    return memo
+
+
+_NOTHING = object()
+
+
+def _binder(
+    positional: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...] | None,
+    named: tuple[tuple[str, Callable[[Any], Any] | None], ...],
+    constants: dict[str, Any],
+) -> Callable[[Mapping[str, Any]], Any]:
+    """The statement's parameter binding, built once: the values are picked with one `itemgetter` (constants
+    merged in first, and they win, as they are not parameters), and only the few that have a processor (dates,
+    datetimes, JSON) are converted, where they are not None."""
+    if positional is not None:
+        names = [name if name is not None else f"\0{i}" for i, (name, _, _) in enumerate(positional)]
+        fixed = {f"\0{i}": constant for i, (name, constant, _) in enumerate(positional) if name is None}
+        procs = tuple((i, proc) for i, (name, _, proc) in enumerate(positional) if name is not None and proc)
+    else:
+        names = [*(name for name, _ in named), *constants]
+        fixed = dict(constants)
+        procs_named = tuple((name, proc) for name, proc in named if proc is not None)
+    if not names:
+        return lambda _params: () if positional is not None else {}
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    if len(names) == 1:
+        only = names[0]
+        pick = lambda params: (params[only],)  # noqa: E731 - itemgetter of one name answers the value, not a tuple
+    else:
+        pick = itemgetter(*names)
+    if fixed:
+        inner = pick
+        pick = lambda params: inner({**params, **fixed})  # noqa: E731
+    if positional is None:
+        keys = tuple(names)
+
+        def bind_named(params: Mapping[str, Any]) -> dict[str, Any]:
+            bound = dict(zip(keys, pick(params), strict=True))
+            for name, proc in procs_named:
+                value = bound[name]
+                if value is not None:
+                    bound[name] = proc(value)
+            return bound
+
+        return bind_named
+    if not procs:
+        return pick
+
+    def bind_positional(params: Mapping[str, Any]) -> Any:
+        values = list(pick(params))
+        for i, proc in procs:
+            value = values[i]
+            if value is not None:
+                values[i] = proc(value)
+        return values
+
+    return bind_positional
 
 
 def _rows(c: _Compiled, rows: Iterable[Any]) -> list[Any]:

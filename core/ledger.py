@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from core import figures
+from core import balances, figures
 from core.cache import CommittedCache
 from core.errors import AppError, Conflict, InvalidInput, ServiceUnavailable
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
@@ -262,17 +262,26 @@ async def _refuse(session: AsyncSession, account_id: int, amount: int, field: st
             select(LedgerAccount).where(LedgerAccount.id == account_id).execution_options(populate_existing=True)
         )
     ).scalar_one()
-    if (
-        row.debits_posted + row.debits_pending > INT64_MAX - amount
-        or row.credits_posted + row.credits_pending > INT64_MAX - amount
-    ):
-        return AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field)
-    return Conflict(
-        "insufficient-available",
-        f"Only {figures.quantity(available(row))} base units are available; {figures.quantity(amount)} were asked for.",
-        field=field,
-        extra={"available": available(row), "requested": amount},
-    )
+    return balances.refusal([getattr(row, name) for name in balances.COLUMNS], amount, field)
+
+
+async def _move_balances(
+    session: AsyncSession, debit_id: int, credit_id: int, amount: int, *, pending: bool, field: str
+) -> None:
+    """A transfer's two balance rows, by conditional UPDATEs; a refusal raises, naming the side that refused."""
+    for attempt in range(BALANCE_UPDATE_TRIES):
+        if await _debit_and_credit(session, debit_id, credit_id, amount, pending=pending):
+            return
+        # A side refused; say which. Under concurrency (PostgreSQL re-checks a row another transaction just
+        # changed) the balance may have moved again since: if both sides accept now, try the update again.
+        for account_id, ok in (
+            (debit_id, await _debit_would_pass(session, debit_id, amount)),
+            (credit_id, await _credit_would_pass(session, credit_id, amount)),
+        ):
+            if not ok:
+                raise await _refuse(session, account_id, amount, field)
+        if attempt == BALANCE_UPDATE_TRIES - 1:
+            raise ServiceUnavailable("The balances are changing quickly; retry shortly.")
 
 
 async def _existing(session: AsyncSession, client_id: str) -> LedgerTransfer | None:
@@ -339,19 +348,11 @@ async def create_transfer(
     debit, credit = accounts
     if (debit.id, credit.id) != (debit_account_id, credit_account_id) or any(a.asset_id != asset_id for a in accounts):
         raise AppError("assets-must-match", "Both accounts must hold the transfer's asset.", field="instrument_id")
-    for attempt in range(BALANCE_UPDATE_TRIES):
-        if await _debit_and_credit(session, debit_account_id, credit_account_id, amount, pending=pending):
-            break
-        # A side refused; say which. Under concurrency (PostgreSQL re-checks a row another transaction just
-        # changed) the balance may have moved again since: if both sides accept now, try the update again.
-        for account_id, ok in (
-            (debit_account_id, await _debit_would_pass(session, debit_account_id, amount)),
-            (credit_account_id, await _credit_would_pass(session, credit_account_id, amount)),
-        ):
-            if not ok:
-                raise await _refuse(session, account_id, amount, field)
-        if attempt == BALANCE_UPDATE_TRIES - 1:
-            raise ServiceUnavailable("The balances are changing quickly; retry shortly.")
+    deferred = balances.deferred(session)
+    if deferred is not None:  # this unit of work keeps its balances in memory (`core.balances`)
+        await deferred.move(session, debit_account_id, credit_account_id, amount, pending=pending, field=field)
+    else:
+        await _move_balances(session, debit_account_id, credit_account_id, amount, pending=pending, field=field)
     # `resolves_id` named, though None: the same columns as a resolution's INSERT, so one compiled statement serves.
     transfer_id = await _INSERT_TRANSFER.scalar(
         session, {"client_id": client_id, "created_at": now, "ref": ref, "resolves_id": None, **fields}
@@ -469,7 +470,10 @@ async def resolve_pending(
     posted_amount = (hold.amount if amount is None else amount) if post else 0
     if post and not 0 < posted_amount <= hold.amount:
         raise InvalidInput("quantity", f"Post between 1 and {figures.quantity(hold.amount)} base units of this hold.")
-    if _one_writer(session):
+    deferred = balances.deferred(session)
+    if deferred is not None:
+        await deferred.resolve(session, hold.debit_account_id, hold.credit_account_id, hold.amount, posted_amount)
+    elif _one_writer(session):
         await _RESOLVE_BOTH[bool(posted_amount)].changed(
             session,
             {

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import events
+from core import balances, events
 from core.db import UnitOfWork, is_connection_loss, is_retryable
 from core.errors import AppError, ServiceUnavailable
 from core.observability import forget_counts_since, pending_counts
@@ -239,6 +239,8 @@ async def _batch_work(
     row = await ses.get(BookDay, book_id)
     assert row is not None
     txn = BookTxn(ctx, uow, row, await seq.load(ses, row))
+    # SQLite: the batch is the one writer, so its balances are kept in memory and written once before the commit.
+    balances.defer(ses)
     outcomes: list[tuple[bool, Any] | None] = []
     if len(batch) == 1:
         # A batch of one needs no savepoint: if its command fails, the whole unit of work rolls back instead.
@@ -250,6 +252,7 @@ async def _batch_work(
             if isinstance(exc, DBAPIError) and (is_retryable(exc) or is_connection_loss(exc)):
                 raise
             raise _CommandRefused(exc) from exc
+        await balances.flush(ses)
         await seq.write_staged(ses, book_id, txn.staged)
         return [(True, value)]
     for q in batch:
@@ -258,6 +261,8 @@ async def _batch_work(
             continue
         audit_mark, staged_mark, counts_mark = len(uow.audit_events), len(txn.staged), pending_counts(ses)
         events_mark = events.pending_mark(ses)
+        held = balances.deferred(ses)
+        held_mark = None if held is None else held.mark()
         accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
         accounts_mark = None if accounts is None else dict(accounts)
         txn.changed = False
@@ -274,6 +279,8 @@ async def _batch_work(
             del txn.staged[staged_mark:]
             forget_counts_since(ses, counts_mark)  # its trades and orders never committed: not counted
             events.forget_since(ses, events_mark)  # nor are they told
+            if held is not None and held_mark is not None:
+                held.restore(held_mark)  # nor did its balances move
             accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
             if accounts is not None:
                 accounts.clear()
@@ -283,6 +290,7 @@ async def _batch_work(
             outcomes.append((False, exc))
             continue
         outcomes.append((True, value))
+    await balances.flush(ses)
     await seq.write_staged(ses, book_id, txn.staged)
     return outcomes
 

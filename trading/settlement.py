@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import figures, ledger
+from core import balances, figures, ledger
 from core.clock import business_date
 from core.errors import AppError, Conflict
 from core.events import emit
@@ -111,6 +111,10 @@ async def check_sellable(
     available, bought = await _SELLABLE.one(
         ses, {"ledger_account_id": la, "registry_account_id": acc.id, "instrument_id": inst.id, "day": day}
     )
+    held = balances.deferred(ses)
+    mirrored = None if held is None else held.available(la)
+    if mirrored is not None:  # this unit of work's balances are in memory (`core.balances`), ahead of the row
+        available = mirrored
     bought_today = int(bought)
     sellable = max(available - bought_today, 0)
     if quantity <= sellable:

@@ -1,7 +1,9 @@
 """Both sides of a transfer change together or not at all (core/ledger.py): on SQLite one conditional UPDATE of the
 two rows (`_BOTH_SIDES`), on PostgreSQL two ordered ones. When the debit side refuses (insufficient) or only the
 credit side refuses (its balance would pass 64 bits), the refusal is the right problem and no balance moved, and
-the unit of work may go on (a later transfer in it still posts). Holds posted and voided move each side once."""
+the unit of work may go on (a later transfer in it still posts). Holds posted and voided move each side once.
+Each also with the balances kept in memory for the unit of work (`core.balances`, SQLite's batches): the same
+refusals with the same figures, and the same balances once written."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from core import ledger
+from core import balances, ledger
 from core.db import Database, UnitOfWork
 from core.errors import AppError, Conflict
 from core.models import LedgerAccount
+from core.prepared import savepoint
 from core.quantity import INT64_MAX
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
@@ -22,6 +25,26 @@ NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def db(migrated_db: Database) -> Database:
     return migrated_db
+
+
+@pytest.fixture(params=[False, True], ids=["rows", "in-memory"])
+def deferred(request: pytest.FixtureRequest, db: Database) -> bool:
+    if request.param and not db.sqlite:
+        pytest.skip("balances are kept in memory only on SQLite (one writer)")
+    return bool(request.param)
+
+
+def _run(db: Database, deferred: bool, work):  # type: ignore[no-untyped-def]
+    """`work` as one unit of work, its balances in memory (and written at its end) when `deferred`."""
+
+    async def unit(uow: UnitOfWork):  # type: ignore[no-untyped-def]
+        if deferred:
+            assert balances.defer(uow.session)
+        result = await work(uow)
+        await balances.flush(uow.session)
+        return result
+
+    return db.run(unit)
 
 
 async def _accounts(uow: UnitOfWork) -> dict[str, int]:
@@ -68,7 +91,7 @@ async def _balances(db: Database, ids: dict[str, int]) -> dict[str, tuple[int, i
     return await db.read(read)
 
 
-async def test_a_refused_side_moves_neither_and_the_unit_of_work_goes_on(db: Database) -> None:
+async def test_a_refused_side_moves_neither_and_the_unit_of_work_goes_on(db: Database, deferred: bool) -> None:
     ids = await db.run(_accounts)
 
     async def fund(uow: UnitOfWork) -> None:
@@ -88,7 +111,7 @@ async def test_a_refused_side_moves_neither_and_the_unit_of_work_goes_on(db: Dat
         await _move(uow, ids, "x3", "a", "b", 4)
         return slugs
 
-    assert await db.run(refused_then_one_that_passes) == ["insufficient-available", "amount-overflow"]
+    assert await _run(db, deferred, refused_then_one_that_passes) == ["insufficient-available", "amount-overflow"]
     after = await _balances(db, ids)
     assert after["a"] == (before["a"][0] + 4, 0, 10, 0)
     assert after["b"] == (0, 0, 4, 0)
@@ -96,19 +119,20 @@ async def test_a_refused_side_moves_neither_and_the_unit_of_work_goes_on(db: Dat
     assert after["issuer"] == before["issuer"]
 
 
-async def test_a_hold_moves_pending_then_posts_part_and_releases_the_rest(db: Database) -> None:
+async def test_a_hold_moves_pending_then_posts_part_and_releases_the_rest(db: Database, deferred: bool) -> None:
     ids = await db.run(_accounts)
 
     async def work(uow: UnitOfWork) -> None:
         await _move(uow, ids, "f", "issuer", "a", 10)
         hold = await _move(uow, ids, "h", "a", "b", 7, pending=True)
-        with pytest.raises(Conflict):  # 3 available, 7 held
+        with pytest.raises(Conflict) as refused:  # 3 available, 7 held
             await _move(uow, ids, "y", "a", "b", 4)
+        assert refused.value.extra == {"available": 3, "requested": 4}
         await ledger.resolve_pending(uow.session, client_id="h:r", pending_id=hold, now=NOW, post=True, amount=5)
         second = await _move(uow, ids, "h2", "a", "b", 5, pending=True)
         await ledger.resolve_pending(uow.session, client_id="h2:r", pending_id=second, now=NOW, post=False)
 
-    await db.run(work)
+    await _run(db, deferred, work)
     after = await _balances(db, ids)
     assert after["a"] == (5, 0, 10, 0)
     assert after["b"] == (0, 0, 5, 0)
@@ -117,3 +141,51 @@ async def test_a_hold_moves_pending_then_posts_part_and_releases_the_rest(db: Da
         return await ledger.check_invariants(uow.session)
 
     assert await db.read(invariants) == []
+
+
+async def test_in_memory_balances_add_to_the_row_and_a_restored_mark_forgets_what_came_after(db: Database) -> None:
+    """The write adds what changed (a statement of another path in the same transaction is not lost), and a
+    command rolled back to its mark (a batch's savepoint) leaves no trace in the figures written."""
+    if not db.sqlite:
+        pytest.skip("balances are kept in memory only on SQLite (one writer)")
+    ids = await db.run(_accounts)
+    acc = LedgerAccount.__table__.c  # type: ignore[attr-defined]
+
+    async def work(uow: UnitOfWork) -> None:
+        assert balances.defer(uow.session)
+        held = balances.deferred(uow.session)
+        assert held is not None
+        await _move(uow, ids, "f", "issuer", "a", 10)
+        mark = held.mark()
+        with pytest.raises(RuntimeError):  # a batch's command: its savepoint rolls its rows back, `restore` its figures
+            async with savepoint(uow.session):
+                await _move(uow, ids, "g", "a", "b", 6)
+                await _move(uow, ids, "g2", "issuer", "big", 1)  # an account first read after the mark
+                assert held.available(ids["a"]) == 4
+                raise RuntimeError("refused later")
+        held.restore(mark)
+        assert held.available(ids["a"]) == 10 and held.available(ids["big"]) is None
+        # Another path moves a balance row in SQL meanwhile (it is not lost when the figures are written).
+        await uow.session.execute(
+            LedgerAccount.__table__.update()  # type: ignore[attr-defined]
+            .where(acc.id == ids["b"])
+            .values(credits_posted=acc.credits_posted + 2)
+        )
+        await _move(uow, ids, "h", "a", "b", 3)
+        await balances.flush(uow.session)
+        await balances.flush(uow.session)  # nothing more to write: written once
+
+    await db.run(work)
+    after = await _balances(db, ids)
+    assert after["a"] == (3, 0, 10, 0)
+    assert after["b"] == (0, 0, 5, 0)  # 3 moved here plus the 2 of the other statement
+    assert after["big"] == (0, 0, 0, 0)
+
+    async def invariants(uow: UnitOfWork) -> list[str]:
+        return await ledger.check_invariants(uow.session)
+
+    # The other statement's 2 credits have no transfer behind them: those are the only findings.
+    assert await db.read(invariants) == [
+        f"asset {ids['asset']}: debits 13/0 != credits 15/0",
+        f"account {ids['b']}: balances [0, 5, 0, 0] != sum of transfers [0, 3, 0, 0]",
+    ]

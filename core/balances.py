@@ -1,0 +1,162 @@
+"""Ledger balances kept in memory for one unit of work, and written once at its end (SQLite's group commit).
+
+A batch of order commands (`trading.books`) moves the same few accounts over and over: the traders' fund and unit
+accounts, clearing, the fee account. Each transfer's conditional UPDATE of its two balance rows cost more than the
+transfer's own row. On SQLite the unit of work is the one writer from its BEGIN IMMEDIATE to its COMMIT, so no one
+else can change a balance in between: the rows are read once (`load`), every transfer's rule (debits may not
+exceed credits, nor either side pass 64 bits) is checked here against the running figures, and the changes of the
+whole unit of work are written as one UPDATE per account (`flush`, before the commit), each adding what changed
+(not setting a figure, so a statement of another path in the same transaction is never lost). The database's CHECK
+constraints still stand behind them.
+
+What a caller of `core.ledger` sees does not change: the same refusals, with the same figures, at the same call.
+The transfer rows themselves are still written at once (their ids are handed back). A command of a batch that
+rolls back to its savepoint restores the figures it started from (`mark`, `restore`).
+
+Only SQLite's one-writer units of work defer (`defer`); on PostgreSQL two transactions may touch the same account
+at once, and its conditional UPDATEs (`core.ledger`) are what orders them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import figures
+from core.errors import AppError, Conflict
+from core.models import LedgerAccount
+from core.prepared import Prepared
+from core.quantity import INT64_MAX
+
+_KEY = "core.balances"
+_ACC = LedgerAccount.__table__.c  # type: ignore[attr-defined]
+# The four figures, in this order everywhere here.
+COLUMNS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+_DPE, _DPO, _CPE, _CPO = range(4)
+
+_LOAD = Prepared(
+    select(
+        *(getattr(_ACC, name) for name in COLUMNS),
+        _ACC.debits_must_not_exceed_credits,
+        _ACC.credits_must_not_exceed_debits,
+    ).where(_ACC.id == bindparam("account_id"))
+)
+_ADD = Prepared(
+    update(LedgerAccount.__table__)  # type: ignore[arg-type]
+    .where(_ACC.id == bindparam("account_id"))
+    .values({name: getattr(_ACC, name) + bindparam(f"d_{name}") for name in COLUMNS})
+)
+
+
+class Balances:
+    """The running figures of the accounts a unit of work touched, and what the database holds of them."""
+
+    __slots__ = ("figures", "flags", "stored")
+
+    def __init__(self) -> None:
+        self.figures: dict[int, list[int]] = {}
+        self.stored: dict[int, tuple[int, ...]] = {}
+        # (debits must not exceed credits, credits must not exceed debits) per account.
+        self.flags: dict[int, tuple[bool, bool]] = {}
+
+    async def load(self, session: AsyncSession, account_id: int) -> list[int]:
+        found = self.figures.get(account_id)
+        if found is None:
+            row = await _LOAD.one(session, {"account_id": account_id})
+            found = self.figures[account_id] = [int(v) for v in row[:4]]
+            self.stored[account_id] = tuple(found)
+            self.flags[account_id] = (bool(row[4]), bool(row[5]))
+        return found
+
+    async def move(
+        self, session: AsyncSession, debit_id: int, credit_id: int, amount: int, *, pending: bool, field: str
+    ) -> None:
+        """A transfer's two sides, after the same checks as `core.ledger`'s conditional UPDATEs; a refusal raises
+        (the one `core.ledger` would) and changes nothing."""
+        debit = await self.load(session, debit_id)
+        credit = await self.load(session, credit_id)
+        debit_flag, credit_flag = self.flags[debit_id][0], self.flags[credit_id][1]
+        if (debit_flag and debit[_DPO] + debit[_DPE] > debit[_CPO] - amount) or (
+            INT64_MAX - amount < debit[_DPO] + debit[_DPE]
+        ):
+            raise refusal(debit, amount, field)
+        if (credit_flag and credit[_CPO] + credit[_CPE] > credit[_DPO] - amount) or (
+            INT64_MAX - amount < credit[_CPO] + credit[_CPE]
+        ):
+            raise refusal(credit, amount, field)
+        debit[_DPE if pending else _DPO] += amount
+        credit[_CPE if pending else _CPO] += amount
+
+    async def resolve(self, session: AsyncSession, debit_id: int, credit_id: int, held: int, posted: int) -> None:
+        """A hold of `held` leaves both pending figures; `posted` of it enters the posted ones."""
+        debit = await self.load(session, debit_id)
+        credit = await self.load(session, credit_id)
+        debit[_DPE] -= held
+        debit[_DPO] += posted
+        credit[_CPE] -= held
+        credit[_CPO] += posted
+
+    def available(self, account_id: int) -> int | None:
+        """The account's available balance, when this unit of work holds its figures."""
+        found = self.figures.get(account_id)
+        return None if found is None else found[_CPO] - found[_DPO] - found[_DPE]
+
+    def mark(self) -> dict[int, tuple[int, ...]]:
+        return {account_id: tuple(values) for account_id, values in self.figures.items()}
+
+    def restore(self, mark: dict[int, tuple[int, ...]]) -> None:
+        """Back to the figures of `mark`; accounts first read since are forgotten (the database still has them
+        as they were: nothing is written before `flush`)."""
+        for account_id in [a for a in self.figures if a not in mark]:
+            del self.figures[account_id], self.stored[account_id], self.flags[account_id]
+        for account_id, values in mark.items():
+            self.figures[account_id][:] = values
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Write what changed: one UPDATE per account (one executemany)."""
+        changes = []
+        for account_id, values in self.figures.items():
+            before = self.stored[account_id]
+            if tuple(values) != before:
+                changes.append(
+                    {"account_id": account_id, **{f"d_{n}": values[i] - before[i] for i, n in enumerate(COLUMNS)}}
+                )
+                self.stored[account_id] = tuple(values)
+        await _ADD.many(session, changes)
+
+
+def defer(session: AsyncSession) -> bool:
+    """Keep this unit of work's balances in memory until `flush` (SQLite only: one writer); whether it does."""
+    bind = session.bind
+    if bind is None or bind.dialect.name != "sqlite":
+        return False
+    session.sync_session.info.setdefault(_KEY, Balances())
+    return True
+
+
+def deferred(session: AsyncSession) -> Balances | None:
+    found: Balances | None = session.sync_session.info.get(_KEY)
+    return found
+
+
+async def flush(session: AsyncSession) -> None:
+    found = deferred(session)
+    if found is not None:
+        await found.flush(session)
+
+
+def refusal(values: Any, amount: int, field: str) -> AppError:
+    """Why an account refuses to move `amount` more: a 64-bit overflow, or not enough available. `values`: the four
+    figures in `COLUMNS` order."""
+    dpe, dpo, cpe, cpo = values[:4]
+    if dpo + dpe > INT64_MAX - amount or cpo + cpe > INT64_MAX - amount:
+        return AppError("amount-overflow", "The amount would overflow a 64-bit balance.", field=field)
+    have = cpo - dpo - dpe
+    return Conflict(
+        "insufficient-available",
+        f"Only {figures.quantity(have)} base units are available; {figures.quantity(amount)} were asked for.",
+        field=field,
+        extra={"available": have, "requested": amount},
+    )

@@ -44,7 +44,7 @@ _LOAD = Prepared(
     ).where(_ACC.id == bindparam("account_id"))
 )
 _ADD = Prepared(
-    update(LedgerAccount.__table__)  # type: ignore[arg-type]
+    update(LedgerAccount.__table__)  # type: ignore[attr-defined]
     .where(_ACC.id == bindparam("account_id"))
     .values({name: getattr(_ACC, name) + bindparam(f"d_{name}") for name in COLUMNS})
 )

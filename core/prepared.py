@@ -187,7 +187,7 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | 
     compiled = statement.compile(dialect=dialect, column_keys=None if keys is None else sorted(keys))
     assert isinstance(compiled, SQLCompiler)
     processors: dict[str, Any] = {
-        name: _memoised(proc) if _is_temporal(compiled.binds[name].type) else proc
+        name: _memoised(proc) if callable(proc) and _is_temporal(compiled.binds[name].type) else proc
         for name, proc in compiled._bind_processors.items()
     }
 

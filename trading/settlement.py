@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import balances, figures, ledger
+from core.cache import CommittedCache
 from core.clock import business_date
 from core.errors import AppError, Conflict
 from core.events import emit
@@ -80,6 +81,27 @@ async def trading_account(
 
 async def units_ledger(ctx: TradingContext, ses: AsyncSession, acc: RegistryAccount, inst: Instrument) -> int:
     return await ctx.accounts.units(ses, asset_id=inst.asset_id, registry_account_id=acc.id or 0, role=acc.type)
+
+
+# A registry account's type is fixed when it is opened: settlement, which knows other parties' accounts by id only,
+# reads it once per process (`core.cache`), not once per trade.
+ACCOUNT_TYPES: CommittedCache[int, str] = CommittedCache("trading.account_types")
+
+
+async def account_type(ses: AsyncSession, account_id: int) -> str:
+    found = ACCOUNT_TYPES.get(ses, account_id)
+    if found is None:
+        acc = await ses.get(RegistryAccount, account_id)
+        assert acc is not None
+        found = acc.type
+        ACCOUNT_TYPES.remember(ses, account_id, found)
+    return found
+
+
+async def units_ledger_of(ctx: TradingContext, ses: AsyncSession, account_id: int, inst: Instrument) -> tuple[int, str]:
+    """The ledger account (id, role) of a registry account's units of this instrument, known by the account's id."""
+    role = await account_type(ses, account_id)
+    return await ctx.accounts.units(ses, asset_id=inst.asset_id, registry_account_id=account_id, role=role), role
 
 
 _ACC = LedgerAccount.__table__.c  # type: ignore[attr-defined]
@@ -250,9 +272,10 @@ async def settle(
         # moving them into clearing and out again would only cost statements; `ledger.resolve_pending`).
         serials_to = None
         if not taker_sells:
-            buyer_acc = taker_account or await ses.get(RegistryAccount, taker.account_id)
-            assert buyer_acc is not None
-            serials_to = await units_ledger(ctx, ses, buyer_acc, inst)
+            if taker_account is not None:
+                serials_to = await units_ledger(ctx, ses, taker_account, inst)
+            else:
+                serials_to, _ = await units_ledger_of(ctx, ses, taker.account_id, inst)
         await collect_and_rehold(
             ses, ids, maker, contribution, maker_remaining, row.scale, now, holder, serials_to=serials_to
         )
@@ -315,9 +338,7 @@ async def holder_account(ctx: TradingContext, ses: AsyncSession, order: Order, i
     its registry account's units for a sale (the account it was placed from, so it exists)."""
     if order.side == Side.BUY.value:
         return await ctx.accounts.fund(ses, order.organisation_id), clearing.FUND
-    acc = await ses.get(RegistryAccount, order.account_id)
-    assert acc is not None
-    return await units_ledger(ctx, ses, acc, inst), acc.type
+    return await units_ledger_of(ctx, ses, order.account_id, inst)
 
 
 async def collect_and_rehold(
@@ -405,14 +426,16 @@ async def deliver(
     """Pay the trade out of clearing (`clearing.deliver`'s transfers, with the accounts handed to the ledger): units
     to the buyer, the price less the seller's fee to the seller, both fees to the fee account.
     `serials_delivered`: the seller's collection already moved the units' serials to the buyer."""
-    buyer_acc = buyer_account if buyer_account is not None else await ses.get(RegistryAccount, trade.buyer_account_id)
-    assert buyer_acc is not None and buyer_acc.id == trade.buyer_account_id
-    buyer_units = await units_ledger(ctx, ses, buyer_acc, inst)
+    if buyer_account is not None:
+        assert buyer_account.id == trade.buyer_account_id
+        buyer_units, buyer_role = await units_ledger(ctx, ses, buyer_account, inst), buyer_account.type
+    else:
+        buyer_units, buyer_role = await units_ledger_of(ctx, ses, trade.buyer_account_id, inst)
     seller_fund = await ctx.accounts.fund(ses, trade.seller_organisation_id)
     trade_id = trade.id or 0
     ref = f"trade:{trade_id}"
     payouts = (
-        (f"trd:{trade_id}:units", ids.units_clearing_id, buyer_units, buyer_acc.type, ids.units_asset_id,
+        (f"trd:{trade_id}:units", ids.units_clearing_id, buyer_units, buyer_role, ids.units_asset_id,
          trade.quantity, "trade", not serials_delivered),
         (f"trd:{trade_id}:funds", ids.cny_clearing_id, seller_fund, clearing.FUND, ids.cny_asset_id,
          trade.notional_fen - trade.seller_fee_fen, "trade", False),

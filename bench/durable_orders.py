@@ -14,8 +14,8 @@ Two figures on one fresh database:
 
 Then the run must have left everything sound: `core.ledger.check_invariants` and `TradingService.reconcile()`
 are empty. Also printed: the SQL statements of one resting sell and of one crossing buy (each alone in its
-transaction, BEGIN included, COMMIT not), and for the concurrent run the statements per order and the orders per
-commit.
+transaction, BEGIN included, COMMIT not), and for the concurrent run the statements per order, the orders per
+commit and the process's CPU time per order (all its threads: on a shared VM a steadier figure than the rate).
 
 Usage: `python bench/durable_orders.py [URL] [--orders N] [--concurrent-orders N] [--placers P] [--books B]`
 (default: a temporary SQLite file). A PostgreSQL URL must name a fresh, empty database.
@@ -176,6 +176,8 @@ class DurableRun:
     statements_crossing_buy: int
     statements_per_order_concurrent: float
     orders_per_commit: float
+    # The process's CPU time (every thread) per order in the concurrent run: steadier than the rate on a shared VM.
+    cpu_us_per_order_concurrent: float
     orders: int
     concurrent_orders: int
     placers: int
@@ -189,6 +191,7 @@ class DurableRun:
             f"statements_per_crossing_buy={self.statements_crossing_buy} "
             f"statements_per_order_concurrent={self.statements_per_order_concurrent:.1f} "
             f"orders_per_commit={self.orders_per_commit:.1f} "
+            f"cpu_us_per_order_concurrent={self.cpu_us_per_order_concurrent:.0f} "
             f"(sequential {self.orders} orders; concurrent {self.concurrent_orders} orders, "
             f"{self.placers} placers over {self.books} books)"
         )
@@ -244,9 +247,10 @@ async def durable_run(
             for selling in (True, False):
                 await t.place_order(*_order(w, instrument_id, selling), None)
         counter.reset()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.wait_for(asyncio.gather(*(placer(p) for p in range(placers))), timeout_s)
         concurrent = concurrent_orders / (time.perf_counter() - started)
+        cpu_us = (time.process_time() - cpu_started) / concurrent_orders * 1e6
         statements, commits = counter.statements, max(counter.commits, 1)
 
         async def invariants(uow: UnitOfWork) -> list[str]:
@@ -262,6 +266,7 @@ async def durable_run(
             statements_crossing_buy=counts[1],
             statements_per_order_concurrent=statements / concurrent_orders,
             orders_per_commit=concurrent_orders / commits,
+            cpu_us_per_order_concurrent=cpu_us,
             orders=orders,
             concurrent_orders=concurrent_orders,
             placers=placers,

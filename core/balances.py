@@ -36,13 +36,14 @@ _ACC = LedgerAccount.__table__.c  # type: ignore[attr-defined]
 COLUMNS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 _DPE, _DPO, _CPE, _CPO = range(4)
 
-_LOAD = Prepared(
-    select(
-        *(getattr(_ACC, name) for name in COLUMNS),
-        _ACC.debits_must_not_exceed_credits,
-        _ACC.credits_must_not_exceed_debits,
-    ).where(_ACC.id == bindparam("account_id"))
+_FIGURES = (
+    _ACC.id,
+    *(getattr(_ACC, name) for name in COLUMNS),
+    _ACC.debits_must_not_exceed_credits,
+    _ACC.credits_must_not_exceed_debits,
 )
+_LOAD = Prepared(select(*_FIGURES).where(_ACC.id == bindparam("account_id")))
+_LOAD_TWO = Prepared(select(*_FIGURES).where(_ACC.id.in_([bindparam("first"), bindparam("second")])))
 _ADD = Prepared(
     update(LedgerAccount.__table__)  # type: ignore[attr-defined]
     .where(_ACC.id == bindparam("account_id"))
@@ -61,22 +62,28 @@ class Balances:
         # (debits must not exceed credits, credits must not exceed debits) per account.
         self.flags: dict[int, tuple[bool, bool]] = {}
 
-    async def load(self, session: AsyncSession, account_id: int) -> list[int]:
-        found = self.figures.get(account_id)
-        if found is None:
-            row = await _LOAD.one(session, {"account_id": account_id})
-            found = self.figures[account_id] = [int(v) for v in row[:4]]
-            self.stored[account_id] = tuple(found)
-            self.flags[account_id] = (bool(row[4]), bool(row[5]))
-        return found
+    async def load(self, session: AsyncSession, first: int, second: int) -> tuple[list[int], list[int]]:
+        """The figures of a transfer's two accounts, read (in one statement) when this unit of work first needs
+        them."""
+        missing = [account_id for account_id in (first, second) if account_id not in self.figures]
+        if len(missing) == 2:
+            rows = await _LOAD_TWO.execute(session, {"first": first, "second": second})
+        elif missing:
+            rows = await _LOAD.execute(session, {"account_id": missing[0]})
+        else:
+            rows = []
+        for row in rows:
+            found = self.figures[row[0]] = [int(v) for v in row[1:5]]
+            self.stored[row[0]] = tuple(found)
+            self.flags[row[0]] = (bool(row[5]), bool(row[6]))
+        return self.figures[first], self.figures[second]
 
     async def move(
         self, session: AsyncSession, debit_id: int, credit_id: int, amount: int, *, pending: bool, field: str
     ) -> None:
         """A transfer's two sides, after the same checks as `core.ledger`'s conditional UPDATEs; a refusal raises
         (the one `core.ledger` would) and changes nothing."""
-        debit = await self.load(session, debit_id)
-        credit = await self.load(session, credit_id)
+        debit, credit = await self.load(session, debit_id, credit_id)
         debit_flag, credit_flag = self.flags[debit_id][0], self.flags[credit_id][1]
         if (debit_flag and debit[_DPO] + debit[_DPE] > debit[_CPO] - amount) or (
             INT64_MAX - amount < debit[_DPO] + debit[_DPE]
@@ -91,8 +98,7 @@ class Balances:
 
     async def resolve(self, session: AsyncSession, debit_id: int, credit_id: int, held: int, posted: int) -> None:
         """A hold of `held` leaves both pending figures; `posted` of it enters the posted ones."""
-        debit = await self.load(session, debit_id)
-        credit = await self.load(session, credit_id)
+        debit, credit = await self.load(session, debit_id, credit_id)
         debit[_DPE] -= held
         debit[_DPO] += posted
         credit[_CPE] -= held

@@ -239,8 +239,6 @@ async def _batch_work(
     row = await ses.get(BookDay, book_id)
     assert row is not None
     txn = BookTxn(ctx, uow, row, await seq.load(ses, row))
-    # SQLite: the batch is the one writer, so its balances are kept in memory and written once before the commit.
-    balances.defer(ses)
     outcomes: list[tuple[bool, Any] | None] = []
     if len(batch) == 1:
         # A batch of one needs no savepoint: if its command fails, the whole unit of work rolls back instead.
@@ -252,9 +250,11 @@ async def _batch_work(
             if isinstance(exc, DBAPIError) and (is_retryable(exc) or is_connection_loss(exc)):
                 raise
             raise _CommandRefused(exc) from exc
-        await balances.flush(ses)
         await seq.write_staged(ses, book_id, txn.staged)
         return [(True, value)]
+    # SQLite: the batch is the one writer, so the balances its commands move are kept in memory and written once,
+    # one UPDATE per account, before the commit (a batch of one gains nothing: its accounts are read, then written).
+    balances.defer(ses)
     for q in batch:
         if q.future.done():  # its caller gave up while the batch waited for the book's lock
             outcomes.append(None)

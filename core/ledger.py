@@ -8,6 +8,9 @@ read-modify-write in Python. On PostgreSQL the two rows of a transfer are touche
 crossed transfers queue instead of deadlocking; SQLite, one writer at a time, changes both in one statement. A
 database CHECK repeats the balance rule as a last line.
 
+On SQLite a batch of order commands may keep the balances it moves in memory and write them once before its commit
+(`core/balances.py`): the same checks and refusals, one UPDATE per account.
+
 Pending transfers are holds (frozen units, open orders, transfers awaiting approval). A hold is posted (in full
 or in part, the remainder released) or voided by a second transfer whose `resolves_id` is unique: exactly once.
 

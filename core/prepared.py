@@ -269,12 +269,12 @@ def _binder(
         fixed = {f"\0{i}": constant for i, (name, constant, _) in enumerate(positional) if name is None}
         procs = tuple((i, proc) for i, (name, _, proc) in enumerate(positional) if name is not None and proc)
     else:
-        names = [*(name for name, _ in named), *constants]
+        names = [*(name for name, _ in named), *constants]  # the parameters first, so their index is their place
         fixed = dict(constants)
-        procs_named = tuple((name, proc) for name, proc in named if proc is not None)
+        procs = tuple((i, proc) for i, (_, proc) in enumerate(named) if proc is not None)
     if not names:
         return lambda _params: () if positional is not None else {}
-    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    pick: Callable[[Mapping[str, Any]], Any]
     if len(names) == 1:
         only = names[0]
         pick = lambda params: (params[only],)  # noqa: E731 - itemgetter of one name answers the value, not a tuple
@@ -283,30 +283,22 @@ def _binder(
     if fixed:
         inner = pick
         pick = lambda params: inner({**params, **fixed})  # noqa: E731
+    if procs:
+        picked = pick
+
+        def pick(params: Mapping[str, Any]) -> Any:
+            values = list(picked(params))
+            for i, proc in procs:
+                value = values[i]
+                if value is not None:
+                    values[i] = proc(value)
+            return values
+
     if positional is None:
         keys = tuple(names)
-
-        def bind_named(params: Mapping[str, Any]) -> dict[str, Any]:
-            bound = dict(zip(keys, pick(params), strict=True))
-            for name, proc in procs_named:
-                value = bound[name]
-                if value is not None:
-                    bound[name] = proc(value)
-            return bound
-
-        return bind_named
-    if not procs:
-        return pick
-
-    def bind_positional(params: Mapping[str, Any]) -> Any:
-        values = list(pick(params))
-        for i, proc in procs:
-            value = values[i]
-            if value is not None:
-                values[i] = proc(value)
-        return values
-
-    return bind_positional
+        named_pick = pick
+        return lambda params: dict(zip(keys, named_pick(params), strict=True))
+    return pick
 
 
 def _rows(c: _Compiled, rows: Iterable[Any]) -> list[Any]:

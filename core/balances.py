@@ -10,8 +10,9 @@ whole unit of work are written as one UPDATE per account (`flush`, before the co
 constraints still stand behind them.
 
 What a caller of `core.ledger` sees does not change: the same refusals, with the same figures, at the same call.
-The transfer rows themselves are still written at once (their ids are handed back). A command of a batch that
-rolls back to its savepoint restores the figures it started from (`mark`, `restore`).
+The transfer rows themselves are still written at once (their ids are handed back). The holds the unit of work
+creates are remembered (`Hold`), so that resolving one of them later in it reads nothing. A command of a batch that
+rolls back to its savepoint restores the figures and holds it started from (`mark`, `restore`).
 
 Only SQLite's one-writer units of work defer (`defer`); on PostgreSQL two transactions may touch the same account
 at once, and its conditional UPDATEs (`core.ledger`) are what orders them.
@@ -19,6 +20,7 @@ at once, and its conditional UPDATEs (`core.ledger`) are what orders them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -51,16 +53,36 @@ _ADD = Prepared(
 )
 
 
-class Balances:
-    """The running figures of the accounts a unit of work touched, and what the database holds of them."""
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What resolving a hold must know of it, remembered when this unit of work created it (the same names as the
+    row `core.ledger` reads otherwise)."""
 
-    __slots__ = ("figures", "flags", "stored")
+    id: int
+    amount: int
+    debit_account_id: int
+    credit_account_id: int
+    asset_id: int
+    code: str
+    ref: str | None
+    serialised: bool
+    debit_role: str
+
+
+class Balances:
+    """The running figures of the accounts a unit of work touched, what the database holds of them, and the holds
+    the unit of work created and has not resolved yet."""
+
+    __slots__ = ("figures", "flags", "holds", "stored")
 
     def __init__(self) -> None:
         self.figures: dict[int, list[int]] = {}
         self.stored: dict[int, tuple[int, ...]] = {}
         # (debits must not exceed credits, credits must not exceed debits) per account.
         self.flags: dict[int, tuple[bool, bool]] = {}
+        # A hold created here cannot have been resolved by anyone else (nobody else sees it before the commit), so
+        # its resolution needs no read of it.
+        self.holds: dict[int, Hold] = {}
 
     async def load(self, session: AsyncSession, first: int, second: int) -> tuple[list[int], list[int]]:
         """The figures of a transfer's two accounts, read (in one statement) when this unit of work first needs
@@ -109,16 +131,20 @@ class Balances:
         found = self.figures.get(account_id)
         return None if found is None else found[_CPO] - found[_DPO] - found[_DPE]
 
-    def mark(self) -> dict[int, tuple[int, ...]]:
-        return {account_id: tuple(values) for account_id, values in self.figures.items()}
+    def mark(self) -> tuple[dict[int, tuple[int, ...]], dict[int, Hold]]:
+        return {account_id: tuple(values) for account_id, values in self.figures.items()}, dict(self.holds)
 
-    def restore(self, mark: dict[int, tuple[int, ...]]) -> None:
-        """Back to the figures of `mark`; accounts first read since are forgotten (the database still has them
-        as they were: nothing is written before `flush`)."""
-        for account_id in [a for a in self.figures if a not in mark]:
+    def restore(self, mark: tuple[dict[int, tuple[int, ...]], dict[int, Hold]]) -> None:
+        """Back to the figures and holds of `mark`; accounts first read since are forgotten (the database still has
+        them as they were: nothing is written before `flush`), and so are holds created since (their rows were
+        rolled back, and SQLite may give their ids to new rows)."""
+        figures_then, holds_then = mark
+        for account_id in [a for a in self.figures if a not in figures_then]:
             del self.figures[account_id], self.stored[account_id], self.flags[account_id]
-        for account_id, values in mark.items():
+        for account_id, values in figures_then.items():
             self.figures[account_id][:] = values
+        self.holds.clear()
+        self.holds.update(holds_then)
 
     async def flush(self, session: AsyncSession) -> None:
         """Write what changed: one UPDATE per account (one executemany)."""

@@ -68,6 +68,8 @@ class AccountRef:
 
 AccountKey = tuple[str, int, int]  # (owner_kind, owner_id, asset_id)
 ACCOUNT_REFS: CommittedCache[AccountKey, AccountRef] = CommittedCache("ledger.account_refs")
+# Whether an asset's units carry serials never changes: remembered per process once a resolution has read it.
+ASSET_SERIALISED: CommittedCache[int, bool] = CommittedCache("ledger.asset_serialised")
 
 
 async def account_ref(session: AsyncSession, *, asset_id: int, owner_kind: str, owner_id: int, role: str) -> AccountRef:
@@ -86,6 +88,7 @@ async def ensure_asset(session: AsyncSession, code: str, *, scale: int, serialis
     asset = (await session.execute(stmt)).scalar_one_or_none()
     if asset is None:
         asset = await insert_or_get(session, LedgerAsset(code=code, scale=scale, serialised=serialised), stmt)
+        ASSET_SERIALISED.created(session, asset.id or 0)  # not remembered by the unit of work that made it
     return asset
 
 
@@ -357,15 +360,23 @@ async def create_transfer(
     else:
         await _move_balances(session, debit_account_id, credit_account_id, amount, pending=pending, field=field)
     # `resolves_id` named, though None: the same columns as a resolution's INSERT, so one compiled statement serves.
-    transfer_id = await _INSERT_TRANSFER.scalar(
-        session, {"client_id": client_id, "created_at": now, "ref": ref, "resolves_id": None, **fields}
+    transfer_id = int(
+        await _INSERT_TRANSFER.scalar(
+            session, {"client_id": client_id, "created_at": now, "ref": ref, "resolves_id": None, **fields}
+        )
     )
+    if deferred is not None and pending:
+        known = ASSET_SERIALISED.get(session, asset_id) if serialised is None else serialised
+        if known is not None:
+            deferred.holds[transfer_id] = balances.Hold(
+                transfer_id, amount, debit_account_id, credit_account_id, asset_id, code, ref, known, debit.role
+            )
     if not pending:
         await _move_serials(
             session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
         )
     count_on_commit(session, LEDGER_TRANSFERS, code=code)
-    return TransferResult(int(transfer_id), created=True)
+    return TransferResult(transfer_id, created=True)
 
 
 # What resolving a hold must know, in one statement (three unique-index look-ups joined by OR): a transfer that
@@ -458,22 +469,27 @@ async def resolve_pending(
     account, which must pay the same amount of the asset to it later in the same unit of work (clearing, whose
     payout then moves no serials: `create_transfer(serialised=False)`). Clearing holds no serials between two
     units of work, so the serials that arrive are the ones the two moves would have carried."""
-    rows = await _RESOLUTION_FACTS.execute(session, {"client_id": client_id, "pending_id": pending_id})
-    prior = next((t for t in rows if t.client_id == client_id), None)
-    if prior is not None:
-        if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
-            return TransferResult(prior.id, created=False)
-        raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
-    hold = next((t for t in rows if t.id == pending_id), None)
-    if hold is None or hold.kind != PENDING:
-        raise Conflict("invalid-state", "There is no hold with this id.")
+    deferred = balances.deferred(session)
+    hold: Any = None if deferred is None else deferred.holds.pop(pending_id, None)
+    if hold is None:
+        rows = await _RESOLUTION_FACTS.execute(session, {"client_id": client_id, "pending_id": pending_id})
+        prior = next((t for t in rows if t.client_id == client_id), None)
+        if prior is not None:
+            if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
+                return TransferResult(prior.id, created=False)
+            raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
+        hold = next((t for t in rows if t.id == pending_id), None)
+        if hold is None or hold.kind != PENDING:
+            raise Conflict("invalid-state", "There is no hold with this id.")
+        if any(t.resolves_id == pending_id for t in rows):
+            raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
+        ASSET_SERIALISED.remember(session, hold.asset_id, bool(hold.serialised))
+    # else: this unit of work created the hold and has not resolved it (`core.balances`); the unique client id and
+    # `resolves_id` still guard the row.
     serialised, debit_role = hold.serialised, hold.debit_role
-    if any(t.resolves_id == pending_id for t in rows):
-        raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
     posted_amount = (hold.amount if amount is None else amount) if post else 0
     if post and not 0 < posted_amount <= hold.amount:
         raise InvalidInput("quantity", f"Post between 1 and {figures.quantity(hold.amount)} base units of this hold.")
-    deferred = balances.deferred(session)
     if deferred is not None:
         await deferred.resolve(session, hold.debit_account_id, hold.credit_account_id, hold.amount, posted_amount)
     elif _one_writer(session):

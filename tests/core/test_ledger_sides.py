@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from core import balances, ledger
 from core.db import Database, UnitOfWork
@@ -189,3 +189,68 @@ async def test_in_memory_balances_add_to_the_row_and_a_restored_mark_forgets_wha
         f"asset {ids['asset']}: debits 13/0 != credits 15/0",
         f"account {ids['b']}: balances [0, 5, 0, 0] != sum of transfers [0, 3, 0, 0]",
     ]
+
+
+async def test_a_hold_made_in_the_unit_of_work_is_resolved_without_reading_it_and_only_once(db: Database) -> None:
+    """With the balances in memory, a hold the unit of work created is resolved from what it remembered (no SELECT
+    of the hold); a second resolution still reads, and is refused; a hold rolled back with its command is
+    forgotten, and one made before the unit of work is read."""
+    if not db.sqlite:
+        pytest.skip("balances are kept in memory only on SQLite (one writer)")
+    ids = await db.run(_accounts)
+    reads: list[str] = []
+
+    def on_statement(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT") and "FROM ledger_transfer" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_statement)
+    try:
+
+        async def earlier(uow: UnitOfWork) -> int:
+            await _move(uow, ids, "f", "issuer", "a", 10)
+            # A resolution reads the asset's `serialised`, which the process then remembers (a committed read).
+            first = await _move(uow, ids, "first", "a", "b", 1, pending=True)
+            await ledger.resolve_pending(uow.session, client_id="first:r", pending_id=first, now=NOW, post=False)
+            return await _move(uow, ids, "old", "a", "b", 1, pending=True)
+
+        old_hold = await db.run(earlier)
+
+        async def work(uow: UnitOfWork) -> list[str]:
+            assert balances.defer(uow.session)
+            held = balances.deferred(uow.session)
+            assert held is not None
+            slugs = []
+            hold = await _move(uow, ids, "h", "a", "b", 4, pending=True)
+            reads.clear()
+            await ledger.resolve_pending(uow.session, client_id="h:r", pending_id=hold, now=NOW, post=True, amount=3)
+            assert reads == []  # remembered
+            reads.clear()
+            with pytest.raises(Conflict) as again:
+                await ledger.resolve_pending(uow.session, client_id="h:r2", pending_id=hold, now=NOW, post=False)
+            slugs.append(again.value.problem.slug)
+            assert len(reads) == 1
+            mark = held.mark()
+            with pytest.raises(RuntimeError):
+                async with savepoint(uow.session):
+                    gone = await _move(uow, ids, "g", "a", "b", 2, pending=True)
+                    raise RuntimeError("refused later")
+            held.restore(mark)
+            assert gone not in held.holds
+            reads.clear()
+            await ledger.resolve_pending(uow.session, client_id="old:r", pending_id=old_hold, now=NOW, post=False)
+            assert len(reads) == 1  # made before this unit of work: read
+            await balances.flush(uow.session)
+            return slugs
+
+        assert await db.run(work) == ["pending-already-resolved"]
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", on_statement)
+    after = await _balances(db, ids)
+    assert after["a"] == (3, 0, 10, 0)
+    assert after["b"] == (0, 0, 3, 0)
+
+    async def invariants(uow: UnitOfWork) -> list[str]:
+        return await ledger.check_invariants(uow.session)
+
+    assert await db.read(invariants) == []

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, make_dataclass
 from operator import itemgetter
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,6 +135,31 @@ async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bo
             return (await cursor.fetchall() if cursor.description else []), cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _wrapped(conn, sql, bound, exc) from exc
+
+
+_RESERVED = "core.prepared.reserved"
+
+
+async def reserve_ids(session: AsyncSession, table: Any, count: int) -> list[int]:
+    """`count` ids for new rows of `table` (an integer primary key `id`), taken ahead so that a row can be written
+    once, whole, when everything it holds is known, and other rows can name it before.
+
+    PostgreSQL: from the column's sequence (one statement; an id of a row never written is a gap, as with any
+    rolled-back insert). SQLite: after the table's highest id, counted on in this transaction, which as SQLite's
+    one writer is the only one adding rows until it commits (a row it adds without an id of its own takes the
+    highest id plus one as well, so it must not add any between a reservation and the rows that use it)."""
+    if count <= 0:
+        return []
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        reserved = session.sync_session.info.setdefault(_RESERVED, {})
+        last = reserved.get(table.name)
+        if last is None:
+            last = int((await session.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one())
+        reserved[table.name] = last + count
+        return list(range(last + 1, last + count + 1))
+    sequence = func.pg_get_serial_sequence(table.name, "id")
+    ids = await session.execute(select(func.nextval(sequence)).select_from(func.generate_series(1, count)))
+    return [int(i) for i in ids.scalars()]
 
 
 def plain_row(table: Any, name: str) -> type:

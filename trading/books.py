@@ -33,13 +33,13 @@ from core import balances, events
 from core.db import UnitOfWork, is_connection_loss, is_retryable
 from core.errors import AppError, ServiceUnavailable
 from core.observability import forget_counts_since, pending_counts
-from core.prepared import SavepointFailed, savepoint
+from core.prepared import SavepointFailed, reserve_ids, savepoint
 from registry.models import Instrument, RegistryAccount
 from trading._common import STALE_RETRIES, kind_scale
 from trading.context import TradingContext
 from trading.domain.commands import Command
 from trading.domain.model import Result
-from trading.models import BookDay, Market
+from trading.models import BookDay, Market, Order
 from trading.sequencer import BookState, StaleBook
 
 T = TypeVar("T")
@@ -91,6 +91,9 @@ class BookTxn:
     accounts: dict[tuple[int, str, int], RegistryAccount] = field(default_factory=dict)
     # Set when the running command changed the in-memory book (reset before each command).
     changed: bool = False
+    # How many commands the batch has: the order ids it takes ahead, in one statement (`order_id`).
+    size: int = 1
+    order_ids: list[int] = field(default_factory=list)
 
     @property
     def session(self) -> AsyncSession:
@@ -107,6 +110,13 @@ class BookTxn:
         if result.ok:
             self.changed = True
         return result
+
+    async def order_id(self) -> int:
+        """The id of the order the running command places, taken ahead with the batch's others
+        (`core.prepared.reserve_ids`): an id left unused by a refused command is a gap."""
+        if not self.order_ids:
+            self.order_ids = await reserve_ids(self.session, Order.__table__, self.size)  # type: ignore[attr-defined]
+        return self.order_ids.pop(0)
 
     def journal(self, command: Command, at: dt.datetime) -> int:
         """The command's sequence number; its journal row is written with the batch's others before the commit."""
@@ -238,7 +248,7 @@ async def _batch_work(
     seq = ctx.sequencer
     row = await ses.get(BookDay, book_id)
     assert row is not None
-    txn = BookTxn(ctx, uow, row, await seq.load(ses, row))
+    txn = BookTxn(ctx, uow, row, await seq.load(ses, row), size=len(batch))
     outcomes: list[tuple[bool, Any] | None] = []
     if len(batch) == 1:
         # A batch of one needs no savepoint: if its command fails, the whole unit of work rolls back instead.

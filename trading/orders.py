@@ -11,7 +11,8 @@ How an order goes (`place_order`):
    pays out units, yuan and fees; cancelled remainders release their holds.
 The commit acknowledges the command; if anything fails after the book changed, the command's savepoint rolls back
 and the book is rebuilt from the journal, so memory never runs ahead of the database. The order's own row is
-written with two Core statements (insert, then the final fields), not through the ORM's flush.
+written once, whole, after the command settled, with an id taken ahead (`BookTxn.order_id`), not through the ORM's
+flush.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from trading.domain.sessions import LISTED_SESSIONS
 from trading.markets import market_info
 from trading.models import Market, Order, OrderRow
 from trading.queries import order_out, order_view, visible_order
-from trading.settlement import check_sellable, hold, release, settle, trading_account, units_ledger, update_orders
+from trading.settlement import check_sellable, hold, release, settle, trading_account, units_ledger
 
 
 async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, request_key: str | None) -> s.OrderOut:
@@ -122,7 +123,9 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
             order.hold_fee_bps = max(row.taker_fee_bps, row.maker_fee_bps)
             order.hold_count = 1
             order.held_amount = buy_hold_fen(cost_price, quantity, row.scale, order.hold_fee_bps)
-        oid = order.id = await insert_order(ses, order)
+        # Its id is taken ahead (`BookTxn.order_id`): the hold's client id names it, and the row is written once,
+        # whole, after the command has settled.
+        oid = order.id = await txn.order_id()
         command: Command = (
             Pick(oid, side, req.listing_id or 0, quantity, owner, now)
             if pick
@@ -151,7 +154,7 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
             raise book_error(result.code, row, pick=pick)
         order.journal_seq = txn.journal(command, now)
         fills = await settle(ctx, ses, row, inst, ids, order, result, now, taker_account=acc, taker_holder=holder)
-        await update_order(ses, order)
+        await insert_order(ses, order)
         count_on_commit(ses, ORDERS_ACCEPTED, side=side.value, kind=order.kind)
         txn.uow.audit(
             who.actor,
@@ -214,15 +217,9 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
 
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
-_INSERT_ORDER = Prepared(insert(_ORDERS).returning(_ORDERS.c.id))
+_INSERT_ORDER = Prepared(insert(_ORDERS))
 
 
-async def insert_order(ses: AsyncSession, order: Order) -> int:
-    """Write a new order's row (one prepared `INSERT ... RETURNING`, no ORM flush); its id."""
-    values = {c.key: getattr(order, c.key) for c in _ORDERS.columns if c.key != "id"}
-    return int(await _INSERT_ORDER.scalar(ses, values))
-
-
-async def update_order(ses: AsyncSession, order: Order) -> None:
-    """Write what the command changed on its own order's row, in one UPDATE."""
-    await update_orders(ses, [order])
+async def insert_order(ses: AsyncSession, order: Order) -> None:
+    """Write a new order's row, id included, as it stands after its command (one prepared INSERT, no ORM flush)."""
+    await _INSERT_ORDER.execute(ses, {c.key: getattr(order, c.key) for c in _ORDERS.columns})

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.db import Database, UnitOfWork
 from core.models import LedgerAsset, LedgerTransfer
-from core.prepared import Prepared
+from core.prepared import Prepared, reserve_ids
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, 0, 123456, tzinfo=dt.UTC)
 _ASSET = LedgerAsset.__table__  # type: ignore[attr-defined]
@@ -159,3 +159,34 @@ async def test_a_lost_connection_is_reported_as_one(db: Database, how: str) -> N
         await db.run(work)
     assert caught and is_connection_loss(caught[0])
     assert await _serial(db, "F") is None
+
+
+async def test_ids_taken_ahead_never_overlap_and_rows_take_them(db: Database) -> None:
+    """`reserve_ids`: two reservations in one transaction are disjoint, a row written with a reserved id keeps it,
+    an id left unused is a gap, and the next transaction reserves after everything written."""
+
+    async def work(uow: UnitOfWork) -> tuple[list[int], list[int]]:
+        first = await reserve_ids(uow.session, _ASSET, 3)
+        second = await reserve_ids(uow.session, _ASSET, 2)
+        for n, asset_id in enumerate([*first[:2], second[1]]):
+            await _INSERT_ASSET.execute(uow.session, {"id": asset_id, "code": f"R{n}"})
+        return first, second
+
+    first, second = await db.run(work)
+    assert len(set(first + second)) == 5 and first == sorted(first) and second == sorted(second)
+    assert await reserve_ids_in(db, 0) == []
+
+    async def codes(uow: UnitOfWork) -> dict[int, str]:
+        rows = await uow.session.execute(select(_ASSET.c.id, _ASSET.c.code).where(_ASSET.c.code.like("R%")))
+        return {row[0]: row[1] for row in rows}
+
+    assert await db.read(codes) == {first[0]: "R0", first[1]: "R1", second[1]: "R2"}
+    later = await reserve_ids_in(db, 2)
+    assert min(later) > second[1]
+
+
+async def reserve_ids_in(db: Database, count: int) -> list[int]:
+    async def work(uow: UnitOfWork) -> list[int]:
+        return await reserve_ids(uow.session, _ASSET, count)
+
+    return await db.run(work)

@@ -156,7 +156,8 @@ class Balances:
                     {"account_id": account_id, **{f"d_{n}": values[i] - before[i] for i, n in enumerate(COLUMNS)}}
                 )
                 self.stored[account_id] = tuple(values)
-        await _ADD.many(session, changes)
+        if await _ADD.many(session, changes) != len(changes):
+            raise AssertionError("a ledger account held in memory is gone from the database")
 
 
 def defer(session: AsyncSession) -> bool:

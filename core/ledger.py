@@ -9,7 +9,8 @@ crossed transfers queue instead of deadlocking; SQLite, one writer at a time, ch
 database CHECK repeats the balance rule as a last line.
 
 On SQLite a batch of order commands may keep the balances it moves in memory and write them once before its commit
-(`core/balances.py`): the same checks and refusals, one UPDATE per account.
+(`core/balances.py`): the same checks and refusals, one UPDATE per account; the holds it makes are remembered, so
+that resolving one of them in the same batch reads nothing.
 
 Pending transfers are holds (frozen units, open orders, transfers awaiting approval). A hold is posted (in full
 or in part, the remainder released) or voided by a second transfer whose `resolves_id` is unique: exactly once.

@@ -103,14 +103,15 @@ class Prepared:
         rows = await self.execute(session, params)
         return rows[0][0] if rows else None
 
-    async def many(self, session: AsyncSession, params: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per parameter set (the driver's executemany); nothing is returned."""
+    async def many(self, session: AsyncSession, params: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement once per parameter set (the driver's executemany); how many rows it changed in all."""
         if not params:
-            return
+            return 0
         conn, driver = await _driver(session)
         c = self.compiled(conn.dialect, params[0])
         bind = c.bind
-        await _send(conn, driver, c.sql, [bind(p) for p in params], many=True)
+        _, count = await _send(conn, driver, c.sql, [bind(p) for p in params], many=True)
+        return count
 
 
 async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bool = False) -> tuple[list[Any], int]:

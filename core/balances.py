@@ -10,9 +10,13 @@ whole unit of work are written as one UPDATE per account (`flush`, before the co
 constraints still stand behind them.
 
 What a caller of `core.ledger` sees does not change: the same refusals, with the same figures, at the same call.
-The transfer rows themselves are still written at once (their ids are handed back). The holds the unit of work
-creates are remembered (`Hold`), so that resolving one of them later in it reads nothing. A command of a batch that
-rolls back to its savepoint restores the figures and holds it started from (`mark`, `restore`).
+The transfer rows are staged too (`stage`): each gets its id at once, from ids taken ahead
+(`core.prepared.reserve_ids`), and all are written as one executemany before the balances. Until then the rows
+exist only here, so foreign keys that name them (an order's hold, a resolution's hold) are checked at the commit
+(`PRAGMA defer_foreign_keys`, for this transaction only), and the ledger looks here before the table: for a client
+id already used (`staged`), and for a hold already resolved (`resolved`). The holds the unit of work creates are
+remembered (`Hold`), so that resolving one of them later in it reads nothing. A command of a batch that rolls back
+to its savepoint restores the figures, holds and staged rows it started from (`mark`, `restore`).
 
 Only SQLite's one-writer units of work defer (`defer`); on PostgreSQL two transactions may touch the same account
 at once, and its conditional UPDATEs (`core.ledger`) are what orders them.
@@ -23,13 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import figures
 from core.errors import AppError, Conflict
-from core.models import LedgerAccount
-from core.prepared import Prepared
+from core.models import LedgerAccount, LedgerTransfer
+from core.prepared import Prepared, reserve_ids
 from core.quantity import INT64_MAX
 
 _KEY = "core.balances"
@@ -46,6 +50,10 @@ _FIGURES = (
 )
 _LOAD = Prepared(select(*_FIGURES).where(_ACC.id == bindparam("account_id")))
 _LOAD_TWO = Prepared(select(*_FIGURES).where(_ACC.id.in_([bindparam("first"), bindparam("second")])))
+_TRANSFERS = LedgerTransfer.__table__  # type: ignore[attr-defined]
+_INSERT_TRANSFERS = Prepared(insert(_TRANSFERS))
+# Transfer ids taken ahead at a time (SQLite counts them in memory: a block costs nothing).
+_ID_BLOCK = 256
 _ADD = Prepared(
     update(LedgerAccount.__table__)  # type: ignore[attr-defined]
     .where(_ACC.id == bindparam("account_id"))
@@ -73,7 +81,7 @@ class Balances:
     """The running figures of the accounts a unit of work touched, what the database holds of them, and the holds
     the unit of work created and has not resolved yet."""
 
-    __slots__ = ("figures", "flags", "holds", "stored")
+    __slots__ = ("figures", "flags", "holds", "ids", "resolved", "staged", "stored", "transfers")
 
     def __init__(self) -> None:
         self.figures: dict[int, list[int]] = {}
@@ -83,6 +91,22 @@ class Balances:
         # A hold created here cannot have been resolved by anyone else (nobody else sees it before the commit), so
         # its resolution needs no read of it.
         self.holds: dict[int, Hold] = {}
+        # The transfer rows not written yet, in id order; the same rows by client id; the holds they resolve.
+        self.transfers: list[dict[str, Any]] = []
+        self.staged: dict[str, dict[str, Any]] = {}
+        self.resolved: set[int] = set()
+        self.ids: list[int] = []  # ids taken ahead, the next last
+
+    async def stage(self, session: AsyncSession, row: dict[str, Any]) -> int:
+        """Keep a transfer row (every column but `id`) to write with the others; its id."""
+        if not self.ids:
+            self.ids = (await reserve_ids(session, _TRANSFERS, _ID_BLOCK))[::-1]
+        row["id"] = transfer_id = self.ids.pop()
+        self.transfers.append(row)
+        self.staged[row["client_id"]] = row
+        if row["resolves_id"] is not None:
+            self.resolved.add(row["resolves_id"])
+        return transfer_id
 
     async def load(self, session: AsyncSession, first: int, second: int) -> tuple[list[int], list[int]]:
         """The figures of a transfer's two accounts, read (in one statement) when this unit of work first needs
@@ -131,14 +155,23 @@ class Balances:
         found = self.figures.get(account_id)
         return None if found is None else found[_CPO] - found[_DPO] - found[_DPE]
 
-    def mark(self) -> tuple[dict[int, tuple[int, ...]], dict[int, Hold]]:
-        return {account_id: tuple(values) for account_id, values in self.figures.items()}, dict(self.holds)
+    def mark(self) -> Mark:
+        return (
+            {account_id: tuple(values) for account_id, values in self.figures.items()},
+            dict(self.holds),
+            len(self.transfers),
+            set(self.resolved),
+        )
 
-    def restore(self, mark: tuple[dict[int, tuple[int, ...]], dict[int, Hold]]) -> None:
-        """Back to the figures and holds of `mark`; accounts first read since are forgotten (the database still has
-        them as they were: nothing is written before `flush`), and so are holds created since (their rows were
-        rolled back, and SQLite may give their ids to new rows)."""
-        figures_then, holds_then = mark
+    def restore(self, mark: Mark) -> None:
+        """Back to the figures, holds and staged rows of `mark`; accounts first read since are forgotten (the
+        database still has them as they were: nothing is written before `flush`), and so are holds created and
+        rows staged since (their ids are gaps)."""
+        figures_then, holds_then, staged_then, resolved_then = mark
+        for row in self.transfers[staged_then:]:
+            del self.staged[row["client_id"]]
+        del self.transfers[staged_then:]
+        self.resolved = resolved_then
         for account_id in [a for a in self.figures if a not in figures_then]:
             del self.figures[account_id], self.stored[account_id], self.flags[account_id]
         for account_id, values in figures_then.items():
@@ -147,7 +180,12 @@ class Balances:
         self.holds.update(holds_then)
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write what changed: one UPDATE per account (one executemany)."""
+        """Write what is staged: the transfer rows (one executemany), then one UPDATE per account (another)."""
+        if self.transfers:
+            await _INSERT_TRANSFERS.many(session, self.transfers)
+            self.transfers.clear()
+            self.staged.clear()
+            self.resolved.clear()  # the rows now in the table say so
         changes = []
         for account_id, values in self.figures.items():
             before = self.stored[account_id]
@@ -160,12 +198,18 @@ class Balances:
             raise AssertionError("a ledger account held in memory is gone from the database")
 
 
-def defer(session: AsyncSession) -> bool:
-    """Keep this unit of work's balances in memory until `flush` (SQLite only: one writer); whether it does."""
+Mark = tuple[dict[int, tuple[int, ...]], dict[int, Hold], int, set[int]]
+
+
+async def defer(session: AsyncSession) -> bool:
+    """Keep this unit of work's balances and transfer rows in memory until `flush` (SQLite only: one writer);
+    whether it does. Its foreign keys are checked at its commit from now on (the staged rows are not there yet)."""
     bind = session.bind
     if bind is None or bind.dialect.name != "sqlite":
         return False
-    session.sync_session.info.setdefault(_KEY, Balances())
+    if _KEY not in session.sync_session.info:
+        await session.execute(text("PRAGMA defer_foreign_keys = ON"))
+        session.sync_session.info[_KEY] = Balances()
     return True
 
 

@@ -15,22 +15,24 @@ that resolving one of them in the same batch reads nothing.
 Pending transfers are holds (frozen units, open orders, transfers awaiting approval). A hold is posted (in full
 or in part, the remainder released) or voided by a second transfer whose `resolves_id` is unique: exactly once.
 
-Serialised assets (registry units) also move serial blocks: issuance creates a block from the asset's serial
-counter; any other posting moves whole blocks oldest first and splits at most one, the sender keeping the low part.
+Serialised assets (registry units) also move serial blocks (`core/serials.py`): issuance creates a block from the
+asset's serial counter; any other posting moves whole blocks oldest first and splits at most one, the sender keeping
+the low part.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from core import balances, figures
+from core import balances, figures, serials
 from core.cache import CommittedCache
 from core.errors import AppError, Conflict, InvalidInput, ServiceUnavailable
 from core.models import LedgerAccount, LedgerAsset, LedgerTransfer, SerialBlock
@@ -45,7 +47,7 @@ PENDING = "pending"
 POST_PENDING = "post_pending"
 VOID_PENDING = "void_pending"
 
-ROLE_ISSUANCE = "issuance"
+ROLE_ISSUANCE = serials.ROLE_ISSUANCE
 BALANCE_UPDATE_TRIES = 3
 
 
@@ -336,8 +338,10 @@ async def create_transfer(
         code=code,
         kind=kind,
     )
+    deferred = balances.deferred(session)
     if not fresh_client_id:
-        prior = await _existing(session, client_id)
+        staged = None if deferred is None else deferred.staged.get(client_id)
+        prior = SimpleNamespace(**staged) if staged is not None else await _existing(session, client_id)
         if prior is not None:
             if _same(prior, **fields):
                 return TransferResult(prior.id or 0, created=False)
@@ -355,25 +359,22 @@ async def create_transfer(
     debit, credit = accounts
     if (debit.id, credit.id) != (debit_account_id, credit_account_id) or any(a.asset_id != asset_id for a in accounts):
         raise AppError("assets-must-match", "Both accounts must hold the transfer's asset.", field="instrument_id")
-    deferred = balances.deferred(session)
-    if deferred is not None:  # this unit of work keeps its balances in memory (`core.balances`)
+    # `resolves_id` named, though None: the same columns as a resolution's INSERT, so one compiled statement serves.
+    row = {"client_id": client_id, "created_at": now, "ref": ref, "resolves_id": None, **fields}
+    if deferred is not None:  # this unit of work keeps its balances and rows in memory (`core.balances`)
         await deferred.move(session, debit_account_id, credit_account_id, amount, pending=pending, field=field)
+        transfer_id = await deferred.stage(session, row)
+        if pending:  # a hold staged here is resolved from what is remembered of it (it is not in the table yet)
+            if serialised is None:
+                serialised = await _serialised(session, asset_id)
+            deferred.holds[transfer_id] = balances.Hold(
+                transfer_id, amount, debit_account_id, credit_account_id, asset_id, code, ref, serialised, debit.role
+            )
     else:
         await _move_balances(session, debit_account_id, credit_account_id, amount, pending=pending, field=field)
-    # `resolves_id` named, though None: the same columns as a resolution's INSERT, so one compiled statement serves.
-    transfer_id = int(
-        await _INSERT_TRANSFER.scalar(
-            session, {"client_id": client_id, "created_at": now, "ref": ref, "resolves_id": None, **fields}
-        )
-    )
-    if deferred is not None and pending:
-        known = ASSET_SERIALISED.get(session, asset_id) if serialised is None else serialised
-        if known is not None:
-            deferred.holds[transfer_id] = balances.Hold(
-                transfer_id, amount, debit_account_id, credit_account_id, asset_id, code, ref, known, debit.role
-            )
+        transfer_id = int(await _INSERT_TRANSFER.scalar(session, row))
     if not pending:
-        await _move_serials(
+        await serials.move_serials(
             session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
         )
     count_on_commit(session, LEDGER_TRANSFERS, code=code)
@@ -471,14 +472,19 @@ async def resolve_pending(
     payout then moves no serials: `create_transfer(serialised=False)`). Clearing holds no serials between two
     units of work, so the serials that arrive are the ones the two moves would have carried."""
     deferred = balances.deferred(session)
-    hold: Any = None if deferred is None else deferred.holds.pop(pending_id, None)
+    hold: Any = None
+    if deferred is not None:  # the rows this unit of work staged come first (`core.balances`)
+        staged = deferred.staged.get(client_id)
+        if staged is not None:
+            return _prior_resolution(SimpleNamespace(**staged), pending_id, post)
+        if pending_id in deferred.resolved:
+            raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
+        hold = deferred.holds.pop(pending_id, None)
     if hold is None:
         rows = await _RESOLUTION_FACTS.execute(session, {"client_id": client_id, "pending_id": pending_id})
         prior = next((t for t in rows if t.client_id == client_id), None)
         if prior is not None:
-            if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
-                return TransferResult(prior.id, created=False)
-            raise Conflict("transfer-exists-different", f"Transfer {client_id} exists with other fields.")
+            return _prior_resolution(prior, pending_id, post)
         hold = next((t for t in rows if t.id == pending_id), None)
         if hold is None or hold.kind != PENDING:
             raise Conflict("invalid-state", "There is no hold with this id.")
@@ -521,9 +527,13 @@ async def resolve_pending(
         ref=hold.ref,
         created_at=now,
     )
-    transfer_id = await _INSERT_TRANSFER.scalar(session, fields)
+    transfer_id = (
+        await deferred.stage(session, fields)
+        if deferred is not None
+        else await _INSERT_TRANSFER.scalar(session, fields)
+    )
     if posted_amount:
-        await _move_serials(
+        await serials.move_serials(
             session,
             hold.asset_id,
             hold.debit_account_id,
@@ -536,164 +546,20 @@ async def resolve_pending(
     return TransferResult(int(transfer_id), created=True)
 
 
-_BLK = SerialBlock.__table__.c
-# Split the oldest block of `debit_id` when it alone covers `amount` with serials to spare; returns the cut.
-_SPLIT_OLDEST = Prepared(
-    update(SerialBlock.__table__)
-    .where(
-        _BLK.id
-        == select(_BLK.id)
-        .where(_BLK.ledger_account_id == bindparam("debit_id"))
-        .order_by(_BLK.serial_start)
-        .limit(1)
-        .scalar_subquery(),
-        _BLK.quantity > bindparam("amount"),
-    )
-    .values(serial_end=_BLK.serial_end - bindparam("amount"), quantity=_BLK.quantity - bindparam("amount"))
-    .returning(_BLK.serial_end)
-)
-# Grow the receiver's block that starts at `end` down to `start`.
-_GROW_DOWN = Prepared(
-    update(SerialBlock.__table__)
-    .where(_BLK.ledger_account_id == bindparam("account_id"), _BLK.serial_start == bindparam("end"))
-    .values(serial_start=bindparam("start"), quantity=_BLK.quantity + bindparam("n"))
-    .returning(_BLK.id)
-)
-_INSERT_BLOCK = Prepared(insert(SerialBlock.__table__))
+def _prior_resolution(prior: Any, pending_id: int, post: bool) -> TransferResult:
+    """A transfer that already has the resolution's client id: the same resolution (idempotent), or a conflict."""
+    if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
+        return TransferResult(prior.id, created=False)
+    raise Conflict("transfer-exists-different", f"Transfer {prior.client_id} exists with other fields.")
 
 
-async def _move_serials(
-    session: AsyncSession,
-    asset_id: int,
-    debit_id: int,
-    credit_id: int,
-    amount: int,
-    *,
-    serialised: bool | None = None,
-    debit_role: str | None = None,
-) -> None:
-    """Move `amount` serials from the debit account's blocks to the credit account (Core statements only: the hot
-    path of every registry transfer). Issuance cuts a new block from the asset's counter."""
-    if serialised is None:
-        serialised = (
-            await session.execute(select(LedgerAsset.serialised).where(LedgerAsset.id == asset_id))
-        ).scalar_one()
-    if not serialised:
-        return
-    if debit_role is None:
-        debit_role = (
-            await session.execute(select(LedgerAccount.role).where(LedgerAccount.id == debit_id))
-        ).scalar_one()
-    if debit_role == ROLE_ISSUANCE:
-        # The counter advances by a conditional update, so concurrent issuances get disjoint ranges.
-        end = (
-            await session.execute(
-                update(LedgerAsset)
-                .where(LedgerAsset.id == asset_id)
-                .values(next_serial=LedgerAsset.next_serial + amount)
-                .returning(LedgerAsset.next_serial)
-            )
-        ).scalar_one()
-        await _add_block(session, asset_id, credit_id, end - amount, end)
-        return
-    # The common case in one statement: the oldest block alone covers the amount with serials to spare, so it is
-    # the one block split; the sender keeps its low part and the receiver gets its top `amount` serials.
-    cut = await _SPLIT_OLDEST.scalar(session, {"debit_id": debit_id, "amount": amount})
-    if cut is not None:
-        # The sender still holds serial cut - 1, so the only block of the receiver's that can touch [cut, end) is
-        # one starting at `end`: grow it downward, or add the range as a block of its own.
-        await _add_split_block(session, asset_id, credit_id, cut, cut + amount)
-        return
-    blocks = (
-        await session.execute(
-            select(SerialBlock.id, SerialBlock.serial_start, SerialBlock.serial_end)
-            .where(SerialBlock.ledger_account_id == debit_id)
-            .order_by(SerialBlock.serial_start)
-        )
-    ).all()
-    left = amount
-    whole: list[int] = []
-    for block_id, start, end in blocks:
-        if left == 0:
-            break
-        if end - start <= left:
-            whole.append(block_id)
-            left -= end - start
-        else:
-            # Split the one block: the sender keeps the low part, the receiver gets the top `left` serials.
-            cut = end - left
-            await session.execute(
-                update(SerialBlock)
-                .where(SerialBlock.id == block_id)
-                .values(serial_end=cut, quantity=cut - start)
-                .execution_options(synchronize_session=False)
-            )
-            await _add_block(session, asset_id, credit_id, cut, end)
-            left = 0
-    if left:
-        raise AssertionError(f"serial blocks of ledger account {debit_id} do not cover its balance")
-    if whole:
-        # Whole blocks change hands as they are; they stay disjoint, so no merge is needed for correctness.
-        await session.execute(
-            update(SerialBlock)
-            .where(SerialBlock.id.in_(whole))
-            .values(ledger_account_id=credit_id)
-            .execution_options(synchronize_session=False)
-        )
-
-
-async def _add_split_block(session: AsyncSession, asset_id: int, account_id: int, start: int, end: int) -> None:
-    """Add [start, end), cut from the top of another account's block, merging with the block that starts at `end`."""
-    merged = await _GROW_DOWN.scalar(session, {"account_id": account_id, "start": start, "end": end, "n": end - start})
-    if merged is None:
-        await _INSERT_BLOCK.execute(
-            session,
-            {
-                "ledger_account_id": account_id,
-                "asset_id": asset_id,
-                "serial_start": start,
-                "serial_end": end,
-                "quantity": end - start,
-            },
-        )
-
-
-async def _add_block(session: AsyncSession, asset_id: int, account_id: int, start: int, end: int) -> None:
-    """Add [start, end) to an account, merging with the neighbours that touch it, so holdings stay compact."""
-    neighbours = (
-        await session.execute(
-            select(SerialBlock.id, SerialBlock.serial_start, SerialBlock.serial_end).where(
-                SerialBlock.ledger_account_id == account_id,
-                or_(SerialBlock.serial_end == start, SerialBlock.serial_start == end),
-            )
-        )
-    ).all()
-    if not neighbours:
-        await session.execute(
-            insert(SerialBlock).values(
-                ledger_account_id=account_id,
-                asset_id=asset_id,
-                serial_start=start,
-                serial_end=end,
-                quantity=end - start,
-            )
-        )
-        return
-    keep_id = neighbours[0][0]
-    for _, n_start, n_end in neighbours:
-        start, end = min(start, n_start), max(end, n_end)
-    if len(neighbours) > 1:
-        await session.execute(
-            delete(SerialBlock)
-            .where(SerialBlock.id.in_([n[0] for n in neighbours[1:]]))
-            .execution_options(synchronize_session=False)
-        )
-    await session.execute(
-        update(SerialBlock)
-        .where(SerialBlock.id == keep_id)
-        .values(serial_start=start, serial_end=end, quantity=end - start)
-        .execution_options(synchronize_session=False)
-    )
+async def _serialised(session: AsyncSession, asset_id: int) -> bool:
+    found = ASSET_SERIALISED.get(session, asset_id)
+    if found is None:
+        stmt = select(LedgerAsset.serialised).where(LedgerAsset.id == asset_id)
+        found = bool((await session.execute(stmt)).scalar_one())
+        ASSET_SERIALISED.remember(session, asset_id, found)
+    return found
 
 
 async def check_invariants(session: AsyncSession) -> list[str]:

@@ -264,7 +264,7 @@ async def _batch_work(
         return [(True, value)]
     # SQLite: the batch is the one writer, so the balances its commands move are kept in memory and written once,
     # one UPDATE per account, before the commit (a batch of one gains nothing: its accounts are read, then written).
-    balances.defer(ses)
+    await balances.defer(ses)
     for q in batch:
         if q.future.done():  # its caller gave up while the batch waited for the book's lock
             outcomes.append(None)

@@ -35,6 +35,7 @@ from core.errors import AppError, ServiceUnavailable
 from core.observability import forget_counts_since, pending_counts
 from core.prepared import SavepointFailed, reserve_ids, savepoint
 from registry.models import Instrument, RegistryAccount
+from trading import staging
 from trading._common import STALE_RETRIES, kind_scale
 from trading.context import TradingContext
 from trading.domain.commands import Command
@@ -273,6 +274,8 @@ async def _batch_work(
         events_mark = events.pending_mark(ses)
         held = balances.deferred(ses)
         held_mark = None if held is None else held.mark()
+        rows = staging.rows(ses)
+        rows_mark = None if rows is None else rows.mark()
         accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
         accounts_mark = None if accounts is None else dict(accounts)
         txn.changed = False
@@ -291,6 +294,8 @@ async def _batch_work(
             events.forget_since(ses, events_mark)  # nor are they told
             if held is not None and held_mark is not None:
                 held.restore(held_mark)  # nor did its balances move
+            if rows is not None and rows_mark is not None:
+                rows.restore(rows_mark)
             accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
             if accounts is not None:
                 accounts.clear()
@@ -300,6 +305,7 @@ async def _batch_work(
             outcomes.append((False, exc))
             continue
         outcomes.append((True, value))
+    await staging.flush(ses)
     await balances.flush(ses)
     await seq.write_staged(ses, book_id, txn.staged)
     return outcomes

@@ -16,11 +16,12 @@ from core.db import UnitOfWork
 from core.errors import NotFound
 from core.identity import Identity
 from trading import schemas as s
+from trading import staging
 from trading._common import maybe_yuan, qty
 from trading.context import TradingContext
 from trading.domain.model import Side
 from trading.markets import market_info
-from trading.models import Market, Order, Trade
+from trading.models import Market, Order, Trade, TradeRow
 
 
 async def visible_order(ses: AsyncSession, who: Identity, order_id: int) -> Order:
@@ -83,6 +84,11 @@ async def fills(ses: AsyncSession, order_ids: Sequence[int]) -> dict[int, list[T
         for oid in (t.buy_order_id, t.sell_order_id):
             if oid in order_ids:
                 out.setdefault(oid or 0, []).append(t)
+    staged = staging.rows(ses)
+    for row in [] if staged is None else staged.trades:  # a batch's trades, not written yet (`trading.staging`)
+        for oid in (row["buy_order_id"], row["sell_order_id"]):
+            if oid in order_ids:
+                out.setdefault(oid, []).append(TradeRow(**row))
     return out
 
 

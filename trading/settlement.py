@@ -36,7 +36,7 @@ from core.quantity import INT64_MAX
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument, RegistryAccount, RegistryTransaction
-from trading import clearing
+from trading import clearing, staging
 from trading._common import VENUE_OF_MODE, qty, qty_text, raise_failures
 from trading.context import TradingContext
 from trading.domain.model import Result, Side, Status
@@ -138,6 +138,9 @@ async def check_sellable(
     if mirrored is not None:  # this unit of work's balances are in memory (`core.balances`), ahead of the row
         available = mirrored
     bought_today = int(bought)
+    staged = staging.rows(ses)
+    if staged is not None:  # and what the batch bought, not written yet
+        bought_today += staged.bought(acc.id or 0, inst.id or 0, day)
     sellable = max(available - bought_today, 0)
     if quantity <= sellable:
         return
@@ -234,6 +237,7 @@ async def settle(
     for maker_id in dict.fromkeys([t.maker_order_id for t in trades] + [mc.order_id for mc in result.maker_cancels]):
         makers[maker_id] = OrderRow(**(await _ORDER_BY_ID.one(ses, {"order_id": maker_id}))._asdict())
     venue = VENUE_OF_MODE[row.mode]
+    staged = staging.rows(ses)  # a batch with its balances in memory writes its trades at its end
     out: list[Trade] = []
     for t in trades:
         maker = makers[t.maker_order_id]
@@ -261,7 +265,7 @@ async def settle(
             "auction_id": None,
             "at": t.at,
         }
-        trade_id = await _INSERT_TRADE.scalar(ses, values)
+        trade_id = await (_INSERT_TRADE.scalar(ses, values) if staged is None else staged.trade(ses, values))
         trade = TradeRow(id=trade_id, **values)
         out.append(trade)
         maker_filled = maker.filled_quantity + t.quantity
@@ -443,8 +447,7 @@ async def deliver(
          trade.buyer_fee_fen + trade.seller_fee_fen, "fee", False),
     )  # fmt: skip
     taker_is_buyer = trade.taker_side != Side.SELL.value  # a block trade or an auction has no taker: the buyer
-    await _INSERT_REGISTRY_TX.execute(
-        ses,
+    registry_tx = (
         {
             "code": "trade",
             "status": "completed",
@@ -462,8 +465,13 @@ async def deliver(
             ),
             "created_at": now,
             "completed_at": now,
-        },
+        }
     )
+    staged = staging.rows(ses)
+    if staged is None:
+        await _INSERT_REGISTRY_TX.execute(ses, registry_tx)
+    else:
+        staged.registry_txs.append(registry_tx)
     count_on_commit(ses, TRADES, venue=trade.venue)
     emit(
         ses,

@@ -375,3 +375,55 @@ async def test_batches_are_bounded_and_answer_in_journal_order(
 
 def _order_rows(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     return [(o.id, o.status, o.filled_quantity, o.cancelled_quantity, o.hold_transfer_id, o.held_amount) for o in rows]
+
+
+async def test_units_bought_earlier_in_the_same_batch_are_not_sellable_today(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """T+1 inside a batch: the trade a command made earlier in the batch is not written yet (a batch writes its
+    trades at its end, `trading.staging`), and a later command selling those units is still refused."""
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=2)
+    t = sw.trading
+    await _warm(sw)
+    sizes = BatchSizes(monkeypatch)
+    requests = [
+        (0, _order(sw, 0, "sell", 10, "50.00")),  # rests
+        (1, _order(sw, 1, "buy", 10, "50.00")),  # trader 1 buys 10 today
+        (1, _order(sw, 1, "sell", 2_005, "51.00")),  # 2,010 held, 2,000 sellable today
+        (1, _order(sw, 1, "sell", 2_000, "51.00")),  # what is sellable: rests
+    ]
+    results = await asyncio.gather(
+        *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+    )
+    assert sizes.sizes == [len(requests)]
+    problems = [r.problem.slug if isinstance(r, AppError) else None for r in results]
+    assert problems == [None, None, "t-plus-one", None]
+    refused = results[2]
+    assert isinstance(refused, AppError) and refused.extra == {"sellable": "2000"}
+    await _sound(sw)
+
+
+async def test_a_request_repeated_in_the_same_batch_is_answered_with_the_same_fills(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second placement with a request key answers with the first's order and its fills, though the batch
+    writes its trades only at its end (`trading.staging`)."""
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=2)
+    t = sw.trading
+    await _warm(sw)
+    sizes = BatchSizes(monkeypatch)
+    sell = _order(sw, 0, "sell", 10, "50.00")
+    buy = _order(sw, 1, "buy", 4, "50.00")
+    results = await asyncio.gather(
+        t.place_order(sw.traders[0], sell, None),
+        t.place_order(sw.traders[1], buy, "key-1"),
+        t.place_order(sw.traders[1], buy, "key-1"),
+    )
+    assert sizes.sizes == [3]
+    first, again = results[1], results[2]
+    assert again.id == first.id and first.filled_base == 4
+    assert [f.trade_id for f in again.fills] == [f.trade_id for f in first.fills] and len(first.fills) == 1
+    assert len([o for o in await _rows(db, Order, Order.id) if o.side == "buy"]) == 1
+    await _sound(sw)

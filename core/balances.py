@@ -78,8 +78,8 @@ class Hold:
 
 
 class Balances:
-    """The running figures of the accounts a unit of work touched, what the database holds of them, and the holds
-    the unit of work created and has not resolved yet."""
+    """The running figures of the accounts a unit of work touched and what the database holds of them, the holds it
+    created and has not resolved yet, and the transfer rows it has not written yet."""
 
     __slots__ = ("figures", "flags", "holds", "ids", "resolved", "staged", "stored", "transfers")
 

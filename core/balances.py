@@ -48,8 +48,7 @@ _FIGURES = (
     _ACC.debits_must_not_exceed_credits,
     _ACC.credits_must_not_exceed_debits,
 )
-_LOAD = Prepared(select(*_FIGURES).where(_ACC.id == bindparam("account_id")))
-_LOAD_TWO = Prepared(select(*_FIGURES).where(_ACC.id.in_([bindparam("first"), bindparam("second")])))
+_LOAD = Prepared(select(*_FIGURES).where(_ACC.id.in_([bindparam("first"), bindparam("second")])))
 _TRANSFERS = LedgerTransfer.__table__  # type: ignore[attr-defined]
 _INSERT_TRANSFERS = Prepared(insert(_TRANSFERS))
 # Transfer ids taken ahead at a time (SQLite counts them in memory: a block costs nothing).
@@ -112,12 +111,7 @@ class Balances:
         """The figures of a transfer's two accounts, read (in one statement) when this unit of work first needs
         them."""
         missing = [account_id for account_id in (first, second) if account_id not in self.figures]
-        if len(missing) == 2:
-            rows = await _LOAD_TWO.execute(session, {"first": first, "second": second})
-        elif missing:
-            rows = await _LOAD.execute(session, {"account_id": missing[0]})
-        else:
-            rows = []
+        rows = [] if not missing else await _LOAD.execute(session, {"first": missing[0], "second": missing[-1]})
         for row in rows:
             found = self.figures[row[0]] = [int(v) for v in row[1:5]]
             self.stored[row[0]] = tuple(found)

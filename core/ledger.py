@@ -71,8 +71,6 @@ class AccountRef:
 
 AccountKey = tuple[str, int, int]  # (owner_kind, owner_id, asset_id)
 ACCOUNT_REFS: CommittedCache[AccountKey, AccountRef] = CommittedCache("ledger.account_refs")
-# Whether an asset's units carry serials never changes: remembered per process once a resolution has read it.
-ASSET_SERIALISED: CommittedCache[int, bool] = CommittedCache("ledger.asset_serialised")
 
 
 async def account_ref(session: AsyncSession, *, asset_id: int, owner_kind: str, owner_id: int, role: str) -> AccountRef:
@@ -91,7 +89,7 @@ async def ensure_asset(session: AsyncSession, code: str, *, scale: int, serialis
     asset = (await session.execute(stmt)).scalar_one_or_none()
     if asset is None:
         asset = await insert_or_get(session, LedgerAsset(code=code, scale=scale, serialised=serialised), stmt)
-        ASSET_SERIALISED.created(session, asset.id or 0)  # not remembered by the unit of work that made it
+        serials.ASSET_SERIALISED.created(session, asset.id or 0)  # not remembered by the unit of work that made it
     return asset
 
 
@@ -366,7 +364,7 @@ async def create_transfer(
         transfer_id = await deferred.stage(session, row)
         if pending:  # a hold staged here is resolved from what is remembered of it (it is not in the table yet)
             if serialised is None:
-                serialised = await _serialised(session, asset_id)
+                serialised = await serials.is_serialised(session, asset_id)
             deferred.holds[transfer_id] = balances.Hold(
                 transfer_id, amount, debit_account_id, credit_account_id, asset_id, code, ref, serialised, debit.role
             )
@@ -490,7 +488,7 @@ async def resolve_pending(
             raise Conflict("invalid-state", "There is no hold with this id.")
         if any(t.resolves_id == pending_id for t in rows):
             raise Conflict("pending-already-resolved", "This hold was already posted or voided.")
-        ASSET_SERIALISED.remember(session, hold.asset_id, bool(hold.serialised))
+        serials.ASSET_SERIALISED.remember(session, hold.asset_id, bool(hold.serialised))
     # else: this unit of work created the hold and has not resolved it (`core.balances`); the unique client id and
     # `resolves_id` still guard the row.
     serialised, debit_role = hold.serialised, hold.debit_role
@@ -551,15 +549,6 @@ def _prior_resolution(prior: Any, pending_id: int, post: bool) -> TransferResult
     if prior.resolves_id == pending_id and prior.kind == (POST_PENDING if post else VOID_PENDING):
         return TransferResult(prior.id, created=False)
     raise Conflict("transfer-exists-different", f"Transfer {prior.client_id} exists with other fields.")
-
-
-async def _serialised(session: AsyncSession, asset_id: int) -> bool:
-    found = ASSET_SERIALISED.get(session, asset_id)
-    if found is None:
-        stmt = select(LedgerAsset.serialised).where(LedgerAsset.id == asset_id)
-        found = bool((await session.execute(stmt)).scalar_one())
-        ASSET_SERIALISED.remember(session, asset_id, found)
-    return found
 
 
 async def check_invariants(session: AsyncSession) -> list[str]:

@@ -11,10 +11,24 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.cache import CommittedCache
 from core.models import LedgerAccount, LedgerAsset, SerialBlock
 from core.prepared import Prepared
 
 ROLE_ISSUANCE = "issuance"
+# Whether an asset's units carry serials never changes: remembered per process once a committed unit of work read
+# it (never by the unit of work that created the asset, `core.ledger.ensure_asset`).
+ASSET_SERIALISED: CommittedCache[int, bool] = CommittedCache("ledger.asset_serialised")
+
+
+async def is_serialised(session: AsyncSession, asset_id: int) -> bool:
+    found = ASSET_SERIALISED.get(session, asset_id)
+    if found is None:
+        stmt = select(LedgerAsset.serialised).where(LedgerAsset.id == asset_id)
+        found = bool((await session.execute(stmt)).scalar_one())
+        ASSET_SERIALISED.remember(session, asset_id, found)
+    return found
+
 
 _BLK = SerialBlock.__table__.c
 # Split the oldest block of `debit_id` when it alone covers `amount` with serials to spare; returns the cut.
@@ -55,9 +69,7 @@ async def move_serials(
     """Move `amount` serials from the debit account's blocks to the credit account (Core statements only: the hot
     path of every registry transfer). Issuance cuts a new block from the asset's counter."""
     if serialised is None:
-        serialised = (
-            await session.execute(select(LedgerAsset.serialised).where(LedgerAsset.id == asset_id))
-        ).scalar_one()
+        serialised = await is_serialised(session, asset_id)
     if not serialised:
         return
     if debit_role is None:

@@ -35,7 +35,7 @@ from core.prepared import Prepared
 from core.quantity import INT64_MAX
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
-from registry.models import Instrument, RegistryAccount, RegistryTransaction
+from registry.models import Instrument, RegistryAccount
 from trading import clearing, staging
 from trading._common import VENUE_OF_MODE, qty, qty_text, raise_failures
 from trading.context import TradingContext
@@ -120,10 +120,6 @@ _SELLABLE = Prepared(
     ).where(_ACC.id == bindparam("ledger_account_id"))
 )
 _INSERT_TRADE = Prepared(insert(_TRADE).returning(_TRADE.c.id))
-# Every trade's delivery of units is also a registry transaction (code "trade"), so an account's statement and
-# `listAccountTransactions` list the units it bought and sold beside its allocations and transfers, and
-# opening balance + listed movements = closing balance.
-_INSERT_REGISTRY_TX = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
 
 
 async def check_sellable(
@@ -447,29 +443,27 @@ async def deliver(
          trade.buyer_fee_fen + trade.seller_fee_fen, "fee", False),
     )  # fmt: skip
     taker_is_buyer = trade.taker_side != Side.SELL.value  # a block trade or an auction has no taker: the buyer
-    registry_tx = (
-        {
-            "code": "trade",
-            "status": "completed",
-            "instrument_id": trade.instrument_id,
-            "from_account_id": trade.seller_account_id,
-            "to_account_id": trade.buyer_account_id,
-            "quantity": trade.quantity,
-            "initiated_by": 0,  # the market matched it; the orders carry who placed them
-            "initiator_organisation_id": (
-                trade.buyer_organisation_id if taker_is_buyer else trade.seller_organisation_id
-            ),
-            "request_key": f"trade:{trade_id}",
-            "details": json.dumps(
-                {"trade_id": trade_id, "venue": trade.venue, "price_fen": trade.price_fen}, separators=(",", ":")
-            ),
-            "created_at": now,
-            "completed_at": now,
-        }
-    )
+    registry_tx = {
+        "code": "trade",
+        "status": "completed",
+        "instrument_id": trade.instrument_id,
+        "from_account_id": trade.seller_account_id,
+        "to_account_id": trade.buyer_account_id,
+        "quantity": trade.quantity,
+        "initiated_by": 0,  # the market matched it; the orders carry who placed them
+        "initiator_organisation_id": (
+            trade.buyer_organisation_id if taker_is_buyer else trade.seller_organisation_id
+        ),
+        "request_key": f"trade:{trade_id}",
+        "details": json.dumps(
+            {"trade_id": trade_id, "venue": trade.venue, "price_fen": trade.price_fen}, separators=(",", ":")
+        ),
+        "created_at": now,
+        "completed_at": now,
+    }
     staged = staging.rows(ses)
     if staged is None:
-        await _INSERT_REGISTRY_TX.execute(ses, registry_tx)
+        await staging.INSERT_REGISTRY_TX.execute(ses, registry_tx)
     else:
         staged.registry_txs.append(registry_tx)
     count_on_commit(ses, TRADES, venue=trade.venue)

@@ -29,7 +29,10 @@ from trading.models import Trade
 _KEY = "trading.staged_rows"
 _TRADES = Trade.__table__  # type: ignore[attr-defined]
 _INSERT_TRADES = Prepared(insert(_TRADES))
-_INSERT_REGISTRY_TXS = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
+# Every trade's delivery of units is also a registry transaction (code "trade", `trading.settlement.deliver`, staged or
+# not), so an account's statement and `listAccountTransactions` list the units it bought and sold beside its
+# allocations and transfers, and opening balance + listed movements = closing balance.
+INSERT_REGISTRY_TX = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
 _ID_BLOCK = 64
 
 Mark = tuple[int, int]
@@ -67,7 +70,7 @@ class Rows:
 
     async def flush(self, session: AsyncSession) -> None:
         await _INSERT_TRADES.many(session, self.trades)
-        await _INSERT_REGISTRY_TXS.many(session, self.registry_txs)
+        await INSERT_REGISTRY_TX.many(session, self.registry_txs)
         self.trades.clear()
         self.registry_txs.clear()
 

@@ -92,6 +92,13 @@ async def _balances(db: Database, ids: dict[str, int]) -> dict[str, tuple[int, i
     return await db.read(read)
 
 
+async def _invariants(db: Database) -> list[str]:
+    async def check(uow: UnitOfWork) -> list[str]:
+        return await ledger.check_invariants(uow.session)
+
+    return await db.read(check)
+
+
 async def test_a_refused_side_moves_neither_and_the_unit_of_work_goes_on(db: Database, deferred: bool) -> None:
     ids = await db.run(_accounts)
 
@@ -137,11 +144,7 @@ async def test_a_hold_moves_pending_then_posts_part_and_releases_the_rest(db: Da
     after = await _balances(db, ids)
     assert after["a"] == (5, 0, 10, 0)
     assert after["b"] == (0, 0, 5, 0)
-
-    async def invariants(uow: UnitOfWork) -> list[str]:
-        return await ledger.check_invariants(uow.session)
-
-    assert await db.read(invariants) == []
+    assert await _invariants(db) == []
 
 
 async def test_in_memory_balances_add_to_the_row_and_a_restored_mark_forgets_what_came_after(db: Database) -> None:
@@ -182,11 +185,8 @@ async def test_in_memory_balances_add_to_the_row_and_a_restored_mark_forgets_wha
     assert after["b"] == (0, 0, 5, 0)  # 3 moved here plus the 2 of the other statement
     assert after["big"] == (0, 0, 0, 0)
 
-    async def invariants(uow: UnitOfWork) -> list[str]:
-        return await ledger.check_invariants(uow.session)
-
     # The other statement's 2 credits have no transfer behind them: those are the only findings.
-    assert await db.read(invariants) == [
+    assert await _invariants(db) == [
         f"asset {ids['asset']}: debits 13/0 != credits 15/0",
         f"account {ids['b']}: balances [0, 5, 0, 0] != sum of transfers [0, 3, 0, 0]",
     ]
@@ -251,10 +251,7 @@ async def test_a_hold_made_in_the_unit_of_work_is_resolved_without_reading_it_an
     assert after["a"] == (3, 0, 10, 0)
     assert after["b"] == (0, 0, 3, 0)
 
-    async def invariants(uow: UnitOfWork) -> list[str]:
-        return await ledger.check_invariants(uow.session)
-
-    assert await db.read(invariants) == []
+    assert await _invariants(db) == []
 
 
 async def test_with_rows_staged_the_foreign_keys_are_still_checked_at_the_commit(db: Database) -> None:

@@ -17,7 +17,7 @@ flush.
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import business_date
@@ -25,9 +25,8 @@ from core.db import UnitOfWork
 from core.errors import AppError, InvalidInput, NotFound
 from core.identity import Identity
 from core.observability import ORDERS_ACCEPTED, count_on_commit
-from core.prepared import Prepared
 from core.quantity import parse_money_fen, parse_quantity
-from trading import clearing
+from trading import clearing, staging
 from trading import schemas as s
 from trading._common import book_error, entry_check
 from trading.books import BookTxn, submit
@@ -71,7 +70,13 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
     async def work(txn: BookTxn) -> s.OrderOut:
         ses = txn.session
         if request_key is not None:
-            prior = (await ses.execute(select(Order).where(Order.request_key == request_key))).scalar_one_or_none()
+            staged = staging.rows(ses)
+            found = None if staged is None else staged.order_with_key(request_key)
+            prior = (
+                OrderRow(**found)
+                if found is not None
+                else (await ses.execute(select(Order).where(Order.request_key == request_key))).scalar_one_or_none()
+            )
             if prior is not None:
                 return await order_out(ses, prior, info.kind)
         row = txn.row
@@ -189,6 +194,7 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
 
     async def work(txn: BookTxn) -> s.OrderOut:
         ses = txn.session
+        # Its caller was told its id, so it committed: never among a batch's staged rows (`trading.staging`).
         order = (
             await ses.execute(select(Order).where(Order.id == order_id).execution_options(populate_existing=True))
         ).scalar_one()
@@ -216,10 +222,12 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
     return await submit(ctx, book_id, work)
 
 
-_ORDERS = Order.__table__  # type: ignore[attr-defined]
-_INSERT_ORDER = Prepared(insert(_ORDERS))
-
-
 async def insert_order(ses: AsyncSession, order: Order) -> None:
-    """Write a new order's row, id included, as it stands after its command (one prepared INSERT, no ORM flush)."""
-    await _INSERT_ORDER.execute(ses, {c.key: getattr(order, c.key) for c in _ORDERS.columns})
+    """Write a new order's row, id included, as it stands after its command (one prepared INSERT, no ORM flush);
+    in a batch that stages its rows, keep it there (`trading.staging`)."""
+    values = staging.order_values(order)
+    staged = staging.rows(ses)
+    if staged is None:
+        await staging.INSERT_ORDER.execute(ses, values)
+    else:
+        staged.put_order(values)

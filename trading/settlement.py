@@ -228,12 +228,17 @@ async def settle(
     elif result.status is not Status.RESTING:
         await release(ses, taker, now)
 
-    # The makers' rows, read as plain rows (no mapped objects): their changes are written below in one UPDATE.
+    # The makers' rows, read as plain rows (no mapped objects): their changes are written below in one UPDATE. A
+    # batch with its balances in memory writes its trades and new orders at its end: a maker placed in the batch is
+    # found among them.
+    staged = staging.rows(ses)
     makers: dict[int, Any] = {}
     for maker_id in dict.fromkeys([t.maker_order_id for t in trades] + [mc.order_id for mc in result.maker_cancels]):
-        makers[maker_id] = OrderRow(**(await _ORDER_BY_ID.one(ses, {"order_id": maker_id}))._asdict())
+        found = None if staged is None else staged.order(maker_id)
+        if found is None:
+            found = (await _ORDER_BY_ID.one(ses, {"order_id": maker_id}))._asdict()
+        makers[maker_id] = OrderRow(**found)
     venue = VENUE_OF_MODE[row.mode]
-    staged = staging.rows(ses)  # a batch with its balances in memory writes its trades at its end
     out: list[Trade] = []
     for t in trades:
         maker = makers[t.maker_order_id]
@@ -327,7 +332,17 @@ _UPDATE_ORDER = Prepared(
 
 
 async def update_orders(ses: AsyncSession, orders: list[Order]) -> None:
-    """Write what a command changed on these orders' rows: one UPDATE (one parameter set per order)."""
+    """Write what a command changed on these orders' rows: one UPDATE (one parameter set per order). An order
+    staged in the batch, not written yet, is staged again as it now stands (`trading.staging`)."""
+    staged = staging.rows(ses)
+    if staged is not None:
+        written = []
+        for o in orders:
+            if o.id in staged.orders:
+                staged.put_order(staging.order_values(o))
+            else:
+                written.append(o)
+        orders = written
     await _UPDATE_ORDER.many(
         ses, [{"order_id": o.id, **{name: getattr(o, name) for name in _ORDER_CHANGES}} for o in orders]
     )

@@ -1,15 +1,19 @@
-"""The trade and registry-transaction rows of a batch, kept in memory and written at its end (SQLite).
+"""The order, trade and registry-transaction rows of a batch, kept in memory and written at its end (SQLite).
 
-A batch of order commands that keeps its balances and transfer rows in memory (`core.balances`) keeps its trades
-and their registry transactions too: each trade gets its id at once, from ids taken ahead
+A batch of order commands that keeps its balances and transfer rows in memory (`core.balances`) keeps its new
+orders, its trades and their registry transactions too: each row has its id at once, from ids taken ahead
 (`core.prepared.reserve_ids`), and the batch writes each kind of row in one executemany before its commit. One
 INSERT of many rows into a table costs SQLite a fraction of as many INSERTs of one row interleaved with every other
 table's (measured in place: 5 µs a transfer row against 24).
 
-Until then the rows exist only here, so what reads them in the batch asks here too: a sale's T+1 figure adds the
-units bought today in the batch (`bought`). A command of the batch that rolls back drops the rows it staged
-(`mark`, `restore`). Without balances in memory (PostgreSQL, a batch of one, the other venues) nothing is staged
-and the rows are written at once.
+Until then the rows exist only here, so what reads them in the batch asks here too:
+- a sale's T+1 figure adds the units bought today in the batch (`bought`);
+- an order placed earlier in the batch is found here as a maker (`order`) or by its request key (`order_with_key`),
+  and what a later command changes on it is kept here too (`put_order`): its row is written once, as it stands
+  at the commit. (A cancel names an order whose id its caller was told, so one already committed.)
+A command of the batch that rolls back drops the rows it staged and undoes its changes to staged orders (`mark`,
+`restore`). Without balances in memory (PostgreSQL, a batch of one, the other venues) nothing is staged and the
+rows are written at once.
 """
 
 from __future__ import annotations
@@ -24,18 +28,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import balances
 from core.prepared import Prepared, reserve_ids
 from registry.models import RegistryTransaction
-from trading.models import Trade
+from trading.models import Order, Trade
 
 _KEY = "trading.staged_rows"
 _TRADES = Trade.__table__  # type: ignore[attr-defined]
 _INSERT_TRADES = Prepared(insert(_TRADES))
+ORDER_COLUMNS = tuple(c.key for c in Order.__table__.columns)  # type: ignore[attr-defined]
+INSERT_ORDER = Prepared(insert(Order.__table__))  # type: ignore[attr-defined]
 # Every trade's delivery of units is also a registry transaction (code "trade", `trading.settlement.deliver`, staged or
 # not), so an account's statement and `listAccountTransactions` list the units it bought and sold beside its
 # allocations and transfers, and opening balance + listed movements = closing balance.
 INSERT_REGISTRY_TX = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
 _ID_BLOCK = 64
 
-Mark = tuple[int, int]
+Mark = tuple[int, int, int]
+
+
+def order_values(order: Any) -> dict[str, Any]:
+    """An order's row as a dict of its columns (id included)."""
+    return {name: getattr(order, name) for name in ORDER_COLUMNS}
 
 
 @dataclass
@@ -43,6 +54,27 @@ class Rows:
     trades: list[dict[str, Any]] = field(default_factory=list)
     registry_txs: list[dict[str, Any]] = field(default_factory=list)
     trade_ids: list[int] = field(default_factory=list)  # ids taken ahead, the next last
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # new orders' rows by id, as they stand now
+    # What each `put_order` replaced (None: the order was new), so that a command rolled back undoes its changes.
+    order_undo: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+
+    def put_order(self, values: dict[str, Any]) -> None:
+        """Keep a new order's row, or replace it with its changed values (every column, `id` included)."""
+        order_id = values["id"]
+        self.order_undo.append((order_id, self.orders.get(order_id)))
+        self.orders[order_id] = values
+
+    def order(self, order_id: int) -> dict[str, Any] | None:
+        """A staged order's row (a copy: change it through `put_order`), or None when it is not staged."""
+        found = self.orders.get(order_id)
+        return None if found is None else dict(found)
+
+    def order_with_key(self, request_key: str) -> dict[str, Any] | None:
+        """The staged order placed with this request key (a batch holds at most a few dozen), or None."""
+        for values in self.orders.values():
+            if values["request_key"] == request_key:
+                return dict(values)
+        return None
 
     async def trade(self, session: AsyncSession, values: dict[str, Any]) -> int:
         """Keep a trade row (every column but `id`); its id."""
@@ -63,12 +95,21 @@ class Rows:
         )
 
     def mark(self) -> Mark:
-        return len(self.trades), len(self.registry_txs)
+        return len(self.trades), len(self.registry_txs), len(self.order_undo)
 
     def restore(self, mark: Mark) -> None:
         del self.trades[mark[0] :], self.registry_txs[mark[1] :]
+        while len(self.order_undo) > mark[2]:
+            order_id, prior = self.order_undo.pop()
+            if prior is None:
+                del self.orders[order_id]
+            else:
+                self.orders[order_id] = prior
 
     async def flush(self, session: AsyncSession) -> None:
+        await INSERT_ORDER.many(session, list(self.orders.values()))
+        self.orders.clear()
+        self.order_undo.clear()
         await _INSERT_TRADES.many(session, self.trades)
         await INSERT_REGISTRY_TX.many(session, self.registry_txs)
         self.trades.clear()

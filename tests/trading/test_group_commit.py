@@ -31,6 +31,7 @@ from registry.service import OWNER
 from server.migrate import create_schema
 from tests.trading.conftest import MONDAY_10, ServiceWorld, invariants, service_world
 from trading import books as books_module
+from trading import orders as orders_module
 from trading import schemas as ts
 from trading import settlement
 from trading.domain.commands import Place
@@ -426,4 +427,43 @@ async def test_a_request_repeated_in_the_same_batch_is_answered_with_the_same_fi
     assert again.id == first.id and first.filled_base == 4
     assert [f.trade_id for f in again.fills] == [f.trade_id for f in first.fills] and len(first.fills) == 1
     assert len([o for o in await _rows(db, Order, Order.id) if o.side == "buy"]) == 1
+    await _sound(sw)
+
+
+async def test_a_command_rolled_back_undoes_its_changes_to_an_order_placed_earlier_in_the_batch(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A maker placed in the same batch is not written yet (`trading.staging` keeps its row to the commit): the
+    command that traded with it and then failed leaves its row as it was, and the next command fills it."""
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3)
+    t = sw.trading
+    await _warm(sw)
+    real = orders_module.insert_order
+    calls = 0
+
+    async def second_order_fails(*args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        await real(*args, **kwargs)  # the maker's changes and the order's own row are staged, then it fails
+        if calls == 2:
+            raise RuntimeError("the order failed after it settled")
+
+    monkeypatch.setattr(orders_module, "insert_order", second_order_fails)
+    sizes = BatchSizes(monkeypatch)
+    requests = [
+        (0, _order(sw, 0, "sell", 10, "50.00")),  # rests, staged
+        (2, _order(sw, 2, "buy", 4, "50.00")),  # fills 4 of the staged sell, then fails: rolled back alone
+        (1, _order(sw, 1, "buy", 5, "50.00")),  # fills 5 of the sell's 10
+    ]
+    results = await asyncio.gather(
+        *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+    )
+    assert sizes.sizes == [len(requests)]
+    assert isinstance(results[1], RuntimeError)
+    sell, buy = results[0], results[2]
+    assert isinstance(sell, ts.OrderOut) and isinstance(buy, ts.OrderOut) and buy.filled_base == 5
+    row = next(o for o in await _rows(db, Order, Order.id) if o.id == sell.id)
+    assert (row.filled_quantity, row.held_amount, row.hold_count, row.status) == (5, 5, 2, "resting")
+    assert [(tr.sell_order_id, tr.quantity) for tr in await _rows(db, Trade, Trade.id)] == [(sell.id, 5)]
     await _sound(sw)

@@ -40,6 +40,7 @@ from core import events
 from core.clock import Clock
 from core.db import Database, UnitOfWork
 from core.models import AuditEntry, AuditHead
+from core.prepared import Prepared
 from core.secrets import sqlite_file
 from core.settings import Settings
 from core.signing import Signer
@@ -95,10 +96,10 @@ async def append(session: AsyncSession, events: list[dict[str, Any]], at: dt.dat
         for ev in events
     ]
     # Parameter sets, not a multi-VALUES statement: that one is compiled anew for every call (it has no cache key).
-    await session.execute(_INSERT_ENTRY, rows)
+    await _INSERT_ENTRY.many(session, rows)
 
 
-_INSERT_ENTRY = insert(AuditEntry.__table__)
+_INSERT_ENTRY = Prepared(insert(AuditEntry.__table__))
 
 
 LINK_BATCH_MAX = 5_000

@@ -31,6 +31,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from core.prepared import Prepared
+
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -170,16 +172,18 @@ async def flush(session: AsyncSession, at: dt.datetime) -> None:
     values = [{**r, "occurred_at": at} for r in rows]
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     # Parameter sets on a statement built once (a multi-VALUES statement has no cache key: compiled every call).
-    await session.execute(_insert(dialect, any(r["dedupe_key"] for r in rows)), values)
+    await _insert(dialect, any(r["dedupe_key"] for r in rows)).many(session, values)
 
 
 @functools.cache
-def _insert(dialect: str, deduplicated: bool) -> Any:
+def _insert(dialect: str, deduplicated: bool) -> Prepared:
     table = OutboxEvent.__table__  # type: ignore[attr-defined]
     if not deduplicated:
-        return insert(table)
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing(
-        index_elements=["dedupe_key"]
+        return Prepared(insert(table))
+    return Prepared(
+        (pg_insert if dialect == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
     )
 
 

@@ -139,6 +139,7 @@ async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bo
 
 
 _RESERVED = "core.prepared.reserved"
+_HIGHEST_ID: dict[str, Prepared] = {}  # per table: its highest id (SQLite's `reserve_ids`)
 
 
 async def reserve_ids(session: AsyncSession, table: Any, count: int) -> list[int]:
@@ -155,7 +156,10 @@ async def reserve_ids(session: AsyncSession, table: Any, count: int) -> list[int
         reserved = session.sync_session.info.setdefault(_RESERVED, {})
         last = reserved.get(table.name)
         if last is None:
-            last = int((await session.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one())
+            highest = _HIGHEST_ID.get(table.name)
+            if highest is None:
+                highest = _HIGHEST_ID[table.name] = Prepared(select(func.coalesce(func.max(table.c.id), 0)))
+            last = int(await highest.scalar(session))
         reserved[table.name] = last + count
         return list(range(last + 1, last + count + 1))
     sequence = func.pg_get_serial_sequence(table.name, "id")

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +54,11 @@ GROUP_COMMIT_MAX_COMMANDS = 64
 GROUP_COMMIT_LINGER_S = 0.002
 
 _INSERT_JOURNAL = Prepared(insert(JournalEntry.__table__))  # type: ignore[attr-defined]
+_JOURNAL_AFTER = Prepared(
+    select(JournalEntry.seq, JournalEntry.command)
+    .where(JournalEntry.book_id == bindparam("book_id"), JournalEntry.seq > bindparam("after"))
+    .order_by(JournalEntry.seq)  # type: ignore[arg-type]
+)
 
 
 class StaleBook(Exception):
@@ -93,13 +98,7 @@ class BookState:
 
 async def read_journal(ses: AsyncSession, book_id: int, *, after: int = 0) -> list[Command]:
     """The book's journalled commands with a sequence number above `after`, in order; a gap is corruption."""
-    rows = (
-        await ses.execute(
-            select(JournalEntry.seq, JournalEntry.command)
-            .where(JournalEntry.book_id == book_id, JournalEntry.seq > after)
-            .order_by(JournalEntry.seq)  # type: ignore[arg-type]
-        )
-    ).all()
+    rows = await _JOURNAL_AFTER.execute(ses, {"book_id": book_id, "after": after})
     commands: list[Command] = []
     for expected, (seq, text) in enumerate(rows, start=after + 1):
         if seq != expected:

@@ -36,6 +36,7 @@ from core.quantity import INT64_MAX
 from registry.domain import checks
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument, RegistryAccount
+from registry.queries import own_account_row
 from trading import clearing, staging
 from trading._common import VENUE_OF_MODE, qty, qty_text, raise_failures
 from trading.context import TradingContext
@@ -64,7 +65,7 @@ async def trading_account(
     key = (who.organisation_id, who.role.value, account_id)
     acc = None if cache is None else cache.get(key)
     if acc is None:
-        acc = await ctx.registry._own_account(ses, who, account_id, "account_id")
+        acc = await own_account_row(ses, who, account_id, "account_id")
         if cache is not None:
             cache[key] = acc
     facts = checks.AccountFacts(id=acc.id or 0, type=acc.type, status=acc.status)

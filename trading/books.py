@@ -5,7 +5,8 @@ in the database.
 
 Two ways in:
 - `submit` (placements and cancels): group commit. Commands of one book that arrive while a batch is being written
-  wait in the book's queue and join the next batch. One drainer task per book runs a batch as ONE unit of work:
+  wait in the book's queue and join the next batch. One drainer task per book (on SQLite, the one writer, one for
+  all books: their batches share the unit of work) runs a batch as ONE unit of work:
   the book's row and in-memory state are loaded once, each command runs in its own SAVEPOINT (a refusal, say
   insufficient funds or a price off the band, rolls back that command alone and answers its caller with its
   problem), the accepted commands are journalled under consecutive sequence numbers in one INSERT, the unit of
@@ -18,6 +19,7 @@ Two ways in:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import logging
@@ -141,6 +143,12 @@ class _Queued:
     future: asyncio.Future[Any]
 
 
+# SQLite has one writer, so a process's books share one drainer there (`_drain` under this key; book ids start at 1):
+# the commands of every book that arrived together run in one unit of work and commit once. On PostgreSQL each
+# book has its own drainer, and the books' batches run side by side.
+_JOINT = 0
+
+
 async def submit(ctx: TradingContext, book_id: int, work: Callable[[BookTxn], Awaitable[T]]) -> T:
     """Run the command `work` on the book in the next batch; its result once the batch has committed.
 
@@ -150,111 +158,142 @@ async def submit(ctx: TradingContext, book_id: int, work: Callable[[BookTxn], Aw
     seq = ctx.sequencer
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
     seq.queue(book_id).append(_Queued(work, future))
-    if seq.drainer(book_id) is None:
+    key = _JOINT if ctx.db.sqlite else book_id
+    if seq.drainer(key) is None:
         # The drainer serves every caller of the book, so it runs in a context of its own: nothing bound to the
         # request that happened to start it (log context, a request's rider in `core.db`) leaks into the batches.
-        task = asyncio.get_running_loop().create_task(_drain(ctx, book_id), context=contextvars.Context())
-        seq.set_drainer(book_id, task)
+        task = asyncio.get_running_loop().create_task(_drain(ctx, key), context=contextvars.Context())
+        seq.set_drainer(key, task)
     return await future
 
 
-async def _drain(ctx: TradingContext, book_id: int) -> None:
-    """Run the book's queue in batches until it is empty (one drainer per book and process)."""
+def _queues(ctx: TradingContext, key: int) -> dict[int, Any]:
+    """The non-empty queues a drainer serves: every book's (SQLite's one drainer), or its book's."""
+    return ctx.sequencer.queued(None if key == _JOINT else [key])
+
+
+async def _drain(ctx: TradingContext, key: int) -> None:
+    """Run the queues in batches until they are empty (one drainer per book and process; on SQLite one for all)."""
     seq = ctx.sequencer
-    queue = seq.queue(book_id)
-    batch: list[_Queued] = []
+    batches: dict[int, list[_Queued]] = {}
     try:
-        while queue:
-            await _collect(ctx, book_id)
-            batch = [queue.popleft() for _ in range(min(len(queue), ctx.group_commit_max))]
-            batch = [q for q in batch if not q.future.done()]
-            if batch:
-                await _run_batch(ctx, book_id, batch)
-            batch = []
+        while _queues(ctx, key):
+            await _collect(ctx, key)
+            batches = {}
+            for book_id, queue in _queues(ctx, key).items():
+                batch = [queue.popleft() for _ in range(min(len(queue), ctx.group_commit_max))]
+                batch = [q for q in batch if not q.future.done()]
+                if batch:
+                    batches[book_id] = batch
+            if batches:
+                await _run_batch(ctx, batches)
+            batches = {}
     except BaseException as exc:
         # The drainer itself was cancelled (the loop is closing) or broke: nobody may be left waiting.
         failure = _batch_failure(exc)
-        for q in [*batch, *queue]:
+        waiting = [q for batch in batches.values() for q in batch]
+        for queue in _queues(ctx, key).values():
+            waiting += queue
+            queue.clear()
+        for q in waiting:
             if not q.future.done():
                 q.future.set_exception(_copy_failure(failure, exc))
-        queue.clear()
         if not isinstance(exc, Exception):
             raise
-        log.exception("order book %s: group commit drainer failed", book_id)
+        log.exception("order books %s: group commit drainer failed", key or "(all)")
     finally:
-        seq.set_drainer(book_id, None)
+        seq.set_drainer(key, None)
 
 
-async def _collect(ctx: TradingContext, book_id: int) -> None:
+async def _collect(ctx: TradingContext, key: int) -> None:
     """Let the batch fill: yield to the callers that are ready to submit, and keep yielding while new commands keep
-    arriving, until the batch is full or `group_commit_linger_s` has passed. A lone caller never waits."""
-    queue = ctx.sequencer.queue(book_id)
+    arriving, until every book's batch is full or `group_commit_linger_s` has passed. A lone caller never waits."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.group_commit_linger_s
-    before = len(queue)
+
+    def waiting() -> tuple[int, int]:
+        queues = _queues(ctx, key)
+        return sum(len(q) for q in queues.values()), ctx.group_commit_max * max(1, len(queues))
+
+    before, _ = waiting()
     await asyncio.sleep(0)
-    while before < len(queue) < ctx.group_commit_max and loop.time() < deadline:
-        before = len(queue)
+    now, full = waiting()
+    while before < now < full and loop.time() < deadline:
+        before = now
         await asyncio.sleep(0)
+        now, full = waiting()
 
 
-async def _run_batch(ctx: TradingContext, book_id: int, batch: list[_Queued]) -> None:
+async def _run_batch(ctx: TradingContext, batches: dict[int, list[_Queued]]) -> None:
+    """Run one batch (the commands of one book, or on SQLite of several) holding the books' locks, and answer it."""
     seq = ctx.sequencer
-    outcomes: list[tuple[bool, Any] | None] | None = None
+    book_ids = sorted(batches)  # the locks in one order: no two holders of several ever wait for each other
+    outcomes: dict[int, list[tuple[bool, Any] | None]] | None = None
     failure: BaseException | None = None
     try:
         for _ in range(STALE_RETRIES):
-            async with seq.lock(book_id):
+            async with contextlib.AsyncExitStack() as locks:
+                for book_id in book_ids:
+                    await locks.enter_async_context(seq.lock(book_id))
                 try:
-                    outcomes = await ctx.db.run(_batch_work, ctx, book_id, batch)
+                    outcomes = await ctx.db.run(_batch_work, ctx, batches)
                 except StaleBook:
                     continue
                 except _CommandRefused as refused:
                     # The batch's one command failed and its unit of work rolled back: answer it with its problem.
+                    (book_id,) = book_ids
                     seq.discard_if_dirty(book_id)
-                    outcomes = [(False, refused.error)]
+                    outcomes = {book_id: [(False, refused.error)]}
                     break
                 except BaseException:
-                    seq.discard_if_dirty(book_id)
+                    for book_id in book_ids:
+                        seq.discard_if_dirty(book_id)
                     raise
-                seq.committed(book_id)
+                for book_id in book_ids:
+                    seq.committed(book_id)
                 break
         else:
             failure = ServiceUnavailable("Another process is writing this order book; retry shortly.")
     except Exception as exc:
         failure = exc
-    seq.note_batch(book_id, len(batch))
+    for book_id in book_ids:
+        seq.note_batch(book_id, len(batches[book_id]))
     if outcomes is None:
         assert failure is not None
         answer = _batch_failure(failure)
-        for q in batch:
+        for q in [q for batch in batches.values() for q in batch]:
             if not q.future.done():
                 q.future.set_exception(_copy_failure(answer, failure))
         return
-    for q, outcome in zip(batch, outcomes, strict=True):
-        if outcome is None or q.future.done():
-            continue
-        ok, value = outcome
-        if ok:
-            q.future.set_result(value)
-        else:
-            q.future.set_exception(value)
+    for book_id in book_ids:
+        for q, outcome in zip(batches[book_id], outcomes[book_id], strict=True):
+            if outcome is None or q.future.done():
+                continue
+            ok, value = outcome
+            if ok:
+                q.future.set_result(value)
+            else:
+                q.future.set_exception(value)
+
+
+async def _book_txn(ctx: TradingContext, uow: UnitOfWork, book_id: int, size: int) -> BookTxn:
+    row = await uow.session.get(BookDay, book_id)
+    assert row is not None
+    return BookTxn(ctx, uow, row, await ctx.sequencer.load(uow.session, row), size=size)
 
 
 async def _batch_work(
-    uow: UnitOfWork, ctx: TradingContext, book_id: int, batch: list[_Queued]
-) -> list[tuple[bool, Any] | None]:
-    """The batch's unit of work: every command in its own savepoint, the journal rows in one INSERT."""
+    uow: UnitOfWork, ctx: TradingContext, batches: dict[int, list[_Queued]]
+) -> dict[int, list[tuple[bool, Any] | None]]:
+    """The batch's unit of work: every command in its own savepoint, each book's journal rows in one INSERT."""
     ses = uow.session
     seq = ctx.sequencer
-    row = await ses.get(BookDay, book_id)
-    assert row is not None
-    txn = BookTxn(ctx, uow, row, await seq.load(ses, row), size=len(batch))
-    outcomes: list[tuple[bool, Any] | None] = []
-    if len(batch) == 1:
+    if sum(len(batch) for batch in batches.values()) == 1:
         # A batch of one needs no savepoint: if its command fails, the whole unit of work rolls back instead.
+        ((book_id, (queued,)),) = batches.items()
+        txn = await _book_txn(ctx, uow, book_id, 1)
         try:
-            value = await batch[0].work(txn)
+            value = await queued.work(txn)
         except StaleBook:
             raise
         except Exception as exc:
@@ -262,10 +301,27 @@ async def _batch_work(
                 raise
             raise _CommandRefused(exc) from exc
         await seq.write_staged(ses, book_id, txn.staged)
-        return [(True, value)]
+        return {book_id: [(True, value)]}
     # SQLite: the batch is the one writer, so the balances its commands move are kept in memory and written once,
     # one UPDATE per account, before the commit (a batch of one gains nothing: its accounts are read, then written).
     await balances.defer(ses)
+    txns: dict[int, BookTxn] = {}
+    outcomes: dict[int, list[tuple[bool, Any] | None]] = {}
+    for book_id, batch in batches.items():
+        txn = txns[book_id] = await _book_txn(ctx, uow, book_id, len(batch))
+        outcomes[book_id] = await _commands(uow, txn, batch)
+    await staging.flush(ses)
+    await balances.flush(ses)
+    for book_id, txn in txns.items():
+        await seq.write_staged(ses, book_id, txn.staged)
+    return outcomes
+
+
+async def _commands(uow: UnitOfWork, txn: BookTxn, batch: list[_Queued]) -> list[tuple[bool, Any] | None]:
+    """One book's commands of a batch, each in its own savepoint: a command that fails rolls back alone."""
+    ses = uow.session
+    seq = txn.ctx.sequencer
+    outcomes: list[tuple[bool, Any] | None] = []
     for q in batch:
         if q.future.done():  # its caller gave up while the batch waited for the book's lock
             outcomes.append(None)
@@ -301,13 +357,10 @@ async def _batch_work(
                 accounts.clear()
                 accounts.update(accounts_mark or {})
             if txn.changed:
-                txn.state = await seq.rebuild(ses, row, [command for _, command, _ in txn.staged])
+                txn.state = await seq.rebuild(ses, txn.row, [command for _, command, _ in txn.staged])
             outcomes.append((False, exc))
             continue
         outcomes.append((True, value))
-    await staging.flush(ses)
-    await balances.flush(ses)
-    await seq.write_staged(ses, book_id, txn.staged)
     return outcomes
 
 

@@ -25,7 +25,9 @@ from core.audit import make_flusher
 from core.db import Database, UnitOfWork
 from core.errors import AppError, ServiceUnavailable
 from core.events import OutboxEvent
+from core.identity import Identity
 from core.models import LedgerAccount
+from registry import schemas as rs
 from registry.models import Instrument
 from registry.service import OWNER
 from server.migrate import create_schema
@@ -36,7 +38,7 @@ from trading import schemas as ts
 from trading import settlement
 from trading.domain.commands import Place
 from trading.domain.journal import decode, replay, replay_with_results
-from trading.models import BookDay, JournalEntry, Order, Trade
+from trading.models import BookDay, JournalEntry, Market, Order, Trade
 from trading.sequencer import book_config
 
 DAY = MONDAY_10.date()
@@ -75,9 +77,9 @@ class BatchSizes:
         self.sizes: list[int] = []
         real = books_module._run_batch
 
-        async def recording(ctx: Any, book_id: int, batch: list[Any]) -> None:
-            self.sizes.append(len(batch))
-            await real(ctx, book_id, batch)
+        async def recording(ctx: Any, batches: dict[int, list[Any]]) -> None:
+            self.sizes.append(sum(len(batch) for batch in batches.values()))
+            await real(ctx, batches)
 
         monkeypatch.setattr(books_module, "_run_batch", recording)
 
@@ -467,3 +469,74 @@ async def test_a_command_rolled_back_undoes_its_changes_to_an_order_placed_earli
     assert (row.filled_quantity, row.held_amount, row.hold_count, row.status) == (5, 5, 2, "resting")
     assert [(tr.sell_order_id, tr.quantity) for tr in await _rows(db, Trade, Trade.id)] == [(sell.id, 5)]
     await _sound(sw)
+
+
+def _book(order: ts.PlaceOrder, instrument_id: int) -> ts.PlaceOrder:
+    return msgspec.structs.replace(order, instrument_id=instrument_id)
+
+
+async def _second_book(sw: ServiceWorld) -> int:
+    """A second instrument (CEA of vintage 2024) with its own continuous market; every trader holds 2,000 units."""
+    reg2 = Identity(sw.regulator.principal_id + 1, sw.regulator.organisation_id, sw.regulator.role, "test")
+    tx = await sw.registry.issue_units(
+        sw.regulator, rs.IssueUnits(kind="cea", scheme="national", vintage=2024, quantity="20000"), None
+    )
+    await sw.registry.approve_transfer(reg2, tx.id, rs.Decision(decision="approve"))
+    await sw.trading.create_market(
+        sw.regulator, ts.CreateMarket(instrument_id=tx.instrument_id, mode="continuous", reference_price="50.00"), None
+    )
+    for account_id in sw.accounts:
+        await sw.registry.allocate_units(
+            sw.regulator, rs.AllocateUnits(to_account_id=account_id, instrument_id=tx.instrument_id, quantity="2000"),
+            None,
+        )  # fmt: skip
+    return tx.instrument_id
+
+
+async def test_commands_of_two_books_that_arrive_together_commit_together_on_sqlite(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has one writer, so the books share one drainer: what arrives together for two books is one unit of
+    work (one commit), each book journalled on its own, a refusal in one rolling back alone. On PostgreSQL each
+    book has its own drainer and batch."""
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3, funds_yuan="1000.00")
+    t = sw.trading
+    other = await _second_book(sw)
+    await _warm(sw)
+    await t.cancel_order(
+        sw.traders[0], (await t.place_order(sw.traders[0], _book(_order(sw, 0, "sell", 1, "54.00"), other), None)).id
+    )
+    sizes = BatchSizes(monkeypatch)
+    requests = [
+        (0, _order(sw, 0, "sell", 10, "50.00")),  # rests in the first book
+        (0, _book(_order(sw, 0, "sell", 6, "50.00"), other)),  # rests in the second
+        (1, _order(sw, 1, "buy", 4, "50.00")),  # crosses the first book's sell
+        (1, _book(_order(sw, 1, "buy", 100, "50.00"), other)),  # 5,000 yuan of 1,000: insufficient-available
+        (2, _book(_order(sw, 2, "buy", 6, "50.00"), other)),  # crosses the second book's sell
+    ]
+    results = await asyncio.gather(
+        *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+    )
+    assert sorted(sizes.sizes) == ([5] if db.sqlite else [2, 3])
+    problems = [r.problem.slug if isinstance(r, AppError) else None for r in results]
+    assert problems == [None, None, None, "insufficient-available", None]
+    filled = [r.filled_base for r in results if isinstance(r, ts.OrderOut)]
+    assert filled == [0, 0, 4, 6]  # the sells as they rested, the buys as they crossed them
+    assert [(tr.instrument_id, tr.quantity) for tr in await _rows(db, Trade, Trade.id)] == [
+        (sw.instrument_id, 4),
+        (other, 6),
+    ]
+    # Each book's journal runs 1, 2, ... on its own, and replays to the book in memory.
+    entries = await _rows(db, JournalEntry, JournalEntry.id)
+    instrument_of = {m.id: m.instrument_id for m in await _rows(db, Market, Market.id)}
+    book_rows = await _rows(db, BookDay, BookDay.id)
+    assert sorted(instrument_of[row.market_id] for row in book_rows) == sorted([sw.instrument_id, other])
+    for row in book_rows:
+        seqs = [e.seq for e in entries if e.book_id == row.id]
+        assert seqs == list(range(1, len(seqs) + 1))
+        commands = [decode(json.loads(e.command)) for e in entries if e.book_id == row.id]
+        snapshot = await t.book_snapshot(instrument_of[row.market_id], DAY)
+        assert snapshot == replay(commands, book_config(row)).snapshot()
+    assert await invariants(db) == []
+    assert await t.reconcile() == []

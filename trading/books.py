@@ -91,7 +91,7 @@ class BookTxn:
     state: BookState
     staged: list[tuple[int, Command, dt.datetime]] = field(default_factory=list)
     instruments: dict[int, Instrument] = field(default_factory=dict)
-    accounts: dict[tuple[int, str, int], RegistryAccount] = field(default_factory=dict)
+    accounts: dict[tuple[Any, ...], RegistryAccount] = field(default_factory=dict)
     # Set when the running command changed the in-memory book (reset before each command).
     changed: bool = False
     # How many commands the batch has: the order ids it takes ahead, in one statement (`order_id`).

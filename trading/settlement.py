@@ -44,7 +44,9 @@ from trading.domain.model import Result, Side, Status
 from trading.domain.money import buy_hold_fen
 from trading.models import BookDay, Order, OrderRow, Trade, TradeRow
 
-AccountCache = dict[tuple[int, str, int], RegistryAccount]
+# A batch's registry accounts: by (organisation, role, account id) as read, and by that plus (buying, instrument, day)
+# once they passed the checks for it.
+AccountCache = dict[tuple[Any, ...], RegistryAccount]
 
 
 async def trading_account(
@@ -61,8 +63,14 @@ async def trading_account(
     """The caller's own registry account, fit to deliver (sell) or receive (buy) these units.
 
     `cache` (a batch of order commands shares one) keeps the rows already read in this unit of work: no command
-    changes a registry account, so a second order on the same account in the same transaction reads nothing."""
+    changes a registry account, so a second order on the same account in the same transaction reads nothing, and
+    one for the same side, instrument and day checks nothing again."""
     key = (who.organisation_id, who.role.value, account_id)
+    day = business_date(now)
+    checked = (*key, buying, inst.id, day)
+    acc = None if cache is None else cache.get(checked)
+    if acc is not None:
+        return acc
     acc = None if cache is None else cache.get(key)
     if acc is None:
         acc = await own_account_row(ses, who, account_id, "account_id")
@@ -75,8 +83,10 @@ async def trading_account(
         failures.append(("account-may-not-hold", "account_id", f"A {acc.type} account may not hold {kind.value}."))
     if not inst.tradable:
         failures.append(("not-tradable", "instrument_id", "These units may only be claimed, not traded."))
-    failures += checks.check_not_expired(inst.valid_until, business_date(now))
+    failures += checks.check_not_expired(inst.valid_until, day)
     raise_failures(failures)
+    if cache is not None:
+        cache[checked] = acc
     return acc
 
 

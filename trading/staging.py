@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import insert
@@ -44,9 +45,12 @@ _ID_BLOCK = 64
 Mark = tuple[int, int, int]
 
 
+_ORDER_FIELDS = attrgetter(*ORDER_COLUMNS)
+
+
 def order_values(order: Any) -> dict[str, Any]:
     """An order's row as a dict of its columns (id included)."""
-    return {name: getattr(order, name) for name in ORDER_COLUMNS}
+    return dict(zip(ORDER_COLUMNS, _ORDER_FIELDS(order), strict=True))
 
 
 @dataclass

@@ -229,16 +229,6 @@ async def settle(
     taker.updated_at = now
     trades = result.trades
     taker_sells = taker.side == Side.SELL.value
-    if trades:
-        units = sum(t.quantity for t in trades)
-        funds = sum(t.notional_fen + t.taker_fee_fen for t in trades)
-        holder = taker_holder or await holder_account(ctx, ses, taker, inst)
-        await collect_and_rehold(
-            ses, ids, taker, units if taker_sells else funds, result.resting_quantity, row.scale, now, holder
-        )
-    elif result.status is not Status.RESTING:
-        await release(ses, taker, now)
-
     # The makers' rows, read as plain rows (no mapped objects): their changes are written below in one UPDATE. A
     # batch with its balances in memory writes its trades and new orders at its end: a maker placed in the batch is
     # found among them.
@@ -249,6 +239,28 @@ async def settle(
         if found is None:
             found = (await _ORDER_BY_ID.one(ses, {"order_id": maker_id}))._asdict()
         makers[maker_id] = OrderRow(**found)
+    # A sale that made one trade: its units' serials go straight on to the one buyer (as a maker's sale's do below),
+    # not into clearing and out again.
+    taker_serials_to = None
+    if trades:
+        units = sum(t.quantity for t in trades)
+        funds = sum(t.notional_fen + t.taker_fee_fen for t in trades)
+        holder = taker_holder or await holder_account(ctx, ses, taker, inst)
+        if taker_sells and len(trades) == 1:
+            taker_serials_to, _ = await units_ledger_of(ctx, ses, makers[trades[0].maker_order_id].account_id, inst)
+        await collect_and_rehold(
+            ses,
+            ids,
+            taker,
+            units if taker_sells else funds,
+            result.resting_quantity,
+            row.scale,
+            now,
+            holder,
+            serials_to=taker_serials_to,
+        )
+    elif result.status is not Status.RESTING:
+        await release(ses, taker, now)
     venue = VENUE_OF_MODE[row.mode]
     out: list[Trade] = []
     for t in trades:
@@ -308,7 +320,7 @@ async def settle(
             trade,
             now,
             buyer_account=taker_account if not taker_sells else None,
-            serials_delivered=serials_to is not None,
+            serials_delivered=serials_to is not None or taker_serials_to is not None,
         )
     for mc in result.maker_cancels:
         maker = makers[mc.order_id]

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,14 +35,14 @@ from core import balances, events
 from core.db import UnitOfWork, is_connection_loss, is_retryable
 from core.errors import AppError, ServiceUnavailable
 from core.observability import forget_counts_since, pending_counts
-from core.prepared import SavepointFailed, reserve_ids, savepoint
+from core.prepared import Prepared, SavepointFailed, reserve_ids, savepoint
 from registry.models import Instrument, RegistryAccount
 from trading import staging
 from trading._common import STALE_RETRIES, kind_scale
 from trading.context import TradingContext
 from trading.domain.commands import Command
 from trading.domain.model import Result
-from trading.models import BookDay, Market, Order
+from trading.models import BookDay, BookDayRow, Market, Order
 from trading.sequencer import BookState, StaleBook
 
 T = TypeVar("T")
@@ -276,9 +276,12 @@ async def _run_batch(ctx: TradingContext, batches: dict[int, list[_Queued]]) -> 
                 q.future.set_exception(value)
 
 
+_BOOK_DAY = Prepared(select(*BookDay.__table__.c).where(BookDay.__table__.c.id == bindparam("book_id")))  # type: ignore[attr-defined]
+
+
 async def _book_txn(ctx: TradingContext, uow: UnitOfWork, book_id: int, size: int) -> BookTxn:
-    row = await uow.session.get(BookDay, book_id)
-    assert row is not None
+    """A batch's view of one book: its row (read as a plain row: no command of the batch changes it) and state."""
+    row = BookDayRow(**(await _BOOK_DAY.one(uow.session, {"book_id": book_id}))._asdict())
     return BookTxn(ctx, uow, row, await ctx.sequencer.load(uow.session, row), size=size)
 
 

@@ -283,3 +283,4 @@ class FundMovement(SQLModel, table=True):
 # objects, written with prepared statements (`trading.orders`, `trading.settlement`), never added to a session.
 OrderRow = plain_row(Order.__table__, "OrderRow")  # type: ignore[attr-defined]
 TradeRow = plain_row(Trade.__table__, "TradeRow")  # type: ignore[attr-defined]
+BookDayRow = plain_row(BookDay.__table__, "BookDayRow")  # type: ignore[attr-defined]

@@ -1,9 +1,11 @@
-"""Ledger balances kept in memory for one unit of work, and written once at its end (SQLite's group commit).
+"""Ledger balances kept in memory for one unit of work, and written once at its end (the market's group commit).
 
 A batch of order commands (`trading.books`) moves the same few accounts over and over: the traders' fund and unit
 accounts, clearing, the fee account. Each transfer's conditional UPDATE of its two balance rows cost more than the
-transfer's own row. On SQLite the unit of work is the one writer from its BEGIN IMMEDIATE to its COMMIT, so no one
-else can change a balance in between: the rows are read once (`load`), every transfer's rule (debits may not
+transfer's own row. So no one else may change a balance the unit of work has read until it commits: on SQLite it is
+the one writer from its BEGIN IMMEDIATE to its COMMIT; on PostgreSQL the rows are read `FOR UPDATE`, and another
+transaction that would change one waits for the commit (two that wait for each other are a deadlock, which
+PostgreSQL breaks and `core.db` retries). The rows are read once (`load`), every transfer's rule (debits may not
 exceed credits, nor either side pass 64 bits) is checked here against the running figures, and the changes of the
 whole unit of work are written as one UPDATE per account (`flush`, before the commit), each adding what changed
 (not setting a figure, so a statement of another path in the same transaction is never lost). The database's CHECK
@@ -13,13 +15,15 @@ What a caller of `core.ledger` sees does not change: the same refusals, with the
 The transfer rows are staged too (`stage`): each gets its id at once, from ids taken ahead
 (`core.prepared.reserve_ids`), and all are written as one executemany before the balances. Until then the rows
 exist only here, so foreign keys that name them (an order's hold, a resolution's hold) are checked at the commit
-(`PRAGMA defer_foreign_keys`, for this transaction only), and the ledger looks here before the table: for a client
+on SQLite (`PRAGMA defer_foreign_keys`, for this transaction only; on PostgreSQL the transfers are written first,
+in id order, before the rows that name them, `trading.books`), and the ledger looks here before the table: for a client
 id already used (`staged`), and for a hold already resolved (`resolved`). The holds the unit of work creates are
 remembered (`Hold`), so that resolving one of them later in it reads nothing. A command of a batch that rolls back
-to its savepoint restores the figures, holds and staged rows it started from (`mark`, `restore`).
+to its savepoint restores the figures, holds and staged rows it started from (`mark`, `restore`); the accounts it
+read first are forgotten, as PostgreSQL forgets their locks with the savepoint.
 
-Only SQLite's one-writer units of work defer (`defer`); on PostgreSQL two transactions may touch the same account
-at once, and its conditional UPDATEs (`core.ledger`) are what orders them.
+Only the market's batches defer (`defer`); every other unit of work moves balances with the ledger's conditional
+UPDATEs (`core.ledger`), which lock a row only for the statement.
 """
 
 from __future__ import annotations
@@ -48,7 +52,11 @@ _FIGURES = (
     _ACC.debits_must_not_exceed_credits,
     _ACC.credits_must_not_exceed_debits,
 )
-_LOAD = Prepared(select(*_FIGURES).where(_ACC.id.in_([bindparam("first"), bindparam("second")])))
+# FOR UPDATE: nobody else changes the figures until this unit of work commits (SQLite, the one writer, has no such
+# clause and needs none).
+_LOAD = Prepared(
+    select(*_FIGURES).where(_ACC.id.in_([bindparam("first"), bindparam("second")])).order_by(_ACC.id).with_for_update()
+)
 _TRANSFERS = LedgerTransfer.__table__  # type: ignore[attr-defined]
 _INSERT_TRANSFERS = Prepared(insert(_TRANSFERS))
 # Transfer ids taken ahead at a time (SQLite counts them in memory: a block costs nothing).
@@ -196,13 +204,14 @@ Mark = tuple[dict[int, tuple[int, ...]], dict[int, Hold], int, set[int]]
 
 
 async def defer(session: AsyncSession) -> bool:
-    """Keep this unit of work's balances and transfer rows in memory until `flush` (SQLite only: one writer);
-    whether it does. Its foreign keys are checked at its commit from now on (the staged rows are not there yet)."""
+    """Keep this unit of work's balances and transfer rows in memory until `flush`; whether it does. On SQLite its
+    foreign keys are checked at its commit from now on (the staged rows are not there yet)."""
     bind = session.bind
-    if bind is None or bind.dialect.name != "sqlite":
+    if bind is None:
         return False
     if _KEY not in session.sync_session.info:
-        await session.execute(text("PRAGMA defer_foreign_keys = ON"))
+        if bind.dialect.name == "sqlite":
+            await session.execute(text("PRAGMA defer_foreign_keys = ON"))
         session.sync_session.info[_KEY] = Balances()
     return True
 

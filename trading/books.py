@@ -5,8 +5,8 @@ in the database.
 
 Two ways in:
 - `submit` (placements and cancels): group commit. Commands of one book that arrive while a batch is being written
-  wait in the book's queue and join the next batch. One drainer task per book (on SQLite, the one writer, one for
-  all books: their batches share the unit of work) runs a batch as ONE unit of work:
+  wait in the book's queue and join the next batch. One drainer task for all books (their batches share the unit of
+  work) runs a batch as ONE unit of work:
   the book's row and in-memory state are loaded once, each command runs in its own SAVEPOINT (a refusal, say
   insufficient funds or a price off the band, rolls back that command alone and answers its caller with its
   problem), the accepted commands are journalled under consecutive sequence numbers in one INSERT, the unit of
@@ -143,10 +143,11 @@ class _Queued:
     future: asyncio.Future[Any]
 
 
-# SQLite has one writer, so a process's books share one drainer there (`_drain` under this key; book ids start at 1):
-# the commands of every book that arrived together run in one unit of work and commit once. On PostgreSQL each
-# book has its own drainer, and the books' batches run side by side.
-_JOINT = 0
+# A process's books share one drainer (the sequencer's drainer under this key; book ids start at 1): the commands
+# of every book that arrived together run in one unit of work and commit once. Batches of different books would not
+# run side by side anyway: every trade moves the same clearing and fee accounts, whose balances a batch holds to
+# its commit (SQLite has one writer; on PostgreSQL the batch locks the rows, `core.balances`).
+_DRAINER = 0
 
 
 async def submit(ctx: TradingContext, book_id: int, work: Callable[[BookTxn], Awaitable[T]]) -> T:
@@ -158,29 +159,23 @@ async def submit(ctx: TradingContext, book_id: int, work: Callable[[BookTxn], Aw
     seq = ctx.sequencer
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
     seq.queue(book_id).append(_Queued(work, future))
-    key = _JOINT if ctx.db.sqlite else book_id
-    if seq.drainer(key) is None:
-        # The drainer serves every caller of the book, so it runs in a context of its own: nothing bound to the
-        # request that happened to start it (log context, a request's rider in `core.db`) leaks into the batches.
-        task = asyncio.get_running_loop().create_task(_drain(ctx, key), context=contextvars.Context())
-        seq.set_drainer(key, task)
+    if seq.drainer(_DRAINER) is None:
+        # The drainer serves every caller, so it runs in a context of its own: nothing bound to the request that
+        # happened to start it (log context, a request's rider in `core.db`) leaks into the batches.
+        task = asyncio.get_running_loop().create_task(_drain(ctx), context=contextvars.Context())
+        seq.set_drainer(_DRAINER, task)
     return await future
 
 
-def _queues(ctx: TradingContext, key: int) -> dict[int, Any]:
-    """The non-empty queues a drainer serves: every book's (SQLite's one drainer), or its book's."""
-    return ctx.sequencer.queued(None if key == _JOINT else [key])
-
-
-async def _drain(ctx: TradingContext, key: int) -> None:
-    """Run the queues in batches until they are empty (one drainer per book and process; on SQLite one for all)."""
+async def _drain(ctx: TradingContext) -> None:
+    """Run the books' queues in batches until they are empty (one drainer per process)."""
     seq = ctx.sequencer
     batches: dict[int, list[_Queued]] = {}
     try:
-        while _queues(ctx, key):
-            await _collect(ctx, key)
+        while seq.queued():
+            await _collect(ctx)
             batches = {}
-            for book_id, queue in _queues(ctx, key).items():
+            for book_id, queue in seq.queued().items():
                 batch = [queue.popleft() for _ in range(min(len(queue), ctx.group_commit_max))]
                 batch = [q for q in batch if not q.future.done()]
                 if batch:
@@ -192,7 +187,7 @@ async def _drain(ctx: TradingContext, key: int) -> None:
         # The drainer itself was cancelled (the loop is closing) or broke: nobody may be left waiting.
         failure = _batch_failure(exc)
         waiting = [q for batch in batches.values() for q in batch]
-        for queue in _queues(ctx, key).values():
+        for queue in seq.queued().values():
             waiting += queue
             queue.clear()
         for q in waiting:
@@ -200,19 +195,19 @@ async def _drain(ctx: TradingContext, key: int) -> None:
                 q.future.set_exception(_copy_failure(failure, exc))
         if not isinstance(exc, Exception):
             raise
-        log.exception("order books %s: group commit drainer failed", key or "(all)")
+        log.exception("order books: group commit drainer failed")
     finally:
-        seq.set_drainer(key, None)
+        seq.set_drainer(_DRAINER, None)
 
 
-async def _collect(ctx: TradingContext, key: int) -> None:
+async def _collect(ctx: TradingContext) -> None:
     """Let the batch fill: yield to the callers that are ready to submit, and keep yielding while new commands keep
     arriving, until every book's batch is full or `group_commit_linger_s` has passed. A lone caller never waits."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.group_commit_linger_s
 
     def waiting() -> tuple[int, int]:
-        queues = _queues(ctx, key)
+        queues = ctx.sequencer.queued()
         return sum(len(q) for q in queues.values()), ctx.group_commit_max * max(1, len(queues))
 
     before, _ = waiting()
@@ -313,8 +308,9 @@ async def _batch_work(
     for book_id, batch in batches.items():
         txn = txns[book_id] = await _book_txn(ctx, uow, book_id, len(batch))
         outcomes[book_id] = await _commands(uow, txn, batch)
-    await staging.flush(ses)
+    # The transfers first: the orders' rows name their holds (PostgreSQL checks a foreign key at once).
     await balances.flush(ses)
+    await staging.flush(ses)
     for book_id, txn in txns.items():
         await seq.write_staged(ses, book_id, txn.staged)
     return outcomes

@@ -194,10 +194,19 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
 
     async def work(txn: BookTxn) -> s.OrderOut:
         ses = txn.session
-        # Its caller was told its id, so it committed: never among a batch's staged rows (`trading.staging`).
-        order = (
-            await ses.execute(select(Order).where(Order.id == order_id).execution_options(populate_existing=True))
-        ).scalar_one()
+        # Its caller was told its id, so it committed; but a command earlier in the batch may have changed it (a
+        # maker's fill), and the batch keeps such changes to its end (`trading.staging`).
+        staged = staging.rows(ses)
+        order: Order
+        if staged is not None:
+            found = staged.order(order_id) or await staging.order_row(ses, order_id)
+            if found is None:
+                raise NotFound("order", field="order_id")
+            order = OrderRow(**found)
+        else:
+            order = (
+                await ses.execute(select(Order).where(Order.id == order_id).execution_options(populate_existing=True))
+            ).scalar_one()
         if order.organisation_id != who.organisation_id:
             raise NotFound("order", field="order_id")
         if order.status == Status.FILLED.value:
@@ -215,7 +224,10 @@ async def cancel_order(ctx: TradingContext, who: Identity, order_id: int) -> s.O
         order.cancel_reason = "user"
         order.updated_at = now
         await release(ses, order, now)
-        await ses.flush()
+        if staged is not None:
+            staged.put_order(staging.order_values(order))
+        else:
+            await ses.flush()
         txn.uow.audit(who.actor, "order.cancel", "order", str(order_id), {"released": result.cancelled_quantity})
         return await order_out(ses, order, kind)
 
@@ -230,4 +242,4 @@ async def insert_order(ses: AsyncSession, order: Order) -> None:
     if staged is None:
         await staging.INSERT_ORDER.execute(ses, values)
     else:
-        staged.put_order(values)
+        staged.put_order(values, new=True)

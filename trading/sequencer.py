@@ -214,11 +214,9 @@ class Sequencer:
             q = self._queues[book_id] = deque()
         return q
 
-    def queued(self, book_ids: Sequence[int] | None = None) -> dict[int, deque[Any]]:
-        """The non-empty queues of these books (of every book: None)."""
-        if book_ids is None:
-            return {book_id: q for book_id, q in self._queues.items() if q}
-        return {book_id: q for book_id in book_ids if (q := self._queues.get(book_id))}
+    def queued(self) -> dict[int, deque[Any]]:
+        """The books' non-empty queues."""
+        return {book_id: q for book_id, q in self._queues.items() if q}
 
     def drainer(self, book_id: int) -> asyncio.Task[None] | None:
         return self._drainers.get(book_id)

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import balances, figures, ledger
@@ -237,7 +237,8 @@ async def settle(
     for maker_id in dict.fromkeys([t.maker_order_id for t in trades] + [mc.order_id for mc in result.maker_cancels]):
         found = None if staged is None else staged.order(maker_id)
         if found is None:
-            found = (await _ORDER_BY_ID.one(ses, {"order_id": maker_id}))._asdict()
+            found = await staging.order_row(ses, maker_id)
+        assert found is not None, f"maker order {maker_id} is not in the table"
         makers[maker_id] = OrderRow(**found)
     # A sale that made one trade: its units' serials go straight on to the one buyer (as a maker's sale's do below),
     # not into clearing and out again.
@@ -334,40 +335,17 @@ async def settle(
     return out
 
 
-_ORDERS = Order.__table__  # type: ignore[attr-defined]
-_ORDER_BY_ID = Prepared(select(*_ORDERS.c).where(_ORDERS.c.id == bindparam("order_id")))
-_ORDER_CHANGES = (
-    "filled_quantity",
-    "cancelled_quantity",
-    "status",
-    "cancel_reason",
-    "hold_transfer_id",
-    "held_amount",
-    "hold_count",
-    "journal_seq",
-    "updated_at",
-)
-_UPDATE_ORDER = Prepared(
-    update(_ORDERS)
-    .where(_ORDERS.c.id == bindparam("order_id"))
-    .values({name: bindparam(name) for name in _ORDER_CHANGES})
-)
-
-
 async def update_orders(ses: AsyncSession, orders: list[Order]) -> None:
-    """Write what a command changed on these orders' rows: one UPDATE (one parameter set per order). An order
-    staged in the batch, not written yet, is staged again as it now stands (`trading.staging`)."""
+    """Write what a command changed on these orders' rows: one UPDATE (one parameter set per order); in a batch
+    that stages its rows, keep them there as they now stand (`trading.staging`: written after the transfers their
+    holds name)."""
     staged = staging.rows(ses)
     if staged is not None:
-        written = []
         for o in orders:
-            if o.id in staged.orders:
-                staged.put_order(staging.order_values(o))
-            else:
-                written.append(o)
-        orders = written
-    await _UPDATE_ORDER.many(
-        ses, [{"order_id": o.id, **{name: getattr(o, name) for name in _ORDER_CHANGES}} for o in orders]
+            staged.put_order(staging.order_values(o))
+        return
+    await staging.UPDATE_ORDER.many(
+        ses, [{"order_id": o.id, **{name: getattr(o, name) for name in staging.ORDER_CHANGES}} for o in orders]
     )
 
 

@@ -12,8 +12,8 @@ Until then the rows exist only here, so what reads them in the batch asks here t
   and what a later command changes on it is kept here too (`put_order`): its row is written once, as it stands
   at the commit. (A cancel names an order whose id its caller was told, so one already committed.)
 A command of the batch that rolls back drops the rows it staged and undoes its changes to staged orders (`mark`,
-`restore`). Without balances in memory (PostgreSQL, a batch of one, the other venues) nothing is staged and the
-rows are written at once.
+`restore`). Without balances in memory (a batch of one, the other venues) nothing is staged and the rows are
+written at once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import balances
@@ -53,24 +53,50 @@ def order_values(order: Any) -> dict[str, Any]:
     return dict(zip(ORDER_COLUMNS, _ORDER_FIELDS(order), strict=True))
 
 
+# What a command may change on an order already in the table (a maker's fills, holds, a cancel).
+ORDER_CHANGES = (
+    "filled_quantity",
+    "cancelled_quantity",
+    "status",
+    "cancel_reason",
+    "hold_transfer_id",
+    "held_amount",
+    "hold_count",
+    "journal_seq",
+    "updated_at",
+)
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_ORDER_BY_ID = Prepared(select(*_ORDERS.c).where(_ORDERS.c.id == bindparam("order_id")))
+UPDATE_ORDER = Prepared(
+    update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")).values({n: bindparam(n) for n in ORDER_CHANGES})
+)
+
+
 @dataclass
 class Rows:
     trades: list[dict[str, Any]] = field(default_factory=list)
     registry_txs: list[dict[str, Any]] = field(default_factory=list)
     trade_ids: list[int] = field(default_factory=list)  # ids taken ahead, the next last
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # new orders' rows by id, as they stand now
-    # What each `put_order` replaced (None: the order was new), so that a command rolled back undoes its changes.
-    order_undo: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+    # Orders already in the table that a command of the batch changed, by id, as they stand now (every column).
+    changed: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # What each `put_order` replaced (None: nothing), in `orders` (True) or `changed` (False), so that a command
+    # rolled back undoes its changes.
+    order_undo: list[tuple[bool, int, dict[str, Any] | None]] = field(default_factory=list)
 
-    def put_order(self, values: dict[str, Any]) -> None:
-        """Keep a new order's row, or replace it with its changed values (every column, `id` included)."""
+    def put_order(self, values: dict[str, Any], *, new: bool = False) -> None:
+        """Keep a new order's row (`new`), or an order's row as a command changed it (every column, `id` included):
+        one placed in the batch stays a new row, one from the table is written as an UPDATE."""
         order_id = values["id"]
-        self.order_undo.append((order_id, self.orders.get(order_id)))
-        self.orders[order_id] = values
+        into = new or order_id in self.orders
+        rows = self.orders if into else self.changed
+        self.order_undo.append((into, order_id, rows.get(order_id)))
+        rows[order_id] = values
 
     def order(self, order_id: int) -> dict[str, Any] | None:
-        """A staged order's row (a copy: change it through `put_order`), or None when it is not staged."""
-        found = self.orders.get(order_id)
+        """An order's row as the batch has it (a copy: change it through `put_order`), or None when the batch has
+        not placed or changed it."""
+        found = self.orders.get(order_id) or self.changed.get(order_id)
         return None if found is None else dict(found)
 
     def order_with_key(self, request_key: str) -> dict[str, Any] | None:
@@ -104,20 +130,32 @@ class Rows:
     def restore(self, mark: Mark) -> None:
         del self.trades[mark[0] :], self.registry_txs[mark[1] :]
         while len(self.order_undo) > mark[2]:
-            order_id, prior = self.order_undo.pop()
+            into, order_id, prior = self.order_undo.pop()
+            rows = self.orders if into else self.changed
             if prior is None:
-                del self.orders[order_id]
+                del rows[order_id]
             else:
-                self.orders[order_id] = prior
+                rows[order_id] = prior
 
     async def flush(self, session: AsyncSession) -> None:
+        """Write the rows (after the batch's transfers, which the orders' holds name)."""
         await INSERT_ORDER.many(session, list(self.orders.values()))
+        await UPDATE_ORDER.many(
+            session, [{"order_id": o["id"], **{n: o[n] for n in ORDER_CHANGES}} for o in self.changed.values()]
+        )
         self.orders.clear()
+        self.changed.clear()
         self.order_undo.clear()
         await _INSERT_TRADES.many(session, self.trades)
         await INSERT_REGISTRY_TX.many(session, self.registry_txs)
         self.trades.clear()
         self.registry_txs.clear()
+
+
+async def order_row(session: AsyncSession, order_id: int) -> dict[str, Any] | None:
+    """An order's row as the table has it (a plain dict), or None."""
+    rows = await _ORDER_BY_ID.execute(session, {"order_id": order_id})
+    return rows[0]._asdict() if rows else None
 
 
 def rows(session: AsyncSession) -> Rows | None:

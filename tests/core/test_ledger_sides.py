@@ -2,11 +2,12 @@
 two rows (`_BOTH_SIDES`), on PostgreSQL two ordered ones. When the debit side refuses (insufficient) or only the
 credit side refuses (its balance would pass 64 bits), the refusal is the right problem and no balance moved, and
 the unit of work may go on (a later transfer in it still posts). Holds posted and voided move each side once.
-Each also with the balances kept in memory for the unit of work (`core.balances`, SQLite's batches): the same
+Each also with the balances kept in memory for the unit of work (`core.balances`, the market's batches): the same
 refusals with the same figures, and the same balances once written."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -29,9 +30,7 @@ def db(migrated_db: Database) -> Database:
 
 
 @pytest.fixture(params=[False, True], ids=["rows", "in-memory"])
-def deferred(request: pytest.FixtureRequest, db: Database) -> bool:
-    if request.param and not db.sqlite:
-        pytest.skip("balances are kept in memory only on SQLite (one writer)")
+def deferred(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
 
@@ -150,8 +149,6 @@ async def test_a_hold_moves_pending_then_posts_part_and_releases_the_rest(db: Da
 async def test_in_memory_balances_add_to_the_row_and_a_restored_mark_forgets_what_came_after(db: Database) -> None:
     """The write adds what changed (a statement of another path in the same transaction is not lost), and a
     command rolled back to its mark (a batch's savepoint) leaves no trace in the figures written."""
-    if not db.sqlite:
-        pytest.skip("balances are kept in memory only on SQLite (one writer)")
     ids = await db.run(_accounts)
     acc = LedgerAccount.__table__.c  # type: ignore[attr-defined]
 
@@ -196,8 +193,6 @@ async def test_a_hold_made_in_the_unit_of_work_is_resolved_without_reading_it_an
     """With the balances in memory, a hold the unit of work created is resolved from what it remembered (no SELECT
     of the hold); a second resolution is refused from the rows it staged; a hold rolled back with its command is
     forgotten, and one made before the unit of work is read."""
-    if not db.sqlite:
-        pytest.skip("balances are kept in memory only on SQLite (one writer)")
     ids = await db.run(_accounts)
     reads: list[str] = []
 
@@ -255,11 +250,9 @@ async def test_a_hold_made_in_the_unit_of_work_is_resolved_without_reading_it_an
 
 
 async def test_with_rows_staged_the_foreign_keys_are_still_checked_at_the_commit(db: Database) -> None:
-    """Staged transfer rows are not in the table until the batch writes them, so the unit of work checks its foreign
-    keys at its commit (`PRAGMA defer_foreign_keys`): a row naming a transfer that is never written still fails, and
-    nothing of the unit of work stays."""
-    if not db.sqlite:
-        pytest.skip("balances are kept in memory only on SQLite (one writer)")
+    """Staged transfer rows are not in the table until the batch writes them, so on SQLite the unit of work checks its
+    foreign keys at its commit (`PRAGMA defer_foreign_keys`; PostgreSQL checks them at once): a row naming a transfer
+    that is never written still fails, and nothing of the unit of work stays."""
     ids = await db.run(_accounts)
     transfers = LedgerTransfer.__table__  # type: ignore[attr-defined]
 
@@ -278,3 +271,39 @@ async def test_with_rows_staged_the_foreign_keys_are_still_checked_at_the_commit
     with pytest.raises(IntegrityError):
         await db.run(work)
     assert (await _balances(db, ids))["a"] == (0, 0, 0, 0)
+
+
+async def test_balances_in_memory_keep_their_rows_from_other_writers_until_the_commit(db: Database) -> None:
+    """While a unit of work holds an account's figures in memory, another that would move the account waits for its
+    commit (PostgreSQL: the rows were read FOR UPDATE; SQLite: one writer) and then sees what it wrote: a sale of 5
+    of the 10 units, 8 of which the first holds, is refused instead of passing and breaking the first's flush."""
+    ids = await db.run(_accounts)
+
+    async def fund(uow: UnitOfWork) -> None:
+        await _move(uow, ids, "f", "issuer", "a", 10)
+
+    await db.run(fund)
+    loaded, go = asyncio.Event(), asyncio.Event()
+
+    async def batch(uow: UnitOfWork) -> None:
+        assert await balances.defer(uow.session)
+        await _move(uow, ids, "h", "a", "b", 8, pending=True)
+        loaded.set()
+        await asyncio.wait_for(go.wait(), 10)
+        await balances.flush(uow.session)
+
+    async def other(uow: UnitOfWork) -> int:
+        return await _move(uow, ids, "o", "a", "b", 5)
+
+    first = asyncio.create_task(db.run(batch))
+    await asyncio.wait_for(loaded.wait(), 10)
+    second = asyncio.create_task(db.run(other))
+    await asyncio.sleep(0.5)
+    assert not second.done()  # waiting for the first's rows
+    go.set()
+    await first
+    with pytest.raises(Conflict) as refused:
+        await second
+    assert refused.value.problem.slug == "insufficient-available"
+    assert (await _balances(db, ids))["a"] == (0, 8, 10, 0)
+    assert await _invariants(db) == []

@@ -220,7 +220,7 @@ async def _collect(ctx: TradingContext) -> None:
 
 
 async def _run_batch(ctx: TradingContext, batches: dict[int, list[_Queued]]) -> None:
-    """Run one batch (the commands of one book, or on SQLite of several) holding the books' locks, and answer it."""
+    """Run one batch (the commands of one book or of several) holding the books' locks, and answer it."""
     seq = ctx.sequencer
     book_ids = sorted(batches)  # the locks in one order: no two holders of several ever wait for each other
     outcomes: dict[int, list[tuple[bool, Any] | None]] | None = None
@@ -233,6 +233,8 @@ async def _run_batch(ctx: TradingContext, batches: dict[int, list[_Queued]]) -> 
                 try:
                     outcomes = await ctx.db.run(_batch_work, ctx, batches)
                 except StaleBook:
+                    for book_id in book_ids:  # the stale one is dropped already; the others replay their journals
+                        seq.discard_if_dirty(book_id)
                     continue
                 except _CommandRefused as refused:
                     # The batch's one command failed and its unit of work rolled back: answer it with its problem.
@@ -271,7 +273,8 @@ async def _run_batch(ctx: TradingContext, batches: dict[int, list[_Queued]]) -> 
                 q.future.set_exception(value)
 
 
-_BOOK_DAY = Prepared(select(*BookDay.__table__.c).where(BookDay.__table__.c.id == bindparam("book_id")))  # type: ignore[attr-defined]
+_BOOK_DAYS = BookDay.__table__  # type: ignore[attr-defined]
+_BOOK_DAY = Prepared(select(*_BOOK_DAYS.c).where(_BOOK_DAYS.c.id == bindparam("book_id")))
 
 
 async def _book_txn(ctx: TradingContext, uow: UnitOfWork, book_id: int, size: int) -> BookTxn:

@@ -10,7 +10,9 @@ Until then the rows exist only here, so what reads them in the batch asks here t
 - a sale's T+1 figure adds the units bought today in the batch (`bought`);
 - an order placed earlier in the batch is found here as a maker (`order`) or by its request key (`order_with_key`),
   and what a later command changes on it is kept here too (`put_order`): its row is written once, as it stands
-  at the commit. (A cancel names an order whose id its caller was told, so one already committed.)
+  at the commit;
+- so is what a command changes on an order already in the table (a maker's fill and re-hold, a cancel): written
+  as an UPDATE at the end, after the transfers its hold names, and found here until then by the same look-ups.
 A command of the batch that rolls back drops the rows it staged and undoes its changes to staged orders (`mark`,
 `restore`). Without balances in memory (a batch of one, the other venues) nothing is staged and the rows are
 written at once.
@@ -100,10 +102,12 @@ class Rows:
         return None if found is None else dict(found)
 
     def order_with_key(self, request_key: str) -> dict[str, Any] | None:
-        """The staged order placed with this request key (a batch holds at most a few dozen), or None."""
-        for values in self.orders.values():
-            if values["request_key"] == request_key:
-                return dict(values)
+        """The order placed with this request key, as the batch has it (placed or changed in it: at most a few dozen
+        each), or None."""
+        for rows in (self.orders, self.changed):
+            for values in rows.values():
+                if values["request_key"] == request_key:
+                    return dict(values)
         return None
 
     async def trade(self, session: AsyncSession, values: dict[str, Any]) -> int:

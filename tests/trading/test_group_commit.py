@@ -540,3 +540,25 @@ async def test_commands_of_two_books_that_arrive_together_commit_together(
         assert snapshot == replay(commands, book_config(row)).snapshot()
     assert await invariants(db) == []
     assert await t.reconcile() == []
+
+
+async def test_a_request_repeated_after_its_order_traded_in_the_batch_is_answered_as_the_order_stands(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order from an earlier batch that a command of this batch filled is changed in the batch's staged rows (its
+    UPDATE is written at the end): a retry of its placement in the same batch is answered with the fill."""
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=2)
+    t = sw.trading
+    await _warm(sw)
+    sell = _order(sw, 0, "sell", 10, "50.00")
+    placed = await t.place_order(sw.traders[0], sell, "sell-1")
+    sizes = BatchSizes(monkeypatch)
+    buy, again = await asyncio.gather(
+        t.place_order(sw.traders[1], _order(sw, 1, "buy", 4, "50.00"), None),
+        t.place_order(sw.traders[0], sell, "sell-1"),
+    )
+    assert sizes.sizes == [2]
+    assert buy.filled_base == 4
+    assert again.id == placed.id and again.filled_base == 4 and [f.quantity_base for f in again.fills] == [4]
+    await _sound(sw)

@@ -59,8 +59,10 @@ _LOAD = Prepared(
 )
 _TRANSFERS = LedgerTransfer.__table__  # type: ignore[attr-defined]
 _INSERT_TRANSFERS = Prepared(insert(_TRANSFERS))
-# Transfer ids taken ahead at a time (SQLite counts them in memory: a block costs nothing).
-_ID_BLOCK = 256
+# Transfer ids taken ahead at a time: the first block, doubled for each next one up to the last. SQLite counts them in
+# memory; PostgreSQL takes them from the sequence in one statement, and what a batch leaves unused is a gap in the
+# ids, so the blocks start small.
+ID_BLOCK_FIRST, ID_BLOCK_MAX = 16, 256
 _ADD = Prepared(
     update(LedgerAccount.__table__)  # type: ignore[attr-defined]
     .where(_ACC.id == bindparam("account_id"))
@@ -88,7 +90,7 @@ class Balances:
     """The running figures of the accounts a unit of work touched and what the database holds of them, the holds it
     created and has not resolved yet, and the transfer rows it has not written yet."""
 
-    __slots__ = ("figures", "flags", "holds", "ids", "resolved", "staged", "stored", "transfers")
+    __slots__ = ("block", "figures", "flags", "holds", "ids", "resolved", "staged", "stored", "transfers")
 
     def __init__(self) -> None:
         self.figures: dict[int, list[int]] = {}
@@ -103,11 +105,13 @@ class Balances:
         self.staged: dict[str, dict[str, Any]] = {}
         self.resolved: set[int] = set()
         self.ids: list[int] = []  # ids taken ahead, the next last
+        self.block = ID_BLOCK_FIRST
 
     async def stage(self, session: AsyncSession, row: dict[str, Any]) -> int:
         """Keep a transfer row (every column but `id`) to write with the others; its id."""
         if not self.ids:
-            self.ids = (await reserve_ids(session, _TRANSFERS, _ID_BLOCK))[::-1]
+            self.ids = (await reserve_ids(session, _TRANSFERS, self.block))[::-1]
+            self.block = min(2 * self.block, ID_BLOCK_MAX)
         row["id"] = transfer_id = self.ids.pop()
         self.transfers.append(row)
         self.staged[row["client_id"]] = row

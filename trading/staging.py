@@ -42,7 +42,6 @@ INSERT_ORDER = Prepared(insert(Order.__table__))  # type: ignore[attr-defined]
 # not), so an account's statement and `listAccountTransactions` list the units it bought and sold beside its
 # allocations and transfers, and opening balance + listed movements = closing balance.
 INSERT_REGISTRY_TX = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
-_ID_BLOCK = 64
 
 Mark = tuple[int, int, int]
 
@@ -79,6 +78,7 @@ class Rows:
     trades: list[dict[str, Any]] = field(default_factory=list)
     registry_txs: list[dict[str, Any]] = field(default_factory=list)
     trade_ids: list[int] = field(default_factory=list)  # ids taken ahead, the next last
+    trade_block: int = balances.ID_BLOCK_FIRST  # how many the next reservation takes (as the transfers' blocks)
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # new orders' rows by id, as they stand now
     # Orders already in the table that a command of the batch changed, by id, as they stand now (every column).
     changed: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -113,7 +113,8 @@ class Rows:
     async def trade(self, session: AsyncSession, values: dict[str, Any]) -> int:
         """Keep a trade row (every column but `id`); its id."""
         if not self.trade_ids:
-            self.trade_ids = (await reserve_ids(session, _TRADES, _ID_BLOCK))[::-1]
+            self.trade_ids = (await reserve_ids(session, _TRADES, self.trade_block))[::-1]
+            self.trade_block = min(2 * self.trade_block, balances.ID_BLOCK_MAX)
         trade_id = self.trade_ids.pop()
         self.trades.append({"id": trade_id, **values})
         return trade_id

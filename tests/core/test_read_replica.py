@@ -153,7 +153,18 @@ def on(engine: Engine, enterprise_id: int) -> bool:
 
 @contextlib.contextmanager
 def replay_paused(primary: Engine, replica: Engine) -> Iterator[None]:
-    """Pause the replica's WAL replay (it keeps receiving), until the block ends."""
+    """Pause the replica's WAL replay (it keeps receiving), until the block ends.
+
+    First the replica replays everything the primary has written so far: replay paused in the middle of the schema's
+    reset (`app_env`'s DROP SCHEMA) would keep its table locks held on the replica, and a read there would wait
+    for them forever."""
+    target = str(_scalar(primary, "SELECT pg_current_wal_lsn()"))
+    for _ in range(600):
+        if _scalar(replica, "SELECT pg_last_wal_replay_lsn() >= CAST(:target AS pg_lsn)", target=target):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the replica never replayed the primary's writes")
     _scalar(replica, "SELECT pg_wal_replay_pause()")
     try:
         for _ in range(300):

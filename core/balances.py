@@ -13,11 +13,11 @@ constraints still stand behind them.
 
 What a caller of `core.ledger` sees does not change: the same refusals, with the same figures, at the same call.
 The transfer rows are staged too (`stage`): each gets its id at once, from ids taken ahead
-(`core.prepared.reserve_ids`), and all are written as one executemany before the balances. Until then the rows
+(`core.prepared.IdsAhead`), and all are written as one executemany before the balances. Until then the rows
 exist only here, so foreign keys that name them (an order's hold, a resolution's hold) are checked at the commit
 on SQLite (`PRAGMA defer_foreign_keys`, for this transaction only; on PostgreSQL the transfers are written first,
-in id order, before the rows that name them, `trading.books`), and the ledger looks here before the table: for a client
-id already used (`staged`), and for a hold already resolved (`resolved`). The holds the unit of work creates are
+in id order, before the rows that name them, `trading.books`), and the ledger looks here before the table: for a
+client id already used (`staged`), and for a hold already resolved (`resolved`). The holds the unit of work creates are
 remembered (`Hold`), so that resolving one of them later in it reads nothing. A command of a batch that rolls back
 to its savepoint restores the figures, holds and staged rows it started from (`mark`, `restore`); the accounts it
 read first are forgotten, as PostgreSQL forgets their locks with the savepoint.
@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import figures
 from core.errors import AppError, Conflict
 from core.models import LedgerAccount, LedgerTransfer
-from core.prepared import Prepared, reserve_ids
+from core.prepared import IdsAhead, Prepared
 from core.quantity import INT64_MAX
 
 _KEY = "core.balances"
@@ -59,10 +59,6 @@ _LOAD = Prepared(
 )
 _TRANSFERS = LedgerTransfer.__table__  # type: ignore[attr-defined]
 _INSERT_TRANSFERS = Prepared(insert(_TRANSFERS))
-# Transfer ids taken ahead at a time: the first block, doubled for each next one up to the last. SQLite counts them in
-# memory; PostgreSQL takes them from the sequence in one statement, and what a batch leaves unused is a gap in the
-# ids, so the blocks start small.
-ID_BLOCK_FIRST, ID_BLOCK_MAX = 16, 256
 _ADD = Prepared(
     update(LedgerAccount.__table__)  # type: ignore[attr-defined]
     .where(_ACC.id == bindparam("account_id"))
@@ -90,7 +86,7 @@ class Balances:
     """The running figures of the accounts a unit of work touched and what the database holds of them, the holds it
     created and has not resolved yet, and the transfer rows it has not written yet."""
 
-    __slots__ = ("block", "figures", "flags", "holds", "ids", "resolved", "staged", "stored", "transfers")
+    __slots__ = ("figures", "flags", "holds", "ids", "resolved", "staged", "stored", "transfers")
 
     def __init__(self) -> None:
         self.figures: dict[int, list[int]] = {}
@@ -104,15 +100,11 @@ class Balances:
         self.transfers: list[dict[str, Any]] = []
         self.staged: dict[str, dict[str, Any]] = {}
         self.resolved: set[int] = set()
-        self.ids: list[int] = []  # ids taken ahead, the next last
-        self.block = ID_BLOCK_FIRST
+        self.ids = IdsAhead(_TRANSFERS)
 
     async def stage(self, session: AsyncSession, row: dict[str, Any]) -> int:
         """Keep a transfer row (every column but `id`) to write with the others; its id."""
-        if not self.ids:
-            self.ids = (await reserve_ids(session, _TRANSFERS, self.block))[::-1]
-            self.block = min(2 * self.block, ID_BLOCK_MAX)
-        row["id"] = transfer_id = self.ids.pop()
+        row["id"] = transfer_id = await self.ids.next(session)
         self.transfers.append(row)
         self.staged[row["client_id"]] = row
         if row["resolves_id"] is not None:

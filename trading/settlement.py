@@ -229,9 +229,9 @@ async def settle(
     taker.updated_at = now
     trades = result.trades
     taker_sells = taker.side == Side.SELL.value
-    # The makers' rows, read as plain rows (no mapped objects): their changes are written below in one UPDATE. A
-    # batch with its balances in memory writes its trades and new orders at its end: a maker placed in the batch is
-    # found among them.
+    # The makers' rows, read as plain rows (no mapped objects): their changes are written below in one UPDATE
+    # (`update_orders`). A batch with its balances in memory writes its orders and trades at its end: a maker it
+    # placed or changed is found among them.
     staged = staging.rows(ses)
     makers: dict[int, Any] = {}
     for maker_id in dict.fromkeys([t.maker_order_id for t in trades] + [mc.order_id for mc in result.maker_cancels]):
@@ -340,13 +340,12 @@ async def update_orders(ses: AsyncSession, orders: list[Order]) -> None:
     that stages its rows, keep them there as they now stand (`trading.staging`: written after the transfers their
     holds name)."""
     staged = staging.rows(ses)
-    if staged is not None:
-        for o in orders:
-            staged.put_order(staging.order_values(o))
+    rows = [staging.order_values(o) for o in orders]
+    if staged is None:
+        await staging.update_orders(ses, rows)
         return
-    await staging.UPDATE_ORDER.many(
-        ses, [{"order_id": o.id, **{name: getattr(o, name) for name in staging.ORDER_CHANGES}} for o in orders]
-    )
+    for values in rows:
+        staged.put_order(values)
 
 
 async def holder_account(ctx: TradingContext, ses: AsyncSession, order: Order, inst: Instrument) -> tuple[int, str]:
@@ -467,9 +466,7 @@ async def deliver(
         "to_account_id": trade.buyer_account_id,
         "quantity": trade.quantity,
         "initiated_by": 0,  # the market matched it; the orders carry who placed them
-        "initiator_organisation_id": (
-            trade.buyer_organisation_id if taker_is_buyer else trade.seller_organisation_id
-        ),
+        "initiator_organisation_id": (trade.buyer_organisation_id if taker_is_buyer else trade.seller_organisation_id),
         "request_key": f"trade:{trade_id}",
         "details": json.dumps(
             {"trade_id": trade_id, "venue": trade.venue, "price_fen": trade.price_fen}, separators=(",", ":")

@@ -1,8 +1,8 @@
-"""The order, trade and registry-transaction rows of a batch, kept in memory and written at its end (SQLite).
+"""The order, trade and registry-transaction rows of a batch, kept in memory and written at its end.
 
 A batch of order commands that keeps its balances and transfer rows in memory (`core.balances`) keeps its new
 orders, its trades and their registry transactions too: each row has its id at once, from ids taken ahead
-(`core.prepared.reserve_ids`), and the batch writes each kind of row in one executemany before its commit. One
+(`core.prepared`), and the batch writes each kind of row in one executemany before its commit. One
 INSERT of many rows into a table costs SQLite a fraction of as many INSERTs of one row interleaved with every other
 table's (measured in place: 5 µs a transfer row against 24).
 
@@ -29,33 +29,20 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import balances
-from core.prepared import Prepared, reserve_ids
+from core.prepared import IdsAhead, Prepared
 from registry.models import RegistryTransaction
 from trading.models import Order, Trade
 
 _KEY = "trading.staged_rows"
 _TRADES = Trade.__table__  # type: ignore[attr-defined]
 _INSERT_TRADES = Prepared(insert(_TRADES))
-ORDER_COLUMNS = tuple(c.key for c in Order.__table__.columns)  # type: ignore[attr-defined]
-INSERT_ORDER = Prepared(insert(Order.__table__))  # type: ignore[attr-defined]
-# Every trade's delivery of units is also a registry transaction (code "trade", `trading.settlement.deliver`, staged or
-# not), so an account's statement and `listAccountTransactions` list the units it bought and sold beside its
-# allocations and transfers, and opening balance + listed movements = closing balance.
-INSERT_REGISTRY_TX = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
-
-Mark = tuple[int, int, int]
-
-
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+ORDER_COLUMNS = tuple(c.key for c in _ORDERS.columns)
 _ORDER_FIELDS = attrgetter(*ORDER_COLUMNS)
-
-
-def order_values(order: Any) -> dict[str, Any]:
-    """An order's row as a dict of its columns (id included)."""
-    return dict(zip(ORDER_COLUMNS, _ORDER_FIELDS(order), strict=True))
-
-
+INSERT_ORDER = Prepared(insert(_ORDERS))
+_ORDER_BY_ID = Prepared(select(*_ORDERS.c).where(_ORDERS.c.id == bindparam("order_id")))
 # What a command may change on an order already in the table (a maker's fills, holds, a cancel).
-ORDER_CHANGES = (
+_ORDER_CHANGES = (
     "filled_quantity",
     "cancelled_quantity",
     "status",
@@ -66,19 +53,32 @@ ORDER_CHANGES = (
     "journal_seq",
     "updated_at",
 )
-_ORDERS = Order.__table__  # type: ignore[attr-defined]
-_ORDER_BY_ID = Prepared(select(*_ORDERS.c).where(_ORDERS.c.id == bindparam("order_id")))
-UPDATE_ORDER = Prepared(
-    update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")).values({n: bindparam(n) for n in ORDER_CHANGES})
+_UPDATE_ORDER = Prepared(
+    update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")).values({n: bindparam(n) for n in _ORDER_CHANGES})
 )
+# Every trade's delivery of units is also a registry transaction (code "trade", `trading.settlement.deliver`, staged or
+# not), so an account's statement and `listAccountTransactions` list the units it bought and sold beside its
+# allocations and transfers, and opening balance + listed movements = closing balance.
+INSERT_REGISTRY_TX = Prepared(insert(RegistryTransaction.__table__))  # type: ignore[attr-defined]
+
+Mark = tuple[int, int, int]
+
+
+def order_values(order: Any) -> dict[str, Any]:
+    """An order's row as a dict of its columns (id included)."""
+    return dict(zip(ORDER_COLUMNS, _ORDER_FIELDS(order), strict=True))
+
+
+async def update_orders(session: AsyncSession, orders: list[dict[str, Any]]) -> None:
+    """Write the changes to these orders' rows (`order_values`): one UPDATE, one parameter set per order."""
+    await _UPDATE_ORDER.many(session, [{"order_id": o["id"], **{n: o[n] for n in _ORDER_CHANGES}} for o in orders])
 
 
 @dataclass
 class Rows:
     trades: list[dict[str, Any]] = field(default_factory=list)
     registry_txs: list[dict[str, Any]] = field(default_factory=list)
-    trade_ids: list[int] = field(default_factory=list)  # ids taken ahead, the next last
-    trade_block: int = balances.ID_BLOCK_FIRST  # how many the next reservation takes (as the transfers' blocks)
+    trade_ids: IdsAhead = field(default_factory=lambda: IdsAhead(_TRADES))
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # new orders' rows by id, as they stand now
     # Orders already in the table that a command of the batch changed, by id, as they stand now (every column).
     changed: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -112,10 +112,7 @@ class Rows:
 
     async def trade(self, session: AsyncSession, values: dict[str, Any]) -> int:
         """Keep a trade row (every column but `id`); its id."""
-        if not self.trade_ids:
-            self.trade_ids = (await reserve_ids(session, _TRADES, self.trade_block))[::-1]
-            self.trade_block = min(2 * self.trade_block, balances.ID_BLOCK_MAX)
-        trade_id = self.trade_ids.pop()
+        trade_id = await self.trade_ids.next(session)
         self.trades.append({"id": trade_id, **values})
         return trade_id
 
@@ -145,9 +142,7 @@ class Rows:
     async def flush(self, session: AsyncSession) -> None:
         """Write the rows (after the batch's transfers, which the orders' holds name)."""
         await INSERT_ORDER.many(session, list(self.orders.values()))
-        await UPDATE_ORDER.many(
-            session, [{"order_id": o["id"], **{n: o[n] for n in ORDER_CHANGES}} for o in self.changed.values()]
-        )
+        await update_orders(session, list(self.changed.values()))
         self.orders.clear()
         self.changed.clear()
         self.order_undo.clear()

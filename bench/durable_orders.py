@@ -16,6 +16,8 @@ Then the run must have left everything sound: `core.ledger.check_invariants` and
 are empty. Also printed: the SQL statements of one resting sell and of one crossing buy (each alone in its
 transaction, BEGIN included, COMMIT not), and for the concurrent run the statements per order, the orders per
 commit and the process's CPU time per order (all its threads: on a shared VM a steadier figure than the rate).
+The garbage collector is tuned as in `greenrights serve` (`core.runtime.tune_gc`); `GREENRIGHTS_GC_DEFAULT=1` runs
+the bench with the interpreter's defaults.
 
 Usage: `python bench/durable_orders.py [URL] [--orders N] [--concurrent-orders N] [--placers P] [--books B]`
 (default: a temporary SQLite file). A PostgreSQL URL must name a fresh, empty database.
@@ -46,6 +48,7 @@ from core.audit import make_flusher
 from core.clock import FixedClock
 from core.db import Database, UnitOfWork, sync_url
 from core.identity import Identity, Role, create_organisation
+from core.runtime import tune_gc
 from registry import schemas as rs
 from registry.service import RegistryService
 from trading import schemas as ts
@@ -213,6 +216,9 @@ async def durable_run(
     clock = FixedClock(SESSION)
     db = Database(url)
     db.audit_flusher = make_flusher(clock)
+    # The process as `greenrights serve` runs it: once built, what it holds is frozen out of the collector's passes
+    # and the young generation collected less often (`core.runtime`; GREENRIGHTS_GC_DEFAULT=1 leaves them alone).
+    tune_gc()
     try:
         w = await _setup(db, clock, books=books, orders=orders + concurrent_orders + 2)
         t = w.trading

@@ -33,6 +33,7 @@ from core.identity import CredentialCache, LoginResult, SignInLimits, check_logi
 from core.observability import RequestId, configure_logging, prometheus_config
 from core.openapi import openapi_plugins
 from core.replica import ReadReplica, ReadRouting
+from core.runtime import tune_gc
 from core.sandbox import clock_for, watch
 from core.schema import CodePath, Name, Note, about
 from core.secrets import jwt_secrets
@@ -325,6 +326,9 @@ def create_app(
 
 def create_served_app() -> Litestar:
     """The factory `greenrights serve` gives uvicorn: each worker process configures its logging, then builds its
-    own app, engine and pool."""
+    own app, engine and pool; then what the app holds is frozen out of the garbage collector's passes
+    (`core.runtime.tune_gc`)."""
     configure_logging(get_settings().log_json)
-    return create_app()
+    app = create_app()
+    tune_gc()
+    return app

@@ -21,6 +21,7 @@ from core.db import Database, UnitOfWork
 from core.errors import AppError, InvalidInput
 from core.identity import Role, create_api_key, create_organisation, create_user
 from core.models import Organisation
+from core.runtime import tune_gc
 from core.settings import get_settings
 from registry.models import Enterprise
 
@@ -230,6 +231,7 @@ async def _run_scheduler() -> None:
     )
     await sched.start()
     print(f"scheduler {sched.owner} running", flush=True)
+    tune_gc()
     if watcher is not None:
         print(f"sandbox database: simulated now {clock.now().isoformat()}", flush=True)
     try:

@@ -22,6 +22,13 @@ remembered (`Hold`), so that resolving one of them later in it reads nothing. A 
 to its savepoint restores the figures, holds and staged rows it started from (`mark`, `restore`); the accounts it
 read first are forgotten, as PostgreSQL forgets their locks with the savepoint.
 
+Serial blocks move at the flush too (`SerialMove`): a posted transfer of a serialised asset is queued here and
+replayed by `core.serials.move_serials`, in the order the unit of work posted them (so the blocks end exactly as
+they would have, moved one by one), after the balances. Nothing in a batch reads serial blocks, and a serial move
+cannot be refused once its transfer's balances moved (the blocks cover the balance: `check_invariants`). So a
+command of a batch writes nothing to the database: its rows, balances and serials are all here until the flush,
+and one that fails is undone in memory alone (`trading.books` sets no savepoint for it).
+
 Only the market's batches defer (`defer`); every other unit of work moves balances with the ledger's conditional
 UPDATEs (`core.ledger`), which lock a row only for the statement.
 """
@@ -34,7 +41,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import figures
+from core import figures, serials
 from core.errors import AppError, Conflict
 from core.models import LedgerAccount, LedgerTransfer
 from core.prepared import IdsAhead, Prepared
@@ -67,6 +74,17 @@ _ADD = Prepared(
 
 
 @dataclass(frozen=True, slots=True)
+class SerialMove:
+    """A posted transfer's serials, to move at the flush (`core.serials.move_serials`)."""
+
+    asset_id: int
+    debit_id: int
+    credit_id: int
+    amount: int
+    debit_role: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     """What resolving a hold must know of it, remembered when this unit of work created it (the same names as the
     row `core.ledger` reads otherwise)."""
@@ -86,7 +104,7 @@ class Balances:
     """The running figures of the accounts a unit of work touched and what the database holds of them, the holds it
     created and has not resolved yet, and the transfer rows it has not written yet."""
 
-    __slots__ = ("figures", "flags", "holds", "ids", "resolved", "staged", "stored", "transfers")
+    __slots__ = ("figures", "flags", "holds", "ids", "resolved", "serial_moves", "staged", "stored", "transfers")
 
     def __init__(self) -> None:
         self.figures: dict[int, list[int]] = {}
@@ -101,6 +119,7 @@ class Balances:
         self.staged: dict[str, dict[str, Any]] = {}
         self.resolved: set[int] = set()
         self.ids = IdsAhead(_TRANSFERS)
+        self.serial_moves: list[SerialMove] = []
 
     async def stage(self, session: AsyncSession, row: dict[str, Any]) -> int:
         """Keep a transfer row (every column but `id`) to write with the others; its id."""
@@ -159,13 +178,15 @@ class Balances:
             dict(self.holds),
             len(self.transfers),
             set(self.resolved),
+            len(self.serial_moves),
         )
 
     def restore(self, mark: Mark) -> None:
-        """Back to the figures, holds and staged rows of `mark`; accounts first read since are forgotten (the
-        database still has them as they were: nothing is written before `flush`), and so are holds created and
-        rows staged since (their ids are gaps)."""
-        figures_then, holds_then, staged_then, resolved_then = mark
+        """Back to the figures, holds, staged rows and serial moves of `mark`; accounts first read since are
+        forgotten (the database still has them as they were: nothing is written before `flush`), and so are holds
+        created and rows staged since (their ids are gaps)."""
+        figures_then, holds_then, staged_then, resolved_then, moves_then = mark
+        del self.serial_moves[moves_then:]
         for row in self.transfers[staged_then:]:
             del self.staged[row["client_id"]]
         del self.transfers[staged_then:]
@@ -178,7 +199,8 @@ class Balances:
         self.holds.update(holds_then)
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write what is staged: the transfer rows (one executemany), then one UPDATE per account (another)."""
+        """Write what is staged: the transfer rows (one executemany), one UPDATE per account (another), then the
+        serial moves, in the order they were posted."""
         if self.transfers:
             await _INSERT_TRANSFERS.many(session, self.transfers)
             self.transfers.clear()
@@ -194,9 +216,14 @@ class Balances:
                 self.stored[account_id] = tuple(values)
         if await _ADD.many(session, changes) != len(changes):
             raise AssertionError("a ledger account held in memory is gone from the database")
+        moves, self.serial_moves = self.serial_moves, []
+        for m in moves:
+            await serials.move_serials(
+                session, m.asset_id, m.debit_id, m.credit_id, m.amount, serialised=True, debit_role=m.debit_role
+            )
 
 
-Mark = tuple[dict[int, tuple[int, ...]], dict[int, Hold], int, set[int]]
+Mark = tuple[dict[int, tuple[int, ...]], dict[int, Hold], int, set[int], int]
 
 
 async def defer(session: AsyncSession) -> bool:

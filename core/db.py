@@ -44,7 +44,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from core import sqlite_inline
+from core import prepared, sqlite_inline
 from core.errors import ServiceUnavailable
 from core.events import pending as outbox_pending
 
@@ -247,6 +247,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(engine_url(self.url), **kwargs)
         if self.sqlite:
             _install_sqlite_pragmas(self.engine.sync_engine, busy_timeout_ms)
+        event.listen(self.engine.sync_engine, "before_cursor_execute", prepared.count_writes)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self.audit_flusher: AuditFlusher | None = None
         # A streaming replica for the reads of GET requests (core/replica.py); None: every read on this engine.

@@ -372,8 +372,8 @@ async def create_transfer(
         await _move_balances(session, debit_account_id, credit_account_id, amount, pending=pending, field=field)
         transfer_id = int(await _INSERT_TRANSFER.scalar(session, row))
     if not pending:
-        await serials.move_serials(
-            session, asset_id, debit_account_id, credit_account_id, amount, serialised=serialised, debit_role=debit.role
+        await _move_serials(
+            session, deferred, asset_id, debit_account_id, credit_account_id, amount, serialised, debit.role
         )
     count_on_commit(session, LEDGER_TRANSFERS, code=code)
     return TransferResult(transfer_id, created=True)
@@ -531,17 +531,35 @@ async def resolve_pending(
         else await _INSERT_TRANSFER.scalar(session, fields)
     )
     if posted_amount:
-        await serials.move_serials(
-            session,
-            hold.asset_id,
-            hold.debit_account_id,
-            hold.credit_account_id if serials_to is None else serials_to,
-            posted_amount,
-            serialised=serialised,
-            debit_role=debit_role,
+        to = hold.credit_account_id if serials_to is None else serials_to
+        await _move_serials(
+            session, deferred, hold.asset_id, hold.debit_account_id, to, posted_amount, serialised, debit_role
         )
     count_on_commit(session, LEDGER_TRANSFERS, code=fields["code"])
     return TransferResult(int(transfer_id), created=True)
+
+
+async def _move_serials(
+    session: AsyncSession,
+    deferred: balances.Balances | None,
+    asset_id: int,
+    debit_id: int,
+    credit_id: int,
+    amount: int,
+    serialised: bool | None,
+    debit_role: str | None,
+) -> None:
+    """A posted transfer's serials: moved now, or queued for the flush of a unit of work whose balances are in
+    memory (`core.balances`)."""
+    if deferred is None:
+        await serials.move_serials(
+            session, asset_id, debit_id, credit_id, amount, serialised=serialised, debit_role=debit_role
+        )
+        return
+    if serialised is None:
+        serialised = await serials.is_serialised(session, asset_id)
+    if serialised:
+        deferred.serial_moves.append(balances.SerialMove(asset_id, debit_id, credit_id, amount, debit_role))
 
 
 def _prior_resolution(prior: Any, pending_id: int, post: bool) -> TransferResult:

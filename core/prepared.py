@@ -227,6 +227,26 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
     await _plain(conn, driver, f"RELEASE SAVEPOINT {name}")
 
 
+_WRITES = "core.prepared.writes"
+
+
+def count_writes(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    """A `before_cursor_execute` listener (`core.db` installs it on every engine): counts, per connection, the
+    statements that may change the database, which is every one but a SELECT (BEGIN and SAVEPOINT included: the
+    count only has to grow whenever something might have been written)."""
+    if statement.lstrip()[:6].upper() != "SELECT":
+        info = conn.info
+        info[_WRITES] = info.get(_WRITES, 0) + 1
+
+
+async def writes(session: AsyncSession) -> int:
+    """How many statements that may write the session's connection has sent (`count_writes`): a command that
+    raised is undone in memory alone when this did not grow while it ran (`trading.books`)."""
+    conn, _ = await _driver(session)
+    found: int = conn.info.get(_WRITES, 0)
+    return found
+
+
 async def _plain(conn: Connection, driver: Any, sql: str) -> None:
     """One statement without parameters or rows."""
     await _send(conn, driver, sql, ())

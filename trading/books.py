@@ -7,9 +7,11 @@ Two ways in:
 - `submit` (placements and cancels): group commit. Commands of one book that arrive while a batch is being written
   wait in the book's queue and join the next batch. One drainer task for all books (their batches share the unit of
   work) runs a batch as ONE unit of work:
-  the book's row and in-memory state are loaded once, each command runs in its own SAVEPOINT (a refusal, say
-  insufficient funds or a price off the band, rolls back that command alone and answers its caller with its
-  problem), the accepted commands are journalled under consecutive sequence numbers in one INSERT, the unit of
+  the book's row and in-memory state are loaded once, the commands run one after the other, each undone alone
+  when it fails (a refusal, say insufficient funds or a price off the band, answers its caller with its problem;
+  the batch keeps its rows, balances and serial moves in memory to its end, so that is done in memory, and a
+  command that did write to the database first makes the batch run again with a SAVEPOINT per command:
+  `_commands`), the accepted commands are journalled under consecutive sequence numbers in one INSERT, the unit of
   work commits once, and only then is every caller answered (acknowledge after durable). If the batch cannot
   commit, every command of it fails (503, nothing changed) and the book is rebuilt from the journal.
 - `exclusive` (the daily close): one unit of work holding the book's lock, journalling through
@@ -35,7 +37,7 @@ from core import balances, events
 from core.db import UnitOfWork, is_connection_loss, is_retryable
 from core.errors import AppError, ServiceUnavailable
 from core.observability import forget_counts_since, pending_counts
-from core.prepared import Prepared, SavepointFailed, reserve_ids, savepoint
+from core.prepared import Prepared, SavepointFailed, reserve_ids, savepoint, writes
 from registry.models import Instrument, RegistryAccount
 from trading import staging
 from trading._common import STALE_RETRIES, kind_scale
@@ -226,15 +228,24 @@ async def _run_batch(ctx: TradingContext, batches: dict[int, list[_Queued]]) -> 
     outcomes: dict[int, list[tuple[bool, Any] | None]] | None = None
     failure: BaseException | None = None
     try:
-        for _ in range(STALE_RETRIES):
+        stale, savepoints = 0, False
+        while stale < STALE_RETRIES:
             async with contextlib.AsyncExitStack() as locks:
                 for book_id in book_ids:
                     await locks.enter_async_context(seq.lock(book_id))
                 try:
-                    outcomes = await ctx.db.run(_batch_work, ctx, batches)
+                    outcomes = await ctx.db.run(_batch_work, ctx, batches, savepoints)
                 except StaleBook:
                     for book_id in book_ids:  # the stale one is dropped already; the others replay their journals
                         seq.discard_if_dirty(book_id)
+                    stale += 1
+                    continue
+                except _NeedSavepoints:
+                    # A command failed after it had written to the database: the batch rolled back whole, and runs
+                    # again with a savepoint per command.
+                    for book_id in book_ids:
+                        seq.discard_if_dirty(book_id)
+                    savepoints = True
                     continue
                 except _CommandRefused as refused:
                     # The batch's one command failed and its unit of work rolled back: answer it with its problem.
@@ -284,9 +295,10 @@ async def _book_txn(ctx: TradingContext, uow: UnitOfWork, book_id: int, size: in
 
 
 async def _batch_work(
-    uow: UnitOfWork, ctx: TradingContext, batches: dict[int, list[_Queued]]
+    uow: UnitOfWork, ctx: TradingContext, batches: dict[int, list[_Queued]], savepoints: bool
 ) -> dict[int, list[tuple[bool, Any] | None]]:
-    """The batch's unit of work: every command in its own savepoint, each book's journal rows in one INSERT."""
+    """The batch's unit of work: its commands one after the other (`_commands`), each book's journal rows in one
+    INSERT."""
     ses = uow.session
     seq = ctx.sequencer
     if sum(len(batch) for batch in batches.values()) == 1:
@@ -310,7 +322,7 @@ async def _batch_work(
     outcomes: dict[int, list[tuple[bool, Any] | None]] = {}
     for book_id, batch in batches.items():
         txn = txns[book_id] = await _book_txn(ctx, uow, book_id, len(batch))
-        outcomes[book_id] = await _commands(uow, txn, batch)
+        outcomes[book_id] = await _commands(uow, txn, batch, savepoints)
     # The transfers first: the orders' rows name their holds (PostgreSQL checks a foreign key at once).
     await balances.flush(ses)
     await staging.flush(ses)
@@ -319,9 +331,36 @@ async def _batch_work(
     return outcomes
 
 
-async def _commands(uow: UnitOfWork, txn: BookTxn, batch: list[_Queued]) -> list[tuple[bool, Any] | None]:
-    """One book's commands of a batch, each in its own savepoint: a command that fails rolls back alone."""
+class _NeedSavepoints(Exception):
+    """A command of a batch run without savepoints failed after it had written to the database."""
+
+
+def _touched_database(sync: Any, wrote: bool, exc: BaseException) -> bool:
+    """Whether a failed command may have left something in the transaction that only a savepoint could undo: a
+    statement that may have written, ORM changes not flushed yet, or a database error (on PostgreSQL any failed
+    statement aborts the transaction)."""
+    if wrote or sync.new or sync.dirty or sync.deleted:
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def _commands(
+    uow: UnitOfWork, txn: BookTxn, batch: list[_Queued], savepoints: bool
+) -> list[tuple[bool, Any] | None]:
+    """One book's commands of a batch: a command that fails is undone alone, and its caller told why.
+
+    A batch keeps its rows, balances and serial moves in memory to its end (`core.balances`, `trading.staging`),
+    so a command normally writes nothing to the database, and what it changed is undone in memory (its marks,
+    below). Only when a failed command did send a statement that may have written (`core.prepared.writes`),
+    left ORM changes, or met a database error, is that not enough: the batch then rolls back whole
+    (`_NeedSavepoints`) and runs again with each command in its own savepoint (`savepoints`)."""
     ses = uow.session
+    sync = ses.sync_session
     seq = txn.ctx.sequencer
     outcomes: list[tuple[bool, Any] | None] = []
     for q in batch:
@@ -337,15 +376,24 @@ async def _commands(uow: UnitOfWork, txn: BookTxn, batch: list[_Queued]) -> list
         accounts = ses.sync_session.info.get(_STAGED_ACCOUNTS)
         accounts_mark = None if accounts is None else dict(accounts)
         txn.changed = False
+        if not savepoints and (sync.new or sync.dirty or sync.deleted):
+            await ses.flush()  # what came before: not this command's to undo
+        writes_mark = -1 if savepoints else await writes(ses)
         try:
-            async with savepoint(ses):
+            if savepoints:
+                async with savepoint(ses):
+                    value = await q.work(txn)
+            else:
                 value = await q.work(txn)
         except (StaleBook, SavepointFailed):
             raise
         except Exception as exc:
             if isinstance(exc, DBAPIError) and (is_retryable(exc) or is_connection_loss(exc)):
                 raise  # the transaction itself is gone or must be retried whole: the whole batch goes
-            # The savepoint rolled this command back; forget what it staged, and rebuild the book if it changed.
+            if not savepoints and _touched_database(sync, await writes(ses) != writes_mark, exc):
+                raise _NeedSavepoints from exc
+            # Nothing of it is in the database (or its savepoint rolled it back): forget what it staged, and
+            # rebuild the book if it changed.
             del uow.audit_events[audit_mark:]
             del txn.staged[staged_mark:]
             forget_counts_since(ses, counts_mark)  # its trades and orders never committed: not counted

@@ -137,15 +137,23 @@ async def check_sellable(
     ses: AsyncSession, la: int, acc: RegistryAccount, inst: Instrument, quantity: int, day: dt.date
 ) -> None:
     """No short selling, and T+1: units bought today are not available for sale until the next trading day."""
-    available, bought = await _SELLABLE.one(
-        ses, {"ledger_account_id": la, "registry_account_id": acc.id, "instrument_id": inst.id, "day": day}
-    )
+    staged = staging.rows(ses)
+    key = (la, acc.id or 0, inst.id or 0, day)
+    # A batch reads the two figures once per account: it writes nothing before its end (`trading.staging`), so
+    # they stay what the table holds, and what its own commands changed is added below.
+    found = None if staged is None else staged.sellable.get(key)
+    if found is None:
+        found = await _SELLABLE.one(
+            ses, {"ledger_account_id": la, "registry_account_id": acc.id, "instrument_id": inst.id, "day": day}
+        )
+        if staged is not None:
+            staged.sellable[key] = found
+    available, bought = found
     held = balances.deferred(ses)
     mirrored = None if held is None else held.available(la)
     if mirrored is not None:  # this unit of work's balances are in memory (`core.balances`), ahead of the row
         available = mirrored
     bought_today = int(bought)
-    staged = staging.rows(ses)
     if staged is not None:  # and what the batch bought, not written yet
         bought_today += staged.bought(acc.id or 0, inst.id or 0, day)
     sellable = max(available - bought_today, 0)

@@ -85,6 +85,9 @@ class Rows:
     # What each `put_order` replaced (None: nothing), in `orders` (True) or `changed` (False), so that a command
     # rolled back undoes its changes.
     order_undo: list[tuple[bool, int, dict[str, Any] | None]] = field(default_factory=list)
+    # A sale's figures as the table holds them (available, bought today), by (ledger account, registry account,
+    # instrument, day): `trading.settlement.check_sellable` reads them once per batch.
+    sellable: dict[tuple[int, int, int, dt.date], Any] = field(default_factory=dict)
 
     def put_order(self, values: dict[str, Any], *, new: bool = False) -> None:
         """Keep a new order's row (`new`), or an order's row as a command changed it (every column, `id` included):

@@ -1,5 +1,6 @@
 """Group commit of a book's commands (`trading.books.submit`): commands that arrive together run as one batch in one
-transaction, each in its own savepoint, and are answered after the one commit.
+transaction and are answered after the one commit; a command that fails is undone alone (in memory, or when it had
+written to the database, by running the batch again with a savepoint per command).
 
 - Concurrent placements give exactly what a sequential run of the same journal order gives: the trades, every
   order's outcome and every balance (against a second, sequential world, and against the journal's replay).
@@ -19,14 +20,14 @@ from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 
 from core.audit import make_flusher
 from core.db import Database, UnitOfWork
 from core.errors import AppError, ServiceUnavailable
 from core.events import OutboxEvent
 from core.identity import Identity
-from core.models import LedgerAccount
+from core.models import LedgerAccount, Organisation
 from registry import schemas as rs
 from registry.models import Instrument
 from registry.service import OWNER
@@ -561,4 +562,96 @@ async def test_a_request_repeated_after_its_order_traded_in_the_batch_is_answere
     assert sizes.sizes == [2]
     assert buy.filled_base == 4
     assert again.id == placed.id and again.filled_base == 4 and [f.quantity_base for f in again.fills] == [4]
+    await _sound(sw)
+
+
+class BatchRuns:
+    """Records, per unit of work a batch ran in, whether its commands had savepoints."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.savepoints: list[bool] = []
+        real = books_module._batch_work
+
+        async def recording(uow: UnitOfWork, ctx: Any, batches: Any, savepoints: bool) -> Any:
+            self.savepoints.append(savepoints)
+            return await real(uow, ctx, batches, savepoints)
+
+        monkeypatch.setattr(books_module, "_batch_work", recording)
+
+
+async def test_refusals_in_a_batch_are_undone_in_memory_without_savepoints(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's commands write nothing to the database before its end (rows, balances and serial moves are kept in
+    memory): refusals among them, before or after the book changed, are undone in memory, in one run of the batch,
+    and the statements of the batch set no savepoint."""
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3, funds_yuan="1000.00")
+    t = sw.trading
+    await _warm(sw)
+    await t.place_order(sw.traders[0], _order(sw, 0, "sell", 10, "50.00"), None)
+    runs, sizes = BatchRuns(monkeypatch), BatchSizes(monkeypatch)
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    requests = [
+        (1, _order(sw, 1, "buy", 4, "50.00")),  # crosses: serials move at the batch's end
+        (1, _order(sw, 1, "buy", 100, "50.00")),  # insufficient-available
+        (2, _order(sw, 2, "buy", 5, "80.00")),  # outside the band
+        (2, _order(sw, 2, "buy", 6, "50.00")),  # crosses the rest of the sell
+    ]
+    results = await asyncio.gather(
+        *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+    )
+    event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    assert sizes.sizes == [4] and runs.savepoints == [False]
+    problems = [r.problem.slug if isinstance(r, AppError) else None for r in results]
+    assert problems == [None, "insufficient-available", "outside-band", None]
+    assert not [s for s in sent if "SAVEPOINT" in s.upper()]
+    assert [tr.quantity for tr in await _rows(db, Trade, Trade.id)] == [4, 6]
+    await _sound(sw)  # the serial blocks cover every balance (`check_invariants`)
+
+
+async def test_a_command_that_wrote_to_the_database_and_failed_reruns_the_batch_with_savepoints(
+    service_db: tuple[Database, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that did send a write and then failed cannot be undone in memory: the batch rolls back whole and
+    runs again with a savepoint per command; the failed command's write is gone, the others commit once."""
+    db, clock = service_db
+    sw = await service_world(db, clock, mode="continuous", traders=3)
+    t = sw.trading
+    await _warm(sw)
+    before = len(await _journal(db))
+    real = orders_module.insert_order
+    calls = 0
+
+    async def second_order_writes_then_fails(ses: Any, order: Any) -> None:
+        nonlocal calls
+        await real(ses, order)
+        if order.quantity == 4:  # the second request's order, in both runs of the batch
+            calls += 1
+            await ses.execute(insert(Organisation).values(name="写入后失败", kind="enterprise", created_at=MONDAY_10))
+            raise RuntimeError("the order failed after a write")
+
+    monkeypatch.setattr(orders_module, "insert_order", second_order_writes_then_fails)
+    runs, sizes = BatchRuns(monkeypatch), BatchSizes(monkeypatch)
+    requests = [
+        (0, _order(sw, 0, "sell", 10, "50.00")),  # rests
+        (2, _order(sw, 2, "buy", 4, "50.00")),  # fills 4, writes, fails: rolled back alone
+        (1, _order(sw, 1, "buy", 5, "50.00")),  # fills 5 of the sell's 10
+    ]
+    results = await asyncio.gather(
+        *(t.place_order(sw.traders[i], r, None) for i, r in requests), return_exceptions=True
+    )
+    assert sizes.sizes == [3] and runs.savepoints == [False, True] and calls == 2
+    assert isinstance(results[1], RuntimeError)
+    sell, buy = results[0], results[2]
+    assert isinstance(sell, ts.OrderOut) and isinstance(buy, ts.OrderOut) and buy.filled_base == 5
+    assert (sell.journal_seq, buy.journal_seq) == (before + 1, before + 2)
+    names = [o.name for o in await _rows(db, Organisation, Organisation.id)]
+    assert "写入后失败" not in names
+    assert [(tr.sell_order_id, tr.quantity) for tr in await _rows(db, Trade, Trade.id)] == [(sell.id, 5)]
     await _sound(sw)

@@ -23,7 +23,7 @@ to its savepoint restores the figures, holds and staged rows it started from (`m
 read first are forgotten, as PostgreSQL forgets their locks with the savepoint.
 
 Serial blocks move at the flush too (`SerialMove`): a posted transfer of a serialised asset is queued here and
-replayed by `core.serials.move_serials`, in the order the unit of work posted them (so the blocks end exactly as
+replayed by `core.serials.move_all`, in the order the unit of work posted them (so the blocks end exactly as
 they would have, moved one by one), after the balances. Nothing in a batch reads serial blocks, and a serial move
 cannot be refused once its transfer's balances moved (the blocks cover the balance: `check_invariants`). So a
 command of a batch writes nothing to the database: its rows, balances and serials are all here until the flush,
@@ -75,7 +75,7 @@ _ADD = Prepared(
 
 @dataclass(frozen=True, slots=True)
 class SerialMove:
-    """A posted transfer's serials, to move at the flush (`core.serials.move_serials`)."""
+    """A posted transfer's serials, to move at the flush (`core.serials.move_all`)."""
 
     asset_id: int
     debit_id: int
@@ -217,10 +217,7 @@ class Balances:
         if await _ADD.many(session, changes) != len(changes):
             raise AssertionError("a ledger account held in memory is gone from the database")
         moves, self.serial_moves = self.serial_moves, []
-        for m in moves:
-            await serials.move_serials(
-                session, m.asset_id, m.debit_id, m.credit_id, m.amount, serialised=True, debit_role=m.debit_role
-            )
+        await serials.move_all(session, moves)
 
 
 Mark = tuple[dict[int, tuple[int, ...]], dict[int, Hold], int, set[int], int]

@@ -3,10 +3,17 @@
 Issuance cuts a new block from the asset's serial counter; any other posting moves whole blocks oldest first and
 splits at most one, the sender keeping the low part; a receiver's touching blocks merge, so holdings stay compact.
 `core.ledger` calls `move_serials` for every posted transfer of a serialised asset (Core statements only: the hot
-path of every registry transfer and trade).
+path of every registry transfer and trade). A unit of work that keeps its balances in memory (the market's batches,
+`core.balances`) queues its moves and replays them at its end with `move_all`: the same rules, applied in memory to
+the blocks of the accounts involved (read in one statement), and only the difference written.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -186,3 +193,184 @@ async def _add_block(session: AsyncSession, asset_id: int, account_id: int, star
         .values(serial_start=start, serial_end=end, quantity=end - start)
         .execution_options(synchronize_session=False)
     )
+
+
+# ------------------------------------------------------------------------------------------------ moves at the end
+# `move_all` reads at most this many blocks of the accounts involved; past it, the moves go one by one in SQL.
+MOVE_ALL_MAX_BLOCKS = 4096
+
+
+class Move(Protocol):
+    """A queued move (`core.balances.SerialMove`)."""
+
+    @property
+    def asset_id(self) -> int: ...
+    @property
+    def debit_id(self) -> int: ...
+    @property
+    def credit_id(self) -> int: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def debit_role(self) -> str | None: ...
+
+
+@dataclass(slots=True)
+class _Block:
+    id: int | None  # None: a block this replay adds
+    account: int
+    asset: int
+    start: int
+    end: int
+
+
+class _Holding:
+    """One account's blocks, in serial order, and by their first and their end serial (blocks are disjoint)."""
+
+    __slots__ = ("blocks", "by_end", "by_start", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.blocks: list[_Block] = []
+        self.by_start: dict[int, _Block] = {}
+        self.by_end: dict[int, _Block] = {}
+
+    def add(self, b: _Block) -> None:
+        i = bisect_left(self.starts, b.start)
+        self.starts.insert(i, b.start)
+        self.blocks.insert(i, b)
+        self.by_start[b.start] = b
+        self.by_end[b.end] = b
+
+    def remove(self, b: _Block) -> None:
+        i = bisect_left(self.starts, b.start)
+        del self.starts[i], self.blocks[i], self.by_start[b.start], self.by_end[b.end]
+
+    def reshape(self, b: _Block, start: int, end: int) -> None:
+        self.remove(b)
+        b.start, b.end = start, end
+        self.add(b)
+
+
+_BLOCKS_OF = (
+    select(_BLK.id, _BLK.ledger_account_id, _BLK.asset_id, _BLK.serial_start, _BLK.serial_end)
+    .order_by(_BLK.ledger_account_id, _BLK.serial_start)
+    .with_for_update()
+)
+_UPDATE_BLOCK = Prepared(
+    update(SerialBlock.__table__)
+    .where(_BLK.id == bindparam("block_id"))
+    .values(
+        ledger_account_id=bindparam("account_id"),
+        serial_start=bindparam("start"),
+        serial_end=bindparam("end"),
+        quantity=bindparam("n"),
+    )
+)
+_DELETE_BLOCK = Prepared(delete(SerialBlock.__table__).where(_BLK.id == bindparam("block_id")))
+
+
+async def move_all(session: AsyncSession, moves: Sequence[Move]) -> None:
+    """Replay posted moves, in order, as `move_serials` would have made them one by one (the same blocks split,
+    merged and handed over), computed in memory over the involved accounts' blocks (one read) and written as their
+    difference (a DELETE, an UPDATE and an INSERT executemany). Issuance, or more blocks than
+    `MOVE_ALL_MAX_BLOCKS`: one by one."""
+    if not moves:
+        return
+    if any(m.debit_role is None or m.debit_role == ROLE_ISSUANCE for m in moves):
+        await _one_by_one(session, moves)
+        return
+    accounts = sorted({m.debit_id for m in moves} | {m.credit_id for m in moves})
+    rows = (
+        await session.execute(_BLOCKS_OF.where(_BLK.ledger_account_id.in_(accounts)).limit(MOVE_ALL_MAX_BLOCKS + 1))
+    ).all()
+    if len(rows) > MOVE_ALL_MAX_BLOCKS:
+        await _one_by_one(session, moves)
+        return
+    holdings = {account_id: _Holding() for account_id in accounts}
+    before: dict[int, tuple[int, int, int]] = {}
+    for block_id, account_id, asset_id, start, end in rows:
+        holdings[account_id].add(_Block(block_id, account_id, asset_id, start, end))
+        before[block_id] = (account_id, start, end)
+    for m in moves:
+        _replay(holdings[m.debit_id], holdings[m.credit_id], m)
+    after = [b for h in holdings.values() for b in h.blocks]
+    kept = {b.id for b in after if b.id is not None}
+    await _DELETE_BLOCK.many(session, [{"block_id": i} for i in before if i not in kept])
+    await _UPDATE_BLOCK.many(
+        session,
+        [
+            {"block_id": b.id, "account_id": b.account, "start": b.start, "end": b.end, "n": b.end - b.start}
+            for b in after
+            if b.id is not None and before[b.id] != (b.account, b.start, b.end)
+        ],
+    )
+    await _INSERT_BLOCK.many(
+        session,
+        [
+            {
+                "ledger_account_id": b.account,
+                "asset_id": b.asset,
+                "serial_start": b.start,
+                "serial_end": b.end,
+                "quantity": b.end - b.start,
+            }
+            for b in after
+            if b.id is None
+        ],
+    )
+
+
+async def _one_by_one(session: AsyncSession, moves: Sequence[Move]) -> None:
+    for m in moves:
+        await move_serials(
+            session, m.asset_id, m.debit_id, m.credit_id, m.amount, serialised=True, debit_role=m.debit_role
+        )
+
+
+def _replay(debit: _Holding, credit: _Holding, m: Move) -> None:
+    """`move_serials` (not issuance) on the blocks in memory, step for step."""
+    amount = m.amount
+    first = debit.blocks[0] if debit.blocks else None
+    if first is not None and first.end - first.start > amount:  # `_SPLIT_OLDEST`
+        cut = first.end - amount
+        debit.reshape(first, first.start, cut)
+        grown = credit.by_start.get(cut + amount)  # `_add_split_block`
+        if grown is not None:
+            credit.reshape(grown, cut, grown.end)
+        else:
+            credit.add(_Block(None, m.credit_id, m.asset_id, cut, cut + amount))
+        return
+    left = amount
+    whole: list[_Block] = []
+    for b in list(debit.blocks):
+        if left == 0:
+            break
+        if b.end - b.start <= left:
+            whole.append(b)
+            left -= b.end - b.start
+        else:
+            cut, end = b.end - left, b.end
+            debit.reshape(b, b.start, cut)
+            _add_in_memory(credit, m, cut, end)
+            left = 0
+    if left:
+        raise AssertionError(f"serial blocks of ledger account {m.debit_id} do not cover its balance")
+    for b in whole:  # handed over as they are, after the split's merge (as the one UPDATE that moves them)
+        debit.remove(b)
+        b.account = m.credit_id
+        credit.add(b)
+
+
+def _add_in_memory(credit: _Holding, m: Move, start: int, end: int) -> None:
+    """`_add_block`: [start, end) merged with the credit account's blocks that touch it."""
+    neighbours = [b for b in (credit.by_end.get(start), credit.by_start.get(end)) if b is not None]
+    if not neighbours:
+        credit.add(_Block(None, m.credit_id, m.asset_id, start, end))
+        return
+    keep: Any = neighbours[0]
+    for b in neighbours:
+        start, end = min(start, b.start), max(end, b.end)
+    for b in neighbours[1:]:
+        credit.remove(b)
+    credit.reshape(keep, start, end)

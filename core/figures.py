@@ -37,7 +37,8 @@ def _check(base: int, scale: int) -> None:
 
 def fixed(base: int, scale: int, *, grouped: bool) -> str:
     """`base` base units in display units with exactly `scale` decimals; `grouped` adds thousands separators."""
-    _check(base, scale)
+    if type(base) is not int or type(scale) is not int or scale < 0:  # the common case checked in one line
+        _check(base, scale)
     sign = "-" if base < 0 else ""
     whole, frac = divmod(abs(base), 10**scale)
     text = f"{whole:,}" if grouped else str(whole)

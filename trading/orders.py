@@ -84,7 +84,7 @@ async def place_order(ctx: TradingContext, who: Identity, req: s.PlaceOrder, req
             raise AppError("market-closed", "Today's trading in this instrument is closed.")
         inst = await txn.instrument(info.instrument_id)
         acc = await trading_account(
-            ctx, ses, who, req.account_id, inst, buying=side is Side.BUY, now=now, cache=txn.accounts
+            ctx, ses, who, req.account_id, inst, buying=side is Side.BUY, now=now, cache=txn.accounts, day=day
         )
         book = txn.state.book
         early = entry_check(book.config, kind, price_fen, quantity, pick=pick)

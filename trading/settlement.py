@@ -59,14 +59,17 @@ async def trading_account(
     buying: bool,
     now: dt.datetime,
     cache: AccountCache | None = None,
+    day: dt.date | None = None,
 ) -> RegistryAccount:
     """The caller's own registry account, fit to deliver (sell) or receive (buy) these units.
 
     `cache` (a batch of order commands shares one) keeps the rows already read in this unit of work: no command
     changes a registry account, so a second order on the same account in the same transaction reads nothing, and
-    one for the same side, instrument and day checks nothing again."""
+    one for the same side, instrument and day checks nothing again. `day`: `now`'s business date, when the caller
+    has it already."""
     key = (who.organisation_id, who.role.value, account_id)
-    day = business_date(now)
+    if day is None:
+        day = business_date(now)
     checked = (*key, buying, inst.id, day)
     acc = None if cache is None else cache.get(checked)
     if acc is not None:

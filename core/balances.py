@@ -18,11 +18,11 @@ exist only here, so foreign keys that name them (an order's hold, a resolution's
 on SQLite (`PRAGMA defer_foreign_keys`, for this transaction only; on PostgreSQL the transfers are written first,
 in id order, before the rows that name them, `trading.books`), and the ledger looks here before the table: for a
 client id already used (`staged`), and for a hold already resolved (`resolved`). The holds the unit of work creates are
-remembered (`Hold`), so that resolving one of them later in it reads nothing. A command of a batch that rolls back
-to its savepoint restores the figures, holds and staged rows it started from (`mark`, `restore`); the accounts it
-read first are forgotten, as PostgreSQL forgets their locks with the savepoint.
+remembered (`Hold`), so that resolving one of them later in it reads nothing. A command of a batch that fails
+restores the figures, holds, staged rows and serial moves it started from (`mark`, `restore`); the accounts it
+read first are forgotten (when the batch runs with savepoints, PostgreSQL forgets their locks with the savepoint).
 
-Serial blocks move at the flush too (`SerialMove`): a posted transfer of a serialised asset is queued here and
+Serial blocks move at the flush too (`core.serials.Move`): a posted transfer of a serialised asset is queued here and
 replayed by `core.serials.move_all`, in the order the unit of work posted them (so the blocks end exactly as
 they would have, moved one by one), after the balances. Nothing in a batch reads serial blocks, and a serial move
 cannot be refused once its transfer's balances moved (the blocks cover the balance: `check_invariants`). So a
@@ -74,17 +74,6 @@ _ADD = Prepared(
 
 
 @dataclass(frozen=True, slots=True)
-class SerialMove:
-    """A posted transfer's serials, to move at the flush (`core.serials.move_all`)."""
-
-    asset_id: int
-    debit_id: int
-    credit_id: int
-    amount: int
-    debit_role: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Hold:
     """What resolving a hold must know of it, remembered when this unit of work created it (the same names as the
     row `core.ledger` reads otherwise)."""
@@ -119,7 +108,7 @@ class Balances:
         self.staged: dict[str, dict[str, Any]] = {}
         self.resolved: set[int] = set()
         self.ids = IdsAhead(_TRANSFERS)
-        self.serial_moves: list[SerialMove] = []
+        self.serial_moves: list[serials.Move] = []
 
     async def stage(self, session: AsyncSession, row: dict[str, Any]) -> int:
         """Keep a transfer row (every column but `id`) to write with the others; its id."""

@@ -559,7 +559,7 @@ async def _move_serials(
     if serialised is None:
         serialised = await serials.is_serialised(session, asset_id)
     if serialised:
-        deferred.serial_moves.append(balances.SerialMove(asset_id, debit_id, credit_id, amount, debit_role))
+        deferred.serial_moves.append(serials.Move(asset_id, debit_id, credit_id, amount, debit_role))
 
 
 def _prior_resolution(prior: Any, pending_id: int, post: bool) -> TransferResult:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from operator import attrgetter
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -200,19 +200,15 @@ async def _add_block(session: AsyncSession, asset_id: int, account_id: int, star
 MOVE_ALL_MAX_BLOCKS = 4096
 
 
-class Move(Protocol):
-    """A queued move (`core.balances.SerialMove`)."""
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A posted transfer's serials, queued by a unit of work whose balances are in memory (`core.balances`)."""
 
-    @property
-    def asset_id(self) -> int: ...
-    @property
-    def debit_id(self) -> int: ...
-    @property
-    def credit_id(self) -> int: ...
-    @property
-    def amount(self) -> int: ...
-    @property
-    def debit_role(self) -> str | None: ...
+    asset_id: int
+    debit_id: int
+    credit_id: int
+    amount: int
+    debit_role: str | None
 
 
 @dataclass(slots=True)
@@ -224,27 +220,26 @@ class _Block:
     end: int
 
 
+_START = attrgetter("start")
+
+
 class _Holding:
     """One account's blocks, in serial order, and by their first and their end serial (blocks are disjoint)."""
 
-    __slots__ = ("blocks", "by_end", "by_start", "starts")
+    __slots__ = ("blocks", "by_end", "by_start")
 
     def __init__(self) -> None:
-        self.starts: list[int] = []
         self.blocks: list[_Block] = []
         self.by_start: dict[int, _Block] = {}
         self.by_end: dict[int, _Block] = {}
 
     def add(self, b: _Block) -> None:
-        i = bisect_left(self.starts, b.start)
-        self.starts.insert(i, b.start)
-        self.blocks.insert(i, b)
+        self.blocks.insert(bisect_left(self.blocks, b.start, key=_START), b)
         self.by_start[b.start] = b
         self.by_end[b.end] = b
 
     def remove(self, b: _Block) -> None:
-        i = bisect_left(self.starts, b.start)
-        del self.starts[i], self.blocks[i], self.by_start[b.start], self.by_end[b.end]
+        del self.blocks[bisect_left(self.blocks, b.start, key=_START)], self.by_start[b.start], self.by_end[b.end]
 
     def reshape(self, b: _Block, start: int, end: int) -> None:
         self.remove(b)
@@ -368,7 +363,7 @@ def _add_in_memory(credit: _Holding, m: Move, start: int, end: int) -> None:
     if not neighbours:
         credit.add(_Block(None, m.credit_id, m.asset_id, start, end))
         return
-    keep: Any = neighbours[0]
+    keep = neighbours[0]
     for b in neighbours:
         start, end = min(start, b.start), max(end, b.end)
     for b in neighbours[1:]:

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import insert, select
 
 from core import ledger, serials
-from core.balances import SerialMove
 from core.db import Database, UnitOfWork
 from core.models import SerialBlock
 
@@ -57,7 +56,7 @@ async def _world(db: Database, seed: int) -> tuple[list[int], int, dict[int, int
     return await db.run(work)
 
 
-def _moves(rng: random.Random, ids: list[int], asset_id: int, held: dict[int, int], count: int) -> list[SerialMove]:
+def _moves(rng: random.Random, ids: list[int], asset_id: int, held: dict[int, int], count: int) -> list[serials.Move]:
     held = dict(held)
     out = []
     for _ in range(count):
@@ -66,7 +65,7 @@ def _moves(rng: random.Random, ids: list[int], asset_id: int, held: dict[int, in
         amount = rng.choice([1, rng.randint(1, held[debit]), held[debit]])  # one serial, some, or everything
         held[debit] -= amount
         held[credit] += amount
-        out.append(SerialMove(asset_id, debit, credit, amount, "holding"))
+        out.append(serials.Move(asset_id, debit, credit, amount, "holding"))
     return out
 
 

@@ -7,6 +7,9 @@ the same dozen statements over and over, so those are `Prepared`: built with SQL
 once per dialect (and, for an INSERT, per set of columns), and then only their parameters are bound, with the
 type's own bind processors, and passed to the driver connection that the session's transaction already holds.
 
+`many` of an INSERT on PostgreSQL sends the rows in one multi-row statement (`_Rows`) rather than psycopg's
+executemany, which sends and answers each row on its own.
+
 What stays as it was: the SQL (the compiler's, not hand-written), the transaction and its savepoints (the
 statements run on the session's connection, so a savepoint's rollback undoes them), errors (a driver error is
 raised as SQLAlchemy's `DBAPIError` subclass, as `session.execute` would: `IntegrityError`, `OperationalError`,
@@ -22,6 +25,7 @@ builds.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -30,7 +34,8 @@ from dataclasses import dataclass, field, make_dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, select
+import psycopg
+from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +63,51 @@ class _Compiled:
     result_processors: tuple[Callable[[Any], Any] | None, ...] | None
     # The parameters as the driver takes them (`_binder`): a tuple in placeholder order, or a dict of every bind.
     bind: Callable[[Mapping[str, Any]], Any]
+    # PostgreSQL's INSERT: the same statement for many rows at once (`many`), when its VALUES can be repeated.
+    rows: _Rows | None = None
+
+
+class _Rows:
+    """An INSERT of one row rewritten for n rows: `INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ...` with the
+    parameters in one flat list, the compiler's casts kept (`$1::INTEGER`) and a RETURNING clause dropped (`many`
+    returns no rows). The placeholders are PostgreSQL's own and the statement goes through psycopg's raw cursor:
+    its `%s` form is rewritten by psycopg in Python, and only statements under 4 kB keep their rewriting (measured
+    for an INSERT of 192 ledger transfers: 25-37 ms through the `%s` form, 11-18 ms raw, about 9 ms of it the
+    server's; executemany of the same rows 17-23 ms).
+
+    On PostgreSQL psycopg's executemany sends the statement once per row, in a pipeline: each row bound, executed
+    and answered on its own. One statement for the rows of a batch saves the per-row round of the protocol and
+    most of the client's work; the server's work per row (its indexes and foreign keys) stays."""
+
+    __slots__ = ("_head", "_segments", "_sql", "_tail", "bind", "most", "width")
+
+    def __init__(self, head: str, values: str, tail: str, bind: Callable[[Mapping[str, Any]], Any]):
+        self._head, self._tail, self.bind = head, tail, bind
+        self._segments = values.split("%s")  # the text around each placeholder of one row
+        self.width = len(self._segments) - 1
+        self.most = max(1, _MAX_PARAMETERS // max(self.width, 1))  # rows in one statement
+        self._sql: dict[int, str] = {}
+
+    def sql(self, n: int) -> str:
+        found = self._sql.get(n)
+        if found is None:
+            segments, width, parts = self._segments, self.width, [self._head]
+            for row in range(n):
+                if row:
+                    parts.append(", ")
+                for j in range(width):
+                    parts.append(f"{segments[j]}${row * width + j + 1}")
+                parts.append(segments[width])
+            parts.append(self._tail)
+            found = "".join(parts)
+            if len(self._sql) < 64:  # a workload's common sizes; a rare one is built again (microseconds)
+                self._sql[n] = found
+        return found
+
+
+_MAX_PARAMETERS = 32767  # in one PostgreSQL statement (the protocol's limit is 65535)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_RETURNING = re.compile(r"\s+RETURNING\s[\w\s.,]*$")
 
 
 class Prepared:
@@ -109,13 +159,32 @@ class Prepared:
             return 0
         conn, driver = await _driver(session)
         c = self.compiled(conn.dialect, params[0])
+        if c.rows is not None and len(params) > 1:
+            return await _insert_rows(conn, driver, c.rows, params)
         bind = c.bind
         _, count = await _send(conn, driver, c.sql, [bind(p) for p in params], many=True)
         return count
 
 
-async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bool = False) -> tuple[list[Any], int]:
-    """Send one statement (or one executemany) to the driver: the rows it returned and the rows it changed."""
+async def _insert_rows(conn: Connection, driver: Any, rows: _Rows, params: Sequence[Mapping[str, Any]]) -> int:
+    """`many` of a PostgreSQL INSERT: as few multi-row statements as the parameter limit allows. psycopg is told not
+    to prepare them: their text depends on the row count, and they would crowd the hot single-row statements out
+    of its cache of prepared statements."""
+    count, bind, most = 0, rows.bind, rows.most
+    for start in range(0, len(params), most):
+        chunk = params[start : start + most]
+        flat = [value for p in chunk for value in bind(p)]
+        _, changed = await _send(conn, driver, rows.sql(len(chunk)), flat, raw=True)
+        count += changed
+    return count
+
+
+async def _send(
+    conn: Connection, driver: Any, sql: str, bound: Any, *, many: bool = False, raw: bool = False
+) -> tuple[list[Any], int]:
+    """Send one statement (or one executemany) to the driver: the rows it returned and the rows it changed.
+    `raw` (PostgreSQL): `sql` has PostgreSQL's own placeholders ($1) and goes through psycopg's raw cursor,
+    unprepared."""
     _before(conn, sql, bound, many)
     if conn.dialect.name == "sqlite":
         try:
@@ -128,6 +197,10 @@ async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bo
         except sqlite3.Error as exc:
             raise _wrapped(conn, sql, bound, exc) from exc
     try:
+        if raw:
+            async with psycopg.AsyncRawCursor(driver) as raw_cursor:
+                await raw_cursor.execute(sql, bound, prepare=False)
+                return [], raw_cursor.rowcount
         async with driver.cursor() as cursor:
             if many:
                 await cursor.executemany(sql, bound)
@@ -140,6 +213,7 @@ async def _send(conn: Connection, driver: Any, sql: str, bound: Any, *, many: bo
 
 _RESERVED = "core.prepared.reserved"
 _HIGHEST_ID: dict[str, Prepared] = {}  # per table: its highest id (SQLite's `reserve_ids`)
+_NEXT_IDS: dict[str, Prepared] = {}  # per table: `count` values of its id sequence (PostgreSQL's)
 
 
 async def reserve_ids(session: AsyncSession, table: Any, count: int) -> list[int]:
@@ -162,9 +236,13 @@ async def reserve_ids(session: AsyncSession, table: Any, count: int) -> list[int
             last = int(await highest.scalar(session))
         reserved[table.name] = last + count
         return list(range(last + 1, last + count + 1))
-    sequence = func.pg_get_serial_sequence(table.name, "id")
-    ids = await session.execute(select(func.nextval(sequence)).select_from(func.generate_series(1, count)))
-    return [int(i) for i in ids.scalars()]
+    taken = _NEXT_IDS.get(table.name)
+    if taken is None:
+        sequence = func.pg_get_serial_sequence(table.name, "id")
+        taken = _NEXT_IDS[table.name] = Prepared(
+            select(func.nextval(sequence)).select_from(func.generate_series(1, bindparam("count", type_=Integer)))
+        )
+    return [int(i) for (i,) in await taken.execute(session, {"count": count})]
 
 
 class IdsAhead:
@@ -290,9 +368,51 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | 
         row = _row_type(keys_out)
         procs = tuple(type_._cached_result_processor(dialect, None) for *_, type_ in compiled._result_columns)
         result_processors = procs if any(p is not None for p in procs) else None
+    rows = None
+    if isinstance(statement, Insert) and dialect.name == "postgresql":
+        rows = _insert_rows_of(compiled.string, named, constants, processors)
     return _Compiled(
-        compiled.string, positional, named, constants, row, result_processors, _binder(positional, named, constants)
+        compiled.string,
+        positional,
+        named,
+        constants,
+        row,
+        result_processors,
+        _binder(positional, named, constants),
+        rows,
     )
+
+
+def _insert_rows_of(
+    sql: str,
+    named: tuple[tuple[str, Callable[[Any], Any] | None], ...],
+    constants: dict[str, Any],
+    processors: dict[str, Any],
+) -> _Rows | None:
+    """The compiled one-row INSERT as a `_Rows`, or None when its VALUES tuple cannot simply be repeated (no
+    VALUES, a quote or a literal percent sign in it, a parameter outside it)."""
+    opening = sql.find(" VALUES (")
+    if opening < 0 or "'" in sql or "%%" in sql:
+        return None
+    start = opening + len(" VALUES ")
+    depth, end = 0, -1
+    for i in range(start, len(sql)):
+        depth += {"(": 1, ")": -1}.get(sql[i], 0)
+        if depth == 0:
+            end = i + 1
+            break
+    head, values, tail = sql[:start], sql[start:end], _RETURNING.sub("", sql[end:])
+    # DO NOTHING only: a DO UPDATE meeting a row twice in one statement is an error its executemany does not raise.
+    plain_tail = not tail or (tail.startswith(" ON CONFLICT") and tail.endswith(" DO NOTHING"))
+    if end < 0 or "%" in head or "%" in tail or not plain_tail:
+        return None
+    order = _PLACEHOLDER.findall(values)
+    if len(order) != values.count("%"):
+        return None
+    positional = tuple(
+        (None, constants[name], None) if name in constants else (name, None, processors.get(name)) for name in order
+    )
+    return _Rows(head, _PLACEHOLDER.sub("%s", values), tail, _binder(positional, named, constants))
 
 
 def _row_type(keys: list[str]) -> Any:

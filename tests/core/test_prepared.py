@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from core import prepared
 from core.db import Database, UnitOfWork
 from core.models import LedgerAsset, LedgerTransfer
 from core.prepared import Prepared, reserve_ids
@@ -190,3 +193,58 @@ async def reserve_ids_in(db: Database, count: int) -> list[int]:
         return await reserve_ids(uow.session, _ASSET, count)
 
     return await db.run(work)
+
+
+async def test_many_inserts_go_in_chunks_of_the_parameter_limit(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`many` of an INSERT: on PostgreSQL the rows go in multi-row statements (`_Rows`), as many rows each as the
+    parameter limit allows; on SQLite one executemany. Either way every row is written with its values and the
+    columns' constant defaults, the count is the rows written, a conflict skipped by ON CONFLICT DO NOTHING is not
+    counted, and a unique violation raises and leaves nothing."""
+    monkeypatch.setattr(prepared, "_MAX_PARAMETERS", 8)  # the asset's 4 columns: two rows a statement
+    statement = Prepared(insert(_ASSET))
+    skipping = Prepared(pg_insert(_ASSET).on_conflict_do_nothing(index_elements=["code"]))
+    if db.engine.dialect.name == "sqlite":
+        skipping = Prepared(sqlite_insert(_ASSET).on_conflict_do_nothing(index_elements=["code"]))
+    seen: list[tuple[str, bool]] = []
+
+    def on_statement(_conn: object, _cursor: object, sql: str, _params: object, _ctx: object, many: bool) -> None:
+        if sql.startswith("INSERT"):
+            seen.append((sql, many))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_statement)
+    rows = [{"code": f"M{n}", "scale": n % 4, "next_serial": 10 * n} for n in range(5)]
+
+    async def work(uow: UnitOfWork) -> tuple[int, int]:
+        written = await statement.many(uow.session, rows)
+        again = await skipping.many(uow.session, [{"code": "M1", "scale": 3}, {"code": "M9", "scale": 1}])
+        return written, again
+
+    try:
+        assert await db.run(work) == (5, 1)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", on_statement)
+    if db.engine.dialect.name == "postgresql":
+        # 5 rows in statements of 2, 2 and 1; then the 2 rows of the skipping insert in one.
+        assert [sql.count("), (") + 1 for sql, _ in seen] == [2, 2, 1, 2]
+        assert all(not many and "RETURNING" not in sql for sql, many in seen)
+    else:
+        assert [many for _, many in seen] == [True, True]
+
+    async def assets(uow: UnitOfWork) -> list[tuple[Any, ...]]:
+        found = await uow.session.execute(
+            select(_ASSET.c.code, _ASSET.c.scale, _ASSET.c.serialised, _ASSET.c.next_serial)
+            .where(_ASSET.c.code.like("M%"))
+            .order_by(_ASSET.c.code)
+        )
+        return [tuple(r) for r in found]
+
+    expected = [(f"M{n}", n % 4, False, 10 * n) for n in range(5)] + [("M9", 1, False, 0)]
+    assert await db.read(assets) == expected
+
+    async def duplicate(uow: UnitOfWork) -> None:
+        await statement.many(uow.session, [{"code": "N1"}, {"code": "N2"}, {"code": "M3"}])
+
+    with pytest.raises(IntegrityError):
+        await db.run(duplicate)
+    assert await db.read(assets) == expected
+    assert await _serial(db, "N1") is None

@@ -16,6 +16,13 @@ Then the run must have left everything sound: `core.ledger.check_invariants` and
 are empty. Also printed: the SQL statements of one resting sell and of one crossing buy (each alone in its
 transaction, BEGIN included, COMMIT not), and for the concurrent run the statements per order, the orders per
 commit and the process's CPU time per order (all its threads: on a shared VM a steadier figure than the rate).
+
+On SQLite the run also measures its own storage floor, in the same process right after (`BareReplay`): the rows
+the concurrent run wrote, copied out and written again with plain `sqlite3` into a copy of the database as it was
+before the run, in as many transactions as the run committed, each with the same PRAGMAs and fsync. Printed as
+`bare_orders_per_s` and `vs_bare` (the run's rate over the floor's): unlike the rate, the ratio carries from a
+fast phase of a shared machine to a slow one.
+
 The garbage collector is tuned as in `greenrights serve` (`core.runtime.tune_gc`); `GREENRIGHTS_GC_DEFAULT=1` runs
 the bench with the interpreter's defaults.
 
@@ -27,10 +34,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import graphlib
+import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,10 +196,20 @@ class DurableRun:
     concurrent_orders: int
     placers: int
     books: int
+    bare_per_s: float | None = None  # SQLite: the run's rows written again with plain sqlite3 (`BareReplay`)
+
+    @property
+    def vs_bare(self) -> float:
+        """The concurrent rate over the storage floor's (SQLite); 0 without a floor."""
+        return self.concurrent_per_s / self.bare_per_s if self.bare_per_s else 0.0
 
     def line(self, suffix: str = "") -> str:
+        bare = ""
+        if self.bare_per_s is not None:
+            bare = f"bare_orders_per_s{suffix}={self.bare_per_s:.0f} vs_bare{suffix}={self.vs_bare:.3f} "
         return (
             f"durable_orders_per_s{suffix}={self.concurrent_per_s:.0f} "
+            f"{bare}"
             f"durable_orders_sequential_per_s{suffix}={self.sequential_per_s:.0f} "
             f"statements_per_resting_sell={self.statements_resting_sell} "
             f"statements_per_crossing_buy={self.statements_crossing_buy} "
@@ -198,6 +219,109 @@ class DurableRun:
             f"(sequential {self.orders} orders; concurrent {self.concurrent_orders} orders, "
             f"{self.placers} placers over {self.books} books)"
         )
+
+
+class BareReplay:
+    """The storage floor of a run on SQLite: what the run wrote, written again with nothing but `sqlite3`.
+
+    `before(url)` copies the database (SQLite's online backup) and notes each table's highest rowid; after the run,
+    `replay(commits)` reads the rows the run added and the rows it changed, and writes them into the copy in
+    `commits` transactions, with the application's PRAGMAs (WAL, `synchronous=FULL`, foreign keys on):
+    - each table's new rows split evenly over the transactions in id order, one executemany per table and
+      transaction, parents before children; a row goes no earlier than a new row it refers to (a trade's orders);
+    - every changed row updated once per transaction, to its final values (a batch updates the balances it moved).
+    Deleted rows (a few serial blocks) are not replayed, nor the updates of rows added during the run: a floor,
+    not a copy of the work."""
+
+    def __init__(self, source: str, copy: str, highest: dict[str, int]) -> None:
+        self.source, self.copy, self.highest = source, copy, highest
+
+    @classmethod
+    def before(cls, url: str) -> BareReplay | None:
+        if not url.startswith("sqlite"):
+            return None
+        source = url.split("///", 1)[1]
+        copy = f"{source}.bare"
+        with _plain(source) as src, _plain(copy) as dst:
+            src.backup(dst)
+            highest = {t: src.execute(_Statements(src, t).highest).fetchone()[0] for t in _tables(src)}
+        return cls(source, copy, highest)
+
+    def replay(self, commits: int) -> float:
+        """Seconds to write the run's rows again, in `commits` transactions."""
+        inserts: list[tuple[str, list[list[tuple[Any, ...]]]]] = []  # per table: its rows per transaction
+        updates: list[tuple[str, list[tuple[Any, ...]]]] = []
+        chunk_of: dict[tuple[str, int], int] = {}  # (table, rowid) of a new row: its transaction
+        with _plain(self.source) as src, _plain(self.copy) as old:
+            for table in _parents_first(src, list(self.highest)):
+                top, sql = self.highest[table], _Statements(src, table)
+                added = src.execute(sql.added, (top,)).fetchall()
+                chunks: list[list[tuple[Any, ...]]] = [[] for _ in range(commits)]
+                for i, (rowid, *values) in enumerate(added):
+                    k = max([i * commits // len(added)] + [chunk_of.get((t, values[c]), 0) for t, c in sql.refs])
+                    chunk_of[(table, rowid)] = k
+                    chunks[k].append(tuple(values))
+                if added:
+                    inserts.append((sql.insert, chunks))
+                was = {r[0]: r[1:] for r in old.execute(sql.kept, (top,))}
+                changed = [(*r[1:], r[0]) for r in src.execute(sql.kept, (top,)) if was.get(r[0]) != r[1:]]
+                if changed:
+                    updates.append((sql.update, changed))
+        with _plain(self.copy) as dst:
+            started = time.perf_counter()
+            for k in range(commits):
+                dst.execute("BEGIN IMMEDIATE")
+                for sql_insert, per_commit in inserts:
+                    dst.executemany(sql_insert, per_commit[k])
+                for sql_update, rows in updates:
+                    dst.executemany(sql_update, rows)
+                dst.execute("COMMIT")
+            return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _plain(path: str) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection with the application's PRAGMAs (`core.db`), in autocommit (the replay begins and
+    commits itself)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+        yield conn
+    finally:
+        conn.close()
+
+
+class _Statements:
+    """The replay's statements for one table, every column named (the names are the database's own catalogue's),
+    and its references: per foreign key, the parent table and the index of the referring column. A changed row is
+    compared and updated on its columns other than its primary key."""
+
+    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
+        info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+        columns, key = [r[1] for r in info], [r[1] for r in info if r[5]]
+        names = ", ".join(f'"{c}"' for c in columns)
+        # The key is not set again: a changed parent key makes SQLite look for the rows that refer to it.
+        sets = ", ".join(f'"{c}" = ?' for c in columns if c not in key)
+        self.refs = [(fk[2], columns.index(fk[3])) for fk in conn.execute(f'PRAGMA foreign_key_list("{table}")')]
+        self.highest = f'SELECT coalesce(max(rowid), 0) FROM "{table}"'  # noqa: S608
+        self.added = f'SELECT rowid, {names} FROM "{table}" WHERE rowid > ? ORDER BY rowid'  # noqa: S608
+        kept = ", ".join(f'"{c}"' for c in columns if c not in key)
+        self.kept = f'SELECT rowid, {kept} FROM "{table}" WHERE rowid <= ? ORDER BY rowid'  # noqa: S608
+        self.insert = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'  # noqa: S608
+        self.update = f'UPDATE "{table}" SET {sets} WHERE rowid = ?'  # noqa: S608
+
+
+def _parents_first(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
+    """The tables ordered so that a table comes after those its foreign keys refer to (a reference to itself aside)."""
+    parents = {t: {fk[2] for fk in conn.execute(f'PRAGMA foreign_key_list("{t}")')} - {t} for t in tables}
+    return list(graphlib.TopologicalSorter(parents).static_order())
+
+
+def _tables(conn: sqlite3.Connection) -> list[str]:
+    query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    return [name for (name,) in conn.execute(query)]
 
 
 async def durable_run(
@@ -252,12 +376,14 @@ async def durable_run(
         for instrument_id in w.instruments[1:]:
             for selling in (True, False):
                 await t.place_order(*_order(w, instrument_id, selling), None)
+        floor = BareReplay.before(url)
         counter.reset()
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.wait_for(asyncio.gather(*(placer(p) for p in range(placers))), timeout_s)
         concurrent = concurrent_orders / (time.perf_counter() - started)
         cpu_us = (time.process_time() - cpu_started) / concurrent_orders * 1e6
         statements, commits = counter.statements, max(counter.commits, 1)
+        bare_per_s = None if floor is None else concurrent_orders / floor.replay(commits)
 
         async def invariants(uow: UnitOfWork) -> list[str]:
             return await ledger.check_invariants(uow.session)
@@ -277,6 +403,7 @@ async def durable_run(
             concurrent_orders=concurrent_orders,
             placers=placers,
             books=books,
+            bare_per_s=bare_per_s,
         )
     finally:
         await db.dispose()

@@ -17,11 +17,11 @@ are empty. Also printed: the SQL statements of one resting sell and of one cross
 transaction, BEGIN included, COMMIT not), and for the concurrent run the statements per order, the orders per
 commit and the process's CPU time per order (all its threads: on a shared VM a steadier figure than the rate).
 
-On SQLite the run also measures its own storage floor, in the same process right after (`BareReplay`): the rows
-the concurrent run wrote, copied out and written again with plain `sqlite3` into a copy of the database as it was
-before the run, in as many transactions as the run committed, each with the same PRAGMAs and fsync. Printed as
-`bare_orders_per_s` and `vs_bare` (the run's rate over the floor's): unlike the rate, the ratio carries from a
-fast phase of a shared machine to a slow one.
+The run also measures its own storage floor, in the same process right after (`BareReplay`): the rows the
+concurrent run wrote, copied out and written again with the bare driver (`sqlite3`, psycopg) into a copy of the
+database as it was before the run, in as many transactions as the run committed. Printed as `bare_orders_per_s`
+and `vs_bare` (the run's rate over the floor's): unlike the rate, the ratio carries from a fast phase of a shared
+machine to a slow one.
 
 The garbage collector is tuned as in `greenrights serve` (`core.runtime.tune_gc`); `GREENRIGHTS_GC_DEFAULT=1` runs
 the bench with the interpreter's defaults.
@@ -48,6 +48,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psycopg
+import psycopg.conninfo
 from sqlalchemy import create_engine, event, text
 from sqlmodel import SQLModel
 
@@ -196,20 +198,17 @@ class DurableRun:
     concurrent_orders: int
     placers: int
     books: int
-    bare_per_s: float | None = None  # SQLite: the run's rows written again with plain sqlite3 (`BareReplay`)
+    bare_per_s: float  # the run's rows written again with the bare driver (`BareReplay`)
 
     @property
     def vs_bare(self) -> float:
-        """The concurrent rate over the storage floor's (SQLite); 0 without a floor."""
-        return self.concurrent_per_s / self.bare_per_s if self.bare_per_s else 0.0
+        """The concurrent rate over the storage floor's."""
+        return self.concurrent_per_s / self.bare_per_s
 
     def line(self, suffix: str = "") -> str:
-        bare = ""
-        if self.bare_per_s is not None:
-            bare = f"bare_orders_per_s{suffix}={self.bare_per_s:.0f} vs_bare{suffix}={self.vs_bare:.3f} "
         return (
             f"durable_orders_per_s{suffix}={self.concurrent_per_s:.0f} "
-            f"{bare}"
+            f"bare_orders_per_s{suffix}={self.bare_per_s:.0f} vs_bare{suffix}={self.vs_bare:.3f} "
             f"durable_orders_sequential_per_s{suffix}={self.sequential_per_s:.0f} "
             f"statements_per_resting_sell={self.statements_resting_sell} "
             f"statements_per_crossing_buy={self.statements_crossing_buy} "
@@ -222,106 +221,276 @@ class DurableRun:
 
 
 class BareReplay:
-    """The storage floor of a run on SQLite: what the run wrote, written again with nothing but `sqlite3`.
+    """The storage floor of a run: what the run wrote, written again with nothing but the driver.
 
-    `before(url)` copies the database (SQLite's online backup) and notes each table's highest rowid; after the run,
-    `replay(commits)` reads the rows the run added and the rows it changed, and writes them into the copy in
-    `commits` transactions, with the application's PRAGMAs (WAL, `synchronous=FULL`, foreign keys on):
-    - each table's new rows split evenly over the transactions in id order, one executemany per table and
-      transaction, parents before children; a row goes no earlier than a new row it refers to (a trade's orders);
+    `before(url)` copies the database (SQLite: its online backup; PostgreSQL: `CREATE DATABASE ... TEMPLATE`, with
+    the run's connections closed first) and notes each table's highest key; after the run, `replay(commits)` reads
+    the rows the run added and the rows it changed, and writes them into the copy in `commits` transactions:
+    - each table's new rows split evenly over the transactions in key order, one statement per table and
+      transaction (SQLite: an executemany; PostgreSQL: one multi-row INSERT, as the application sends them),
+      parents before children; a row goes no earlier than a new row it refers to (a trade's orders);
     - every changed row updated once per transaction, to its final values (a batch updates the balances it moved).
-    Deleted rows (a few serial blocks) are not replayed, nor the updates of rows added during the run: a floor,
-    not a copy of the work."""
+    The copy has the application's settings (SQLite: WAL, `synchronous=FULL`, foreign keys on; PostgreSQL: the
+    server's). Deleted rows (a few serial blocks) are not replayed, nor the updates of rows added during the run:
+    a floor, not a copy of the work. The copy is removed afterwards."""
 
-    def __init__(self, source: str, copy: str, highest: dict[str, int]) -> None:
-        self.source, self.copy, self.highest = source, copy, highest
+    def __init__(self, side: _SqliteSide | _PostgresSide) -> None:
+        self.side = side
+        with side.connect(side.source) as src:
+            self.tables = {t: side.table(src, t) for t in side.tables(src)}
+            self.highest = {t: side.highest(src, table) for t, table in self.tables.items()}
 
     @classmethod
-    def before(cls, url: str) -> BareReplay | None:
-        if not url.startswith("sqlite"):
-            return None
-        source = url.split("///", 1)[1]
-        copy = f"{source}.bare"
-        with _plain(source) as src, _plain(copy) as dst:
-            src.backup(dst)
-            highest = {t: src.execute(_Statements(src, t).highest).fetchone()[0] for t in _tables(src)}
-        return cls(source, copy, highest)
+    def before(cls, url: str) -> BareReplay:
+        side = _SqliteSide(url) if url.startswith("sqlite") else _PostgresSide(url)
+        side.copy_database()
+        return cls(side)
 
     def replay(self, commits: int) -> float:
-        """Seconds to write the run's rows again, in `commits` transactions."""
-        inserts: list[tuple[str, list[list[tuple[Any, ...]]]]] = []  # per table: its rows per transaction
-        updates: list[tuple[str, list[tuple[Any, ...]]]] = []
-        chunk_of: dict[tuple[str, int], int] = {}  # (table, rowid) of a new row: its transaction
-        with _plain(self.source) as src, _plain(self.copy) as old:
-            for table in _parents_first(src, list(self.highest)):
-                top, sql = self.highest[table], _Statements(src, table)
-                added = src.execute(sql.added, (top,)).fetchall()
+        """Seconds to write the run's rows again, in `commits` transactions; the copy is removed after."""
+        try:
+            inserts, updates = self._read(commits)
+            with self.side.connect(self.side.copy) as dst:
+                started = time.perf_counter()
+                for k in range(commits):
+                    self.side.begin(dst)
+                    for table, per_commit in inserts:
+                        self.side.insert(dst, table, per_commit[k])
+                    for table, rows in updates:
+                        self.side.update(dst, table, rows)
+                    self.side.commit(dst)
+                return time.perf_counter() - started
+        finally:
+            self.side.drop_copy()
+
+    def _read(
+        self, commits: int
+    ) -> tuple[list[tuple[_Table, list[list[tuple[Any, ...]]]]], list[tuple[_Table, list[tuple[Any, ...]]]]]:
+        """Per table, its new rows per transaction, and its changed rows."""
+        side = self.side
+        inserts: list[tuple[_Table, list[list[tuple[Any, ...]]]]] = []
+        updates: list[tuple[_Table, list[tuple[Any, ...]]]] = []
+        chunk_of: dict[tuple[str, Any], int] = {}  # (table, key) of a new row: its transaction
+        with side.connect(side.source) as src, side.connect(side.copy) as old:
+            parents = {t: {p for p, _ in table.refs} - {t} for t, table in self.tables.items()}
+            for name in graphlib.TopologicalSorter(parents).static_order():
+                table, top = self.tables[name], self.highest[name]
+                if top is None:
+                    continue  # no single integer key to tell new rows by
+                added = side.rows(src, table.added, top)
                 chunks: list[list[tuple[Any, ...]]] = [[] for _ in range(commits)]
-                for i, (rowid, *values) in enumerate(added):
-                    k = max([i * commits // len(added)] + [chunk_of.get((t, values[c]), 0) for t, c in sql.refs])
-                    chunk_of[(table, rowid)] = k
+                for i, (key, *values) in enumerate(added):
+                    k = max([i * commits // len(added)] + [chunk_of.get((p, values[c]), 0) for p, c in table.refs])
+                    chunk_of[(name, key)] = k
                     chunks[k].append(tuple(values))
                 if added:
-                    inserts.append((sql.insert, chunks))
-                was = {r[0]: r[1:] for r in old.execute(sql.kept, (top,))}
-                changed = [(*r[1:], r[0]) for r in src.execute(sql.kept, (top,)) if was.get(r[0]) != r[1:]]
+                    inserts.append((table, chunks))
+                was = {r[0]: r[1:] for r in side.rows(old, table.kept, top)}
+                changed = [(*r[1:], r[0]) for r in side.rows(src, table.kept, top) if was.get(r[0]) != r[1:]]
                 if changed:
-                    updates.append((sql.update, changed))
-        with _plain(self.copy) as dst:
-            started = time.perf_counter()
-            for k in range(commits):
-                dst.execute("BEGIN IMMEDIATE")
-                for sql_insert, per_commit in inserts:
-                    dst.executemany(sql_insert, per_commit[k])
-                for sql_update, rows in updates:
-                    dst.executemany(sql_update, rows)
-                dst.execute("COMMIT")
-            return time.perf_counter() - started
+                    updates.append((table, changed))
+        return inserts, updates
 
 
-@contextlib.contextmanager
-def _plain(path: str) -> Iterator[sqlite3.Connection]:
-    """A plain sqlite3 connection with the application's PRAGMAs (`core.db`), in autocommit (the replay begins and
-    commits itself)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=FULL")
-        yield conn
-    finally:
-        conn.close()
+@dataclass
+class _Table:
+    """One table's replay statements (the names are the database's own catalogue's): `added` reads its rows past a
+    key (the key first), `kept` those up to it (the key first, then the columns other than the key), `update`
+    writes a kept row, `insert` new ones (SQLite: the statement of one row, for an executemany; PostgreSQL: one
+    row's VALUES with a slot per placeholder number, repeated per row); `refs`: per foreign key, the parent table
+    and the index of the referring column."""
+
+    name: str
+    columns: list[str]
+    key: str | None
+    refs: list[tuple[str, int]]
+    added: str
+    kept: str
+    insert: str
+    update: str
 
 
-class _Statements:
-    """The replay's statements for one table, every column named (the names are the database's own catalogue's),
-    and its references: per foreign key, the parent table and the index of the referring column. A changed row is
-    compared and updated on its columns other than its primary key."""
+class _SqliteSide:
+    def __init__(self, url: str) -> None:
+        self.source = url.split("///", 1)[1]
+        self.copy = f"{self.source}.bare"
 
-    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
-        info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-        columns, key = [r[1] for r in info], [r[1] for r in info if r[5]]
+    def copy_database(self) -> None:
+        with self.connect(self.source) as src, self.connect(self.copy) as dst:
+            src.backup(dst)
+
+    def drop_copy(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(self.copy + suffix).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def connect(self, path: str) -> Iterator[sqlite3.Connection]:
+        """A plain connection with the application's PRAGMAs (`core.db`), in autocommit (the replay begins and
+        commits itself)."""
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+        finally:
+            conn.close()
+
+    def tables(self, conn: sqlite3.Connection) -> list[str]:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        return [name for (name,) in conn.execute(query)]
+
+    def table(self, conn: sqlite3.Connection, name: str) -> _Table:
+        info = conn.execute(f'PRAGMA table_info("{name}")').fetchall()
+        columns, keys = [r[1] for r in info], [r[1] for r in info if r[5]]
         names = ", ".join(f'"{c}"' for c in columns)
         # The key is not set again: a changed parent key makes SQLite look for the rows that refer to it.
-        sets = ", ".join(f'"{c}" = ?' for c in columns if c not in key)
-        self.refs = [(fk[2], columns.index(fk[3])) for fk in conn.execute(f'PRAGMA foreign_key_list("{table}")')]
-        self.highest = f'SELECT coalesce(max(rowid), 0) FROM "{table}"'  # noqa: S608
-        self.added = f'SELECT rowid, {names} FROM "{table}" WHERE rowid > ? ORDER BY rowid'  # noqa: S608
-        kept = ", ".join(f'"{c}"' for c in columns if c not in key)
-        self.kept = f'SELECT rowid, {kept} FROM "{table}" WHERE rowid <= ? ORDER BY rowid'  # noqa: S608
-        self.insert = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'  # noqa: S608
-        self.update = f'UPDATE "{table}" SET {sets} WHERE rowid = ?'  # noqa: S608
+        rest = [c for c in columns if c not in keys]
+        kept = ", ".join(f'"{c}"' for c in rest)
+        sets = ", ".join(f'"{c}" = ?' for c in rest)
+        refs = [(fk[2], columns.index(fk[3])) for fk in conn.execute(f'PRAGMA foreign_key_list("{name}")')]
+        return _Table(
+            name,
+            columns,
+            "rowid",
+            refs,
+            added=f'SELECT rowid, {names} FROM "{name}" WHERE rowid > ? ORDER BY rowid',  # noqa: S608
+            kept=f'SELECT rowid, {kept} FROM "{name}" WHERE rowid <= ? ORDER BY rowid',  # noqa: S608
+            insert=f'INSERT INTO "{name}" ({names}) VALUES ({", ".join("?" * len(columns))})',  # noqa: S608
+            update=f'UPDATE "{name}" SET {sets} WHERE rowid = ?',  # noqa: S608
+        )
+
+    def highest(self, conn: sqlite3.Connection, table: _Table) -> int | None:
+        found: int = conn.execute(f'SELECT coalesce(max(rowid), 0) FROM "{table.name}"').fetchone()[0]  # noqa: S608
+        return found
+
+    def rows(self, conn: sqlite3.Connection, query: str, top: int) -> list[tuple[Any, ...]]:
+        return conn.execute(query, (top,)).fetchall()
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        conn.execute("COMMIT")
+
+    def insert(self, conn: sqlite3.Connection, table: _Table, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany(table.insert, rows)
+
+    def update(self, conn: sqlite3.Connection, table: _Table, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany(table.update, rows)
 
 
-def _parents_first(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
-    """The tables ordered so that a table comes after those its foreign keys refer to (a reference to itself aside)."""
-    parents = {t: {fk[2] for fk in conn.execute(f'PRAGMA foreign_key_list("{t}")')} - {t} for t in tables}
-    return list(graphlib.TopologicalSorter(parents).static_order())
+class _PostgresSide:
+    """The PostgreSQL floor: the rows read as text and written with casts to their columns' types, through psycopg's
+    raw cursor (PostgreSQL's own placeholders), a table's rows of a transaction in one multi-row INSERT."""
 
+    def __init__(self, url: str) -> None:
+        self.conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.source = str(psycopg.conninfo.conninfo_to_dict(self.conninfo)["dbname"])
+        self.copy = f"{self.source}_bare"
 
-def _tables(conn: sqlite3.Connection) -> list[str]:
-    query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    return [name for (name,) in conn.execute(query)]
+    def _server(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(psycopg.conninfo.make_conninfo(self.conninfo, dbname="postgres"), autocommit=True)
+
+    def copy_database(self) -> None:
+        with self._server() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.copy}"')
+            conn.execute(f'CREATE DATABASE "{self.copy}" TEMPLATE "{self.source}"')
+
+    def drop_copy(self) -> None:
+        with self._server() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.copy}"')
+
+    @contextlib.contextmanager
+    def connect(self, dbname: str) -> Iterator[psycopg.Connection[Any]]:
+        conn = psycopg.connect(psycopg.conninfo.make_conninfo(self.conninfo, dbname=dbname), autocommit=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def tables(self, conn: psycopg.Connection[Any]) -> list[str]:
+        query = (
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1"
+        )
+        return [name for (name,) in conn.execute(query)]
+
+    def table(self, conn: psycopg.Connection[Any], name: str) -> _Table:
+        info = conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
+            "coalesce((SELECT true FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary "
+            "AND i.indkey[0] = a.attnum AND i.indnatts = 1), false) "
+            "FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
+            (name,),
+        ).fetchall()
+        columns = [c for c, _, _ in info]
+        types = {c: t for c, t, _ in info}
+        keys = [c for c, t, primary in info if primary and t in ("integer", "bigint")]
+        key = keys[0] if keys else None
+        refs = [
+            (parent, columns.index(column))
+            for parent, column in conn.execute(
+                "SELECT confrelid::regclass::text, (SELECT attname FROM pg_attribute "
+                "WHERE attrelid = conrelid AND attnum = conkey[1]) "
+                "FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+                (name,),
+            )
+        ]
+        rest = [c for c in columns if c != key]
+        as_text = ", ".join(f'"{c}"::text' for c in columns)
+        rest_as_text = ", ".join(f'"{c}"::text' for c in rest)
+        sets = ", ".join(f'"{c}" = ${i}::{types[c]}' for i, c in enumerate(rest, start=1))
+        where_key = f'"{key}" = ${len(rest) + 1}::{types.get(key or "", "integer")}'
+        by_key = f'"{name}"."{key}"'
+        return _Table(
+            name,
+            columns,
+            key,
+            refs,
+            # Ordered by the table's column: the bare name would be the output column, the key as text.
+            added=f'SELECT "{key}"::text, {as_text} FROM "{name}" WHERE "{key}" > %s ORDER BY {by_key}',  # noqa: S608
+            kept=f'SELECT "{key}"::text, {rest_as_text} FROM "{name}" WHERE "{key}" <= %s ORDER BY {by_key}',  # noqa: S608
+            # One row's values with a slot for each placeholder's number (`insert` numbers them per statement).
+            insert=", ".join(f"${{}}::{types[c]}" for c in columns),
+            update=f'UPDATE "{name}" SET {sets} WHERE {where_key}',  # noqa: S608
+        )
+
+    def highest(self, conn: psycopg.Connection[Any], table: _Table) -> int | None:
+        if table.key is None:
+            return None
+        row = conn.execute(f'SELECT coalesce(max("{table.key}"), 0) FROM "{table.name}"').fetchone()  # noqa: S608
+        return int(row[0]) if row else 0
+
+    def rows(self, conn: psycopg.Connection[Any], query: str, top: int) -> list[tuple[Any, ...]]:
+        return conn.execute(query, (top,)).fetchall()
+
+    def begin(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("BEGIN")
+
+    def commit(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("COMMIT")
+
+    def insert(self, conn: psycopg.Connection[Any], table: _Table, rows: list[tuple[Any, ...]]) -> None:
+        width = len(table.columns)
+        most = max(1, 32767 // width)
+        names = ", ".join(f'"{c}"' for c in table.columns)
+        with psycopg.RawCursor(conn) as cursor:
+            for start in range(0, len(rows), most):
+                chunk = rows[start : start + most]
+                values = ", ".join(
+                    f"({table.insert.format(*range(r * width + 1, (r + 1) * width + 1))})" for r in range(len(chunk))
+                )
+                cursor.execute(
+                    f'INSERT INTO "{table.name}" ({names}) VALUES {values}',  # noqa: S608
+                    [v for row in chunk for v in row],
+                    prepare=False,
+                )
+
+    def update(self, conn: psycopg.Connection[Any], table: _Table, rows: list[tuple[Any, ...]]) -> None:
+        with psycopg.RawCursor(conn) as cursor:
+            cursor.executemany(table.update, rows)
 
 
 async def durable_run(
@@ -376,6 +545,8 @@ async def durable_run(
         for instrument_id in w.instruments[1:]:
             for selling in (True, False):
                 await t.place_order(*_order(w, instrument_id, selling), None)
+        if not url.startswith("sqlite"):
+            await db.engine.dispose()  # the copy is made from the database as a template: no one may be connected
         floor = BareReplay.before(url)
         counter.reset()
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -383,7 +554,7 @@ async def durable_run(
         concurrent = concurrent_orders / (time.perf_counter() - started)
         cpu_us = (time.process_time() - cpu_started) / concurrent_orders * 1e6
         statements, commits = counter.statements, max(counter.commits, 1)
-        bare_per_s = None if floor is None else concurrent_orders / floor.replay(commits)
+        bare_per_s = concurrent_orders / floor.replay(commits)
 
         async def invariants(uow: UnitOfWork) -> list[str]:
             return await ledger.check_invariants(uow.session)

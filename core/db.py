@@ -121,6 +121,19 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
             conn.exec_driver_sql(_sqlite_begin.get())
 
 
+# psycopg prepares a statement on the server once it has run it five times, and keeps the `prepared_max` most
+# recently used (100 by default; the oldest is deallocated). The application runs some dozens of statements often
+# (its prepared ones and the ORM's), and a batch's multi-row INSERTs add up to a dozen sizes a table
+# (`core.prepared._Rows`): room for all of them.
+PG_PREPARED_MAX = 512
+
+
+def _install_postgres_settings(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.prepared_max = PG_PREPARED_MAX
+
+
 def _sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -247,6 +260,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(engine_url(self.url), **kwargs)
         if self.sqlite:
             _install_sqlite_pragmas(self.engine.sync_engine, busy_timeout_ms)
+        else:
+            _install_postgres_settings(self.engine.sync_engine)
         event.listen(self.engine.sync_engine, "before_cursor_execute", prepared.count_writes)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self.audit_flusher: AuditFlusher | None = None

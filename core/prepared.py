@@ -77,7 +77,10 @@ class _Rows:
 
     On PostgreSQL psycopg's executemany sends the statement once per row, in a pipeline: each row bound, executed
     and answered on its own. One statement for the rows of a batch saves the per-row round of the protocol and
-    most of the client's work; the server's work per row (its indexes and foreign keys) stays."""
+    most of the client's work; the server's work per row (its indexes and foreign keys) stays. `many` sends row
+    counts that are powers of two (`_sizes`: 192 rows as 128 + 64), so a table has a dozen such statements at most
+    and psycopg prepares the ones used often, as it does any statement: the server then plans each once (an
+    unprepared INSERT of 192 ledger transfers spent 2.4 ms planning)."""
 
     __slots__ = ("_head", "_segments", "_sql", "_tail", "bind", "most", "width")
 
@@ -85,7 +88,8 @@ class _Rows:
         self._head, self._tail, self.bind = head, tail, bind
         self._segments = values.split("%s")  # the text around each placeholder of one row
         self.width = len(self._segments) - 1
-        self.most = max(1, _MAX_PARAMETERS // max(self.width, 1))  # rows in one statement
+        # Rows in one statement: the largest power of two within the parameter limit.
+        self.most = 1 << max(0, (_MAX_PARAMETERS // max(self.width, 1)).bit_length() - 1)
         self._sql: dict[int, str] = {}
 
     def sql(self, n: int) -> str:
@@ -99,10 +103,20 @@ class _Rows:
                     parts.append(f"{segments[j]}${row * width + j + 1}")
                 parts.append(segments[width])
             parts.append(self._tail)
-            found = "".join(parts)
-            if len(self._sql) < 64:  # a workload's common sizes; a rare one is built again (microseconds)
-                self._sql[n] = found
+            found = self._sql[n] = "".join(parts)
         return found
+
+
+def _sizes(n: int, most: int) -> list[int]:
+    """`n` rows as statements of powers of two, `most` (itself one) as often as it fits, then the remainder's
+    binary digits, largest first: 192 -> [128, 64], 100 -> [64, 32, 4]."""
+    sizes = [most] * (n // most)
+    rest = n % most
+    while rest:
+        top = 1 << (rest.bit_length() - 1)
+        sizes.append(top)
+        rest -= top
+    return sizes
 
 
 _MAX_PARAMETERS = 32767  # in one PostgreSQL statement (the protocol's limit is 65535)
@@ -167,15 +181,13 @@ class Prepared:
 
 
 async def _insert_rows(conn: Connection, driver: Any, rows: _Rows, params: Sequence[Mapping[str, Any]]) -> int:
-    """`many` of a PostgreSQL INSERT: as few multi-row statements as the parameter limit allows. psycopg is told not
-    to prepare them: their text depends on the row count, and they would crowd the hot single-row statements out
-    of its cache of prepared statements."""
-    count, bind, most = 0, rows.bind, rows.most
-    for start in range(0, len(params), most):
-        chunk = params[start : start + most]
-        flat = [value for p in chunk for value in bind(p)]
-        _, changed = await _send(conn, driver, rows.sql(len(chunk)), flat, raw=True)
+    """`many` of a PostgreSQL INSERT: multi-row statements of the sizes `_sizes` gives, in order."""
+    count, bind, start = 0, rows.bind, 0
+    for size in _sizes(len(params), rows.most):
+        flat = [value for p in params[start : start + size] for value in bind(p)]
+        _, changed = await _send(conn, driver, rows.sql(size), flat, raw=True)
         count += changed
+        start += size
     return count
 
 
@@ -183,8 +195,7 @@ async def _send(
     conn: Connection, driver: Any, sql: str, bound: Any, *, many: bool = False, raw: bool = False
 ) -> tuple[list[Any], int]:
     """Send one statement (or one executemany) to the driver: the rows it returned and the rows it changed.
-    `raw` (PostgreSQL): `sql` has PostgreSQL's own placeholders ($1) and goes through psycopg's raw cursor,
-    unprepared."""
+    `raw` (PostgreSQL): `sql` has PostgreSQL's own placeholders ($1) and goes through psycopg's raw cursor."""
     _before(conn, sql, bound, many)
     if conn.dialect.name == "sqlite":
         try:
@@ -199,7 +210,7 @@ async def _send(
     try:
         if raw:
             async with psycopg.AsyncRawCursor(driver) as raw_cursor:
-                await raw_cursor.execute(sql, bound, prepare=False)
+                await raw_cursor.execute(sql, bound)
                 return [], raw_cursor.rowcount
         async with driver.cursor() as cursor:
             if many:

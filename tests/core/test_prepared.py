@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core import prepared
-from core.db import Database, UnitOfWork
+from core.db import PG_PREPARED_MAX, Database, UnitOfWork
 from core.models import LedgerAsset, LedgerTransfer
 from core.prepared import Prepared, reserve_ids
 
@@ -248,3 +248,31 @@ async def test_many_inserts_go_in_chunks_of_the_parameter_limit(db: Database, mo
         await db.run(duplicate)
     assert await db.read(assets) == expected
     assert await _serial(db, "N1") is None
+
+
+@pytest.mark.parametrize(
+    ("n", "most", "sizes"),
+    [
+        (0, 4, []),
+        (1, 8, [1]),
+        (5, 2, [2, 2, 1]),
+        (100, 64, [64, 32, 4]),
+        (192, 2048, [128, 64]),
+        (4096, 2048, [2048] * 2),
+    ],
+)
+def test_rows_go_in_statements_of_powers_of_two(n: int, most: int, sizes: list[int]) -> None:
+    """A table's multi-row INSERTs come in a dozen sizes at most, so psycopg can prepare the ones used often."""
+    assert prepared._sizes(n, most) == sizes
+
+
+async def test_postgresql_connections_keep_room_for_prepared_statements(db: Database) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("psycopg's cache of prepared statements")
+
+    async def work(uow: UnitOfWork) -> int:
+        conn = await uow.session.connection()
+        driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        return int(driver.prepared_max)
+
+    assert await db.read(work) == PG_PREPARED_MAX > 100

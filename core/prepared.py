@@ -7,7 +7,7 @@ the same dozen statements over and over, so those are `Prepared`: built with SQL
 once per dialect (and, for an INSERT, per set of columns), and then only their parameters are bound, with the
 type's own bind processors, and passed to the driver connection that the session's transaction already holds.
 
-`many` of an INSERT on PostgreSQL sends the rows in one multi-row statement (`_Rows`) rather than psycopg's
+`many` of an INSERT on PostgreSQL sends the rows in a few multi-row statements (`_Rows`) rather than psycopg's
 executemany, which sends and answers each row on its own.
 
 What stays as it was: the SQL (the compiler's, not hand-written), the transaction and its savepoints (the

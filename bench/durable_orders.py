@@ -227,7 +227,8 @@ class BareReplay:
     the run's connections closed first) and notes each table's highest key; after the run, `replay(commits)` reads
     the rows the run added and the rows it changed, and writes them into the copy in `commits` transactions:
     - each table's new rows split evenly over the transactions in key order, one statement per table and
-      transaction (SQLite: an executemany; PostgreSQL: one multi-row INSERT, as the application sends them),
+      transaction (SQLite: an executemany; PostgreSQL: one multi-row INSERT, prepared by psycopg once it has
+      run five times, as the application's are),
       parents before children; a row goes no earlier than a new row it refers to (a trade's orders);
     - every changed row updated once per transaction, to its final values (a batch updates the balances it moved).
     The copy has the application's settings (SQLite: WAL, `synchronous=FULL`, foreign keys on; PostgreSQL: the
@@ -485,7 +486,6 @@ class _PostgresSide:
                 cursor.execute(
                     f'INSERT INTO "{table.name}" ({names}) VALUES {values}',  # noqa: S608
                     [v for row in chunk for v in row],
-                    prepare=False,
                 )
 
     def update(self, conn: psycopg.Connection[Any], table: _Table, rows: list[tuple[Any, ...]]) -> None:

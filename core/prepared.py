@@ -367,10 +367,7 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | 
             constants[name] = processed(name, bind.effective_value)
     positional = None
     if compiled.positiontup is not None:
-        positional = tuple(
-            (None, constants[name], None) if name in constants else (name, None, processors.get(name))
-            for name in compiled.positiontup
-        )
+        positional = _placeholders(compiled.positiontup, constants, processors)
     named = tuple((name, processors.get(name)) for name in compiled.binds if name not in constants)
     row: Any = None
     result_processors = None
@@ -412,18 +409,28 @@ def _insert_rows_of(
         if depth == 0:
             end = i + 1
             break
+    if end < 0:
+        return None
     head, values, tail = sql[:start], sql[start:end], _RETURNING.sub("", sql[end:])
     # DO NOTHING only: a DO UPDATE meeting a row twice in one statement is an error its executemany does not raise.
     plain_tail = not tail or (tail.startswith(" ON CONFLICT") and tail.endswith(" DO NOTHING"))
-    if end < 0 or "%" in head or "%" in tail or not plain_tail:
+    if "%" in head or "%" in tail or not plain_tail:
         return None
     order = _PLACEHOLDER.findall(values)
     if len(order) != values.count("%"):
         return None
-    positional = tuple(
-        (None, constants[name], None) if name in constants else (name, None, processors.get(name)) for name in order
-    )
+    positional = _placeholders(order, constants, processors)
     return _Rows(head, _PLACEHOLDER.sub("%s", values), tail, _binder(positional, named, constants))
+
+
+def _placeholders(
+    names: Sequence[str], constants: dict[str, Any], processors: dict[str, Any]
+) -> tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]:
+    """Per placeholder in order, what `_binder` binds: (None, the value) for a constant, else (the parameter's name,
+    None, its processor)."""
+    return tuple(
+        (None, constants[name], None) if name in constants else (name, None, processors.get(name)) for name in names
+    )
 
 
 def _row_type(keys: list[str]) -> Any:

@@ -196,10 +196,10 @@ async def reserve_ids_in(db: Database, count: int) -> list[int]:
 
 
 async def test_many_inserts_go_in_chunks_of_the_parameter_limit(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`many` of an INSERT: on PostgreSQL the rows go in multi-row statements (`_Rows`), as many rows each as the
-    parameter limit allows; on SQLite one executemany. Either way every row is written with its values and the
-    columns' constant defaults, the count is the rows written, a conflict skipped by ON CONFLICT DO NOTHING is not
-    counted, and a unique violation raises and leaves nothing."""
+    """`many` of an INSERT: on PostgreSQL the rows go in multi-row statements (`_Rows`) of powers of two, the
+    largest within the parameter limit; on SQLite one executemany. Either way every row is written with its values
+    and the columns' constant defaults, the count is the rows written, a conflict skipped by ON CONFLICT DO NOTHING
+    is not counted, and a unique violation raises and leaves nothing."""
     monkeypatch.setattr(prepared, "_MAX_PARAMETERS", 8)  # the asset's 4 columns: two rows a statement
     statement = Prepared(insert(_ASSET))
     skipping = Prepared(pg_insert(_ASSET).on_conflict_do_nothing(index_elements=["code"]))

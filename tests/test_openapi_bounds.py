@@ -33,8 +33,7 @@ from litestar.testing import TestClient
 
 from core.settings import Settings
 from server.app import create_app
-from server.migrate import create_schema
-from tests.conftest import fresh_database_url
+from tests.conftest import schema_database_url
 
 # Bounds Litestar writes beside a `oneOf` (for `Id | None` it puts minimum/maximum on the union, not on its arm;
 # for an optional list the schema of its items): in JSON Schema they apply to every arm of the matching type, so
@@ -203,8 +202,7 @@ def test_the_walker_finds_unbounded_inputs() -> None:
 
 
 def test_every_input_of_every_operation_is_bounded(tmp_path: Path) -> None:
-    url = fresh_database_url("sqlite", tmp_path)
-    create_schema(url)
+    url = schema_database_url("sqlite", tmp_path)
     app = create_app(Settings(database_url=url, scheduler_embedded=False))
     with TestClient(app=app) as client:
         answer = client.get("/schema/openapi.json")
@@ -215,8 +213,7 @@ def test_every_input_of_every_operation_is_bounded(tmp_path: Path) -> None:
 
 
 def _served_document(tmp_path: Path) -> tuple[dict[str, Any], TestClient[Any]]:
-    url = fresh_database_url("sqlite", tmp_path)
-    create_schema(url)
+    url = schema_database_url("sqlite", tmp_path)
     app = create_app(Settings(database_url=url, scheduler_embedded=False))
     client = TestClient(app=app)
     return client.get("/schema/openapi.json").json(), client

@@ -28,8 +28,7 @@ from litestar.testing import TestClient
 from core.identity import Role
 from core.settings import Settings
 from server.app import PUBLIC_PATHS, create_app
-from server.migrate import create_schema
-from tests.conftest import fresh_database_url
+from tests.conftest import schema_database_url
 from tests.test_authorization_matrix import _allowed, _routes
 
 PUBLIC = [re.compile(p) for p in PUBLIC_PATHS]
@@ -41,8 +40,7 @@ NOT_SENT = {"createWebhookEndpoint"}
 
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    url = fresh_database_url("sqlite", tmp_path_factory.mktemp("doc"))
-    create_schema(url)
+    url = schema_database_url("sqlite", tmp_path_factory.mktemp("doc"))
     app = create_app(Settings(database_url=url, scheduler_embedded=False))
     with TestClient(app=app) as client:
         answer = client.get("/schema/openapi.json")
@@ -278,8 +276,7 @@ async def test_examples_are_answered_and_the_key_is_declared_where_honoured(env,
 
 def test_the_document_is_served_to_a_reader(tmp_path: Path) -> None:
     """A sanity line for the fixtures above: the header is declared on a known value-moving operation only."""
-    url = fresh_database_url("sqlite", tmp_path)
-    create_schema(url)
+    url = schema_database_url("sqlite", tmp_path)
     app = create_app(Settings(database_url=url, scheduler_embedded=False))
     with TestClient(app=app) as client:
         doc = client.get("/schema/openapi.json").json()

@@ -28,9 +28,8 @@ from registry.enterprises import JIANGXI_CITIES
 from registry.models import Enterprise
 from registry.service import RegistryService
 from server.cli import main
-from server.migrate import create_schema
 from server.scenario import Loaded, Scenario, problems, read_scenario, seed_scenario
-from tests.conftest import BACKENDS, fresh_database_url
+from tests.conftest import BACKENDS, schema_database_url
 from trading.circulation import reconcile_circulation
 from trading.models import FundMovement, Market
 
@@ -148,8 +147,7 @@ class Load:
 @pytest.fixture(scope="module", params=BACKENDS)
 async def load(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Load]:
     tmp = tmp_path_factory.mktemp("scenario")
-    url = fresh_database_url(request.param, tmp)
-    create_schema(url)
+    url = schema_database_url(request.param, tmp)
     keys = tmp / "var" / "scenario-jiangxi-keys.txt"
     loaded, lines = await seed_scenario("jiangxi", url, keys)
     assert loaded is not None, lines

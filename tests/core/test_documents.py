@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 from core import documents
 from core.db import Database, UnitOfWork
 from core.models import IssuedDocument
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, fresh_database_url
+from tests.conftest import BACKENDS, schema_database_url
 
 AT = dt.datetime(2026, 12, 4, 2, 0, tzinfo=dt.UTC)
 RECORD = {"period": "CEA-2025", "results": 2, "status": [1, 1, 0]}
@@ -33,8 +32,7 @@ async def _issue(uow: UnitOfWork, hold: asyncio.Event | None = None, go: asyncio
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_the_same_record_issued_by_two_transactions_at_once_is_one_document(backend: str, tmp_path: Path) -> None:
-    url = fresh_database_url(backend, tmp_path)
-    create_schema(url)
+    url = schema_database_url(backend, tmp_path)
     first, second = Database(url), Database(url)
     try:
         if first.sqlite:
@@ -67,8 +65,7 @@ async def test_numbers_taken_at_once_are_distinct_and_a_rolled_back_one_is_given
 ) -> None:
     """The 文号 series (`documents.next_number`): 12 units of work on two engines take numbers at once and get
     1..12, each once; the next year starts at 1 again; a unit of work that rolls back leaves its number free."""
-    url = fresh_database_url(backend, tmp_path)
-    create_schema(url)
+    url = schema_database_url(backend, tmp_path)
     dbs = [Database(url), Database(url)]
     try:
 

@@ -29,8 +29,7 @@ from core.webhooks import Policy, backoff_s, check_url, sweep
 from registry.compliance.reminders import step_for
 from registry.models import TrustedAccount
 from server.app import create_app
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, START, Env, fresh_database_url
+from tests.conftest import BACKENDS, START, Env, schema_database_url
 from tests.finance.kit import BASE, finance_world, to_reviewed
 from tests.helpers import allocate, world
 
@@ -86,8 +85,7 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 @pytest.fixture(params=BACKENDS)
 async def hook_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
-    url = fresh_database_url(request.param, tmp_path)
-    create_schema(url)
+    url = schema_database_url(request.param, tmp_path)
     clock = FixedClock(START)
     settings = Settings(
         database_url=url, scheduler_embedded=False, webhook_allow_http=True, webhook_allowed_hosts="127.0.0.1"

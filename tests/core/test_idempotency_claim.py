@@ -30,8 +30,7 @@ from core.http import EXCEPTION_HANDLERS, IDEMPOTENT, BearerAuth, EdgeMiddleware
 from core.identity import CredentialCache, Role, create_api_key, create_organisation
 from core.models import IdempotencyRecord, Organisation
 from core.settings import Settings
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, fresh_database_url
+from tests.conftest import BACKENDS, schema_database_url
 
 IN_FLIGHT = "/problems/idempotency-key-in-flight"
 
@@ -149,8 +148,7 @@ class Edge:
 
 @pytest.fixture(params=BACKENDS)
 async def edge(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Edge]:
-    url = fresh_database_url(request.param, tmp_path)
-    create_schema(url)
+    url = schema_database_url(request.param, tmp_path)
     db = Database(url)
 
     async def mint(uow: UnitOfWork) -> str:

@@ -15,16 +15,14 @@ from core.clock import FixedClock
 from core.identity import Role
 from core.settings import Settings
 from server.app import create_app
-from server.migrate import create_schema
-from tests.conftest import START, Env, fresh_database_url
+from tests.conftest import START, Env, fresh_database_url, schema_database_url
 
 LIMIT = 3
 
 
 @pytest.fixture
 async def limited(tmp_path: Path) -> AsyncIterator[Env]:
-    url = fresh_database_url("sqlite", tmp_path)
-    create_schema(url)
+    url = schema_database_url("sqlite", tmp_path)
     clock = FixedClock(START)
     app = create_app(Settings(database_url=url, scheduler_embedded=False, api_rate_limit_per_minute=LIMIT), clock)
     client: AsyncTestClient[Any] = AsyncTestClient(app=app)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.identity import Role
-from tests.conftest import BACKENDS, Env, fresh_database_url, make_env
+from tests.conftest import BACKENDS, Env, make_env, schema_database_url
 from tests.helpers import enterprise
 
 BASE = "/api/v1/incentives"
@@ -61,7 +61,7 @@ DEMO_FACTS: dict[str, Any] = {
 async def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     """One app and database for the whole module (the tests create their own enterprises and keys): building
     the schema once keeps these API tests quick."""
-    e, client = await make_env(fresh_database_url(request.param, tmp_path_factory.mktemp("incentives")))
+    e, client = await make_env(schema_database_url(request.param, tmp_path_factory.mktemp("incentives")), build=False)
     try:
         yield e
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.identity import Role
-from tests.conftest import BACKENDS, Env, fresh_database_url, make_env
+from tests.conftest import BACKENDS, Env, make_env, schema_database_url
 from tests.helpers import enterprise
 
 BASE = "/api/v1/incentives"
@@ -21,7 +21,7 @@ EQUIPMENT = {"equipment_catalogue_code": "ES-01", "equipment_acquired_on": "2024
 
 @pytest.fixture(scope="module", params=BACKENDS)
 async def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    e, client = await make_env(fresh_database_url(request.param, tmp_path_factory.mktemp("credit")))
+    e, client = await make_env(schema_database_url(request.param, tmp_path_factory.mktemp("credit")), build=False)
     try:
         yield e
     finally:

@@ -39,7 +39,7 @@ from core.models import (
     SerialBlock,
 )
 from registry.models import Enterprise, Instrument, RegistryAccount, RegistryTransaction, TrustedAccount
-from tests.conftest import BACKENDS, Env, fresh_database_url, make_env
+from tests.conftest import BACKENDS, Env, make_env, schema_database_url
 from tests.helpers import World, allocate, enterprise, holding, make_uscc, world
 
 ANY = object()  # "do not check this field"
@@ -114,7 +114,7 @@ async def _open(env: Env, regulator: str, enterprise_id: int, type_: str = "hold
 
 @pytest.fixture(scope="module", params=BACKENDS)
 async def bw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BadWorld]:
-    env, client = await make_env(fresh_database_url(request.param, tmp_path_factory.mktemp("bad")))
+    env, client = await make_env(schema_database_url(request.param, tmp_path_factory.mktemp("bad")), build=False)
     try:
         w = await world(env, n_enterprises=2, issue=100_000)
         a, b = w.enterprises

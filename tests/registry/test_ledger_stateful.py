@@ -39,8 +39,7 @@ from registry import schemas as s
 from registry.circulation import unit_circulation
 from registry.service import RegistryService
 from server.app import create_app
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, START, fresh_database_url
+from tests.conftest import BACKENDS, START, schema_database_url
 from tests.helpers import make_uscc
 
 _ids = itertools.count(1)
@@ -268,8 +267,7 @@ class RegistryMachine(RuleBasedStateMachine):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_registry_state_machine(backend: str, tmp_path: Path) -> None:
-    url = fresh_database_url(backend, tmp_path)
-    create_schema(url)
+    url = schema_database_url(backend, tmp_path)
     loop = asyncio.new_event_loop()
     clock = FixedClock(START)
     app = create_app(Settings(database_url=url, scheduler_embedded=False), clock)

@@ -27,8 +27,7 @@ from registry import schemas as rs
 from registry.domain.instruments import KIND_RULES, Kind
 from registry.models import Instrument
 from registry.service import OWNER, RegistryService
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, fresh_database_url
+from tests.conftest import BACKENDS, schema_database_url
 from tests.helpers import allocate, make_uscc, world
 from trading import schemas as ts
 from trading.service import TradingService
@@ -289,8 +288,7 @@ async def service_world(
 @pytest.fixture(params=BACKENDS)
 async def service_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Database, FixedClock]]:
     """A fresh, empty schema and a clock standing at Monday 10:00, for tests that drive the services directly."""
-    url = fresh_database_url(request.param, tmp_path)
-    create_schema(url)
+    url = schema_database_url(request.param, tmp_path)
     db = Database(url)
     try:
         yield db, FixedClock(MONDAY_10)

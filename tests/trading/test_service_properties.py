@@ -25,9 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +40,7 @@ from core.figures import quantity_plain, yuan_plain
 from core.identity import Role
 from core.models import LedgerAccount
 from registry.domain.instruments import KIND_RULES, Kind
-from server.migrate import create_schema
-from tests.conftest import BACKENDS, fresh_database_url
+from tests.conftest import BACKENDS, schema_database_url
 from tests.trading.conftest import (
     KIND_ISSUES,
     MONDAY_10,
@@ -187,25 +183,6 @@ def _next_session(at: dt.datetime) -> dt.datetime:
     return day
 
 
-_TEMPLATES: dict[str, Path] = {}
-
-
-def _fresh_url(backend: str, tmp_path: Path) -> str:
-    """A fresh database per example. SQLite copies an empty schema built once (create_all is the slow part)."""
-    if backend != "sqlite":
-        url = fresh_database_url(backend, tmp_path)
-        create_schema(url)
-        return url
-    template = _TEMPLATES.get("sqlite")
-    if template is None:
-        template = Path(tempfile.mkdtemp()) / "template.db"
-        create_schema(f"sqlite+aiosqlite:///{template}")
-        _TEMPLATES["sqlite"] = template
-    target = tmp_path / f"p-{uuid.uuid4().hex[:8]}.db"
-    shutil.copyfile(template, target)
-    return f"sqlite+aiosqlite:///{target}"
-
-
 async def _run(
     url: str, ops: list[tuple[Any, ...]], mode: str, fee_bps: int, stp: str = "cancel-taker", kind: str = "cea"
 ) -> dict[str, int]:
@@ -339,7 +316,7 @@ async def _trade_count(db: Database) -> int:
 def test_units_and_yuan_are_conserved_and_holds_equal_open_orders(
     backend: str, kind: str, tmp_path: Path, ops: list[tuple[Any, ...]], mode: str, fee_bps: int
 ) -> None:
-    asyncio.run(_run(_fresh_url(backend, tmp_path), ops, mode, fee_bps, kind=kind))
+    asyncio.run(_run(schema_database_url(backend, tmp_path), ops, mode, fee_bps, kind=kind))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -354,5 +331,6 @@ def test_a_long_crossing_session_keeps_every_promise(backend: str, kind: str, tm
         ops.append(("place", k % 3, side, order_kind, (k * 5) % 9 - 4, (20 + (k * 37) % 180, (k * 131) % 1000)))
         if k % 7 == 6:
             ops.append(("cancel", k % 3, k))
-    outcomes = asyncio.run(_run(_fresh_url(backend, tmp_path), ops, "continuous", 30, "cancel-maker", kind=kind))
+    url = schema_database_url(backend, tmp_path)
+    outcomes = asyncio.run(_run(url, ops, "continuous", 30, "cancel-maker", kind=kind))
     assert outcomes.get("place", 0) >= 16 and outcomes["trades"] >= 5, outcomes

@@ -24,7 +24,7 @@ from core.identity import Role, create_organisation, create_user
 from core.settings import Settings
 from server.app import create_app
 from server.migrate import create_schema
-from tests.conftest import START, Env, fresh_database_url, make_env
+from tests.conftest import START, Env, fresh_database_url, make_env, schema_database_url
 
 CHROMIUM = os.environ.get("GREENRIGHTS_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -77,7 +77,7 @@ async def form_post(client: AsyncTestClient[Any], path: str, page_path: str, dat
 @pytest.fixture
 async def web_env(tmp_path: Path) -> AsyncIterator[Env]:
     """The app on SQLite with a fixed clock (pages are the same on both databases: the services are tested there)."""
-    e, client = await make_env(fresh_database_url("sqlite", tmp_path))
+    e, client = await make_env(schema_database_url("sqlite", tmp_path), build=False)
     try:
         yield e
     finally:

@@ -21,6 +21,7 @@ saying it expired: only a caller who holds the whole key (its hash matched) lear
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -381,7 +382,7 @@ async def check_login(
     lock, the address's). Run it in a unit of work that commits, and refuse afterwards (`refuse_login`): raising
     inside would roll the counts back.
 
-    Every call verifies exactly one argon2id hash made with the same parameters (the user's, or `_DUMMY_HASH` for an
+    Every call verifies exactly one argon2id hash made with the same parameters (the user's, or `dummy_hash()` for an
     unknown, revoked or locked user, or a locked address), so the time a refusal takes does not say whether the
     username exists."""
     limits = limits or SignInLimits()
@@ -389,7 +390,7 @@ async def check_login(
     if address is not None and limits.address_failures_max > 0:
         row = await _address_row(session, address, now)
         if row.locked_until is not None and row.locked_until > now:
-            verify_password(_DUMMY_HASH, password)  # the same work as any other attempt
+            verify_password(dummy_hash(), password)  # the same work as any other attempt
             return LoginResult(None, row.locked_until, by_address=True)
 
     async def failed(user_locked: dt.datetime | None) -> LoginResult:
@@ -403,11 +404,11 @@ async def check_login(
     q = select(Principal).where(Principal.username == username).with_for_update()
     p = (await session.execute(q)).scalar_one_or_none()
     if p is None or p.password_hash is None or p.revoked_at is not None:
-        verify_password(_DUMMY_HASH, password)  # the same work as for a known user: no timing oracle
+        verify_password(dummy_hash(), password)  # the same work as for a known user: no timing oracle
         return await failed(None)
     if p.locked_until is not None and p.locked_until > now:
         # Locked: the password is not checked, but hashed all the same, so a lock does not tell that the user exists.
-        verify_password(_DUMMY_HASH, password)
+        verify_password(dummy_hash(), password)
         return await failed(p.locked_until)
     if not verify_password(p.password_hash, password):
         p.failed_logins += 1
@@ -466,4 +467,9 @@ async def unlock_user(session: AsyncSession, username: str, by: Identity | None,
     return done
 
 
-_DUMMY_HASH = hash_password("not-a-password-of-anyone")
+@functools.cache
+def dummy_hash() -> str:
+    """The hash a refused sign-in verifies instead of a user's (same parameters, so the same work). Made once per
+    process on first use, not at import: a command-line run that signs nobody in does not pay for it; the server
+    makes it at startup (`server.app`), so no sign-in waits for it."""
+    return hash_password("not-a-password-of-anyone")

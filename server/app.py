@@ -29,7 +29,7 @@ from core.http import (
     problem_responses,
     rate_limit_config,
 )
-from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, issue_jwt, refuse_login
+from core.identity import CredentialCache, LoginResult, SignInLimits, check_login, dummy_hash, issue_jwt, refuse_login
 from core.observability import RequestId, configure_logging, prometheus_config
 from core.openapi import openapi_plugins
 from core.replica import ReadReplica, ReadRouting
@@ -235,6 +235,7 @@ def create_app(
     background: list[asyncio.Task[None]] = []
 
     async def on_startup(app: Litestar) -> None:
+        dummy_hash()  # once per process, before the first sign-in (which must not take longer than the others)
         if isinstance(clock, SandboxClock):  # the offset was read at create_app; follow later moves
             background.append(asyncio.create_task(watch(db, clock)))
         await start_published_parameters(services["incentives"].ctx)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from core.audit import APPEND_ONLY_POSTGRES, APPEND_ONLY_SQLITE
 from core.db import sync_url
@@ -21,6 +21,21 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def write_audit_head(conn: Connection) -> None:
+    """The audit chain's head row, at the chain's start, unless it is there: it exists from the start, so appends
+    only ever UPDATE it."""
+    if conn.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 0:
+        conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+
+
+def _finish(conn: Connection) -> None:
+    """What a new schema holds besides its tables: the audit chain's head row and the audit tables' append-only
+    triggers."""
+    write_audit_head(conn)
+    for statement in APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else APPEND_ONLY_SQLITE:
+        conn.execute(text(statement))
+
+
 def upgrade(url: str) -> None:
     if sync_url(url).startswith("sqlite:///"):
         path = Path(sync_url(url)[len("sqlite:///") :])
@@ -28,11 +43,7 @@ def upgrade(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
     engine = create_engine(sync_url(url))
     with engine.begin() as conn:
-        # The audit chain's head row exists from the start, so appends only ever UPDATE it.
-        if conn.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 0:
-            conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
-        for statement in APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else APPEND_ONLY_SQLITE:
-            conn.execute(text(statement))
+        _finish(conn)
     engine.dispose()
 
 
@@ -48,10 +59,7 @@ def create_schema(url: str) -> None:
     engine = create_engine(sync_url(url))
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:
-        if conn.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 0:
-            conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
-        for statement in APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else APPEND_ONLY_SQLITE:
-            conn.execute(text(statement))
+        _finish(conn)
     engine.dispose()
 
 

@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import events
+from core import events, jsontext
 from core.clock import Clock
 from core.db import Database, UnitOfWork
 from core.models import AuditEntry, AuditHead
@@ -47,7 +47,7 @@ from core.signing import Signer
 
 
 def canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return jsontext.dumps(data, sort_keys=True)
 
 
 def entry_hash(

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from core import jsontext
 from core.prepared import Prepared
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -142,7 +143,7 @@ def emit(
             "subject": subject,
             "recipient_a": recipients[0] if recipients else None,
             "recipient_b": recipients[1] if len(recipients) > 1 else None,
-            "body": json.dumps(body, ensure_ascii=False, sort_keys=False, default=str, separators=(",", ":")),
+            "body": jsontext.dumps(body),
             "dedupe_key": dedupe_key,
         }
     )

@@ -42,6 +42,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import jsontext
 from core.prepared import Prepared
 from trading.domain.book import Book, BookConfig
 from trading.domain.commands import Command
@@ -156,7 +157,7 @@ class Sequencer:
             JournalEntry(
                 book_id=state.book_id,
                 seq=seq,
-                command=json.dumps(encode(command), separators=(",", ":"), ensure_ascii=False),
+                command=jsontext.dumps(encode(command)),
                 created_at=at,
             )
         )
@@ -188,7 +189,7 @@ class Sequencer:
             {
                 "book_id": book_id,
                 "seq": seq,
-                "command": json.dumps(encode(command), separators=(",", ":"), ensure_ascii=False),
+                "command": jsontext.dumps(encode(command)),
                 "created_at": at,
             }
             for seq, command, at in staged

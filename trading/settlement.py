@@ -17,13 +17,12 @@ from one statement.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import balances, figures, ledger
+from core import balances, figures, jsontext, ledger
 from core.cache import CommittedCache
 from core.clock import business_date
 from core.errors import AppError, Conflict
@@ -479,9 +478,7 @@ async def deliver(
         "initiated_by": 0,  # the market matched it; the orders carry who placed them
         "initiator_organisation_id": (trade.buyer_organisation_id if taker_is_buyer else trade.seller_organisation_id),
         "request_key": f"trade:{trade_id}",
-        "details": json.dumps(
-            {"trade_id": trade_id, "venue": trade.venue, "price_fen": trade.price_fen}, separators=(",", ":")
-        ),
+        "details": jsontext.dumps({"trade_id": trade_id, "venue": trade.venue, "price_fen": trade.price_fen}),
         "created_at": now,
         "completed_at": now,
     }

@@ -38,13 +38,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import figures, serials
 from core.errors import AppError, Conflict
 from core.models import LedgerAccount, LedgerTransfer
-from core.prepared import IdsAhead, Prepared
+from core.prepared import IdsAhead, Prepared, plain
 from core.quantity import INT64_MAX
 
 _KEY = "core.balances"
@@ -220,7 +220,7 @@ async def defer(session: AsyncSession) -> bool:
         return False
     if _KEY not in session.sync_session.info:
         if bind.dialect.name == "sqlite":
-            await session.execute(text("PRAGMA defer_foreign_keys = ON"))
+            await plain(session, "PRAGMA defer_foreign_keys = ON")
         session.sync_session.info[_KEY] = Balances()
     return True
 

@@ -341,6 +341,12 @@ async def _plain(conn: Connection, driver: Any, sql: str) -> None:
     await _send(conn, driver, sql, ())
 
 
+async def plain(session: AsyncSession, sql: str) -> None:
+    """Run one statement without parameters or rows (a PRAGMA) in the session's transaction, past the ORM."""
+    conn, driver = await _driver(session)
+    await _plain(conn, driver, sql)
+
+
 def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str] | None) -> _Compiled:
     compiled = statement.compile(dialect=dialect, column_keys=None if keys is None else sorted(keys))
     assert isinstance(compiled, SQLCompiler)

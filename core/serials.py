@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -252,6 +253,23 @@ _BLOCKS_OF = (
     .order_by(_BLK.ledger_account_id, _BLK.serial_start)
     .with_for_update()
 )
+# The blocks of n accounts, one prepared statement per power of two of n (the list padded with its last id): a
+# batch's flush reads them once, and building and compiling the statement anew cost more than running it.
+_BLOCKS_OF_N: dict[int, Prepared] = {}
+
+
+async def _blocks_of(session: AsyncSession, accounts: list[int]) -> list[Any]:
+    size = 1 << (len(accounts) - 1).bit_length()
+    found = _BLOCKS_OF_N.get(size)
+    if found is None:
+        names: list[Any] = [bindparam(f"a{i}") for i in range(size)]
+        found = _BLOCKS_OF_N[size] = Prepared(
+            _BLOCKS_OF.where(_BLK.ledger_account_id.in_(names)).limit(MOVE_ALL_MAX_BLOCKS + 1)
+        )
+    padded = accounts + [accounts[-1]] * (size - len(accounts))
+    return await found.execute(session, {f"a{i}": account_id for i, account_id in enumerate(padded)})
+
+
 _UPDATE_BLOCK = Prepared(
     update(SerialBlock.__table__)
     .where(_BLK.id == bindparam("block_id"))
@@ -276,9 +294,7 @@ async def move_all(session: AsyncSession, moves: Sequence[Move]) -> None:
         await _one_by_one(session, moves)
         return
     accounts = sorted({m.debit_id for m in moves} | {m.credit_id for m in moves})
-    rows = (
-        await session.execute(_BLOCKS_OF.where(_BLK.ledger_account_id.in_(accounts)).limit(MOVE_ALL_MAX_BLOCKS + 1))
-    ).all()
+    rows = await _blocks_of(session, accounts)
     if len(rows) > MOVE_ALL_MAX_BLOCKS:
         await _one_by_one(session, moves)
         return

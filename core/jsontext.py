@@ -23,13 +23,17 @@ _SCALARS = frozenset({str, int, bool, type(None)})
 
 def _plain(value: Any) -> bool:
     kind = type(value)
-    if kind in _SCALARS:
-        return True
     if kind is dict:
-        return all(type(k) is str for k in value) and all(type(v) in _SCALARS or _plain(v) for v in value.values())
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and not _plain(item)):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(type(v) in _SCALARS or _plain(v) for v in value)
-    return False
+        for item in value:
+            if type(item) not in _SCALARS and not _plain(item):
+                return False
+        return True
+    return kind in _SCALARS
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> str:

@@ -29,7 +29,7 @@ def _plain(value: Any) -> bool:
                 return False
         return True
     if kind is list or kind is tuple:
-        for item in value:
+        for item in value:  # noqa: SIM110 - a loop, not all() over a generator: this runs for every stored text
             if type(item) not in _SCALARS and not _plain(item):
                 return False
         return True

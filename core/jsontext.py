@@ -2,11 +2,11 @@
 
 `dumps(value, sort_keys=...)` is exactly `json.dumps(value, sort_keys=..., separators=(",", ":"),
 ensure_ascii=False, default=str)`, character for character (the audit chain hashes this text, so it may never
-change), but made by msgspec's encoder, about ten times faster, when the value is plain: strings, integers,
-booleans and None, in lists, tuples and dicts with string keys. Anything else (a float, a date, a Decimal, an enum,
-a key that is not a string) goes to the standard library as before, and so does a plain value msgspec refuses (a
-lone surrogate in a string, an integer beyond 64 bits). `tests/core/test_jsontext.py` compares both on random
-values.
+change). When the value is plain it is made by msgspec's encoder instead: strings, integers (of any size),
+booleans and None, in lists, tuples and dicts with string keys. An order's audit entry then takes 1.4 µs, not
+4.9-6.6 µs, the check for plainness included. Anything else goes to the standard library as before: a float, a
+date, a Decimal, an enum, a key that is not a string. So does a string msgspec cannot encode (a lone surrogate).
+`tests/core/test_jsontext.py` compares both on random values.
 """
 
 from __future__ import annotations

@@ -41,6 +41,6 @@ def dumps(value: Any, *, sort_keys: bool = False) -> str:
     if _plain(value):
         try:
             return (_SORTED if sort_keys else _AS_IS).encode(value).decode()
-        except (msgspec.EncodeError, OverflowError, UnicodeEncodeError):
+        except UnicodeEncodeError:  # a lone surrogate, which the standard library writes as it is
             pass
     return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, default=str)

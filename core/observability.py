@@ -49,8 +49,8 @@ def count_on_commit(ses: AsyncSession, counter: Counter, **labels: str) -> None:
         def flush(session: Any) -> None:
             if session.in_nested_transaction():
                 return
-            # Summed per counter and labels first (in C: `collections.Counter`), a batch of orders counts the same
-            # few series hundreds of times.
+            # Summed per counter and labels first (by `collections.Counter`, in C): a batch of orders counts the
+            # same few series hundreds of times.
             for (c, lab_items), n in collections.Counter(session.info.pop("metrics_pending", [])).items():
                 (c.labels(**dict(lab_items)) if lab_items else c).inc(n)
 
